@@ -1,0 +1,44 @@
+-- tenant_guard: catalog tables. Runs first in CREATE EXTENSION.
+
+-- The schema belongs to the extension, so DROP EXTENSION removes it too.
+CREATE SCHEMA tenant_guard;
+
+-- Application roles must be able to call set_context and the accessors.
+GRANT USAGE ON SCHEMA tenant_guard TO PUBLIC;
+
+-- The key ring. Secrets never leave this table except through sign() and the
+-- verification path, both of which read it with the extension owner's rights.
+CREATE TABLE tenant_guard.keys (
+    kid         text        PRIMARY KEY CHECK (kid <> ''),
+    algorithm   text        NOT NULL CHECK (algorithm IN ('HS256', 'HS384', 'HS512')),
+    secret      bytea       NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz,
+    retired_at  timestamptz
+);
+REVOKE ALL ON tenant_guard.keys FROM PUBLIC;
+COMMENT ON TABLE tenant_guard.keys IS
+  'tenant_guard key ring (secrets: readable by the extension owner only; dumped by pg_dump)';
+-- pg_dump keeps the rows (so a restored database still verifies tokens).
+SELECT pg_catalog.pg_extension_config_dump('tenant_guard.keys', '');
+
+-- Key metadata without secrets, for monitoring and rotation.
+CREATE VIEW tenant_guard.key_status AS
+SELECT kid, algorithm, created_at, expires_at, retired_at,
+       CASE WHEN retired_at IS NOT NULL THEN 'retired'
+            WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired'
+            ELSE 'active' END AS status
+  FROM tenant_guard.keys;
+REVOKE ALL ON tenant_guard.key_status FROM PUBLIC;
+COMMENT ON VIEW tenant_guard.key_status IS 'tenant_guard keys without their secrets';
+
+-- The optional tenant registry (at most one row).
+CREATE TABLE tenant_guard.registry (
+    singleton     boolean  PRIMARY KEY DEFAULT true CHECK (singleton),
+    tenant_table  regclass NOT NULL,
+    id_column     name     NOT NULL,
+    active_column name
+);
+REVOKE ALL ON tenant_guard.registry FROM PUBLIC;
+COMMENT ON TABLE tenant_guard.registry IS 'tenant_guard tenant registry (see use_registry)';
+SELECT pg_catalog.pg_extension_config_dump('tenant_guard.registry', '');

@@ -1,0 +1,143 @@
+//! Every `tenant_guard.*` setting, registered in one place.
+//!
+//! Two families:
+//! * **Verification rules** (`tenant_claim`, `leeway`, ...): `PGC_SUSET`, so
+//!   only a superuser (or a role granted `SET` on the parameter) can loosen
+//!   them; an application role cannot switch off `exp` checking for itself.
+//! * **Context** (`context_*`): the verified tenant, user and claims of this
+//!   session. Also `PGC_SUSET`: a non-superuser's `SET`, `set_config`,
+//!   `ALTER ROLE ... SET` and function `SET` clauses are all refused by
+//!   PostgreSQL itself, and only `set_context` (which verifies a token first)
+//!   writes them, through `set_config_option` with `PGC_SUSET` rights. They
+//!   may not be put in a configuration file (a tenant for everyone), and they
+//!   are not excluded from `RESET ALL`, so `RESET ALL` / `DISCARD ALL` clear
+//!   them: clearing only ever fails closed.
+//!
+//! The prefix is reserved (`MarkGUCPrefixReserved`), which also discards any
+//! placeholder a session `SET` before this library was loaded.
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+use std::ffi::{CStr, CString};
+
+pub static TENANT_CLAIM: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
+pub static LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(30);
+pub static REQUIRE_EXP: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static MAX_TOKEN_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static MAX_TOKEN_BYTES: GucSetting<i32> = GucSetting::<i32>::new(8192);
+pub static LOG_CONTEXT: GucSetting<bool> = GucSetting::<bool>::new(false);
+
+pub static CONTEXT_TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CONTEXT_USER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CONTEXT_CLAIMS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CONTEXT_KID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// Names of the context settings, in the order `set_context` writes them.
+pub const CONTEXT_TENANT_NAME: &CStr = c"tenant_guard.context_tenant";
+pub const CONTEXT_USER_NAME: &CStr = c"tenant_guard.context_user";
+pub const CONTEXT_CLAIMS_NAME: &CStr = c"tenant_guard.context_claims";
+pub const CONTEXT_KID_NAME: &CStr = c"tenant_guard.context_kid";
+
+pub fn init() {
+    let rules = GucFlags::default();
+    GucRegistry::define_string_guc(
+        c"tenant_guard.tenant_claim",
+        c"Name of the token claim that holds the tenant id.",
+        c"A string or integer claim; required in every non-bypass token.",
+        &TENANT_CLAIM,
+        GucContext::Suset,
+        rules,
+    );
+    GucRegistry::define_int_guc(
+        c"tenant_guard.leeway",
+        c"Clock skew tolerated when checking exp, nbf and iat.",
+        c"",
+        &LEEWAY,
+        0,
+        3600,
+        GucContext::Suset,
+        rules | GucFlags::UNIT_S,
+    );
+    GucRegistry::define_bool_guc(
+        c"tenant_guard.require_exp",
+        c"Refuse tokens without an exp claim.",
+        c"",
+        &REQUIRE_EXP,
+        GucContext::Suset,
+        rules,
+    );
+    GucRegistry::define_string_guc(
+        c"tenant_guard.issuer",
+        c"When set, a token's iss claim must equal it.",
+        c"",
+        &ISSUER,
+        GucContext::Suset,
+        rules,
+    );
+    GucRegistry::define_string_guc(
+        c"tenant_guard.audience",
+        c"When set, a token's aud claim (string or array) must contain it.",
+        c"",
+        &AUDIENCE,
+        GucContext::Suset,
+        rules,
+    );
+    GucRegistry::define_int_guc(
+        c"tenant_guard.max_token_lifetime",
+        c"Longest accepted token lifetime (exp - iat); 0 means no limit.",
+        c"",
+        &MAX_TOKEN_LIFETIME,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        rules | GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"tenant_guard.max_token_bytes",
+        c"Tokens longer than this are refused before any decoding.",
+        c"",
+        &MAX_TOKEN_BYTES,
+        64,
+        1024 * 1024,
+        GucContext::Suset,
+        rules | GucFlags::UNIT_BYTE,
+    );
+    GucRegistry::define_bool_guc(
+        c"tenant_guard.log_context",
+        c"Log every accepted set_context at LOG, not only rejections.",
+        c"",
+        &LOG_CONTEXT,
+        GucContext::Suset,
+        rules,
+    );
+
+    // Context: written only by set_context / clear_context.
+    let ctx = GucFlags::DISALLOW_IN_FILE | GucFlags::DISALLOW_IN_AUTO_FILE | GucFlags::NO_SHOW_ALL;
+    let define_ctx = |name: &'static CStr, desc: &'static CStr, setting: &'static GucSetting<Option<CString>>| {
+        GucRegistry::define_string_guc(
+            name,
+            desc,
+            c"Set only by tenant_guard.set_context after verifying a signed token.",
+            setting,
+            GucContext::Suset,
+            ctx,
+        )
+    };
+    define_ctx(CONTEXT_TENANT_NAME, c"Verified tenant of this session.", &CONTEXT_TENANT);
+    define_ctx(CONTEXT_USER_NAME, c"Verified user (sub) of this session.", &CONTEXT_USER);
+    define_ctx(CONTEXT_CLAIMS_NAME, c"Verified claims of this session, as JSON.", &CONTEXT_CLAIMS);
+    define_ctx(CONTEXT_KID_NAME, c"Key that verified this session's token.", &CONTEXT_KID);
+
+    // SAFETY: called from _PG_init with a static, NUL-terminated prefix.
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"tenant_guard".as_ptr()) };
+}
+
+/// Reads a string setting, treating unset and empty alike.
+pub fn text(setting: &GucSetting<Option<CString>>) -> Option<String> {
+    setting
+        .get()
+        .and_then(|c| c.into_string().ok())
+        .filter(|s| !s.is_empty())
+}

@@ -1,0 +1,210 @@
+//! The key ring: storage, management functions and the per-backend cache.
+//!
+//! Keys live in `tenant_guard.keys`, which no application role can read
+//! (`REVOKE ALL ... FROM PUBLIC`). Every read and write goes through
+//! [`as_owner`], so granting `EXECUTE` on `add_key` to a key-admin role is
+//! enough to let it manage keys without ever `SELECT`ing secrets.
+//!
+//! Cache: a backend loads the active keys (and the registry settings) once
+//! and keeps them until a change is announced. Any change to the two tables,
+//! by these functions or by hand, fires a statement trigger that queues a
+//! relcache invalidation for the table; PostgreSQL delivers it to every
+//! backend at its next transaction start (and to this one at its next
+//! command), and the callback drops the cache. So a retired key stops
+//! verifying in all sessions from their next transaction on. Key expiry
+//! needs no invalidation: it is checked against the clock on every use.
+
+use crate::catalog::as_owner;
+use crate::error::{invalid_parameter, spi, undefined_object, Code, Failure};
+use crate::registry::Registry;
+use crate::token::{self, Alg, Key};
+use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// What set_context needs from the catalog, cached per backend.
+pub struct Ring {
+    pub keys: Vec<Key>,
+    pub registry: Option<Registry>,
+}
+
+thread_local! {
+    static RING: RefCell<Option<Rc<Ring>>> = const { RefCell::new(None) };
+}
+
+/// Registers the invalidation callback. Called once from `_PG_init`.
+pub fn init() {
+    // SAFETY: registering a callback with a 'static function pointer.
+    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_inval), pg_sys::Datum::from(0)) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relcache_inval(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+    // Any relcache invalidation may concern our tables (or be a full reset
+    // with relid 0); reloading costs one small query, so drop the cache
+    // without checking which relation it was. Must not run SQL here.
+    RING.with(|r| r.borrow_mut().take());
+}
+
+/// The cached ring, loaded on first use after an invalidation.
+pub fn ring() -> Rc<Ring> {
+    if let Some(r) = RING.with(|r| r.borrow().clone()) {
+        return r;
+    }
+    let loaded = Rc::new(as_owner(load));
+    RING.with(|r| *r.borrow_mut() = Some(loaded.clone()));
+    loaded
+}
+
+fn load() -> Ring {
+    let keys = Spi::connect(|c| {
+        let rows = spi(c.select(
+            "SELECT kid, algorithm, secret, extract(epoch FROM expires_at)::float8 \
+               FROM tenant_guard.keys WHERE retired_at IS NULL ORDER BY kid",
+            None,
+            &[],
+        ));
+        rows.map(|row| {
+            let kid: String = spi(row.get(1)).unwrap_or_default();
+            let alg: String = spi(row.get(2)).unwrap_or_default();
+            let secret: Vec<u8> = spi(row.get(3)).unwrap_or_default();
+            let expires_at: Option<f64> = spi(row.get(4));
+            Key {
+                kid,
+                // The table's CHECK constraint admits only the three names.
+                alg: Alg::parse(&alg).unwrap_or(Alg::Hs512),
+                secret,
+                expires_at,
+            }
+        })
+        .collect::<Vec<_>>()
+    });
+    Ring { keys, registry: crate::registry::load() }
+}
+
+/// Seconds since the Unix epoch, from the system clock.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+#[pg_schema]
+mod tenant_guard {
+    use pgrx::prelude::*;
+
+    /// Statement trigger on `tenant_guard.keys` and `tenant_guard.registry`:
+    /// tells every backend to drop its cached ring.
+    #[pg_trigger]
+    fn config_changed<'a>(
+        trigger: &'a pgrx::PgTrigger<'a>,
+    ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
+        let relid = trigger.relid()?;
+        // SAFETY: queues a transactional invalidation message for relid.
+        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+        Ok(None)
+    }
+}
+
+/// Adds a signing/verification key to the ring.
+///
+/// The secret must be at least as long as the hash output (RFC 7518 §3.2):
+/// 32 bytes for HS256, 48 for HS384, 64 for HS512. Several keys may be active
+/// at once; tokens choose one with their `kid` header.
+#[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
+fn add_key(
+    kid: &str,
+    secret: &[u8],
+    algorithm: default!(&str, "'HS256'"),
+    expires_at: default!(Option<pgrx::datum::TimestampWithTimeZone>, "NULL"),
+) {
+    if kid.is_empty() {
+        invalid_parameter("kid must not be empty").raise();
+    }
+    let alg = Alg::parse(algorithm).unwrap_or_else(|| {
+        invalid_parameter(format!("unsupported algorithm \"{algorithm}\""))
+            .hint("Use HS256, HS384 or HS512.")
+            .raise()
+    });
+    if let Err(why) = token::check_secret(alg, secret) {
+        invalid_parameter("secret is too short")
+            .detail(why)
+            .hint("Generate one with gen_random_bytes(64) from pgcrypto, or any CSPRNG.")
+            .raise();
+    }
+    as_owner(|| {
+        let exists = spi(Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM tenant_guard.keys WHERE kid = $1)",
+            &[kid.into()],
+        ))
+        .unwrap_or(false);
+        if exists {
+            Failure::new(Code::ERRCODE_DUPLICATE_OBJECT, format!("key \"{kid}\" already exists"))
+                .hint("A kid is never reused; add the new key under a new kid.")
+                .raise();
+        }
+        let past = spi(Spi::get_one_with_args::<bool>(
+            "SELECT $1 <= pg_catalog.now()",
+            &[expires_at.into()],
+        ))
+        .unwrap_or(false);
+        if past {
+            invalid_parameter("expires_at is in the past").raise();
+        }
+        spi(Spi::run_with_args(
+            "INSERT INTO tenant_guard.keys (kid, algorithm, secret, expires_at) VALUES ($1, $2, $3, $4)",
+            &[kid.into(), alg.as_str().into(), secret.into(), expires_at.into()],
+        ));
+    });
+}
+
+/// Retires a key: from the next transaction on, in every session, tokens
+/// signed with it verify nothing. Retiring a retired key does nothing.
+#[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
+fn retire_key(kid: &str) {
+    as_owner(|| {
+        let state = spi(Spi::get_one_with_args::<bool>(
+            "SELECT retired_at IS NOT NULL FROM tenant_guard.keys WHERE kid = $1",
+            &[kid.into()],
+        ));
+        match state {
+            None => undefined_object(format!("key \"{kid}\" does not exist")).raise(),
+            Some(true) => notice!("key \"{kid}\" is already retired"),
+            Some(false) => spi(Spi::run_with_args(
+                "UPDATE tenant_guard.keys SET retired_at = pg_catalog.now() WHERE kid = $1",
+                &[kid.into()],
+            )),
+        }
+    });
+}
+
+/// Mints a token over `claims` with the key `kid` (or the only active key).
+///
+/// For tests, psql sessions and SQL-side jobs. Not executable by PUBLIC:
+/// whoever can call it can become any tenant.
+#[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
+fn sign(claims: pgrx::JsonB, kid: default!(Option<&str>, "NULL")) -> String {
+    let serde_json::Value::Object(map) = claims.0 else {
+        invalid_parameter("claims must be a JSON object").raise()
+    };
+    let ring = ring();
+    let t = now();
+    let mut active = ring.keys.iter().filter(|k| k.expires_at.is_none_or(|e| t < e));
+    let key = match kid {
+        Some(kid) => active
+            .find(|k| k.kid == kid)
+            .unwrap_or_else(|| undefined_object(format!("no active key has kid \"{kid}\"")).raise()),
+        None => match (active.next(), active.next()) {
+            (Some(k), None) => k,
+            (None, _) => undefined_object("no signing key is active")
+                .hint("Add one with tenant_guard.add_key.")
+                .raise(),
+            (Some(_), Some(_)) => invalid_parameter("several keys are active")
+                .hint("Name one: tenant_guard.sign(claims, kid => '...').")
+                .raise(),
+        },
+    };
+    token::sign(&map, key)
+}
+

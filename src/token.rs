@@ -1,0 +1,1034 @@
+//! Compact JWS (RFC 7515) / JWT (RFC 7519) verification and signing with HMAC.
+//!
+//! This module is pure Rust: it knows nothing of PostgreSQL, so every rule
+//! below is unit-tested with plain `#[test]`s and fuzzed directly.
+//!
+//! Invariants, each a security decision:
+//! * The size limit is checked before any decoding, so an attacker cannot make
+//!   the server decode or hash megabytes per call.
+//! * Only `HS256`, `HS384` and `HS512` exist. `alg: none`, asymmetric
+//!   algorithms (the classic "algorithm confusion" attack uses an RSA public
+//!   key as an HMAC secret) and unknown names are refused, and the header's
+//!   `alg` must equal the algorithm registered with the key: the token never
+//!   chooses how it is checked.
+//! * `crit` is refused outright: we implement no JWS extension, and RFC 7515
+//!   §4.1.11 requires rejecting tokens whose critical extensions we do not
+//!   understand.
+//! * The MAC is compared in constant time (`Mac::verify_slice`).
+//! * base64url is decoded strictly (no padding, no stray bits), so a token has
+//!   exactly one encoding and a signature cannot be re-encoded.
+//! * JSON objects with duplicate member names are refused (RFC 7515 §5.2 lets
+//!   us; otherwise two parsers could disagree on which `tenant_id` counts), and
+//!   so is any string containing U+0000, which neither a GUC nor `jsonb` can
+//!   hold.
+//! * Signature before claims: nothing in the payload is interpreted until the
+//!   MAC has been verified.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sha2::{Sha256, Sha384, Sha512};
+use std::fmt;
+
+/// The HMAC algorithms tenant_guard accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alg {
+    Hs256,
+    Hs384,
+    Hs512,
+}
+
+impl Alg {
+    /// Parses a JOSE algorithm name exactly as written (`HS256`, not `hs256`).
+    pub fn parse(name: &str) -> Option<Alg> {
+        match name {
+            "HS256" => Some(Alg::Hs256),
+            "HS384" => Some(Alg::Hs384),
+            "HS512" => Some(Alg::Hs512),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Alg::Hs256 => "HS256",
+            Alg::Hs384 => "HS384",
+            Alg::Hs512 => "HS512",
+        }
+    }
+
+    /// RFC 7518 §3.2: "A key of the same size as the hash output ... or
+    /// larger MUST be used with this algorithm."
+    pub fn min_key_len(self) -> usize {
+        match self {
+            Alg::Hs256 => 32,
+            Alg::Hs384 => 48,
+            Alg::Hs512 => 64,
+        }
+    }
+
+    fn mac(self, secret: &[u8], input: &[u8]) -> Vec<u8> {
+        match self {
+            Alg::Hs256 => mac_with::<Hmac<Sha256>>(secret, input),
+            Alg::Hs384 => mac_with::<Hmac<Sha384>>(secret, input),
+            Alg::Hs512 => mac_with::<Hmac<Sha512>>(secret, input),
+        }
+    }
+
+    fn verify(self, secret: &[u8], input: &[u8], sig: &[u8]) -> bool {
+        match self {
+            Alg::Hs256 => verify_with::<Hmac<Sha256>>(secret, input, sig),
+            Alg::Hs384 => verify_with::<Hmac<Sha384>>(secret, input, sig),
+            Alg::Hs512 => verify_with::<Hmac<Sha512>>(secret, input, sig),
+        }
+    }
+}
+
+fn mac_with<M: Mac + hmac::digest::KeyInit>(secret: &[u8], input: &[u8]) -> Vec<u8> {
+    // HMAC accepts keys of any length: new_from_slice cannot fail.
+    let mut m = <M as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    m.update(input);
+    m.finalize().into_bytes().to_vec()
+}
+
+fn verify_with<M: Mac + hmac::digest::KeyInit>(secret: &[u8], input: &[u8], sig: &[u8]) -> bool {
+    let mut m = <M as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    m.update(input);
+    // Constant-time comparison; a wrong length is rejected without comparing.
+    m.verify_slice(sig).is_ok()
+}
+
+/// Checks a secret proposed for a key. Returns the complaint, if any.
+pub fn check_secret(alg: Alg, secret: &[u8]) -> Result<(), String> {
+    if secret.len() < alg.min_key_len() {
+        return Err(format!(
+            "{} needs a secret of at least {} bytes (RFC 7518 section 3.2); this one has {}",
+            alg.as_str(),
+            alg.min_key_len(),
+            secret.len()
+        ));
+    }
+    Ok(())
+}
+
+/// A verification key as loaded from the key ring.
+#[derive(Clone)]
+pub struct Key {
+    pub kid: String,
+    pub alg: Alg,
+    pub secret: Vec<u8>,
+    /// Unix seconds after which the key verifies nothing; `None`: no expiry.
+    pub expires_at: Option<f64>,
+}
+
+impl fmt::Debug for Key {
+    // Never print the secret, not even in a test failure.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("secret", &"<hidden>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl Key {
+    fn active_at(&self, now: f64) -> bool {
+        self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+/// The checks a deployment configures (the `tenant_guard.*` settings).
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub tenant_claim: String,
+    pub leeway: f64,
+    pub require_exp: bool,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    /// Longest accepted `exp - iat` (or `exp - now` without `iat`), seconds.
+    pub max_lifetime: Option<f64>,
+    pub max_bytes: usize,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            tenant_claim: "tenant_id".into(),
+            leeway: 30.0,
+            require_exp: true,
+            issuer: None,
+            audience: None,
+            max_lifetime: None,
+            max_bytes: 8192,
+        }
+    }
+}
+
+/// What a valid token establishes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub kid: String,
+    pub tenant: Option<String>,
+    pub user: Option<String>,
+    /// Every claim, as a JSON object.
+    pub claims: Map<String, Value>,
+}
+
+/// Why a token was refused. `Display` is the one-line reason; `detail` the why.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rejection {
+    TooLarge { len: usize, max: usize },
+    Malformed(String),
+    AlgNone,
+    UnsupportedAlg(String),
+    Crit,
+    NoKeys,
+    AmbiguousKey { active: usize },
+    UnknownKey(String),
+    AlgMismatch { token: String, key: Alg },
+    BadSignature,
+    BadClaim { claim: String, expected: &'static str },
+    MissingExp,
+    Expired { exp: f64, now: f64, leeway: f64 },
+    NotYetValid { nbf: f64, now: f64, leeway: f64 },
+    IssuedInFuture { iat: f64, now: f64, leeway: f64 },
+    LifetimeTooLong { lifetime: f64, max: f64 },
+    WrongIssuer { got: Option<String> },
+    WrongAudience,
+    MissingTenant { claim: String },
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Rejection::*;
+        let s = match self {
+            TooLarge { .. } => "token is too large",
+            Malformed(_) => "token is malformed",
+            AlgNone => "unsigned tokens (alg \"none\") are not accepted",
+            UnsupportedAlg(_) => "token algorithm is not supported",
+            Crit => "token header lists critical extensions",
+            NoKeys => "no signing key is active",
+            AmbiguousKey { .. } => "token header has no kid",
+            UnknownKey(_) => "token key is unknown, retired or expired",
+            AlgMismatch { .. } => "token algorithm does not match its key",
+            BadSignature => "token signature does not match",
+            BadClaim { .. } => "token claim has the wrong type",
+            MissingExp => "token has no exp claim",
+            Expired { .. } => "token has expired",
+            NotYetValid { .. } => "token is not yet valid",
+            IssuedInFuture { .. } => "token was issued in the future",
+            LifetimeTooLong { .. } => "token lifetime is too long",
+            WrongIssuer { .. } => "token issuer is not accepted",
+            WrongAudience => "token audience is not accepted",
+            MissingTenant { .. } => "token has no tenant claim",
+        };
+        f.write_str(s)
+    }
+}
+
+impl Rejection {
+    /// The DETAIL line. Never contains the token, a signature or a secret;
+    /// claim values echoed back are clipped.
+    pub fn detail(&self) -> String {
+        use Rejection::*;
+        match self {
+            TooLarge { len, max } => {
+                format!("the token is {len} bytes; tenant_guard.max_token_bytes is {max}")
+            }
+            Malformed(why) => why.clone(),
+            AlgNone => "the header says alg \"none\"".into(),
+            UnsupportedAlg(a) => format!(
+                "the header says alg \"{}\"; only HS256, HS384 and HS512 are accepted",
+                clip(a)
+            ),
+            Crit => "no JWS extension is supported, so a token with \"crit\" is refused".into(),
+            NoKeys => "the key ring has no active key".into(),
+            AmbiguousKey { active } => format!(
+                "{active} keys are active, so the header must name one with \"kid\""
+            ),
+            UnknownKey(kid) => format!("no active key has kid \"{}\"", clip(kid)),
+            AlgMismatch { token, key } => format!(
+                "the header says alg \"{}\" but the key is registered for {}",
+                clip(token),
+                key.as_str()
+            ),
+            BadSignature => "the HMAC does not verify with the key named by the token".into(),
+            BadClaim { claim, expected } => {
+                format!("claim \"{}\" must be {expected}", clip(claim))
+            }
+            MissingExp => "tenant_guard.require_exp is on, so every token needs exp".into(),
+            Expired { exp, now, leeway } => format!(
+                "exp {exp} is {} s before now ({now}); leeway is {leeway} s",
+                (now - exp).round()
+            ),
+            NotYetValid { nbf, now, leeway } => format!(
+                "nbf {nbf} is {} s after now ({now}); leeway is {leeway} s",
+                (nbf - now).round()
+            ),
+            IssuedInFuture { iat, now, leeway } => format!(
+                "iat {iat} is {} s after now ({now}); leeway is {leeway} s",
+                (iat - now).round()
+            ),
+            LifetimeTooLong { lifetime, max } => format!(
+                "the token lives {lifetime} s; tenant_guard.max_token_lifetime is {max} s"
+            ),
+            WrongIssuer { got: Some(g) } => format!(
+                "iss \"{}\" is not the value of tenant_guard.issuer",
+                clip(g)
+            ),
+            WrongIssuer { got: None } => "tenant_guard.issuer is set but the token has no iss".into(),
+            WrongAudience => "aud does not contain the value of tenant_guard.audience".into(),
+            MissingTenant { claim } => format!(
+                "claim \"{}\" (tenant_guard.tenant_claim) is required",
+                clip(claim)
+            ),
+        }
+    }
+}
+
+/// Values from the token shown back in messages are clipped to 64 characters.
+fn clip(s: &str) -> String {
+    const MAX: usize = 64;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+fn malformed(why: impl Into<String>) -> Rejection {
+    Rejection::Malformed(why.into())
+}
+
+/// Decodes one base64url segment (no padding, canonical trailing bits).
+fn b64(part: &[u8], what: &str) -> Result<Vec<u8>, Rejection> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| malformed(format!("the {what} is not valid unpadded base64url")))
+}
+
+/// Parses a JSON object, refusing duplicate member names and U+0000.
+pub fn parse_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, Rejection> {
+    match serde_json::from_slice::<Strict>(bytes) {
+        Ok(Strict(Value::Object(m))) => Ok(m),
+        Ok(_) => Err(malformed(format!("the {what} is not a JSON object"))),
+        Err(e) => {
+            let msg = e.to_string();
+            if let Some(rest) = msg.strip_prefix(DUP_PREFIX) {
+                let name = rest.split(" at line").next().unwrap_or(rest);
+                Err(malformed(format!(
+                    "the {what} has duplicate member {}",
+                    clip(name)
+                )))
+            } else if msg.starts_with(NUL_MSG) {
+                Err(malformed(format!("the {what} contains a NUL character")))
+            } else {
+                Err(malformed(format!("the {what} is not valid JSON")))
+            }
+        }
+    }
+}
+
+const DUP_PREFIX: &str = "duplicate member ";
+const NUL_MSG: &str = "string contains NUL";
+
+/// A `serde_json::Value` that refuses duplicate keys and NUL characters.
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+fn no_nul<E: de::Error>(s: &str) -> Result<(), E> {
+    if s.contains('\0') {
+        Err(E::custom(NUL_MSG))
+    } else {
+        Ok(())
+    }
+}
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        no_nul(v)?;
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        no_nul(&v)?;
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut v = Vec::new();
+        while let Some(Strict(x)) = seq.next_element()? {
+            v.push(x);
+        }
+        Ok(Value::Array(v))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut m = Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            no_nul(&k)?;
+            if m.contains_key(&k) {
+                return Err(de::Error::custom(format!("{DUP_PREFIX}\"{k}\"")));
+            }
+            let Strict(v) = map.next_value()?;
+            m.insert(k, v);
+        }
+        Ok(Value::Object(m))
+    }
+}
+
+/// Reads an optional NumericDate claim (RFC 7519 §2: a JSON number).
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, Rejection> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n.as_f64().map(Some).ok_or(Rejection::BadClaim {
+            claim: name.into(),
+            expected: "a number of seconds since 1970",
+        }),
+        Some(_) => Err(Rejection::BadClaim {
+            claim: name.into(),
+            expected: "a number of seconds since 1970",
+        }),
+    }
+}
+
+/// Reads an identifier claim that may be a string or an integer.
+pub fn id_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<String>, Rejection> {
+    let bad = || Rejection::BadClaim {
+        claim: name.into(),
+        expected: "a non-empty string or an integer",
+    };
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
+        Some(_) => Err(bad()),
+    }
+}
+
+/// Splits a compact JWS into its three segments, checking the shape only.
+fn split(token: &[u8]) -> Result<[&[u8]; 3], Rejection> {
+    let mut parts = token.split(|&b| b == b'.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(p), Some(s), None) if !h.is_empty() && !s.is_empty() => Ok([h, p, s]),
+        _ => Err(malformed(
+            "expected a compact JWS: three base64url segments separated by two dots",
+        )),
+    }
+}
+
+/// Verifies `token` against the active keys and the deployment's rules at
+/// time `now` (Unix seconds). Returns the established identity or why not.
+pub fn verify(token: &[u8], keys: &[Key], rules: &Rules, now: f64) -> Result<Verified, Rejection> {
+    // Size first: nothing is decoded or hashed for an oversized token.
+    if token.len() > rules.max_bytes {
+        return Err(Rejection::TooLarge {
+            len: token.len(),
+            max: rules.max_bytes,
+        });
+    }
+    let [h64, p64, s64] = split(token)?;
+    let header = parse_object(&b64(h64, "header")?, "header")?;
+
+    let alg_name = match header.get("alg") {
+        Some(Value::String(a)) => a.as_str(),
+        Some(_) => return Err(malformed("the header's \"alg\" is not a string")),
+        None => return Err(malformed("the header has no \"alg\"")),
+    };
+    if alg_name.eq_ignore_ascii_case("none") {
+        return Err(Rejection::AlgNone);
+    }
+    let token_alg = Alg::parse(alg_name).ok_or_else(|| Rejection::UnsupportedAlg(alg_name.into()))?;
+    if header.contains_key("crit") {
+        return Err(Rejection::Crit);
+    }
+
+    let key = pick_key(&header, keys, now)?;
+    if key.alg != token_alg {
+        return Err(Rejection::AlgMismatch {
+            token: alg_name.into(),
+            key: key.alg,
+        });
+    }
+    let sig = b64(s64, "signature")?;
+    let signing_input = &token[..h64.len() + 1 + p64.len()];
+    if !key.alg.verify(&key.secret, signing_input, &sig) {
+        return Err(Rejection::BadSignature);
+    }
+
+    // Authentic from here on; now check what it claims.
+    let claims = parse_object(&b64(p64, "payload")?, "payload")?;
+    check_times(&claims, rules, now)?;
+    check_issuer_audience(&claims, rules)?;
+    let tenant = id_claim(&claims, &rules.tenant_claim)?;
+    let user = id_claim(&claims, "sub")?;
+    Ok(Verified {
+        kid: key.kid.clone(),
+        tenant,
+        user,
+        claims,
+    })
+}
+
+fn pick_key<'k>(header: &Map<String, Value>, keys: &'k [Key], now: f64) -> Result<&'k Key, Rejection> {
+    match header.get("kid") {
+        Some(Value::String(kid)) => keys
+            .iter()
+            .find(|k| &k.kid == kid && k.active_at(now))
+            .ok_or_else(|| Rejection::UnknownKey(kid.clone())),
+        Some(_) => Err(malformed("the header's \"kid\" is not a string")),
+        None => {
+            let mut active = keys.iter().filter(|k| k.active_at(now));
+            match (active.next(), active.next()) {
+                (Some(k), None) => Ok(k),
+                (None, _) => Err(Rejection::NoKeys),
+                (Some(_), Some(_)) => Err(Rejection::AmbiguousKey {
+                    active: keys.iter().filter(|k| k.active_at(now)).count(),
+                }),
+            }
+        }
+    }
+}
+
+fn check_times(claims: &Map<String, Value>, rules: &Rules, now: f64) -> Result<(), Rejection> {
+    let leeway = rules.leeway;
+    let exp = numeric_date(claims, "exp")?;
+    let nbf = numeric_date(claims, "nbf")?;
+    let iat = numeric_date(claims, "iat")?;
+    match exp {
+        Some(exp) if now > exp + leeway => return Err(Rejection::Expired { exp, now, leeway }),
+        None if rules.require_exp || rules.max_lifetime.is_some() => {
+            return Err(Rejection::MissingExp)
+        }
+        _ => {}
+    }
+    if let Some(nbf) = nbf {
+        if nbf > now + leeway {
+            return Err(Rejection::NotYetValid { nbf, now, leeway });
+        }
+    }
+    if let Some(iat) = iat {
+        if iat > now + leeway {
+            return Err(Rejection::IssuedInFuture { iat, now, leeway });
+        }
+    }
+    if let (Some(max), Some(exp)) = (rules.max_lifetime, exp) {
+        let lifetime = exp - iat.unwrap_or(now);
+        if lifetime > max {
+            return Err(Rejection::LifetimeTooLong { lifetime, max });
+        }
+    }
+    Ok(())
+}
+
+fn check_issuer_audience(claims: &Map<String, Value>, rules: &Rules) -> Result<(), Rejection> {
+    if let Some(want) = &rules.issuer {
+        match claims.get("iss") {
+            Some(Value::String(got)) if got == want => {}
+            Some(Value::String(got)) => {
+                return Err(Rejection::WrongIssuer {
+                    got: Some(got.clone()),
+                })
+            }
+            Some(_) => {
+                return Err(Rejection::BadClaim {
+                    claim: "iss".into(),
+                    expected: "a string",
+                })
+            }
+            None => return Err(Rejection::WrongIssuer { got: None }),
+        }
+    }
+    if let Some(want) = &rules.audience {
+        // RFC 7519 §4.1.3: a string or an array of strings.
+        let ok = match claims.get("aud") {
+            Some(Value::String(a)) => a == want,
+            Some(Value::Array(items)) => {
+                if items.iter().any(|v| !v.is_string()) {
+                    return Err(Rejection::BadClaim {
+                        claim: "aud".into(),
+                        expected: "a string or an array of strings",
+                    });
+                }
+                items.iter().any(|v| v.as_str() == Some(want))
+            }
+            Some(_) => {
+                return Err(Rejection::BadClaim {
+                    claim: "aud".into(),
+                    expected: "a string or an array of strings",
+                })
+            }
+            None => false,
+        };
+        if !ok {
+            return Err(Rejection::WrongAudience);
+        }
+    }
+    Ok(())
+}
+
+/// Mints a compact JWS over `claims` with `key`. The header names the key.
+pub fn sign(claims: &Map<String, Value>, key: &Key) -> String {
+    let header = serde_json::json!({"alg": key.alg.as_str(), "typ": "JWT", "kid": key.kid});
+    let h = URL_SAFE_NO_PAD.encode(header.to_string());
+    let p = URL_SAFE_NO_PAD.encode(Value::Object(claims.clone()).to_string());
+    let input = format!("{h}.{p}");
+    let s = URL_SAFE_NO_PAD.encode(key.alg.mac(&key.secret, input.as_bytes()));
+    format!("{input}.{s}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: f64 = 1_900_000_000.0;
+
+    fn key(kid: &str, alg: Alg) -> Key {
+        Key {
+            kid: kid.into(),
+            alg,
+            secret: vec![7u8; alg.min_key_len()],
+            expires_at: None,
+        }
+    }
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn mint(v: Value, k: &Key) -> String {
+        sign(&claims(v), k)
+    }
+
+    fn ok(v: Value) -> String {
+        let mut m = claims(v);
+        m.entry("exp").or_insert(json!(NOW + 60.0));
+        sign(&m, &key("k1", Alg::Hs256))
+    }
+
+    fn check(token: &str) -> Result<Verified, Rejection> {
+        verify(token.as_bytes(), &[key("k1", Alg::Hs256)], &Rules::default(), NOW)
+    }
+
+    /// Builds a token with an arbitrary header, signed with `k`.
+    fn with_header(header: &str, payload: &str, k: &Key) -> String {
+        let h = URL_SAFE_NO_PAD.encode(header);
+        let p = URL_SAFE_NO_PAD.encode(payload);
+        let input = format!("{h}.{p}");
+        let s = URL_SAFE_NO_PAD.encode(k.alg.mac(&k.secret, input.as_bytes()));
+        format!("{input}.{s}")
+    }
+
+    #[test]
+    fn rfc7515_appendix_a1_hs256_verifies() {
+        // RFC 7515 Appendix A.1: the example JWS and its symmetric key.
+        let jwk_k = "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
+        let secret = URL_SAFE_NO_PAD.decode(jwk_k).unwrap();
+        let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9\
+            .eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ\
+            .dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let k = Key { kid: "a1".into(), alg: Alg::Hs256, secret, expires_at: None };
+        // Set the clock aside: evaluate at a moment when exp (1300819380) holds.
+        let rules = Rules { tenant_claim: "iss".into(), ..Rules::default() };
+        let v = verify(token.as_bytes(), &[k.clone()], &rules, 1_300_819_000.0).unwrap();
+        assert_eq!(v.tenant.as_deref(), Some("joe"));
+        assert_eq!(v.claims["http://example.com/is_root"], json!(true));
+        // ... and at today's clock it has long expired.
+        let e = verify(token.as_bytes(), &[k.clone()], &rules, NOW).unwrap_err();
+        assert!(matches!(e, Rejection::Expired { .. }));
+        // One flipped signature character is a bad signature...
+        let bad = token.replace("dBjftJeZ", "dBjftJeY");
+        assert_eq!(
+            verify(bad.as_bytes(), &[k.clone()], &rules, 1_300_819_000.0).unwrap_err(),
+            Rejection::BadSignature
+        );
+        // ... and a last character with stray low bits is not even base64url.
+        let stray = token.replace("EjXk", "EjXl");
+        assert!(matches!(
+            verify(stray.as_bytes(), &[k], &rules, 1_300_819_000.0).unwrap_err(),
+            Rejection::Malformed(_)
+        ));
+    }
+
+    #[test]
+    fn accepts_string_and_integer_tenants() {
+        let v = check(&ok(json!({"tenant_id": "acme", "sub": "u1"}))).unwrap();
+        assert_eq!(v.tenant.as_deref(), Some("acme"));
+        assert_eq!(v.user.as_deref(), Some("u1"));
+        assert_eq!(v.kid, "k1");
+        let v = check(&ok(json!({"tenant_id": 42, "sub": 7}))).unwrap();
+        assert_eq!(v.tenant.as_deref(), Some("42"));
+        assert_eq!(v.user.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn tenant_claim_name_is_configurable() {
+        let rules = Rules { tenant_claim: "org".into(), ..Rules::default() };
+        let t = ok(json!({"org": "o-1"}));
+        let v = verify(t.as_bytes(), &[key("k1", Alg::Hs256)], &rules, NOW).unwrap();
+        assert_eq!(v.tenant.as_deref(), Some("o-1"));
+    }
+
+    #[test]
+    fn tenant_claim_of_wrong_type_is_refused() {
+        for bad in [json!(""), json!(1.5), json!(true), json!(["a"]), json!({"a": 1}), json!(null)] {
+            let e = check(&ok(json!({"tenant_id": bad}))).unwrap_err();
+            assert!(matches!(e, Rejection::BadClaim { .. }), "{bad}: {e:?}");
+        }
+        // Missing is not an error here: the caller decides (bypass tokens).
+        assert_eq!(check(&ok(json!({"sub": "x"}))).unwrap().tenant, None);
+    }
+
+    #[test]
+    fn size_is_checked_before_decoding() {
+        let big = "x".repeat(8193);
+        assert_eq!(check(&big).unwrap_err(), Rejection::TooLarge { len: 8193, max: 8192 });
+        let rules = Rules { max_bytes: 10, ..Rules::default() };
+        let t = ok(json!({"tenant_id": "a"}));
+        let e = verify(t.as_bytes(), &[key("k1", Alg::Hs256)], &rules, NOW).unwrap_err();
+        assert!(matches!(e, Rejection::TooLarge { .. }));
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        for g in ["", "a.b", "a.b.c.d", "..", "a..", "...", "abc", "a.b.c", "e30.e30.", "!!.e30.AA"] {
+            let e = check(g).unwrap_err();
+            assert!(matches!(e, Rejection::Malformed(_)), "{g:?}: {e:?}");
+        }
+        let e = verify(&[0xff, b'.', 0xfe, b'.', 0x80], &[key("k1", Alg::Hs256)], &Rules::default(), NOW)
+            .unwrap_err();
+        assert!(matches!(e, Rejection::Malformed(_)));
+    }
+
+    #[test]
+    fn padded_or_noncanonical_base64_is_refused() {
+        let t = ok(json!({"tenant_id": "a"}));
+        let padded = format!("{t}=");
+        assert!(matches!(check(&padded).unwrap_err(), Rejection::Malformed(_)));
+        let std_alphabet = t.replace('-', "+").replace('_', "/");
+        if std_alphabet != t {
+            assert!(check(&std_alphabet).is_err());
+        }
+    }
+
+    #[test]
+    fn header_must_be_an_object_with_a_supported_alg() {
+        let k = key("k1", Alg::Hs256);
+        let p = format!("{{\"tenant_id\":\"a\",\"exp\":{}}}", NOW + 60.0);
+        let cases = [
+            ("[1,2]", "not a JSON object"),
+            ("\"HS256\"", "not a JSON object"),
+            ("{}", "no \"alg\""),
+            ("{\"alg\":256}", "not a string"),
+            ("{\"alg\":\"HS256\",\"kid\":5}", "\"kid\" is not a string"),
+        ];
+        for (h, want) in cases {
+            match check(&with_header(h, &p, &k)).unwrap_err() {
+                Rejection::Malformed(why) => assert!(why.contains(want), "{h}: {why}"),
+                other => panic!("{h}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn alg_none_and_foreign_algorithms_are_refused() {
+        let k = key("k1", Alg::Hs256);
+        let p = format!("{{\"tenant_id\":\"a\",\"exp\":{}}}", NOW + 60.0);
+        let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode("{\"alg\":\"none\"}"), URL_SAFE_NO_PAD.encode(&p));
+        // An empty signature segment is already refused by the shape check.
+        assert!(check(&none).is_err());
+        let none_sig = format!("{none}AA");
+        assert_eq!(check(&none_sig).unwrap_err(), Rejection::AlgNone);
+        assert_eq!(
+            check(&with_header("{\"alg\":\"nOnE\"}", &p, &k)).unwrap_err(),
+            Rejection::AlgNone
+        );
+        for alg in ["RS256", "ES256", "PS256", "EdDSA", "hs256", "HS1"] {
+            let e = check(&with_header(&format!("{{\"alg\":\"{alg}\"}}"), &p, &k)).unwrap_err();
+            assert_eq!(e, Rejection::UnsupportedAlg(alg.into()));
+        }
+    }
+
+    #[test]
+    fn crit_is_refused() {
+        let k = key("k1", Alg::Hs256);
+        let p = format!("{{\"tenant_id\":\"a\",\"exp\":{}}}", NOW + 60.0);
+        let t = with_header("{\"alg\":\"HS256\",\"crit\":[\"b64\"],\"b64\":false}", &p, &k);
+        assert_eq!(check(&t).unwrap_err(), Rejection::Crit);
+    }
+
+    #[test]
+    fn algorithm_must_match_the_key() {
+        // Same secret registered as HS512, token claims HS256: refused even
+        // though the MAC would verify under the token's choice.
+        let mut k = key("k1", Alg::Hs512);
+        let t = {
+            let mut k256 = k.clone();
+            k256.alg = Alg::Hs256;
+            mint(json!({"tenant_id": "a", "exp": NOW + 60.0}), &k256)
+        };
+        let e = verify(t.as_bytes(), std::slice::from_ref(&k), &Rules::default(), NOW).unwrap_err();
+        assert!(matches!(e, Rejection::AlgMismatch { key: Alg::Hs512, .. }), "{e:?}");
+        k.alg = Alg::Hs256;
+        assert!(verify(t.as_bytes(), &[k], &Rules::default(), NOW).is_ok());
+    }
+
+    #[test]
+    fn each_algorithm_round_trips() {
+        for alg in [Alg::Hs256, Alg::Hs384, Alg::Hs512] {
+            let k = key("k", alg);
+            let t = mint(json!({"tenant_id": "a", "exp": NOW + 1.0}), &k);
+            assert!(verify(t.as_bytes(), &[k], &Rules::default(), NOW).is_ok(), "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn tampering_breaks_the_signature() {
+        let t = ok(json!({"tenant_id": "a"}));
+        let parts: Vec<&str> = t.split('.').collect();
+        let other = URL_SAFE_NO_PAD.encode(format!("{{\"tenant_id\":\"b\",\"exp\":{}}}", NOW + 60.0));
+        let forged = format!("{}.{}.{}", parts[0], other, parts[2]);
+        assert_eq!(check(&forged).unwrap_err(), Rejection::BadSignature);
+        // A truncated signature is a bad signature, not a crash.
+        let short = format!("{}.{}.{}", parts[0], parts[1], &parts[2][..10]);
+        assert!(check(&short).is_err());
+        // Signed with another secret.
+        let mut k = key("k1", Alg::Hs256);
+        k.secret = vec![8u8; 32];
+        let t2 = mint(json!({"tenant_id": "a", "exp": NOW + 60.0}), &k);
+        assert_eq!(check(&t2).unwrap_err(), Rejection::BadSignature);
+    }
+
+    #[test]
+    fn key_selection_by_kid() {
+        let k1 = key("k1", Alg::Hs256);
+        let mut k2 = key("k2", Alg::Hs384);
+        k2.secret = vec![9u8; 48];
+        let ring = [k1.clone(), k2.clone()];
+        let t2 = mint(json!({"tenant_id": "a", "exp": NOW + 60.0}), &k2);
+        assert_eq!(verify(t2.as_bytes(), &ring, &Rules::default(), NOW).unwrap().kid, "k2");
+        let mut k3 = k2.clone();
+        k3.kid = "k3".into();
+        let t3 = mint(json!({"tenant_id": "a", "exp": NOW + 60.0}), &k3);
+        assert_eq!(
+            verify(t3.as_bytes(), &ring, &Rules::default(), NOW).unwrap_err(),
+            Rejection::UnknownKey("k3".into())
+        );
+    }
+
+    #[test]
+    fn missing_kid_needs_exactly_one_active_key() {
+        let k1 = key("k1", Alg::Hs256);
+        let p = format!("{{\"tenant_id\":\"a\",\"exp\":{}}}", NOW + 60.0);
+        let t = with_header("{\"alg\":\"HS256\"}", &p, &k1);
+        assert!(verify(t.as_bytes(), std::slice::from_ref(&k1), &Rules::default(), NOW).is_ok());
+        let k2 = key("k2", Alg::Hs256);
+        assert_eq!(
+            verify(t.as_bytes(), &[k1.clone(), k2.clone()], &Rules::default(), NOW).unwrap_err(),
+            Rejection::AmbiguousKey { active: 2 }
+        );
+        let mut expired = k2;
+        expired.expires_at = Some(NOW - 1.0);
+        assert!(verify(t.as_bytes(), &[k1, expired], &Rules::default(), NOW).is_ok());
+        assert_eq!(verify(t.as_bytes(), &[], &Rules::default(), NOW).unwrap_err(), Rejection::NoKeys);
+    }
+
+    #[test]
+    fn expired_key_verifies_nothing() {
+        let mut k = key("k1", Alg::Hs256);
+        let t = mint(json!({"tenant_id": "a", "exp": NOW + 60.0}), &k);
+        k.expires_at = Some(NOW);
+        assert_eq!(
+            verify(t.as_bytes(), &[k.clone()], &Rules::default(), NOW).unwrap_err(),
+            Rejection::UnknownKey("k1".into())
+        );
+        k.expires_at = Some(NOW + 0.5);
+        assert!(verify(t.as_bytes(), &[k], &Rules::default(), NOW).is_ok());
+    }
+
+    #[test]
+    fn exp_edges_with_leeway() {
+        let k = key("k1", Alg::Hs256);
+        let at = |exp: f64| {
+            let t = mint(json!({"tenant_id": "a", "exp": exp}), &k);
+            verify(t.as_bytes(), std::slice::from_ref(&k), &Rules::default(), NOW)
+        };
+        assert!(at(NOW).is_ok());
+        assert!(at(NOW - 30.0).is_ok(), "exactly at the leeway edge");
+        assert!(matches!(at(NOW - 30.5).unwrap_err(), Rejection::Expired { .. }));
+        assert!(matches!(at(NOW - 3600.0).unwrap_err(), Rejection::Expired { .. }));
+        let strict = Rules { leeway: 0.0, ..Rules::default() };
+        let t = mint(json!({"tenant_id": "a", "exp": NOW - 1.0}), &k);
+        assert!(verify(t.as_bytes(), std::slice::from_ref(&k), &strict, NOW).is_err());
+    }
+
+    #[test]
+    fn nbf_and_iat_edges() {
+        let k = key("k1", Alg::Hs256);
+        let at = |extra: Value| {
+            let mut m = claims(json!({"tenant_id": "a", "exp": NOW + 600.0}));
+            m.extend(claims(extra));
+            let t = sign(&m, &k);
+            verify(t.as_bytes(), std::slice::from_ref(&k), &Rules::default(), NOW)
+        };
+        assert!(at(json!({"nbf": NOW + 30.0})).is_ok());
+        assert!(matches!(at(json!({"nbf": NOW + 31.0})).unwrap_err(), Rejection::NotYetValid { .. }));
+        assert!(at(json!({"iat": NOW + 30.0})).is_ok());
+        assert!(matches!(at(json!({"iat": NOW + 31.0})).unwrap_err(), Rejection::IssuedInFuture { .. }));
+        for bad in [json!({"nbf": "soon"}), json!({"iat": null}), json!({"iat": [1]})] {
+            assert!(matches!(at(bad).unwrap_err(), Rejection::BadClaim { .. }));
+        }
+    }
+
+    #[test]
+    fn exp_required_unless_configured_off() {
+        let k = key("k1", Alg::Hs256);
+        let t = mint(json!({"tenant_id": "a"}), &k);
+        assert_eq!(check(&t).unwrap_err(), Rejection::MissingExp);
+        let lax = Rules { require_exp: false, ..Rules::default() };
+        assert!(verify(t.as_bytes(), std::slice::from_ref(&k), &lax, NOW).is_ok());
+        let t = mint(json!({"tenant_id": "a", "exp": "tomorrow"}), &k);
+        assert!(matches!(check(&t).unwrap_err(), Rejection::BadClaim { .. }));
+    }
+
+    #[test]
+    fn max_lifetime() {
+        let k = key("k1", Alg::Hs256);
+        let rules = Rules { max_lifetime: Some(3600.0), ..Rules::default() };
+        let v = |c: Value| verify(mint(c, &k).as_bytes(), std::slice::from_ref(&k), &rules, NOW);
+        assert!(v(json!({"tenant_id": "a", "iat": NOW, "exp": NOW + 3600.0})).is_ok());
+        assert!(matches!(
+            v(json!({"tenant_id": "a", "iat": NOW, "exp": NOW + 3601.0})).unwrap_err(),
+            Rejection::LifetimeTooLong { .. }
+        ));
+        // Without iat the remaining lifetime counts.
+        assert!(v(json!({"tenant_id": "a", "exp": NOW + 100.0})).is_ok());
+        assert!(v(json!({"tenant_id": "a", "exp": NOW + 7200.0})).is_err());
+        // A lifetime limit needs exp even when require_exp is off.
+        let lax = Rules { require_exp: false, ..rules.clone() };
+        let t = mint(json!({"tenant_id": "a"}), &k);
+        assert_eq!(verify(t.as_bytes(), &[k.clone()], &lax, NOW).unwrap_err(), Rejection::MissingExp);
+    }
+
+    #[test]
+    fn issuer_and_audience() {
+        let k = key("k1", Alg::Hs256);
+        let rules = Rules {
+            issuer: Some("https://auth.example".into()),
+            audience: Some("api".into()),
+            ..Rules::default()
+        };
+        let v = |c: Value| {
+            let mut m = claims(json!({"tenant_id": "a", "exp": NOW + 60.0}));
+            m.extend(claims(c));
+            verify(sign(&m, &k).as_bytes(), std::slice::from_ref(&k), &rules, NOW)
+        };
+        assert!(v(json!({"iss": "https://auth.example", "aud": "api"})).is_ok());
+        assert!(v(json!({"iss": "https://auth.example", "aud": ["web", "api"]})).is_ok());
+        assert_eq!(v(json!({"aud": "api"})).unwrap_err(), Rejection::WrongIssuer { got: None });
+        assert!(matches!(
+            v(json!({"iss": "https://evil", "aud": "api"})).unwrap_err(),
+            Rejection::WrongIssuer { .. }
+        ));
+        assert_eq!(
+            v(json!({"iss": "https://auth.example", "aud": ["web"]})).unwrap_err(),
+            Rejection::WrongAudience
+        );
+        assert_eq!(v(json!({"iss": "https://auth.example"})).unwrap_err(), Rejection::WrongAudience);
+        assert!(matches!(
+            v(json!({"iss": "https://auth.example", "aud": ["api", 3]})).unwrap_err(),
+            Rejection::BadClaim { .. }
+        ));
+        assert!(matches!(
+            v(json!({"iss": 1, "aud": "api"})).unwrap_err(),
+            Rejection::BadClaim { .. }
+        ));
+    }
+
+    #[test]
+    fn duplicate_members_and_nul_are_refused() {
+        let k = key("k1", Alg::Hs256);
+        let exp = NOW + 60.0;
+        let dup = format!("{{\"tenant_id\":\"a\",\"tenant_id\":\"b\",\"exp\":{exp}}}");
+        match check(&with_header("{\"alg\":\"HS256\",\"kid\":\"k1\"}", &dup, &k)).unwrap_err() {
+            Rejection::Malformed(why) => assert!(why.contains("duplicate member \"tenant_id\""), "{why}"),
+            e => panic!("{e:?}"),
+        }
+        let dup_header = format!("{{\"tenant_id\":\"a\",\"exp\":{exp}}}");
+        let t = with_header("{\"alg\":\"HS256\",\"alg\":\"none\"}", &dup_header, &k);
+        assert!(matches!(check(&t).unwrap_err(), Rejection::Malformed(_)));
+        let nested = format!("{{\"tenant_id\":\"a\",\"exp\":{exp},\"x\":{{\"y\":1,\"y\":2}}}}");
+        assert!(check(&with_header("{\"alg\":\"HS256\"}", &nested, &k)).is_err());
+        let nul = format!("{{\"tenant_id\":\"a\\u0000b\",\"exp\":{exp}}}");
+        match check(&with_header("{\"alg\":\"HS256\"}", &nul, &k)).unwrap_err() {
+            Rejection::Malformed(why) => assert!(why.contains("NUL"), "{why}"),
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn payload_must_be_an_object() {
+        let k = key("k1", Alg::Hs256);
+        for p in ["[1]", "42", "\"x\"", "null", "{", "{\"a\":1} x"] {
+            let e = check(&with_header("{\"alg\":\"HS256\"}", p, &k)).unwrap_err();
+            assert!(matches!(e, Rejection::Malformed(_)), "{p}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn secret_length_follows_rfc7518() {
+        assert!(check_secret(Alg::Hs256, &[0; 31]).is_err());
+        assert!(check_secret(Alg::Hs256, &[0; 32]).is_ok());
+        assert!(check_secret(Alg::Hs384, &[0; 47]).is_err());
+        assert!(check_secret(Alg::Hs384, &[0; 48]).is_ok());
+        assert!(check_secret(Alg::Hs512, &[0; 63]).is_err());
+        assert!(check_secret(Alg::Hs512, &[0; 64]).is_ok());
+        assert_eq!(Alg::parse("HS384"), Some(Alg::Hs384));
+        assert_eq!(Alg::parse("hs384"), None);
+    }
+
+    #[test]
+    fn details_never_contain_the_secret_or_signature() {
+        let k = key("k1", Alg::Hs256);
+        let t = mint(json!({"tenant_id": "a", "exp": NOW - 999.0}), &k);
+        let sig = t.rsplit('.').next().unwrap();
+        let e = check(&t).unwrap_err();
+        assert!(!e.detail().contains(sig));
+        assert!(!format!("{k:?}").contains("\u{7}"));
+        let long = "x".repeat(500);
+        let e = Rejection::UnknownKey(long);
+        assert!(e.detail().len() < 120);
+    }
+}
