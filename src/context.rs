@@ -64,9 +64,9 @@ fn refuse(r: &Rejection, kid: Option<&str>) -> ! {
     let f = rejected(r.to_string()).detail(r.detail());
     match r {
         Rejection::NoKeys => f.hint("Add a key with tenant_guard.add_key.").raise(),
-        Rejection::MissingExp => {
-            f.hint("Give the token an exp claim (or set tenant_guard.require_exp = off).").raise()
-        }
+        Rejection::MissingExp => f
+            .hint("Give the token an exp claim (or set tenant_guard.require_exp = off).")
+            .raise(),
         _ => f.raise(),
     }
 }
@@ -75,7 +75,9 @@ fn refuse(r: &Rejection, kid: Option<&str>) -> ! {
 fn header_kid(token: &str) -> Option<String> {
     use base64::Engine;
     let h = token.split('.').next()?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(h)
+        .ok()?;
     let header = token::parse_object(&bytes, "header").ok()?;
     header.get("kid")?.as_str().map(str::to_owned)
 }
@@ -106,23 +108,41 @@ fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> S
     let rules = rules();
     // Size limit before anything else reads the token (header_kid included).
     if token.len() > rules.max_bytes {
-        refuse(&Rejection::TooLarge { len: token.len(), max: rules.max_bytes }, None);
+        refuse(
+            &Rejection::TooLarge {
+                len: token.len(),
+                max: rules.max_bytes,
+            },
+            None,
+        );
     }
     let ring = keys::ring();
     let v = token::verify(token.as_bytes(), &ring.keys, &rules, keys::now())
         .unwrap_or_else(|r| refuse(&r, header_kid(token).as_deref()));
     let Some(tenant) = v.tenant.clone() else {
-        refuse(&Rejection::MissingTenant { claim: rules.tenant_claim.clone() }, Some(&v.kid))
+        refuse(
+            &Rejection::MissingTenant {
+                claim: rules.tenant_claim.clone(),
+            },
+            Some(&v.kid),
+        )
     };
     if let Some(reg) = &ring.registry {
         if let Err(why) = registry::check(reg, &tenant) {
-            log!("tenant_guard: token rejected: tenant not accepted (kid \"{}\"): {why}", v.kid);
+            log!(
+                "tenant_guard: token rejected: tenant not accepted (kid \"{}\"): {why}",
+                v.kid
+            );
             rejected("token tenant is not accepted").detail(why).raise();
         }
     }
     let claims = serde_json::Value::Object(v.claims.clone()).to_string();
     put(gucs::CONTEXT_TENANT_NAME, &tenant, is_local);
-    put(gucs::CONTEXT_USER_NAME, v.user.as_deref().unwrap_or(""), is_local);
+    put(
+        gucs::CONTEXT_USER_NAME,
+        v.user.as_deref().unwrap_or(""),
+        is_local,
+    );
     put(gucs::CONTEXT_CLAIMS_NAME, &claims, is_local);
     put(gucs::CONTEXT_KID_NAME, &v.kid, is_local);
     if gucs::LOG_CONTEXT.get() {
@@ -159,9 +179,12 @@ fn tenant_id() -> Option<String> {
 #[pg_extern(stable, parallel_safe, schema = "tenant_guard")]
 fn require_tenant_id() -> String {
     gucs::text(&gucs::CONTEXT_TENANT).unwrap_or_else(|| {
-        Failure::new(Code::ERRCODE_INSUFFICIENT_PRIVILEGE, "no tenant context is set")
-            .hint("Call tenant_guard.set_context(token) in this transaction first.")
-            .raise()
+        Failure::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "no tenant context is set",
+        )
+        .hint("Call tenant_guard.set_context(token) in this transaction first.")
+        .raise()
     })
 }
 

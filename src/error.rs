@@ -19,7 +19,12 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Failure { code, message: message.into(), detail: None, hint: None }
+        Failure {
+            code,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
     }
     pub fn detail(mut self, d: impl Into<String>) -> Self {
         self.detail = Some(d.into());
@@ -60,5 +65,20 @@ pub fn undefined_object(message: impl Into<String>) -> Failure {
 
 /// Unwraps an SPI result: SPI failures here are internal errors.
 pub fn spi<T>(r: Result<T, pgrx::spi::Error>) -> T {
-    r.unwrap_or_else(|e| Failure::new(Code::ERRCODE_INTERNAL_ERROR, format!("tenant_guard: {e}")).raise())
+    r.unwrap_or_else(|e| {
+        Failure::new(Code::ERRCODE_INTERNAL_ERROR, format!("tenant_guard: {e}")).raise()
+    })
+}
+
+/// Runs a query expected to return at most one row of one column: `None`
+/// for no row or a NULL value. SPI failures are internal errors.
+pub fn one<T: pgrx::FromDatum + pgrx::IntoDatum>(
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> Option<T> {
+    match Spi::get_one_with_args::<T>(sql, args) {
+        Ok(v) => v,
+        Err(pgrx::spi::Error::InvalidPosition) => None,
+        Err(e) => spi(Err(e)),
+    }
 }

@@ -20,7 +20,8 @@ use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use std::ffi::{CStr, CString};
 
-pub static TENANT_CLAIM: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
+pub static TENANT_CLAIM: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
 pub static LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(30);
 pub static REQUIRE_EXP: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -115,7 +116,9 @@ pub fn init() {
 
     // Context: written only by set_context / clear_context.
     let ctx = GucFlags::DISALLOW_IN_FILE | GucFlags::DISALLOW_IN_AUTO_FILE | GucFlags::NO_SHOW_ALL;
-    let define_ctx = |name: &'static CStr, desc: &'static CStr, setting: &'static GucSetting<Option<CString>>| {
+    let define_ctx = |name: &'static CStr,
+                      desc: &'static CStr,
+                      setting: &'static GucSetting<Option<CString>>| {
         GucRegistry::define_string_guc(
             name,
             desc,
@@ -125,10 +128,26 @@ pub fn init() {
             ctx,
         )
     };
-    define_ctx(CONTEXT_TENANT_NAME, c"Verified tenant of this session.", &CONTEXT_TENANT);
-    define_ctx(CONTEXT_USER_NAME, c"Verified user (sub) of this session.", &CONTEXT_USER);
-    define_ctx(CONTEXT_CLAIMS_NAME, c"Verified claims of this session, as JSON.", &CONTEXT_CLAIMS);
-    define_ctx(CONTEXT_KID_NAME, c"Key that verified this session's token.", &CONTEXT_KID);
+    define_ctx(
+        CONTEXT_TENANT_NAME,
+        c"Verified tenant of this session.",
+        &CONTEXT_TENANT,
+    );
+    define_ctx(
+        CONTEXT_USER_NAME,
+        c"Verified user (sub) of this session.",
+        &CONTEXT_USER,
+    );
+    define_ctx(
+        CONTEXT_CLAIMS_NAME,
+        c"Verified claims of this session, as JSON.",
+        &CONTEXT_CLAIMS,
+    );
+    define_ctx(
+        CONTEXT_KID_NAME,
+        c"Key that verified this session's token.",
+        &CONTEXT_KID,
+    );
 
     // SAFETY: called from _PG_init with a static, NUL-terminated prefix.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"tenant_guard".as_ptr()) };

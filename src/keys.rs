@@ -15,7 +15,7 @@
 //! needs no invalidation: it is checked against the clock on every use.
 
 use crate::catalog::as_owner;
-use crate::error::{invalid_parameter, spi, undefined_object, Code, Failure};
+use crate::error::{invalid_parameter, one, spi, undefined_object, Code, Failure};
 use crate::registry::Registry;
 use crate::token::{self, Alg, Key};
 use pgrx::prelude::*;
@@ -35,7 +35,9 @@ thread_local! {
 /// Registers the invalidation callback. Called once from `_PG_init`.
 pub fn init() {
     // SAFETY: registering a callback with a 'static function pointer.
-    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_inval), pg_sys::Datum::from(0)) };
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_inval), pg_sys::Datum::from(0))
+    };
 }
 
 #[pg_guard]
@@ -79,7 +81,10 @@ fn load() -> Ring {
         })
         .collect::<Vec<_>>()
     });
-    Ring { keys, registry: crate::registry::load() }
+    Ring {
+        keys,
+        registry: crate::registry::load(),
+    }
 }
 
 /// Seconds since the Unix epoch, from the system clock.
@@ -134,21 +139,21 @@ fn add_key(
             .raise();
     }
     as_owner(|| {
-        let exists = spi(Spi::get_one_with_args::<bool>(
+        let exists = one::<bool>(
             "SELECT EXISTS (SELECT 1 FROM tenant_guard.keys WHERE kid = $1)",
             &[kid.into()],
-        ))
+        )
         .unwrap_or(false);
         if exists {
-            Failure::new(Code::ERRCODE_DUPLICATE_OBJECT, format!("key \"{kid}\" already exists"))
-                .hint("A kid is never reused; add the new key under a new kid.")
-                .raise();
+            Failure::new(
+                Code::ERRCODE_DUPLICATE_OBJECT,
+                format!("key \"{kid}\" already exists"),
+            )
+            .hint("A kid is never reused; add the new key under a new kid.")
+            .raise();
         }
-        let past = spi(Spi::get_one_with_args::<bool>(
-            "SELECT $1 <= pg_catalog.now()",
-            &[expires_at.into()],
-        ))
-        .unwrap_or(false);
+        let past =
+            one::<bool>("SELECT $1 <= pg_catalog.now()", &[expires_at.into()]).unwrap_or(false);
         if past {
             invalid_parameter("expires_at is in the past").raise();
         }
@@ -164,10 +169,10 @@ fn add_key(
 #[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
 fn retire_key(kid: &str) {
     as_owner(|| {
-        let state = spi(Spi::get_one_with_args::<bool>(
+        let state = one::<bool>(
             "SELECT retired_at IS NOT NULL FROM tenant_guard.keys WHERE kid = $1",
             &[kid.into()],
-        ));
+        );
         match state {
             None => undefined_object(format!("key \"{kid}\" does not exist")).raise(),
             Some(true) => notice!("key \"{kid}\" is already retired"),
@@ -190,11 +195,14 @@ fn sign(claims: pgrx::JsonB, kid: default!(Option<&str>, "NULL")) -> String {
     };
     let ring = ring();
     let t = now();
-    let mut active = ring.keys.iter().filter(|k| k.expires_at.is_none_or(|e| t < e));
+    let mut active = ring
+        .keys
+        .iter()
+        .filter(|k| k.expires_at.is_none_or(|e| t < e));
     let key = match kid {
-        Some(kid) => active
-            .find(|k| k.kid == kid)
-            .unwrap_or_else(|| undefined_object(format!("no active key has kid \"{kid}\"")).raise()),
+        Some(kid) => active.find(|k| k.kid == kid).unwrap_or_else(|| {
+            undefined_object(format!("no active key has kid \"{kid}\"")).raise()
+        }),
         None => match (active.next(), active.next()) {
             (Some(k), None) => k,
             (None, _) => undefined_object("no signing key is active")
@@ -207,4 +215,3 @@ fn sign(claims: pgrx::JsonB, kid: default!(Option<&str>, "NULL")) -> String {
     };
     token::sign(&map, key)
 }
-

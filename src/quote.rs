@@ -19,6 +19,9 @@ mod tests {
         assert_eq!(ident("tenantId"), "\"tenantId\"");
         assert_eq!(ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(ident(""), "\"\"");
-        assert_eq!(ident("x\"; DROP TABLE t; --"), "\"x\"\"; DROP TABLE t; --\"");
+        assert_eq!(
+            ident("x\"; DROP TABLE t; --"),
+            "\"x\"\"; DROP TABLE t; --\""
+        );
     }
 }

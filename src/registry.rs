@@ -9,7 +9,7 @@
 //! of that type (`abc` for a bigint column) is unknown without a query.
 
 use crate::catalog::as_owner;
-use crate::error::{invalid_parameter, spi, Code, Failure};
+use crate::error::{invalid_parameter, one, spi, Code, Failure};
 use crate::quote;
 use pgrx::prelude::*;
 
@@ -57,9 +57,16 @@ fn is_uuid(s: &str) -> bool {
 }
 
 /// Builds the look-up: one row (`active`) when the tenant exists.
-pub fn lookup_sql(table: &str, id_column: &str, kind: IdKind, active_column: Option<&str>) -> String {
+pub fn lookup_sql(
+    table: &str,
+    id_column: &str,
+    kind: IdKind,
+    active_column: Option<&str>,
+) -> String {
     let id = quote::ident(id_column);
-    let active = active_column.map_or("true".to_string(), |a| format!("coalesce({}, false)", quote::ident(a)));
+    let active = active_column.map_or("true".to_string(), |a| {
+        format!("coalesce({}, false)", quote::ident(a))
+    });
     let cond = match kind {
         IdKind::Integer => format!("{id} = $1::pg_catalog.int8"),
         IdKind::Uuid => format!("{id} = $1::pg_catalog.uuid"),
@@ -96,7 +103,11 @@ pub fn load() -> Option<Registry> {
             let active: Option<String> = spi(row.get(3));
             let ty: String = spi(row.get(4)).unwrap_or_default();
             let kind = IdKind::of(&ty);
-            Registry { sql: lookup_sql(&table, &id, kind, active.as_deref()), table, kind }
+            Registry {
+                sql: lookup_sql(&table, &id, kind, active.as_deref()),
+                table,
+                kind,
+            }
         })
     })
 }
@@ -104,12 +115,21 @@ pub fn load() -> Option<Registry> {
 /// Whether a tenant may be used: `Ok(())`, or the reason for refusing it.
 pub fn check(reg: &Registry, tenant: &str) -> Result<(), String> {
     if !reg.kind.admits(tenant) {
-        return Err(format!("tenant \"{tenant}\" is not in the registry {}", reg.table));
+        return Err(format!(
+            "tenant \"{tenant}\" is not in the registry {}",
+            reg.table
+        ));
     }
-    let found = as_owner(|| spi(Spi::get_one_with_args::<bool>(&reg.sql, &[tenant.into()])));
+    let found = as_owner(|| one::<bool>(&reg.sql, &[tenant.into()]));
     match found {
-        None => Err(format!("tenant \"{tenant}\" is not in the registry {}", reg.table)),
-        Some(false) => Err(format!("tenant \"{tenant}\" is inactive in the registry {}", reg.table)),
+        None => Err(format!(
+            "tenant \"{tenant}\" is not in the registry {}",
+            reg.table
+        )),
+        Some(false) => Err(format!(
+            "tenant \"{tenant}\" is inactive in the registry {}",
+            reg.table
+        )),
         Some(true) => Ok(()),
     }
 }
@@ -131,23 +151,30 @@ fn use_registry(
     let Some(id_column) = id_column else {
         invalid_parameter("id_column must not be NULL").raise()
     };
-    let relkind = spi(Spi::get_one_with_args::<i8>(
+    let relkind = one::<i8>(
         "SELECT relkind::\"char\" FROM pg_catalog.pg_class WHERE oid = $1",
         &[table.into()],
-    ));
+    );
     if !matches!(relkind.map(|k| k as u8), Some(b'r') | Some(b'p')) {
-        Failure::new(Code::ERRCODE_WRONG_OBJECT_TYPE, "the tenant registry must be a table").raise();
+        Failure::new(
+            Code::ERRCODE_WRONG_OBJECT_TYPE,
+            "the tenant registry must be a table",
+        )
+        .raise();
     }
     let column_type = |col: &str| {
-        spi(Spi::get_one_with_args::<String>(
+        one::<String>(
             "SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute \
               WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
             &[table.into(), col.into()],
-        ))
+        )
     };
     let missing = |col: &str| {
-        Failure::new(Code::ERRCODE_UNDEFINED_COLUMN, format!("column \"{col}\" does not exist in the registry table"))
-            .raise()
+        Failure::new(
+            Code::ERRCODE_UNDEFINED_COLUMN,
+            format!("column \"{col}\" does not exist in the registry table"),
+        )
+        .raise()
     };
     if column_type(id_column).is_none() {
         missing(id_column);
@@ -195,7 +222,12 @@ mod tests {
     #[test]
     fn lookup_is_quoted_and_typed() {
         assert_eq!(
-            lookup_sql("public.\"Tenants\"", "tenantId", IdKind::Integer, Some("is\"active")),
+            lookup_sql(
+                "public.\"Tenants\"",
+                "tenantId",
+                IdKind::Integer,
+                Some("is\"active")
+            ),
             "SELECT coalesce(\"is\"\"active\", false) FROM public.\"Tenants\" \
              WHERE \"tenantId\" = $1::pg_catalog.int8 LIMIT 1"
         );

@@ -182,25 +182,55 @@ pub struct Verified {
 /// Why a token was refused. `Display` is the one-line reason; `detail` the why.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rejection {
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        len: usize,
+        max: usize,
+    },
     Malformed(String),
     AlgNone,
     UnsupportedAlg(String),
     Crit,
     NoKeys,
-    AmbiguousKey { active: usize },
+    AmbiguousKey {
+        active: usize,
+    },
     UnknownKey(String),
-    AlgMismatch { token: String, key: Alg },
+    AlgMismatch {
+        token: String,
+        key: Alg,
+    },
     BadSignature,
-    BadClaim { claim: String, expected: &'static str },
+    BadClaim {
+        claim: String,
+        expected: &'static str,
+    },
     MissingExp,
-    Expired { exp: f64, now: f64, leeway: f64 },
-    NotYetValid { nbf: f64, now: f64, leeway: f64 },
-    IssuedInFuture { iat: f64, now: f64, leeway: f64 },
-    LifetimeTooLong { lifetime: f64, max: f64 },
-    WrongIssuer { got: Option<String> },
+    Expired {
+        exp: f64,
+        now: f64,
+        leeway: f64,
+    },
+    NotYetValid {
+        nbf: f64,
+        now: f64,
+        leeway: f64,
+    },
+    IssuedInFuture {
+        iat: f64,
+        now: f64,
+        leeway: f64,
+    },
+    LifetimeTooLong {
+        lifetime: f64,
+        max: f64,
+    },
+    WrongIssuer {
+        got: Option<String>,
+    },
     WrongAudience,
-    MissingTenant { claim: String },
+    MissingTenant {
+        claim: String,
+    },
 }
 
 impl fmt::Display for Rejection {
@@ -248,9 +278,9 @@ impl Rejection {
             ),
             Crit => "no JWS extension is supported, so a token with \"crit\" is refused".into(),
             NoKeys => "the key ring has no active key".into(),
-            AmbiguousKey { active } => format!(
-                "{active} keys are active, so the header must name one with \"kid\""
-            ),
+            AmbiguousKey { active } => {
+                format!("{active} keys are active, so the header must name one with \"kid\"")
+            }
             UnknownKey(kid) => format!("no active key has kid \"{}\"", clip(kid)),
             AlgMismatch { token, key } => format!(
                 "the header says alg \"{}\" but the key is registered for {}",
@@ -262,26 +292,25 @@ impl Rejection {
                 format!("claim \"{}\" must be {expected}", clip(claim))
             }
             MissingExp => "tenant_guard.require_exp is on, so every token needs exp".into(),
-            Expired { exp, now, leeway } => format!(
-                "exp {exp} is {} s before now ({now}); leeway is {leeway} s",
-                (now - exp).round()
-            ),
-            NotYetValid { nbf, now, leeway } => format!(
-                "nbf {nbf} is {} s after now ({now}); leeway is {leeway} s",
-                (nbf - now).round()
-            ),
-            IssuedInFuture { iat, now, leeway } => format!(
-                "iat {iat} is {} s after now ({now}); leeway is {leeway} s",
-                (iat - now).round()
-            ),
-            LifetimeTooLong { lifetime, max } => format!(
-                "the token lives {lifetime} s; tenant_guard.max_token_lifetime is {max} s"
-            ),
+            Expired { exp, leeway, .. } => {
+                format!("exp {} has passed (leeway {leeway} s)", utc(*exp))
+            }
+            NotYetValid { nbf, leeway, .. } => {
+                format!("nbf {} is in the future (leeway {leeway} s)", utc(*nbf))
+            }
+            IssuedInFuture { iat, leeway, .. } => {
+                format!("iat {} is in the future (leeway {leeway} s)", utc(*iat))
+            }
+            LifetimeTooLong { lifetime, max } => {
+                format!("the token lives {lifetime} s; tenant_guard.max_token_lifetime is {max} s")
+            }
             WrongIssuer { got: Some(g) } => format!(
                 "iss \"{}\" is not the value of tenant_guard.issuer",
                 clip(g)
             ),
-            WrongIssuer { got: None } => "tenant_guard.issuer is set but the token has no iss".into(),
+            WrongIssuer { got: None } => {
+                "tenant_guard.issuer is set but the token has no iss".into()
+            }
             WrongAudience => "aud does not contain the value of tenant_guard.audience".into(),
             MissingTenant { claim } => format!(
                 "claim \"{}\" (tenant_guard.tenant_claim) is required",
@@ -289,6 +318,32 @@ impl Rejection {
             ),
         }
     }
+}
+
+/// Formats Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian).
+/// Out-of-range values are shown as the raw number.
+pub fn utc(t: f64) -> String {
+    if !(-62_135_596_800.0..=253_402_300_799.0).contains(&t) {
+        return format!("{t}");
+    }
+    let secs = t.floor() as i64;
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
 }
 
 /// Values from the token shown back in messages are clipped to 64 characters.
@@ -469,7 +524,8 @@ pub fn verify(token: &[u8], keys: &[Key], rules: &Rules, now: f64) -> Result<Ver
     if alg_name.eq_ignore_ascii_case("none") {
         return Err(Rejection::AlgNone);
     }
-    let token_alg = Alg::parse(alg_name).ok_or_else(|| Rejection::UnsupportedAlg(alg_name.into()))?;
+    let token_alg =
+        Alg::parse(alg_name).ok_or_else(|| Rejection::UnsupportedAlg(alg_name.into()))?;
     if header.contains_key("crit") {
         return Err(Rejection::Crit);
     }
@@ -501,7 +557,11 @@ pub fn verify(token: &[u8], keys: &[Key], rules: &Rules, now: f64) -> Result<Ver
     })
 }
 
-fn pick_key<'k>(header: &Map<String, Value>, keys: &'k [Key], now: f64) -> Result<&'k Key, Rejection> {
+fn pick_key<'k>(
+    header: &Map<String, Value>,
+    keys: &'k [Key],
+    now: f64,
+) -> Result<&'k Key, Rejection> {
     match header.get("kid") {
         Some(Value::String(kid)) => keys
             .iter()
@@ -639,7 +699,12 @@ mod tests {
     }
 
     fn check(token: &str) -> Result<Verified, Rejection> {
-        verify(token.as_bytes(), &[key("k1", Alg::Hs256)], &Rules::default(), NOW)
+        verify(
+            token.as_bytes(),
+            &[key("k1", Alg::Hs256)],
+            &Rules::default(),
+            NOW,
+        )
     }
 
     /// Builds a token with an arbitrary header, signed with `k`.
@@ -659,9 +724,17 @@ mod tests {
         let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9\
             .eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ\
             .dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let k = Key { kid: "a1".into(), alg: Alg::Hs256, secret, expires_at: None };
+        let k = Key {
+            kid: "a1".into(),
+            alg: Alg::Hs256,
+            secret,
+            expires_at: None,
+        };
         // Set the clock aside: evaluate at a moment when exp (1300819380) holds.
-        let rules = Rules { tenant_claim: "iss".into(), ..Rules::default() };
+        let rules = Rules {
+            tenant_claim: "iss".into(),
+            ..Rules::default()
+        };
         let v = verify(token.as_bytes(), &[k.clone()], &rules, 1_300_819_000.0).unwrap();
         assert_eq!(v.tenant.as_deref(), Some("joe"));
         assert_eq!(v.claims["http://example.com/is_root"], json!(true));
@@ -695,7 +768,10 @@ mod tests {
 
     #[test]
     fn tenant_claim_name_is_configurable() {
-        let rules = Rules { tenant_claim: "org".into(), ..Rules::default() };
+        let rules = Rules {
+            tenant_claim: "org".into(),
+            ..Rules::default()
+        };
         let t = ok(json!({"org": "o-1"}));
         let v = verify(t.as_bytes(), &[key("k1", Alg::Hs256)], &rules, NOW).unwrap();
         assert_eq!(v.tenant.as_deref(), Some("o-1"));
@@ -703,7 +779,14 @@ mod tests {
 
     #[test]
     fn tenant_claim_of_wrong_type_is_refused() {
-        for bad in [json!(""), json!(1.5), json!(true), json!(["a"]), json!({"a": 1}), json!(null)] {
+        for bad in [
+            json!(""),
+            json!(1.5),
+            json!(true),
+            json!(["a"]),
+            json!({"a": 1}),
+            json!(null),
+        ] {
             let e = check(&ok(json!({"tenant_id": bad}))).unwrap_err();
             assert!(matches!(e, Rejection::BadClaim { .. }), "{bad}: {e:?}");
         }
@@ -714,8 +797,17 @@ mod tests {
     #[test]
     fn size_is_checked_before_decoding() {
         let big = "x".repeat(8193);
-        assert_eq!(check(&big).unwrap_err(), Rejection::TooLarge { len: 8193, max: 8192 });
-        let rules = Rules { max_bytes: 10, ..Rules::default() };
+        assert_eq!(
+            check(&big).unwrap_err(),
+            Rejection::TooLarge {
+                len: 8193,
+                max: 8192
+            }
+        );
+        let rules = Rules {
+            max_bytes: 10,
+            ..Rules::default()
+        };
         let t = ok(json!({"tenant_id": "a"}));
         let e = verify(t.as_bytes(), &[key("k1", Alg::Hs256)], &rules, NOW).unwrap_err();
         assert!(matches!(e, Rejection::TooLarge { .. }));
@@ -723,12 +815,28 @@ mod tests {
 
     #[test]
     fn garbage_is_malformed() {
-        for g in ["", "a.b", "a.b.c.d", "..", "a..", "...", "abc", "a.b.c", "e30.e30.", "!!.e30.AA"] {
+        for g in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "..",
+            "a..",
+            "...",
+            "abc",
+            "a.b.c",
+            "e30.e30.",
+            "!!.e30.AA",
+        ] {
             let e = check(g).unwrap_err();
             assert!(matches!(e, Rejection::Malformed(_)), "{g:?}: {e:?}");
         }
-        let e = verify(&[0xff, b'.', 0xfe, b'.', 0x80], &[key("k1", Alg::Hs256)], &Rules::default(), NOW)
-            .unwrap_err();
+        let e = verify(
+            &[0xff, b'.', 0xfe, b'.', 0x80],
+            &[key("k1", Alg::Hs256)],
+            &Rules::default(),
+            NOW,
+        )
+        .unwrap_err();
         assert!(matches!(e, Rejection::Malformed(_)));
     }
 
@@ -736,7 +844,10 @@ mod tests {
     fn padded_or_noncanonical_base64_is_refused() {
         let t = ok(json!({"tenant_id": "a"}));
         let padded = format!("{t}=");
-        assert!(matches!(check(&padded).unwrap_err(), Rejection::Malformed(_)));
+        assert!(matches!(
+            check(&padded).unwrap_err(),
+            Rejection::Malformed(_)
+        ));
         let std_alphabet = t.replace('-', "+").replace('_', "/");
         if std_alphabet != t {
             assert!(check(&std_alphabet).is_err());
@@ -766,7 +877,11 @@ mod tests {
     fn alg_none_and_foreign_algorithms_are_refused() {
         let k = key("k1", Alg::Hs256);
         let p = format!("{{\"tenant_id\":\"a\",\"exp\":{}}}", NOW + 60.0);
-        let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode("{\"alg\":\"none\"}"), URL_SAFE_NO_PAD.encode(&p));
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode("{\"alg\":\"none\"}"),
+            URL_SAFE_NO_PAD.encode(&p)
+        );
         // An empty signature segment is already refused by the shape check.
         assert!(check(&none).is_err());
         let none_sig = format!("{none}AA");
@@ -785,7 +900,11 @@ mod tests {
     fn crit_is_refused() {
         let k = key("k1", Alg::Hs256);
         let p = format!("{{\"tenant_id\":\"a\",\"exp\":{}}}", NOW + 60.0);
-        let t = with_header("{\"alg\":\"HS256\",\"crit\":[\"b64\"],\"b64\":false}", &p, &k);
+        let t = with_header(
+            "{\"alg\":\"HS256\",\"crit\":[\"b64\"],\"b64\":false}",
+            &p,
+            &k,
+        );
         assert_eq!(check(&t).unwrap_err(), Rejection::Crit);
     }
 
@@ -799,8 +918,23 @@ mod tests {
             k256.alg = Alg::Hs256;
             mint(json!({"tenant_id": "a", "exp": NOW + 60.0}), &k256)
         };
-        let e = verify(t.as_bytes(), std::slice::from_ref(&k), &Rules::default(), NOW).unwrap_err();
-        assert!(matches!(e, Rejection::AlgMismatch { key: Alg::Hs512, .. }), "{e:?}");
+        let e = verify(
+            t.as_bytes(),
+            std::slice::from_ref(&k),
+            &Rules::default(),
+            NOW,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Rejection::AlgMismatch {
+                    key: Alg::Hs512,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
         k.alg = Alg::Hs256;
         assert!(verify(t.as_bytes(), &[k], &Rules::default(), NOW).is_ok());
     }
@@ -810,7 +944,10 @@ mod tests {
         for alg in [Alg::Hs256, Alg::Hs384, Alg::Hs512] {
             let k = key("k", alg);
             let t = mint(json!({"tenant_id": "a", "exp": NOW + 1.0}), &k);
-            assert!(verify(t.as_bytes(), &[k], &Rules::default(), NOW).is_ok(), "{alg:?}");
+            assert!(
+                verify(t.as_bytes(), &[k], &Rules::default(), NOW).is_ok(),
+                "{alg:?}"
+            );
         }
     }
 
@@ -818,7 +955,8 @@ mod tests {
     fn tampering_breaks_the_signature() {
         let t = ok(json!({"tenant_id": "a"}));
         let parts: Vec<&str> = t.split('.').collect();
-        let other = URL_SAFE_NO_PAD.encode(format!("{{\"tenant_id\":\"b\",\"exp\":{}}}", NOW + 60.0));
+        let other =
+            URL_SAFE_NO_PAD.encode(format!("{{\"tenant_id\":\"b\",\"exp\":{}}}", NOW + 60.0));
         let forged = format!("{}.{}.{}", parts[0], other, parts[2]);
         assert_eq!(check(&forged).unwrap_err(), Rejection::BadSignature);
         // A truncated signature is a bad signature, not a crash.
@@ -838,7 +976,12 @@ mod tests {
         k2.secret = vec![9u8; 48];
         let ring = [k1.clone(), k2.clone()];
         let t2 = mint(json!({"tenant_id": "a", "exp": NOW + 60.0}), &k2);
-        assert_eq!(verify(t2.as_bytes(), &ring, &Rules::default(), NOW).unwrap().kid, "k2");
+        assert_eq!(
+            verify(t2.as_bytes(), &ring, &Rules::default(), NOW)
+                .unwrap()
+                .kid,
+            "k2"
+        );
         let mut k3 = k2.clone();
         k3.kid = "k3".into();
         let t3 = mint(json!({"tenant_id": "a", "exp": NOW + 60.0}), &k3);
@@ -853,16 +996,31 @@ mod tests {
         let k1 = key("k1", Alg::Hs256);
         let p = format!("{{\"tenant_id\":\"a\",\"exp\":{}}}", NOW + 60.0);
         let t = with_header("{\"alg\":\"HS256\"}", &p, &k1);
-        assert!(verify(t.as_bytes(), std::slice::from_ref(&k1), &Rules::default(), NOW).is_ok());
+        assert!(verify(
+            t.as_bytes(),
+            std::slice::from_ref(&k1),
+            &Rules::default(),
+            NOW
+        )
+        .is_ok());
         let k2 = key("k2", Alg::Hs256);
         assert_eq!(
-            verify(t.as_bytes(), &[k1.clone(), k2.clone()], &Rules::default(), NOW).unwrap_err(),
+            verify(
+                t.as_bytes(),
+                &[k1.clone(), k2.clone()],
+                &Rules::default(),
+                NOW
+            )
+            .unwrap_err(),
             Rejection::AmbiguousKey { active: 2 }
         );
         let mut expired = k2;
         expired.expires_at = Some(NOW - 1.0);
         assert!(verify(t.as_bytes(), &[k1, expired], &Rules::default(), NOW).is_ok());
-        assert_eq!(verify(t.as_bytes(), &[], &Rules::default(), NOW).unwrap_err(), Rejection::NoKeys);
+        assert_eq!(
+            verify(t.as_bytes(), &[], &Rules::default(), NOW).unwrap_err(),
+            Rejection::NoKeys
+        );
     }
 
     #[test]
@@ -883,13 +1041,27 @@ mod tests {
         let k = key("k1", Alg::Hs256);
         let at = |exp: f64| {
             let t = mint(json!({"tenant_id": "a", "exp": exp}), &k);
-            verify(t.as_bytes(), std::slice::from_ref(&k), &Rules::default(), NOW)
+            verify(
+                t.as_bytes(),
+                std::slice::from_ref(&k),
+                &Rules::default(),
+                NOW,
+            )
         };
         assert!(at(NOW).is_ok());
         assert!(at(NOW - 30.0).is_ok(), "exactly at the leeway edge");
-        assert!(matches!(at(NOW - 30.5).unwrap_err(), Rejection::Expired { .. }));
-        assert!(matches!(at(NOW - 3600.0).unwrap_err(), Rejection::Expired { .. }));
-        let strict = Rules { leeway: 0.0, ..Rules::default() };
+        assert!(matches!(
+            at(NOW - 30.5).unwrap_err(),
+            Rejection::Expired { .. }
+        ));
+        assert!(matches!(
+            at(NOW - 3600.0).unwrap_err(),
+            Rejection::Expired { .. }
+        ));
+        let strict = Rules {
+            leeway: 0.0,
+            ..Rules::default()
+        };
         let t = mint(json!({"tenant_id": "a", "exp": NOW - 1.0}), &k);
         assert!(verify(t.as_bytes(), std::slice::from_ref(&k), &strict, NOW).is_err());
     }
@@ -901,13 +1073,28 @@ mod tests {
             let mut m = claims(json!({"tenant_id": "a", "exp": NOW + 600.0}));
             m.extend(claims(extra));
             let t = sign(&m, &k);
-            verify(t.as_bytes(), std::slice::from_ref(&k), &Rules::default(), NOW)
+            verify(
+                t.as_bytes(),
+                std::slice::from_ref(&k),
+                &Rules::default(),
+                NOW,
+            )
         };
         assert!(at(json!({"nbf": NOW + 30.0})).is_ok());
-        assert!(matches!(at(json!({"nbf": NOW + 31.0})).unwrap_err(), Rejection::NotYetValid { .. }));
+        assert!(matches!(
+            at(json!({"nbf": NOW + 31.0})).unwrap_err(),
+            Rejection::NotYetValid { .. }
+        ));
         assert!(at(json!({"iat": NOW + 30.0})).is_ok());
-        assert!(matches!(at(json!({"iat": NOW + 31.0})).unwrap_err(), Rejection::IssuedInFuture { .. }));
-        for bad in [json!({"nbf": "soon"}), json!({"iat": null}), json!({"iat": [1]})] {
+        assert!(matches!(
+            at(json!({"iat": NOW + 31.0})).unwrap_err(),
+            Rejection::IssuedInFuture { .. }
+        ));
+        for bad in [
+            json!({"nbf": "soon"}),
+            json!({"iat": null}),
+            json!({"iat": [1]}),
+        ] {
             assert!(matches!(at(bad).unwrap_err(), Rejection::BadClaim { .. }));
         }
     }
@@ -917,7 +1104,10 @@ mod tests {
         let k = key("k1", Alg::Hs256);
         let t = mint(json!({"tenant_id": "a"}), &k);
         assert_eq!(check(&t).unwrap_err(), Rejection::MissingExp);
-        let lax = Rules { require_exp: false, ..Rules::default() };
+        let lax = Rules {
+            require_exp: false,
+            ..Rules::default()
+        };
         assert!(verify(t.as_bytes(), std::slice::from_ref(&k), &lax, NOW).is_ok());
         let t = mint(json!({"tenant_id": "a", "exp": "tomorrow"}), &k);
         assert!(matches!(check(&t).unwrap_err(), Rejection::BadClaim { .. }));
@@ -926,8 +1116,18 @@ mod tests {
     #[test]
     fn max_lifetime() {
         let k = key("k1", Alg::Hs256);
-        let rules = Rules { max_lifetime: Some(3600.0), ..Rules::default() };
-        let v = |c: Value| verify(mint(c, &k).as_bytes(), std::slice::from_ref(&k), &rules, NOW);
+        let rules = Rules {
+            max_lifetime: Some(3600.0),
+            ..Rules::default()
+        };
+        let v = |c: Value| {
+            verify(
+                mint(c, &k).as_bytes(),
+                std::slice::from_ref(&k),
+                &rules,
+                NOW,
+            )
+        };
         assert!(v(json!({"tenant_id": "a", "iat": NOW, "exp": NOW + 3600.0})).is_ok());
         assert!(matches!(
             v(json!({"tenant_id": "a", "iat": NOW, "exp": NOW + 3601.0})).unwrap_err(),
@@ -937,9 +1137,15 @@ mod tests {
         assert!(v(json!({"tenant_id": "a", "exp": NOW + 100.0})).is_ok());
         assert!(v(json!({"tenant_id": "a", "exp": NOW + 7200.0})).is_err());
         // A lifetime limit needs exp even when require_exp is off.
-        let lax = Rules { require_exp: false, ..rules.clone() };
+        let lax = Rules {
+            require_exp: false,
+            ..rules.clone()
+        };
         let t = mint(json!({"tenant_id": "a"}), &k);
-        assert_eq!(verify(t.as_bytes(), &[k.clone()], &lax, NOW).unwrap_err(), Rejection::MissingExp);
+        assert_eq!(
+            verify(t.as_bytes(), &[k.clone()], &lax, NOW).unwrap_err(),
+            Rejection::MissingExp
+        );
     }
 
     #[test]
@@ -953,11 +1159,19 @@ mod tests {
         let v = |c: Value| {
             let mut m = claims(json!({"tenant_id": "a", "exp": NOW + 60.0}));
             m.extend(claims(c));
-            verify(sign(&m, &k).as_bytes(), std::slice::from_ref(&k), &rules, NOW)
+            verify(
+                sign(&m, &k).as_bytes(),
+                std::slice::from_ref(&k),
+                &rules,
+                NOW,
+            )
         };
         assert!(v(json!({"iss": "https://auth.example", "aud": "api"})).is_ok());
         assert!(v(json!({"iss": "https://auth.example", "aud": ["web", "api"]})).is_ok());
-        assert_eq!(v(json!({"aud": "api"})).unwrap_err(), Rejection::WrongIssuer { got: None });
+        assert_eq!(
+            v(json!({"aud": "api"})).unwrap_err(),
+            Rejection::WrongIssuer { got: None }
+        );
         assert!(matches!(
             v(json!({"iss": "https://evil", "aud": "api"})).unwrap_err(),
             Rejection::WrongIssuer { .. }
@@ -966,7 +1180,10 @@ mod tests {
             v(json!({"iss": "https://auth.example", "aud": ["web"]})).unwrap_err(),
             Rejection::WrongAudience
         );
-        assert_eq!(v(json!({"iss": "https://auth.example"})).unwrap_err(), Rejection::WrongAudience);
+        assert_eq!(
+            v(json!({"iss": "https://auth.example"})).unwrap_err(),
+            Rejection::WrongAudience
+        );
         assert!(matches!(
             v(json!({"iss": "https://auth.example", "aud": ["api", 3]})).unwrap_err(),
             Rejection::BadClaim { .. }
@@ -983,7 +1200,9 @@ mod tests {
         let exp = NOW + 60.0;
         let dup = format!("{{\"tenant_id\":\"a\",\"tenant_id\":\"b\",\"exp\":{exp}}}");
         match check(&with_header("{\"alg\":\"HS256\",\"kid\":\"k1\"}", &dup, &k)).unwrap_err() {
-            Rejection::Malformed(why) => assert!(why.contains("duplicate member \"tenant_id\""), "{why}"),
+            Rejection::Malformed(why) => {
+                assert!(why.contains("duplicate member \"tenant_id\""), "{why}")
+            }
             e => panic!("{e:?}"),
         }
         let dup_header = format!("{{\"tenant_id\":\"a\",\"exp\":{exp}}}");
@@ -1005,6 +1224,25 @@ mod tests {
             let e = check(&with_header("{\"alg\":\"HS256\"}", p, &k)).unwrap_err();
             assert!(matches!(e, Rejection::Malformed(_)), "{p}: {e:?}");
         }
+    }
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(utc(0.0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_000_000_000.0), "2001-09-09 01:46:40 UTC");
+        assert_eq!(utc(4_102_444_800.0), "2100-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400.0), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(-1.0), "1969-12-31 23:59:59 UTC");
+        assert_eq!(utc(1e20), "100000000000000000000");
+        let e = Rejection::Expired {
+            exp: 1_000_000_000.0,
+            now: NOW,
+            leeway: 30.0,
+        };
+        assert_eq!(
+            e.detail(),
+            "exp 2001-09-09 01:46:40 UTC has passed (leeway 30 s)"
+        );
     }
 
     #[test]

@@ -1,0 +1,299 @@
+//! Shared code for the fuzz targets.
+//!
+//! `token` is the extension's own `src/token.rs`, compiled here as is, without
+//! pgrx, so what is fuzzed is exactly the module the extension ships. Nothing
+//! here reimplements verification: the helpers are independent oracles (an
+//! HMAC recomputed with the `hmac` crate directly, a JSON tree that keeps
+//! duplicate members) and the fixed key ring.
+
+#[path = "../../src/token.rs"]
+#[allow(dead_code)]
+pub mod token;
+
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use sha2::{Sha256, Sha384, Sha512};
+use std::fmt;
+use std::sync::OnceLock;
+pub use token::{Alg, Key, Rejection, Rules, Verified};
+
+/// The clock every target verifies at (2030-03-17).
+pub const NOW: f64 = 1_900_000_000.0;
+
+/// The fixed key ring: one key per algorithm plus an expired one. Secrets are
+/// distinct; two are printable ASCII (so a leak would be visible as text), two
+/// are not valid UTF-8 (a leak could only be an encoding: hex or base64).
+pub fn ring() -> &'static [Key] {
+    static RING: OnceLock<Vec<Key>> = OnceLock::new();
+    RING.get_or_init(|| {
+        let bin = |len: usize, seed: u8| -> Vec<u8> {
+            (0..len)
+                .map(|i| (i as u8).wrapping_mul(37).wrapping_add(seed) | 0x80)
+                .collect()
+        };
+        vec![
+            Key {
+                kid: "k256".into(),
+                alg: Alg::Hs256,
+                secret: b"tg-fuzz-HS256-secret-0123456789!".to_vec(),
+                expires_at: None,
+            },
+            Key {
+                kid: "k384".into(),
+                alg: Alg::Hs384,
+                secret: bin(48, 3),
+                expires_at: None,
+            },
+            Key {
+                kid: "k512".into(),
+                alg: Alg::Hs512,
+                secret: b"tg-fuzz-HS512-secret-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNO".to_vec(),
+                expires_at: None,
+            },
+            Key {
+                kid: "old".into(),
+                alg: Alg::Hs256,
+                secret: bin(32, 11),
+                expires_at: Some(NOW - 10.0),
+            },
+        ]
+    })
+}
+
+/// HMAC computed here with the `hmac` crate, independently of `token`.
+pub fn hmac(alg: Alg, secret: &[u8], input: &[u8]) -> Vec<u8> {
+    fn go<M: Mac + hmac::digest::KeyInit>(secret: &[u8], input: &[u8]) -> Vec<u8> {
+        let mut m = <M as Mac>::new_from_slice(secret).unwrap();
+        m.update(input);
+        m.finalize().into_bytes().to_vec()
+    }
+    match alg {
+        Alg::Hs256 => go::<Hmac<Sha256>>(secret, input),
+        Alg::Hs384 => go::<Hmac<Sha384>>(secret, input),
+        Alg::Hs512 => go::<Hmac<Sha512>>(secret, input),
+    }
+}
+
+/// The three segments of a compact JWS, if the token has exactly that shape.
+pub fn segments(token: &[u8]) -> Option<[&[u8]; 3]> {
+    let mut it = token.split(|&b| b == b'.');
+    match (it.next(), it.next(), it.next(), it.next()) {
+        (Some(h), Some(p), Some(s), None) => Some([h, p, s]),
+        _ => None,
+    }
+}
+
+/// Independent authenticity check for a token `verify` accepted: the key it
+/// names is in `keys`, active, of the header's algorithm, and the signature is
+/// the HMAC of the signing input under that key's secret.
+pub fn assert_authentic(token: &[u8], keys: &[Key], rules: &Rules, v: &Verified) {
+    assert!(token.len() <= rules.max_bytes, "accepted an oversized token");
+    let [h, p, s] = segments(token).expect("accepted a token that is not three segments");
+    let key = keys
+        .iter()
+        .find(|k| k.kid == v.kid)
+        .expect("accepted with a kid that is not in the ring");
+    assert!(key.expires_at.is_none_or(|e| NOW < e), "accepted with an expired key");
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap();
+    assert_eq!(header["alg"], key.alg.as_str(), "accepted under an algorithm the key is not registered for");
+    let input = &token[..h.len() + 1 + p.len()];
+    let sig = URL_SAFE_NO_PAD.decode(s).expect("accepted a signature that is not base64url");
+    assert!(sig == hmac(key.alg, &key.secret, input), "FORGERY: accepted a signature that is not the HMAC of the input");
+    // Canonical encoding: re-encoding the signature gives the same segment.
+    assert_eq!(URL_SAFE_NO_PAD.encode(&sig).as_bytes(), s, "accepted a non-canonical signature encoding");
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap();
+    assert_eq!(claims, Value::Object(v.claims.clone()), "claims differ from the signed payload");
+}
+
+/// Every string (member names and string values) of a JSON text, parsed
+/// leniently (duplicates and NUL kept). Empty if it is not JSON.
+pub fn json_strings(bytes: &[u8]) -> Vec<String> {
+    fn walk(t: &Tree, out: &mut Vec<String>) {
+        match t {
+            Tree::Str(s) => out.push(s.clone()),
+            Tree::Arr(v) => v.iter().for_each(|x| walk(x, out)),
+            Tree::Obj(m) => {
+                for (k, v) in m {
+                    out.push(k.clone());
+                    walk(v, out);
+                }
+            }
+            Tree::Scalar(_) => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(t) = serde_json::from_slice::<Tree>(bytes) {
+        walk(&t, &mut out);
+    }
+    out
+}
+
+/// Checks that a rejection's DETAIL (and message) leaks neither a secret of
+/// `keys`, nor the correct MAC of the token's signing input under any key, nor
+/// the token's signature segment. Text the token itself carries in its header
+/// or payload (which the detail may echo, clipped) is not a leak.
+pub fn assert_no_leak(token: &[u8], keys: &[Key], e: &Rejection) {
+    let detail = e.detail();
+    let shown = format!("{e}: {detail}");
+    // Every needle below is 12+ characters without whitespace: skip the
+    // (HMAC-heavy) checks when the text has no such run.
+    let longest_run = shown
+        .split(|c: char| c.is_whitespace())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    if longest_run < 12 {
+        return;
+    }
+    // What the token carries in its header and payload (decoded bytes and JSON
+    // strings): the detail may echo that, clipped, and it is not a leak.
+    let segs = segments(token);
+    let mut decoded: Vec<String> = Vec::new();
+    if let Some([h, p, _]) = segs {
+        for seg in [h, p] {
+            if let Ok(bytes) = URL_SAFE_NO_PAD.decode(seg) {
+                decoded.push(String::from_utf8_lossy(&bytes).into_owned());
+                decoded.extend(json_strings(&bytes));
+            }
+        }
+    }
+    // For secrets, anything the caller sent counts as carried: echoing the
+    // caller's own bytes reveals nothing.
+    let mut carried = decoded.clone();
+    carried.push(String::from_utf8_lossy(token).into_owned());
+    let check = |needle: &str, what: &str, explained_by: &[String]| {
+        if shown.contains(needle) && !explained_by.iter().any(|c| c.contains(needle)) {
+            panic!("LEAK: the rejection {e:?} shows {what} ({needle:?}): {shown:?}");
+        }
+    };
+    let encodings = |bytes: &[u8]| -> Vec<String> {
+        vec![
+            hex(bytes),
+            hex(bytes).to_uppercase(),
+            STANDARD.encode(bytes),
+            STANDARD_NO_PAD.encode(bytes),
+            URL_SAFE.encode(bytes),
+            URL_SAFE_NO_PAD.encode(bytes),
+        ]
+    };
+    for k in keys {
+        let what = format!("the secret of key {}", k.kid);
+        for enc in encodings(&k.secret) {
+            // Any 16-character window of an encoding is already a leak.
+            for w in enc.as_bytes().windows(16) {
+                check(std::str::from_utf8(w).unwrap(), &what, &carried);
+            }
+        }
+        if let Ok(s) = std::str::from_utf8(&k.secret) {
+            for w in s.as_bytes().windows(12) {
+                check(std::str::from_utf8(w).unwrap(), &what, &carried);
+            }
+        }
+    }
+    if let Some([h, p, s]) = segs {
+        // The correct MAC of this signing input under any ring secret and any
+        // algorithm (a signing oracle), in any encoding, first 12 characters.
+        let input = &token[..h.len() + 1 + p.len()];
+        for k in keys {
+            for alg in [Alg::Hs256, Alg::Hs384, Alg::Hs512] {
+                let mac = hmac(alg, &k.secret, input);
+                let what = format!("the {alg:?} MAC of the input under key {}", k.kid);
+                for enc in encodings(&mac) {
+                    check(&enc[..12], &what, &decoded);
+                }
+            }
+        }
+        // The signature segment as sent (12+ characters), unless the header or
+        // payload carries the same text.
+        if s.len() >= 12 {
+            check(&String::from_utf8_lossy(s), "the signature segment", &decoded);
+        }
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A JSON value that keeps objects as member lists, duplicates included: an
+/// oracle for `token::parse_object` that shares no code with it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tree {
+    Scalar(Value),
+    Str(String),
+    Arr(Vec<Tree>),
+    Obj(Vec<(String, Tree)>),
+}
+
+impl Tree {
+    /// True if some object (at any depth) has two members with the same name.
+    pub fn has_duplicate(&self) -> bool {
+        match self {
+            Tree::Scalar(_) | Tree::Str(_) => false,
+            Tree::Arr(v) => v.iter().any(Tree::has_duplicate),
+            Tree::Obj(m) => {
+                let mut names: Vec<&str> = m.iter().map(|(k, _)| k.as_str()).collect();
+                names.sort_unstable();
+                names.windows(2).any(|w| w[0] == w[1]) || m.iter().any(|(_, v)| v.has_duplicate())
+            }
+        }
+    }
+
+    /// True if a member name or string anywhere contains U+0000.
+    pub fn has_nul(&self) -> bool {
+        match self {
+            Tree::Scalar(_) => false,
+            Tree::Str(s) => s.contains('\0'),
+            Tree::Arr(v) => v.iter().any(Tree::has_nul),
+            Tree::Obj(m) => m.iter().any(|(k, v)| k.contains('\0') || v.has_nul()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Tree {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Tree;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Tree, E> {
+                Ok(Tree::Scalar(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Tree, E> {
+                Ok(Tree::Scalar(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Tree, E> {
+                Ok(Tree::Scalar(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Tree, E> {
+                Ok(Tree::Scalar(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Tree, E> {
+                Ok(Tree::Str(v.to_owned()))
+            }
+            fn visit_unit<E>(self) -> Result<Tree, E> {
+                Ok(Tree::Scalar(Value::Null))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tree, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = seq.next_element()? {
+                    v.push(x);
+                }
+                Ok(Tree::Arr(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tree, A::Error> {
+                let mut m = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Tree>()? {
+                    m.push((k, v));
+                }
+                Ok(Tree::Obj(m))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
