@@ -496,7 +496,10 @@ pub fn id_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<String
 fn split(token: &[u8]) -> Result<[&[u8]; 3], Rejection> {
     let mut parts = token.split(|&b| b == b'.');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(h), Some(p), Some(s), None) if !h.is_empty() && !s.is_empty() => Ok([h, p, s]),
+        // An empty signature is let through so that an unsigned token is
+        // reported as `alg: none` rather than as a shape error; it can never
+        // verify (HMAC output is never empty).
+        (Some(h), Some(p), Some(s), None) if !h.is_empty() => Ok([h, p, s]),
         _ => Err(malformed(
             "expected a compact JWS: three base64url segments separated by two dots",
         )),
@@ -882,8 +885,15 @@ mod tests {
             URL_SAFE_NO_PAD.encode("{\"alg\":\"none\"}"),
             URL_SAFE_NO_PAD.encode(&p)
         );
-        // An empty signature segment is already refused by the shape check.
-        assert!(check(&none).is_err());
+        // Unsigned (empty signature, as JWT libraries emit it) ...
+        assert_eq!(check(&none).unwrap_err(), Rejection::AlgNone);
+        // ... an HS256 header with an empty signature is simply a bad signature.
+        let empty_sig = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode("{\"alg\":\"HS256\"}"),
+            URL_SAFE_NO_PAD.encode(&p)
+        );
+        assert_eq!(check(&empty_sig).unwrap_err(), Rejection::BadSignature);
         let none_sig = format!("{none}AA");
         assert_eq!(check(&none_sig).unwrap_err(), Rejection::AlgNone);
         assert_eq!(
