@@ -42,3 +42,22 @@ CREATE TABLE tenant_guard.registry (
 REVOKE ALL ON tenant_guard.registry FROM PUBLIC;
 COMMENT ON TABLE tenant_guard.registry IS 'tenant_guard tenant registry (see use_registry)';
 SELECT pg_catalog.pg_extension_config_dump('tenant_guard.registry', '');
+
+-- Tables protected by tenant_guard.protect, with what unprotect must restore.
+-- Readable by everyone (which tables are protected is not a secret); written
+-- only by protect/unprotect with the extension owner's rights.
+CREATE TABLE tenant_guard.protected (
+    relid            regclass    PRIMARY KEY,
+    parent           regclass,
+    tenant_column    name        NOT NULL,
+    mode             text        NOT NULL CHECK (mode IN ('strict', 'permissive')),
+    force            boolean     NOT NULL,
+    rls_was_enabled  boolean     NOT NULL,
+    rls_was_forced   boolean     NOT NULL,
+    previous_default text,
+    protected_at     timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON tenant_guard.protected FROM PUBLIC;
+GRANT SELECT ON tenant_guard.protected TO PUBLIC;
+COMMENT ON TABLE tenant_guard.protected IS 'tables protected by tenant_guard.protect (dumped by pg_dump)';
+SELECT pg_catalog.pg_extension_config_dump('tenant_guard.protected', '');

@@ -8,6 +8,102 @@ CREATE TRIGGER registry_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant_guard.registry
     FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard.config_changed();
 
+-- TRUNCATE ignores row-level security: a session under a tenant context, or
+-- any role the table's policies apply to, may not truncate a protected table.
+CREATE FUNCTION tenant_guard.refuse_truncate() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF tenant_guard.tenant_id() IS NOT NULL OR tenant_guard.is_bypass()
+     OR pg_catalog.row_security_active(TG_RELID) THEN
+    RAISE EXCEPTION 'TRUNCATE is not allowed on tenant table %', TG_RELID::regclass
+      USING ERRCODE = '42501',
+            DETAIL = 'TRUNCATE ignores row-level security and would remove the rows of every tenant.',
+            HINT = 'Use DELETE, which removes only the current tenant''s rows.';
+  END IF;
+  RETURN NULL;
+END $$;
+
+-- A row's tenant never changes (a NULL tenant may be filled in once, which
+-- is what backfills do).
+CREATE FUNCTION tenant_guard.refuse_tenant_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  before jsonb := to_jsonb(OLD) -> TG_ARGV[0];
+  after  jsonb := to_jsonb(NEW) -> TG_ARGV[0];
+BEGIN
+  IF before IS DISTINCT FROM after AND before <> 'null'::jsonb THEN
+    RAISE EXCEPTION 'the tenant of a row cannot be changed'
+      USING ERRCODE = '42501',
+            DETAIL = format('Column %I of %s holds the row''s tenant.', TG_ARGV[0], TG_RELID::regclass),
+            HINT = 'Insert a copy under the other tenant and delete this row instead.';
+  END IF;
+  RETURN NEW;
+END $$;
+
+-- DDL guard: protects partitions created in or attached to a protected
+-- table, and (tenant_guard.on_new_table = warn | protect) new tables that
+-- have the tenant column. Runs with the extension owner's rights because it
+-- writes tenant_guard.protected.
+CREATE FUNCTION tenant_guard.on_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  cmd record;
+  part record;
+  col name := coalesce(nullif(current_setting('tenant_guard.tenant_column', true), ''), 'tenant_id');
+  action text := coalesce(current_setting('tenant_guard.on_new_table', true), 'off');
+  p tenant_guard.protected;
+BEGIN
+  FOR cmd IN
+    SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
+     WHERE object_type IN ('table', 'table column')
+       AND command_tag IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')
+  LOOP
+    -- Partitions of protected tables (new ones, and ones just attached).
+    FOR part IN
+      SELECT t.relid, i.inhparent
+        FROM pg_partition_tree(cmd.objid) t
+        JOIN pg_inherits i ON i.inhrelid = t.relid
+       ORDER BY t.level
+    LOOP
+      SELECT * INTO p FROM tenant_guard.protected WHERE relid = part.inhparent;
+      CONTINUE WHEN NOT FOUND
+        OR EXISTS (SELECT 1 FROM tenant_guard.protected WHERE relid = part.relid);
+      PERFORM tenant_guard.protect(part.relid::regclass, p.tenant_column, p.mode, p.force);
+      RAISE NOTICE 'tenant_guard: protected partition % of %', part.relid::regclass, part.inhparent::regclass;
+    END LOOP;
+    -- New tables with the tenant column.
+    CONTINUE WHEN action = 'off'
+      OR EXISTS (SELECT 1 FROM tenant_guard.protected WHERE relid = cmd.objid)
+      OR NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = cmd.objid AND c.relkind IN ('r', 'p') AND NOT c.relispartition)
+      OR NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = cmd.objid AND a.attname = col
+                        AND a.attnum > 0 AND NOT a.attisdropped)
+      OR NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() d
+                      WHERE d.objid = cmd.objid AND d.command_tag <> 'ALTER TABLE');
+    IF action = 'protect' THEN
+      PERFORM tenant_guard.protect(cmd.objid::regclass, col);
+      RAISE NOTICE 'tenant_guard: protected new table % (tenant column %)', cmd.objid::regclass, col;
+    ELSE
+      RAISE WARNING 'table % has the tenant column % but is not protected', cmd.objid::regclass, col
+        USING HINT = format('Run SELECT tenant_guard.protect(%L);', cmd.objid::regclass::text);
+    END IF;
+  END LOOP;
+END $$;
+CREATE EVENT TRIGGER tenant_guard_ddl ON ddl_command_end
+  WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')
+  EXECUTE FUNCTION tenant_guard.on_ddl();
+
+-- Forget tables that are dropped.
+CREATE FUNCTION tenant_guard.on_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  DELETE FROM tenant_guard.protected p
+   USING pg_event_trigger_dropped_objects() d
+   WHERE d.classid = 'pg_class'::regclass AND d.objid = p.relid::oid;
+END $$;
+CREATE EVENT TRIGGER tenant_guard_drop ON sql_drop
+  WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+  EXECUTE FUNCTION tenant_guard.on_drop();
+
 -- Administration is for the extension owner and roles it grants. Whoever can
 -- sign can become any tenant; whoever can add a key can sign.
 REVOKE ALL ON FUNCTION tenant_guard.add_key(text, bytea, text, timestamptz) FROM PUBLIC;
@@ -15,6 +111,13 @@ REVOKE ALL ON FUNCTION tenant_guard.retire_key(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.sign(jsonb, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.use_registry(regclass, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.config_changed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.protect(regclass, text, text, boolean, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.protect_schema(text, text, text, boolean, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.unprotect(regclass, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.refuse_truncate() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.refuse_tenant_change() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.on_ddl() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.on_drop() FROM PUBLIC;
 
 COMMENT ON FUNCTION tenant_guard.version() IS 'tenant_guard library version';
 COMMENT ON FUNCTION tenant_guard.add_key(text, bytea, text, timestamptz) IS
@@ -34,3 +137,13 @@ COMMENT ON FUNCTION tenant_guard.require_tenant_id() IS
 COMMENT ON FUNCTION tenant_guard.user_id() IS 'the sub claim of the current context';
 COMMENT ON FUNCTION tenant_guard.claims() IS 'all verified claims of the current context';
 COMMENT ON FUNCTION tenant_guard.is_bypass() IS 'whether the current context sees every tenant';
+COMMENT ON FUNCTION tenant_guard.protect(regclass, text, text, boolean, boolean) IS
+  'enable row-level security with tenant policies, default and triggers on a table (and its partitions); returns the DDL';
+COMMENT ON FUNCTION tenant_guard.protect_schema(text, text, text, boolean, boolean) IS
+  'protect every table of a schema that has the tenant column; returns the DDL';
+COMMENT ON FUNCTION tenant_guard.unprotect(regclass, boolean) IS
+  'remove exactly what protect added; returns the DDL';
+COMMENT ON FUNCTION tenant_guard.visible_tenants() IS
+  'tenants the current context may read (used by the generated policies)';
+COMMENT ON FUNCTION tenant_guard.writable_tenants() IS
+  'tenants the current context may write (used by the generated policies)';

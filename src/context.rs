@@ -25,6 +25,8 @@ fn rules() -> Rules {
         audience: gucs::text(&gucs::AUDIENCE),
         max_lifetime: (lifetime > 0).then_some(f64::from(lifetime)),
         max_bytes: usize::try_from(gucs::MAX_TOKEN_BYTES.get()).unwrap_or(8192),
+        tenants_claim: gucs::text(&gucs::TENANTS_CLAIM).unwrap_or_else(|| "tenants".into()),
+        max_bypass_lifetime: f64::from(gucs::MAX_BYPASS_LIFETIME.get()),
     }
 }
 
@@ -119,24 +121,45 @@ fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> S
     let ring = keys::ring();
     let v = token::verify(token.as_bytes(), &ring.keys, &rules, keys::now())
         .unwrap_or_else(|r| refuse(&r, header_kid(token).as_deref()));
-    let Some(tenant) = v.tenant.clone() else {
-        refuse(
-            &Rejection::MissingTenant {
-                claim: rules.tenant_claim.clone(),
-            },
-            Some(&v.kid),
-        )
+    let refuse_tenant = |why: String| -> ! {
+        log!(
+            "tenant_guard: token rejected: tenant not accepted (kid \"{}\"): {why}",
+            v.kid
+        );
+        rejected("token tenant is not accepted").detail(why).raise()
     };
-    if let Some(reg) = &ring.registry {
-        if let Err(why) = registry::check(reg, &tenant) {
+    let visible = if v.bypass {
+        // A bypass token reads every tenant of the registry: the policy stays
+        // `tenant = ANY (visible set)`, so ordinary tenant queries keep their
+        // index scans and never pay for an `OR bypass` branch.
+        let Some(reg) = &ring.registry else {
             log!(
-                "tenant_guard: token rejected: tenant not accepted (kid \"{}\"): {why}",
+                "tenant_guard: token rejected: bypass without a registry (kid \"{}\")",
                 v.kid
             );
-            rejected("token tenant is not accepted").detail(why).raise();
+            rejected("bypass tokens need a tenant registry")
+                .detail("a bypass token reads every tenant listed in the registry")
+                .hint("Configure one with tenant_guard.use_registry, or give a support role BYPASSRLS.")
+                .raise()
+        };
+        registry::all_tenants(reg)
+    } else {
+        if let Some(reg) = &ring.registry {
+            for t in &v.tenants {
+                if let Err(why) = registry::check(reg, t) {
+                    refuse_tenant(why);
+                }
+            }
+        }
+        v.tenants.clone()
+    };
+    if let (true, Some(t), Some(reg)) = (v.bypass, &v.tenant, &ring.registry) {
+        if let Err(why) = registry::check(reg, t) {
+            refuse_tenant(why);
         }
     }
     let claims = serde_json::Value::Object(v.claims.clone()).to_string();
+    let tenant = v.tenant.clone().unwrap_or_default();
     put(gucs::CONTEXT_TENANT_NAME, &tenant, is_local);
     put(
         gucs::CONTEXT_USER_NAME,
@@ -145,15 +168,35 @@ fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> S
     );
     put(gucs::CONTEXT_CLAIMS_NAME, &claims, is_local);
     put(gucs::CONTEXT_KID_NAME, &v.kid, is_local);
-    if gucs::LOG_CONTEXT.get() {
+    // The read set is only stored when it says more than the tenant itself.
+    let set = if visible.len() == 1 && visible[0] == tenant {
+        String::new()
+    } else {
+        serde_json::to_string(&visible).unwrap_or_default()
+    };
+    put(gucs::CONTEXT_TENANTS_NAME, &set, is_local);
+    put(
+        gucs::CONTEXT_BYPASS_NAME,
+        if v.bypass { "on" } else { "" },
+        is_local,
+    );
+    let scope = if is_local { "transaction" } else { "session" };
+    if v.bypass {
+        // Every use of a bypass token is logged, whatever log_context says.
         log!(
-            "tenant_guard: context set: tenant \"{tenant}\", user \"{}\", kid \"{}\", {}",
+            "tenant_guard: bypass context set: user \"{}\", kid \"{}\", {} tenants readable, {scope}",
             v.user.as_deref().unwrap_or(""),
             v.kid,
-            if is_local { "transaction" } else { "session" }
+            visible.len()
+        );
+    } else if gucs::LOG_CONTEXT.get() {
+        log!(
+            "tenant_guard: context set: tenant \"{tenant}\", user \"{}\", kid \"{}\", {scope}",
+            v.user.as_deref().unwrap_or(""),
+            v.kid,
         );
     }
-    tenant
+    v.tenant.unwrap_or_default()
 }
 
 /// Drops the context (for the rest of the session; a rollback restores it).
@@ -164,6 +207,8 @@ fn clear_context() {
         gucs::CONTEXT_USER_NAME,
         gucs::CONTEXT_CLAIMS_NAME,
         gucs::CONTEXT_KID_NAME,
+        gucs::CONTEXT_TENANTS_NAME,
+        gucs::CONTEXT_BYPASS_NAME,
     ] {
         put(name, "", false);
     }
@@ -204,5 +249,69 @@ fn claims() -> Option<pgrx::JsonB> {
 /// Whether the current context may see every tenant.
 #[pg_extern(stable, parallel_safe, schema = "tenant_guard")]
 fn is_bypass() -> bool {
-    false
+    gucs::text(&gucs::CONTEXT_BYPASS).is_some()
+}
+
+thread_local! {
+    /// The last parsed read set: (the setting's text, its ids). Policies call
+    /// `visible_tenants()` once per scan, or once per row in a sequential
+    /// scan, so a set of a thousand tenants is not re-parsed per row.
+    static SET_CACHE: std::cell::RefCell<(String, Vec<String>)> =
+        const { std::cell::RefCell::new((String::new(), Vec::new())) };
+}
+
+fn read_set() -> Option<Vec<String>> {
+    let raw = gucs::text(&gucs::CONTEXT_TENANTS)?;
+    SET_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != raw {
+            // Written by set_context from a Vec<String>: always parses.
+            let ids: Vec<String> = serde_json::from_str(&raw).unwrap_or_default();
+            *c = (raw, ids);
+        }
+        Some(c.1.clone())
+    })
+}
+
+fn no_context() -> Vec<String> {
+    match gucs::MISSING_CONTEXT.get() {
+        gucs::MissingContext::Empty => Vec::new(),
+        gucs::MissingContext::Error => Failure::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "no tenant context is set",
+        )
+        .detail(
+            "The table is protected by tenant_guard; rows are visible only under a tenant context.",
+        )
+        .hint("Call tenant_guard.set_context(token) in this transaction first.")
+        .raise(),
+    }
+}
+
+/// The tenants the current context may read; used by the policies that
+/// `protect` generates (`tenant = ANY (tenant_guard.visible_tenants())`).
+/// Without a context: an error (42501) or, with
+/// `tenant_guard.missing_context = empty`, an empty array.
+#[pg_extern(stable, parallel_safe, schema = "tenant_guard")]
+fn visible_tenants() -> Vec<String> {
+    if let Some(set) = read_set() {
+        return set;
+    }
+    match gucs::text(&gucs::CONTEXT_TENANT) {
+        Some(t) => vec![t],
+        None => no_context(),
+    }
+}
+
+/// The tenants the current context may write: its tenant claim (a bypass
+/// token without one may write every tenant it reads).
+#[pg_extern(stable, parallel_safe, schema = "tenant_guard")]
+fn writable_tenants() -> Vec<String> {
+    if let Some(t) = gucs::text(&gucs::CONTEXT_TENANT) {
+        return vec![t];
+    }
+    if is_bypass() {
+        return read_set().unwrap_or_default();
+    }
+    no_context()
 }

@@ -16,7 +16,7 @@
 //! The prefix is reserved (`MarkGUCPrefixReserved`), which also discards any
 //! placeholder a session `SET` before this library was loaded.
 
-use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 use pgrx::pg_sys;
 use std::ffi::{CStr, CString};
 
@@ -29,17 +29,51 @@ pub static AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>
 pub static MAX_TOKEN_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static MAX_TOKEN_BYTES: GucSetting<i32> = GucSetting::<i32>::new(8192);
 pub static LOG_CONTEXT: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static TENANTS_CLAIM: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"tenants"));
+pub static MAX_BYPASS_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(900);
+pub static MISSING_CONTEXT: GucSetting<MissingContext> =
+    GucSetting::<MissingContext>::new(MissingContext::Error);
+pub static TENANT_COLUMN: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
+pub static ON_NEW_TABLE: GucSetting<OnNewTable> = GucSetting::<OnNewTable>::new(OnNewTable::Off);
+
+/// What a protected table does for a session without a tenant context.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MissingContext {
+    /// Raise 42501 with a HINT naming set_context.
+    #[name = c"error"]
+    Error,
+    /// Show no rows (and accept no writes).
+    #[name = c"empty"]
+    Empty,
+}
+
+/// What happens when a table with the tenant column is created.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum OnNewTable {
+    #[name = c"off"]
+    Off,
+    #[name = c"warn"]
+    Warn,
+    #[name = c"protect"]
+    Protect,
+}
 
 pub static CONTEXT_TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CONTEXT_USER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CONTEXT_CLAIMS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CONTEXT_KID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CONTEXT_TENANTS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CONTEXT_BYPASS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// Names of the context settings, in the order `set_context` writes them.
 pub const CONTEXT_TENANT_NAME: &CStr = c"tenant_guard.context_tenant";
 pub const CONTEXT_USER_NAME: &CStr = c"tenant_guard.context_user";
 pub const CONTEXT_CLAIMS_NAME: &CStr = c"tenant_guard.context_claims";
 pub const CONTEXT_KID_NAME: &CStr = c"tenant_guard.context_kid";
+pub const CONTEXT_TENANTS_NAME: &CStr = c"tenant_guard.context_tenants";
+pub const CONTEXT_BYPASS_NAME: &CStr = c"tenant_guard.context_bypass";
 
 pub fn init() {
     let rules = GucFlags::default();
@@ -114,6 +148,49 @@ pub fn init() {
         rules,
     );
 
+    GucRegistry::define_string_guc(
+        c"tenant_guard.tenants_claim",
+        c"Name of the token claim listing the tenants a token may read.",
+        c"An array; the tenant claim names the one it writes to and must be in it.",
+        &TENANTS_CLAIM,
+        GucContext::Suset,
+        rules,
+    );
+    GucRegistry::define_int_guc(
+        c"tenant_guard.max_bypass_lifetime",
+        c"Longest accepted lifetime of a bypass token (bypass: true).",
+        c"",
+        &MAX_BYPASS_LIFETIME,
+        1,
+        86400,
+        GucContext::Suset,
+        rules | GucFlags::UNIT_S,
+    );
+    GucRegistry::define_enum_guc(
+        c"tenant_guard.missing_context",
+        c"What a protected table does without a tenant context: error or empty.",
+        c"error raises 42501 naming set_context; empty shows no rows. Both fail closed.",
+        &MISSING_CONTEXT,
+        GucContext::Suset,
+        rules,
+    );
+    GucRegistry::define_string_guc(
+        c"tenant_guard.tenant_column",
+        c"Default tenant column name for the generators, audits and new-table guard.",
+        c"",
+        &TENANT_COLUMN,
+        GucContext::Userset,
+        rules,
+    );
+    GucRegistry::define_enum_guc(
+        c"tenant_guard.on_new_table",
+        c"When a table with the tenant column is created: off, warn or protect.",
+        c"",
+        &ON_NEW_TABLE,
+        GucContext::Suset,
+        rules,
+    );
+
     // Context: written only by set_context / clear_context.
     let ctx = GucFlags::DISALLOW_IN_FILE | GucFlags::DISALLOW_IN_AUTO_FILE | GucFlags::NO_SHOW_ALL;
     let define_ctx = |name: &'static CStr,
@@ -147,6 +224,16 @@ pub fn init() {
         CONTEXT_KID_NAME,
         c"Key that verified this session's token.",
         &CONTEXT_KID,
+    );
+    define_ctx(
+        CONTEXT_TENANTS_NAME,
+        c"Tenants this session may read, as a JSON array.",
+        &CONTEXT_TENANTS,
+    );
+    define_ctx(
+        CONTEXT_BYPASS_NAME,
+        c"Whether this session reads every tenant.",
+        &CONTEXT_BYPASS,
     );
 
     // SAFETY: called from _PG_init with a static, NUL-terminated prefix.

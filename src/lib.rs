@@ -12,6 +12,8 @@ mod context;
 mod error;
 mod gucs;
 mod keys;
+mod policy;
+mod protect;
 mod quote;
 mod registry;
 pub mod token;

@@ -9,6 +9,18 @@ pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Quotes a string literal: `it's` -> `'it''s'`. A value holding a
+/// backslash is written as an `E''` literal so the result is right whatever
+/// `standard_conforming_strings` says.
+pub fn literal(value: &str) -> String {
+    let body = value.replace('\'', "''");
+    if body.contains('\\') {
+        format!("E'{}'", body.replace('\\', "\\\\"))
+    } else {
+        format!("'{body}'")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -23,5 +35,13 @@ mod tests {
             ident("x\"; DROP TABLE t; --"),
             "\"x\"\"; DROP TABLE t; --\""
         );
+    }
+
+    #[test]
+    fn literals() {
+        assert_eq!(literal("acme"), "'acme'");
+        assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(literal(r"a\b"), r"E'a\\b'");
+        assert_eq!(literal("'; DROP TABLE t; --"), "'''; DROP TABLE t; --'");
     }
 }

@@ -76,12 +76,20 @@ pub fn lookup_sql(
     format!("SELECT {active} FROM {table} WHERE {cond} LIMIT 1")
 }
 
+/// Lists every active tenant id, as text (what a bypass token reads).
+pub fn all_sql(table: &str, id_column: &str, active_column: Option<&str>) -> String {
+    let id = quote::ident(id_column);
+    let filter = active_column.map_or(String::new(), |a| format!(" WHERE {}", quote::ident(a)));
+    format!("SELECT {id}::pg_catalog.text FROM {table}{filter} ORDER BY 1")
+}
+
 /// The configured registry, as cached in the key ring.
 #[derive(Debug, Clone)]
 pub struct Registry {
     pub table: String,
     pub kind: IdKind,
     pub sql: String,
+    pub all_sql: String,
 }
 
 /// Reads the registry configuration (inside `as_owner`).
@@ -105,6 +113,7 @@ pub fn load() -> Option<Registry> {
             let kind = IdKind::of(&ty);
             Registry {
                 sql: lookup_sql(&table, &id, kind, active.as_deref()),
+                all_sql: all_sql(&table, &id, active.as_deref()),
                 table,
                 kind,
             }
@@ -132,6 +141,17 @@ pub fn check(reg: &Registry, tenant: &str) -> Result<(), String> {
         )),
         Some(true) => Ok(()),
     }
+}
+
+/// Every active tenant of the registry (for a bypass token).
+pub fn all_tenants(reg: &Registry) -> Vec<String> {
+    as_owner(|| {
+        Spi::connect(|c| {
+            spi(c.select(&reg.all_sql, None, &[]))
+                .filter_map(|row| spi(row.get::<String>(1)))
+                .collect()
+        })
+    })
 }
 
 /// Makes `set_context` refuse tenants that are not rows of `tenant_table`
@@ -230,6 +250,10 @@ mod tests {
             ),
             "SELECT coalesce(\"is\"\"active\", false) FROM public.\"Tenants\" \
              WHERE \"tenantId\" = $1::pg_catalog.int8 LIMIT 1"
+        );
+        assert_eq!(
+            all_sql("public.\"Tenants\"", "tenantId", Some("is\"active")),
+            "SELECT \"tenantId\"::pg_catalog.text FROM public.\"Tenants\" WHERE \"is\"\"active\" ORDER BY 1"
         );
         assert_eq!(
             lookup_sql("t", "id", IdKind::Other, None),

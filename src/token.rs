@@ -153,6 +153,10 @@ pub struct Rules {
     /// Longest accepted `exp - iat` (or `exp - now` without `iat`), seconds.
     pub max_lifetime: Option<f64>,
     pub max_bytes: usize,
+    /// Name of the claim listing the tenants a token may read.
+    pub tenants_claim: String,
+    /// Longest accepted lifetime of a bypass token, seconds.
+    pub max_bypass_lifetime: f64,
 }
 
 impl Default for Rules {
@@ -165,6 +169,8 @@ impl Default for Rules {
             audience: None,
             max_lifetime: None,
             max_bytes: 8192,
+            tenants_claim: "tenants".into(),
+            max_bypass_lifetime: 900.0,
         }
     }
 }
@@ -173,7 +179,13 @@ impl Default for Rules {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verified {
     pub kid: String,
+    /// The tenant the token writes to (required unless `bypass`).
     pub tenant: Option<String>,
+    /// The tenants the token reads: the `tenants` claim, or just `tenant`.
+    /// Empty for a bypass token, which reads every tenant.
+    pub tenants: Vec<String>,
+    /// `bypass: true`: a short-lived cross-tenant token.
+    pub bypass: bool,
     pub user: Option<String>,
     /// Every claim, as a JSON object.
     pub claims: Map<String, Value>,
@@ -231,6 +243,14 @@ pub enum Rejection {
     MissingTenant {
         claim: String,
     },
+    TenantNotInSet {
+        tenant: String,
+        claim: String,
+    },
+    BypassTooLong {
+        lifetime: Option<f64>,
+        max: f64,
+    },
 }
 
 impl fmt::Display for Rejection {
@@ -256,6 +276,8 @@ impl fmt::Display for Rejection {
             WrongIssuer { .. } => "token issuer is not accepted",
             WrongAudience => "token audience is not accepted",
             MissingTenant { .. } => "token has no tenant claim",
+            TenantNotInSet { .. } => "token tenant is not in its tenant set",
+            BypassTooLong { .. } => "bypass token lifetime is too long",
         };
         f.write_str(s)
     }
@@ -315,6 +337,17 @@ impl Rejection {
             MissingTenant { claim } => format!(
                 "claim \"{}\" (tenant_guard.tenant_claim) is required",
                 clip(claim)
+            ),
+            TenantNotInSet { tenant, claim } => format!(
+                "the tenant \"{}\" must be one of the claim \"{}\"",
+                clip(tenant),
+                clip(claim)
+            ),
+            BypassTooLong { lifetime: Some(l), max } => format!(
+                "a bypass token may live {max} s (tenant_guard.max_bypass_lifetime); this one lives {l} s"
+            ),
+            BypassTooLong { lifetime: None, max } => format!(
+                "a bypass token needs exp, and may live {max} s (tenant_guard.max_bypass_lifetime)"
             ),
         }
     }
@@ -552,12 +585,80 @@ pub fn verify(token: &[u8], keys: &[Key], rules: &Rules, now: f64) -> Result<Ver
     check_issuer_audience(&claims, rules)?;
     let tenant = id_claim(&claims, &rules.tenant_claim)?;
     let user = id_claim(&claims, "sub")?;
+    let bypass = match claims.get("bypass") {
+        None | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(_) => {
+            return Err(Rejection::BadClaim {
+                claim: "bypass".into(),
+                expected: "true or false",
+            })
+        }
+    };
+    let set = tenant_set(&claims, &rules.tenants_claim)?;
+    let tenants = if bypass {
+        // Cross-tenant access must be short-lived, whatever require_exp says.
+        let exp = numeric_date(&claims, "exp")?;
+        let iat = numeric_date(&claims, "iat")?;
+        let lifetime = exp.map(|e| e - iat.unwrap_or(now));
+        if lifetime.is_none_or(|l| l > rules.max_bypass_lifetime) {
+            return Err(Rejection::BypassTooLong {
+                lifetime,
+                max: rules.max_bypass_lifetime,
+            });
+        }
+        Vec::new()
+    } else {
+        let Some(t) = &tenant else {
+            return Err(Rejection::MissingTenant {
+                claim: rules.tenant_claim.clone(),
+            });
+        };
+        match set {
+            None => vec![t.clone()],
+            Some(set) if set.contains(t) => set,
+            Some(_) => {
+                return Err(Rejection::TenantNotInSet {
+                    tenant: t.clone(),
+                    claim: rules.tenants_claim.clone(),
+                })
+            }
+        }
+    };
     Ok(Verified {
         kid: key.kid.clone(),
         tenant,
+        tenants,
+        bypass,
         user,
         claims,
     })
+}
+
+/// Reads the optional tenant-set claim: an array of tenant ids, deduplicated.
+fn tenant_set(claims: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, Rejection> {
+    let bad = || Rejection::BadClaim {
+        claim: name.into(),
+        expected: "an array of non-empty strings or integers",
+    };
+    let Some(v) = claims.get(name) else {
+        return Ok(None);
+    };
+    let Value::Array(items) = v else {
+        return Err(bad());
+    };
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let id = match item {
+            Value::String(s) if !s.is_empty() => s.clone(),
+            Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+            _ => return Err(bad()),
+        };
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(Some(out))
 }
 
 fn pick_key<'k>(
@@ -793,8 +894,13 @@ mod tests {
             let e = check(&ok(json!({"tenant_id": bad}))).unwrap_err();
             assert!(matches!(e, Rejection::BadClaim { .. }), "{bad}: {e:?}");
         }
-        // Missing is not an error here: the caller decides (bypass tokens).
-        assert_eq!(check(&ok(json!({"sub": "x"}))).unwrap().tenant, None);
+        // Missing: refused (only a bypass token may omit it).
+        assert_eq!(
+            check(&ok(json!({"sub": "x"}))).unwrap_err(),
+            Rejection::MissingTenant {
+                claim: "tenant_id".into()
+            }
+        );
     }
 
     #[test]
@@ -1234,6 +1340,86 @@ mod tests {
             let e = check(&with_header("{\"alg\":\"HS256\"}", p, &k)).unwrap_err();
             assert!(matches!(e, Rejection::Malformed(_)), "{p}: {e:?}");
         }
+    }
+
+    #[test]
+    fn tenant_sets() {
+        let v = check(&ok(json!({"tenant_id": "a"}))).unwrap();
+        assert_eq!((v.tenants, v.bypass), (vec!["a".to_string()], false));
+        let v = check(&ok(
+            json!({"tenant_id": "b", "tenants": ["a", "b", 7, "a"]}),
+        ))
+        .unwrap();
+        assert_eq!(v.tenants, vec!["a", "b", "7"]);
+        assert_eq!(v.tenant.as_deref(), Some("b"));
+        assert_eq!(
+            check(&ok(json!({"tenant_id": "c", "tenants": ["a", "b"]}))).unwrap_err(),
+            Rejection::TenantNotInSet {
+                tenant: "c".into(),
+                claim: "tenants".into()
+            }
+        );
+        for bad in [
+            json!("a"),
+            json!([""]),
+            json!([1.5]),
+            json!([null]),
+            json!({"a": 1}),
+        ] {
+            let e = check(&ok(json!({"tenant_id": "a", "tenants": bad}))).unwrap_err();
+            assert!(matches!(e, Rejection::BadClaim { .. }), "{e:?}");
+        }
+        let rules = Rules {
+            tenants_claim: "orgs".into(),
+            ..Rules::default()
+        };
+        let t = ok(json!({"tenant_id": "a", "orgs": ["a", "z"]}));
+        let v = verify(t.as_bytes(), &[key("k1", Alg::Hs256)], &rules, NOW).unwrap();
+        assert_eq!(v.tenants, vec!["a", "z"]);
+    }
+
+    #[test]
+    fn bypass_tokens_are_short_lived() {
+        let v = check(&ok(json!({"bypass": true, "iat": NOW, "exp": NOW + 600.0}))).unwrap();
+        assert!(v.bypass);
+        assert_eq!(v.tenant, None);
+        assert!(v.tenants.is_empty());
+        // With a write tenant.
+        let v = check(&ok(
+            json!({"bypass": true, "tenant_id": "a", "exp": NOW + 900.0}),
+        ))
+        .unwrap();
+        assert_eq!(v.tenant.as_deref(), Some("a"));
+        assert_eq!(
+            check(&ok(json!({"bypass": true, "iat": NOW, "exp": NOW + 901.0}))).unwrap_err(),
+            Rejection::BypassTooLong {
+                lifetime: Some(901.0),
+                max: 900.0
+            }
+        );
+        // Even with require_exp off, a bypass token needs exp.
+        let lax = Rules {
+            require_exp: false,
+            ..Rules::default()
+        };
+        let t = mint(json!({"bypass": true}), &key("k1", Alg::Hs256));
+        assert_eq!(
+            verify(t.as_bytes(), &[key("k1", Alg::Hs256)], &lax, NOW).unwrap_err(),
+            Rejection::BypassTooLong {
+                lifetime: None,
+                max: 900.0
+            }
+        );
+        // bypass: false is an ordinary token; other values are refused.
+        assert!(
+            !check(&ok(json!({"bypass": false, "tenant_id": "a"})))
+                .unwrap()
+                .bypass
+        );
+        assert!(matches!(
+            check(&ok(json!({"bypass": "yes", "tenant_id": "a"}))).unwrap_err(),
+            Rejection::BadClaim { .. }
+        ));
     }
 
     #[test]

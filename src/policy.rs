@@ -1,0 +1,445 @@
+//! Row-level security generator: pure render functions. No PostgreSQL here;
+//! `protect.rs` reads the catalog into a [`TableState`] and runs the DDL.
+//!
+//! What `protect` puts on a table (every object named `tenant_guard_*`):
+//! * `ENABLE` and (by default) `FORCE ROW LEVEL SECURITY`: without FORCE the
+//!   table owner bypasses every policy.
+//! * One PERMISSIVE policy `USING (true) WITH CHECK (true)`: with row-level
+//!   security on, rows are visible only through some permissive policy.
+//! * The tenant rule in RESTRICTIVE policies, one per command. Restrictive
+//!   policies are ANDed with everything else, so somebody else's permissive
+//!   `USING (true)` cannot widen access. SELECT reads the *visible* set,
+//!   INSERT/UPDATE/DELETE the *writable* one (UPDATE checks old and new row).
+//! * The rule is `tenant = ANY (tenant_guard.visible_tenants()::type[])`: a
+//!   stable function, evaluated once per scan, compared with the column in
+//!   its own type. It is a plain index condition, so a tenant query plans like
+//!   `WHERE tenant = $1`; multi-tenant and bypass contexts only change the
+//!   array, never the shape of the plan (no `OR is_superadmin` branch). No
+//!   subquery, so the same policy is valid on Citus distributed tables.
+//! * A column default `tenant_guard.tenant_id()::type`.
+//! * A row trigger refusing to change a row's tenant, and a statement trigger
+//!   refusing TRUNCATE (which ignores row-level security) to tenant sessions.
+
+use crate::quote::ident;
+
+/// `strict`: NULL-tenant rows are invisible. `permissive`: readable by every
+/// tenant (shared rows during a rollout) but never writable by tenants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Strict,
+    Permissive,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "strict" => Some(Mode::Strict),
+            "permissive" => Some(Mode::Permissive),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Strict => "strict",
+            Mode::Permissive => "permissive",
+        }
+    }
+}
+
+/// What protect was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    pub mode: Mode,
+    pub force: bool,
+}
+
+/// The catalog state of one table, as far as protect cares.
+#[derive(Debug, Clone, Default)]
+pub struct TableState {
+    /// Schema-qualified, quoted name.
+    pub name: String,
+    pub column: String,
+    /// `format_type` of the column.
+    pub col_type: String,
+    /// A partition: its row trigger is cloned from the parent.
+    pub is_partition: bool,
+    pub rls_enabled: bool,
+    pub rls_forced: bool,
+    /// `tenant_guard_*` policies present.
+    pub policies: Vec<String>,
+    /// `tenant_guard_*` triggers present (not clones).
+    pub triggers: Vec<String>,
+    /// The column default is already ours.
+    pub default_is_ours: bool,
+    /// Options recorded by an earlier protect.
+    pub recorded: Option<Options>,
+}
+
+pub const ACCESS: &str = "tenant_guard_access";
+pub const SELECT: &str = "tenant_guard_select";
+pub const INSERT: &str = "tenant_guard_insert";
+pub const UPDATE: &str = "tenant_guard_update";
+pub const DELETE: &str = "tenant_guard_delete";
+pub const POLICIES: [&str; 5] = [ACCESS, SELECT, INSERT, UPDATE, DELETE];
+pub const TRG_IMMUTABLE: &str = "tenant_guard_immutable_tenant";
+pub const TRG_TRUNCATE: &str = "tenant_guard_no_truncate";
+
+/// `tenant_guard.<func>()` as an array of the column's type.
+fn tenant_array(func: &str, col_type: &str) -> String {
+    if col_type == "text" {
+        format!("tenant_guard.{func}()")
+    } else {
+        format!("tenant_guard.{func}()::{col_type}[]")
+    }
+}
+
+/// The row filter for reads.
+pub fn read_expr(column: &str, col_type: &str, mode: Mode) -> String {
+    let c = ident(column);
+    let rule = format!("{c} = ANY ({})", tenant_array("visible_tenants", col_type));
+    match mode {
+        Mode::Strict => rule,
+        Mode::Permissive => format!("{rule} OR {c} IS NULL"),
+    }
+}
+
+/// The row filter for writes (and the rows UPDATE/DELETE may touch).
+pub fn write_expr(column: &str, col_type: &str) -> String {
+    format!(
+        "{} = ANY ({})",
+        ident(column),
+        tenant_array("writable_tenants", col_type)
+    )
+}
+
+/// The column default: the current tenant in the column's type.
+pub fn default_expr(col_type: &str) -> String {
+    if col_type == "text" {
+        "tenant_guard.tenant_id()".into()
+    } else {
+        format!("tenant_guard.tenant_id()::{col_type}")
+    }
+}
+
+/// `(kind, USING, WITH CHECK)` of each policy.
+fn policy_parts(
+    name: &str,
+    t: &TableState,
+    mode: Mode,
+) -> (&'static str, Option<String>, Option<String>) {
+    let r = read_expr(&t.column, &t.col_type, mode);
+    let w = write_expr(&t.column, &t.col_type);
+    match name {
+        ACCESS => (
+            "AS PERMISSIVE FOR ALL TO PUBLIC",
+            Some("true".into()),
+            Some("true".into()),
+        ),
+        SELECT => ("AS RESTRICTIVE FOR SELECT TO PUBLIC", Some(r), None),
+        INSERT => ("AS RESTRICTIVE FOR INSERT TO PUBLIC", None, Some(w)),
+        UPDATE => (
+            "AS RESTRICTIVE FOR UPDATE TO PUBLIC",
+            Some(w.clone()),
+            Some(w),
+        ),
+        _ => ("AS RESTRICTIVE FOR DELETE TO PUBLIC", Some(w), None),
+    }
+}
+
+fn clauses(using: &Option<String>, check: &Option<String>) -> String {
+    let mut s = String::new();
+    if let Some(u) = using {
+        s.push_str(&format!(" USING ({u})"));
+    }
+    if let Some(c) = check {
+        s.push_str(&format!(" WITH CHECK ({c})"));
+    }
+    s
+}
+
+/// The DDL that brings `t` to the protected state `opts`. Empty when it is
+/// there already. Policies whose expressions change are ALTERed in place, so
+/// the table is never without a policy, even inside the transaction.
+pub fn render_protect(t: &TableState, opts: Options) -> Vec<String> {
+    let mut out = Vec::new();
+    let tbl = &t.name;
+    if !t.rls_enabled {
+        out.push(format!("ALTER TABLE {tbl} ENABLE ROW LEVEL SECURITY"));
+    }
+    if opts.force && !t.rls_forced {
+        out.push(format!("ALTER TABLE {tbl} FORCE ROW LEVEL SECURITY"));
+    } else if !opts.force && t.rls_forced {
+        out.push(format!("ALTER TABLE {tbl} NO FORCE ROW LEVEL SECURITY"));
+    }
+    let mode_changed = t.recorded.is_some_and(|r| r.mode != opts.mode);
+    for name in POLICIES {
+        let (kind, using, check) = policy_parts(name, t, opts.mode);
+        if !t.policies.iter().any(|p| p == name) {
+            out.push(format!(
+                "CREATE POLICY {} ON {tbl} {kind}{}",
+                ident(name),
+                clauses(&using, &check)
+            ));
+        } else if mode_changed && name == SELECT {
+            // Only the read rule depends on the mode.
+            out.push(format!(
+                "ALTER POLICY {} ON {tbl}{}",
+                ident(name),
+                clauses(&using, &check)
+            ));
+        }
+    }
+    if !t.default_is_ours {
+        out.push(format!(
+            "ALTER TABLE ONLY {tbl} ALTER COLUMN {} SET DEFAULT {}",
+            ident(&t.column),
+            default_expr(&t.col_type)
+        ));
+    }
+    if !t.is_partition && !t.triggers.iter().any(|x| x == TRG_IMMUTABLE) {
+        out.push(format!(
+            "CREATE TRIGGER {} BEFORE UPDATE OF {} ON {tbl} FOR EACH ROW EXECUTE FUNCTION tenant_guard.refuse_tenant_change({})",
+            ident(TRG_IMMUTABLE),
+            ident(&t.column),
+            crate::quote::literal(&t.column)
+        ));
+    }
+    if !t.triggers.iter().any(|x| x == TRG_TRUNCATE) {
+        out.push(format!(
+            "CREATE TRIGGER {} BEFORE TRUNCATE ON {tbl} FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard.refuse_truncate()",
+            ident(TRG_TRUNCATE)
+        ));
+    }
+    out
+}
+
+/// What an earlier protect changed that unprotect must put back.
+#[derive(Debug, Clone, Default)]
+pub struct Before {
+    pub rls_was_enabled: bool,
+    pub rls_was_forced: bool,
+    /// The column default before protect (an SQL expression), if any.
+    pub previous_default: Option<String>,
+}
+
+/// The DDL that removes exactly what protect added to `t`.
+pub fn render_unprotect(t: &TableState, before: &Before) -> Vec<String> {
+    let mut out = Vec::new();
+    let tbl = &t.name;
+    for name in POLICIES {
+        if t.policies.iter().any(|p| p == name) {
+            out.push(format!("DROP POLICY {} ON {tbl}", ident(name)));
+        }
+    }
+    for name in [TRG_IMMUTABLE, TRG_TRUNCATE] {
+        if t.triggers.iter().any(|x| x == name) {
+            out.push(format!("DROP TRIGGER {} ON {tbl}", ident(name)));
+        }
+    }
+    if t.default_is_ours {
+        out.push(match &before.previous_default {
+            Some(d) => format!(
+                "ALTER TABLE ONLY {tbl} ALTER COLUMN {} SET DEFAULT {d}",
+                ident(&t.column)
+            ),
+            None => format!(
+                "ALTER TABLE ONLY {tbl} ALTER COLUMN {} DROP DEFAULT",
+                ident(&t.column)
+            ),
+        });
+    }
+    if t.rls_forced && !before.rls_was_forced {
+        out.push(format!("ALTER TABLE {tbl} NO FORCE ROW LEVEL SECURITY"));
+    }
+    if t.rls_enabled && !before.rls_was_enabled {
+        out.push(format!("ALTER TABLE {tbl} DISABLE ROW LEVEL SECURITY"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh(ty: &str) -> TableState {
+        TableState {
+            name: "\"public\".\"ServiceRequest\"".into(),
+            column: "tenantId".into(),
+            col_type: ty.into(),
+            ..TableState::default()
+        }
+    }
+
+    const STRICT: Options = Options {
+        mode: Mode::Strict,
+        force: true,
+    };
+
+    /// The state after applying `ddl` (as far as these tests need).
+    fn applied(mut t: TableState, opts: Options) -> TableState {
+        t.rls_enabled = true;
+        t.rls_forced = opts.force;
+        t.policies = POLICIES.iter().map(|s| s.to_string()).collect();
+        t.triggers = vec![TRG_IMMUTABLE.into(), TRG_TRUNCATE.into()];
+        t.default_is_ours = true;
+        t.recorded = Some(opts);
+        t
+    }
+
+    #[test]
+    fn protect_renders_everything_on_a_fresh_table() {
+        let ddl = render_protect(&fresh("uuid"), STRICT);
+        assert_eq!(
+            ddl,
+            vec![
+                "ALTER TABLE \"public\".\"ServiceRequest\" ENABLE ROW LEVEL SECURITY",
+                "ALTER TABLE \"public\".\"ServiceRequest\" FORCE ROW LEVEL SECURITY",
+                "CREATE POLICY \"tenant_guard_access\" ON \"public\".\"ServiceRequest\" AS PERMISSIVE FOR ALL TO PUBLIC USING (true) WITH CHECK (true)",
+                "CREATE POLICY \"tenant_guard_select\" ON \"public\".\"ServiceRequest\" AS RESTRICTIVE FOR SELECT TO PUBLIC USING (\"tenantId\" = ANY (tenant_guard.visible_tenants()::uuid[]))",
+                "CREATE POLICY \"tenant_guard_insert\" ON \"public\".\"ServiceRequest\" AS RESTRICTIVE FOR INSERT TO PUBLIC WITH CHECK (\"tenantId\" = ANY (tenant_guard.writable_tenants()::uuid[]))",
+                "CREATE POLICY \"tenant_guard_update\" ON \"public\".\"ServiceRequest\" AS RESTRICTIVE FOR UPDATE TO PUBLIC USING (\"tenantId\" = ANY (tenant_guard.writable_tenants()::uuid[])) WITH CHECK (\"tenantId\" = ANY (tenant_guard.writable_tenants()::uuid[]))",
+                "CREATE POLICY \"tenant_guard_delete\" ON \"public\".\"ServiceRequest\" AS RESTRICTIVE FOR DELETE TO PUBLIC USING (\"tenantId\" = ANY (tenant_guard.writable_tenants()::uuid[]))",
+                "ALTER TABLE ONLY \"public\".\"ServiceRequest\" ALTER COLUMN \"tenantId\" SET DEFAULT tenant_guard.tenant_id()::uuid",
+                "CREATE TRIGGER \"tenant_guard_immutable_tenant\" BEFORE UPDATE OF \"tenantId\" ON \"public\".\"ServiceRequest\" FOR EACH ROW EXECUTE FUNCTION tenant_guard.refuse_tenant_change('tenantId')",
+                "CREATE TRIGGER \"tenant_guard_no_truncate\" BEFORE TRUNCATE ON \"public\".\"ServiceRequest\" FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard.refuse_truncate()",
+            ]
+        );
+    }
+
+    #[test]
+    fn text_columns_need_no_cast() {
+        assert_eq!(
+            read_expr("tenant_id", "text", Mode::Strict),
+            "\"tenant_id\" = ANY (tenant_guard.visible_tenants())"
+        );
+        assert_eq!(default_expr("text"), "tenant_guard.tenant_id()");
+        assert_eq!(
+            write_expr("tenant_id", "bigint"),
+            "\"tenant_id\" = ANY (tenant_guard.writable_tenants()::bigint[])"
+        );
+    }
+
+    #[test]
+    fn permissive_mode_reads_null_rows_but_never_writes_them() {
+        let r = read_expr("t", "text", Mode::Permissive);
+        assert_eq!(
+            r,
+            "\"t\" = ANY (tenant_guard.visible_tenants()) OR \"t\" IS NULL"
+        );
+        assert!(!write_expr("t", "text").contains("NULL"));
+    }
+
+    #[test]
+    fn rerun_with_the_same_options_is_a_no_op() {
+        let t = applied(fresh("text"), STRICT);
+        assert!(render_protect(&t, STRICT).is_empty());
+    }
+
+    #[test]
+    fn rerun_with_other_options_converges_without_dropping_policies() {
+        let t = applied(fresh("text"), STRICT);
+        let ddl = render_protect(
+            &t,
+            Options {
+                mode: Mode::Permissive,
+                force: false,
+            },
+        );
+        assert_eq!(ddl.len(), 2, "{ddl:?}");
+        assert!(ddl[0].ends_with("NO FORCE ROW LEVEL SECURITY"));
+        assert!(ddl[1].starts_with("ALTER POLICY \"tenant_guard_select\""));
+        assert!(ddl[1].contains("IS NULL"));
+        assert!(ddl.iter().all(|s| !s.starts_with("DROP")));
+    }
+
+    #[test]
+    fn partitions_get_everything_but_the_cloned_row_trigger() {
+        let mut t = fresh("text");
+        t.is_partition = true;
+        let ddl = render_protect(&t, STRICT);
+        assert!(!ddl.iter().any(|s| s.contains(TRG_IMMUTABLE)));
+        assert!(ddl.iter().any(|s| s.contains(TRG_TRUNCATE)));
+        assert_eq!(
+            ddl.iter()
+                .filter(|s| s.starts_with("CREATE POLICY"))
+                .count(),
+            5
+        );
+    }
+
+    #[test]
+    fn unprotect_removes_exactly_what_protect_added() {
+        let t = applied(fresh("text"), STRICT);
+        let ddl = render_unprotect(&t, &Before::default());
+        assert_eq!(
+            ddl.iter().filter(|s| s.starts_with("DROP POLICY")).count(),
+            5
+        );
+        assert_eq!(
+            ddl.iter().filter(|s| s.starts_with("DROP TRIGGER")).count(),
+            2
+        );
+        assert!(ddl.contains(&"ALTER TABLE ONLY \"public\".\"ServiceRequest\" ALTER COLUMN \"tenantId\" DROP DEFAULT".to_string()));
+        assert!(ddl.last().unwrap().ends_with("DISABLE ROW LEVEL SECURITY"));
+        // RLS that was on before protect stays on; a previous default returns.
+        let before = Before {
+            rls_was_enabled: true,
+            rls_was_forced: true,
+            previous_default: Some("'none'::text".into()),
+        };
+        let ddl = render_unprotect(&t, &before);
+        assert!(!ddl.iter().any(|s| s.contains("ROW LEVEL SECURITY")));
+        assert!(ddl.iter().any(|s| s.ends_with("SET DEFAULT 'none'::text")));
+    }
+
+    #[test]
+    fn identifiers_are_always_quoted() {
+        let mut t = fresh("text");
+        t.column = "evil\"; DROP TABLE x; --".into();
+        let ddl = render_protect(&t, STRICT);
+        let quoted = "\"evil\"\"; DROP TABLE x; --\"";
+        let uses_column = ddl.iter().filter(|s| s.contains("evil"));
+        assert_eq!(uses_column.clone().count(), 6, "{ddl:?}");
+        for s in uses_column {
+            assert!(
+                s.contains(quoted) || s.contains("'evil\"; DROP TABLE x; --'"),
+                "{s}"
+            );
+            // Nothing but the quoted form: removing it leaves no stray quote.
+            assert_eq!(
+                s.replace(quoted, "")
+                    .replace("'evil\"; DROP TABLE x; --'", "")
+                    .matches("DROP TABLE")
+                    .count(),
+                0,
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn policies_never_contain_subqueries() {
+        // Citus rejects subqueries in policies on distributed tables.
+        for s in render_protect(&fresh("bigint"), STRICT)
+            .into_iter()
+            .chain(render_protect(
+                &fresh("uuid"),
+                Options {
+                    mode: Mode::Permissive,
+                    force: true,
+                },
+            ))
+        {
+            assert!(!s.to_uppercase().contains("(SELECT"), "{s}");
+            assert!(!s.to_uppercase().contains("EXISTS"), "{s}");
+        }
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(Mode::parse("strict"), Some(Mode::Strict));
+        assert_eq!(Mode::parse("permissive"), Some(Mode::Permissive));
+        assert_eq!(Mode::parse("STRICT"), None);
+        assert_eq!(Mode::Permissive.as_str(), "permissive");
+    }
+}
