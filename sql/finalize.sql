@@ -53,6 +53,9 @@ DECLARE
   action text := coalesce(current_setting('tenant_guard.on_new_table', true), 'off');
   p tenant_guard.protected;
 BEGIN
+  IF tenant_guard.in_protect() THEN
+    RETURN;  -- protect/unprotect's own DDL
+  END IF;
   FOR cmd IN
     SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
      WHERE object_type IN ('table', 'table column')
@@ -118,6 +121,7 @@ REVOKE ALL ON FUNCTION tenant_guard.refuse_truncate() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.refuse_tenant_change() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.on_ddl() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.on_drop() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.in_protect() FROM PUBLIC;
 
 COMMENT ON FUNCTION tenant_guard.version() IS 'tenant_guard library version';
 COMMENT ON FUNCTION tenant_guard.add_key(text, bytea, text, timestamptz) IS

@@ -187,6 +187,32 @@ fn direct_partitions(oid: pg_sys::Oid) -> Vec<pg_sys::Oid> {
     })
 }
 
+thread_local! {
+    static BUSY: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks this backend as running protect's own DDL, so the DDL guard does
+/// not react to it (protect handles the partitions itself).
+struct Busy;
+impl Busy {
+    fn enter() -> Busy {
+        BUSY.with(|b| b.set(b.get() + 1));
+        Busy
+    }
+}
+impl Drop for Busy {
+    fn drop(&mut self) {
+        BUSY.with(|b| b.set(b.get().saturating_sub(1)));
+    }
+}
+
+/// Whether protect or unprotect is running DDL in this backend (for the
+/// DDL event trigger).
+#[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
+fn in_protect() -> bool {
+    BUSY.with(|b| b.get() > 0)
+}
+
 fn run(ddl: &[String]) {
     for stmt in ddl {
         spi(Spi::run(stmt));
@@ -205,6 +231,20 @@ pub fn protect_oid(
     require_table(&r);
     let (col_type, default) = column(oid, &r, col);
     let rec = recorded(oid);
+    // A partition protected on its own (by the DDL guard) still records the
+    // protected parent it belongs to.
+    let parent = parent.or_else(|| {
+        r.is_partition
+            .then(|| {
+                one::<pg_sys::Oid>(
+                    "SELECT p.relid::oid FROM pg_catalog.pg_inherits i \
+                       JOIN tenant_guard.protected p ON p.relid::oid = i.inhparent \
+                      WHERE i.inhrelid = $1",
+                    &[oid.into()],
+                )
+            })
+            .flatten()
+    });
     if let Some(rec) = &rec {
         if rec.column != col {
             invalid_parameter(format!(
@@ -241,6 +281,7 @@ pub fn protect_oid(
                 ],
             ))
         });
+        let _busy = Busy::enter();
         run(&ddl);
     }
     if r.relkind == b'p' {
@@ -360,6 +401,7 @@ fn unprotect(
         let st = state(oid, &r, &rec.column, col_type, &default);
         let mut mine = policy::render_unprotect(&st, &rec.before);
         if !dry {
+            let _busy = Busy::enter();
             run(&mine);
             as_owner(|| {
                 spi(Spi::run_with_args(

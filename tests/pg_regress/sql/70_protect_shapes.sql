@@ -1,0 +1,136 @@
+-- Tests protect() on other shapes: column types, quoted names, partitions,
+-- permissive mode, protect_schema and the new-table guard
+CREATE EXTENSION tenant_guard;
+SELECT tenant_guard.add_key('main', decode(repeat('a1', 32), 'hex'));
+CREATE ROLE tg_shape_app LOGIN;
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+CREATE SCHEMA shop;
+GRANT USAGE ON SCHEMA shop TO tg_shape_app;
+ALTER DEFAULT PRIVILEGES IN SCHEMA shop GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO tg_shape_app;
+
+-- camelCase names and a uuid tenant column, as ORMs like to create them.
+CREATE TABLE shop."ServiceRequest" (
+    id         int PRIMARY KEY,
+    "tenantId" uuid NOT NULL,
+    title      text
+);
+INSERT INTO shop."ServiceRequest" VALUES
+  (1, '11111111-1111-1111-1111-111111111111', 'leaky tap'),
+  (2, '22222222-2222-2222-2222-222222222222', 'broken door');
+SELECT * FROM tenant_guard.protect('shop."ServiceRequest"', tenant_column => 'tenantId')
+ WHERE protect LIKE '%tenant_guard_select%' OR protect LIKE '%DEFAULT%';
+
+-- A bigint tenant column.
+CREATE TABLE shop.invoices (id int PRIMARY KEY, account bigint NOT NULL, total numeric);
+INSERT INTO shop.invoices VALUES (1, 7, 10), (2, 8, 20);
+SELECT count(*) FROM tenant_guard.protect('shop.invoices', 'account');
+
+SELECT tenant_guard.sign('{"tenant_id": "11111111-1111-1111-1111-111111111111", "exp": 4102444800}') AS t1 \gset
+SELECT tenant_guard.sign('{"tenant_id": 7, "exp": 4102444800}') AS acct7 \gset
+
+SET ROLE tg_shape_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'t1');
+SELECT id, "tenantId", title FROM shop."ServiceRequest" ORDER BY id;
+INSERT INTO shop."ServiceRequest" (id, title) VALUES (3, 'new') RETURNING "tenantId";
+ROLLBACK;
+BEGIN;
+SELECT tenant_guard.set_context(:'acct7');
+SELECT id, account, total FROM shop.invoices ORDER BY id;
+ROLLBACK;
+-- A tenant id that is not a valid value of the column's type is an error,
+-- never a match.
+BEGIN;
+SELECT tenant_guard.set_context(:'acct7');
+SELECT count(*) FROM shop."ServiceRequest";
+ROLLBACK;
+RESET ROLE;
+
+-- Partitioned tables: existing partitions, partitions created later and
+-- partitions attached later are all protected (a partition named directly
+-- ignores its parent's policies).
+CREATE TABLE shop.events (tenant_id text NOT NULL, at date NOT NULL, what text)
+  PARTITION BY RANGE (at);
+CREATE TABLE shop.events_2025 PARTITION OF shop.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+INSERT INTO shop.events VALUES ('acme', '2025-05-01', 'a'), ('globex', '2025-06-01', 'g');
+SELECT count(*) AS statements FROM tenant_guard.protect('shop.events');
+CREATE TABLE shop.events_2026 PARTITION OF shop.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE shop.events_2027 (LIKE shop.events);
+INSERT INTO shop.events_2027 VALUES ('globex', '2027-03-01', 'g27');
+ALTER TABLE shop.events ATTACH PARTITION shop.events_2027 FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+INSERT INTO shop.events VALUES ('acme', '2026-02-01', 'a26');
+SELECT relid, parent, mode FROM tenant_guard.protected WHERE relid::text LIKE 'shop.events%' ORDER BY 1;
+SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+       (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies
+  FROM pg_class c WHERE c.relname LIKE 'events%' ORDER BY 1;
+SELECT tenant_guard.sign('{"tenant_id": "acme", "exp": 4102444800}') AS acme \gset
+SET ROLE tg_shape_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'acme');
+SELECT tenant_id, at, what FROM shop.events ORDER BY at;
+SELECT tenant_id, what FROM shop.events_2025;
+SELECT tenant_id, what FROM shop.events_2027;
+INSERT INTO shop.events_2026 (at, what) VALUES ('2026-07-01', 'direct') RETURNING tenant_id;
+INSERT INTO shop.events_2026 VALUES ('globex', '2026-07-01', 'direct, other tenant');
+ROLLBACK;
+RESET ROLE;
+
+-- Permissive mode (rollout): rows without a tenant stay readable as shared
+-- rows, but tenants cannot write them or create new ones.
+CREATE TABLE shop.articles (id int PRIMARY KEY, tenant_id text, body text);
+INSERT INTO shop.articles VALUES (1, 'acme', 'own'), (2, NULL, 'shared'), (3, 'globex', 'other');
+SELECT count(*) FROM tenant_guard.protect('shop.articles', mode => 'permissive');
+SET ROLE tg_shape_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'acme');
+SELECT id, tenant_id, body FROM shop.articles ORDER BY id;
+UPDATE shop.articles SET body = 'edited' WHERE id = 2 RETURNING id;
+UPDATE shop.articles SET tenant_id = 'acme' WHERE id = 2 RETURNING id;
+DELETE FROM shop.articles WHERE id = 2 RETURNING id;
+INSERT INTO shop.articles VALUES (4, NULL, 'no tenant');
+ROLLBACK;
+RESET ROLE;
+-- Switching to strict converges in place (one ALTER POLICY) and hides them.
+SELECT * FROM tenant_guard.protect('shop.articles', mode => 'strict');
+SET ROLE tg_shape_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'acme');
+SELECT id, tenant_id, body FROM shop.articles ORDER BY id;
+ROLLBACK;
+RESET ROLE;
+
+-- protect_schema protects every table with the tenant column; tables
+-- without it are global and left alone.
+CREATE SCHEMA crm;
+CREATE TABLE crm.contacts (id int, tenant_id text);
+CREATE TABLE crm.notes (id int, tenant_id text);
+CREATE TABLE crm.countries (code text PRIMARY KEY);
+SELECT ddl FROM tenant_guard.protect_schema('crm', dry_run => true) AS ddl WHERE ddl LIKE '%ENABLE%';
+SELECT count(*) FROM tenant_guard.protect_schema('crm');
+SELECT relid FROM tenant_guard.protected WHERE relid::text LIKE 'crm.%' ORDER BY 1;
+SELECT * FROM tenant_guard.protect_schema('nope');
+\echo :LAST_ERROR_SQLSTATE
+
+-- The new-table guard: warn about, or protect, tables created later with
+-- the tenant column (named by tenant_guard.tenant_column).
+SET tenant_guard.on_new_table = 'warn';
+CREATE TABLE crm.deals (id int, tenant_id text);
+SET tenant_guard.on_new_table = 'protect';
+CREATE TABLE crm.tasks (id int, tenant_id text);
+SET tenant_guard.tenant_column = 'org';
+CREATE TABLE crm.orgs_things (id int, org bigint);
+CREATE TABLE crm.lookup (id int);
+RESET tenant_guard.tenant_column;
+RESET tenant_guard.on_new_table;
+SELECT relid, tenant_column FROM tenant_guard.protected WHERE relid::text LIKE 'crm.%' ORDER BY 1;
+
+-- Dropping a protected table forgets it.
+DROP TABLE crm.tasks;
+SELECT count(*) AS tasks_recorded FROM tenant_guard.protected WHERE relid::text = 'crm.tasks';
+
+DROP SCHEMA crm CASCADE;
+DROP SCHEMA shop CASCADE;
+DROP EXTENSION tenant_guard;
+DROP OWNED BY tg_shape_app;
+DROP ROLE tg_shape_app;
