@@ -13,7 +13,11 @@ use pgrx::prelude::*;
 /// errors, PostgreSQL's (sub)transaction abort restores the previous user; on
 /// the normal path the guard below does.
 pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
-    let owner = extension_owner();
+    as_user(crate::keys::ring().owner, f)
+}
+
+/// Runs `f` as `owner` (see [`as_owner`]).
+pub fn as_user<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     let mut saved_user = pg_sys::Oid::INVALID;
     let mut saved_sec: i32 = 0;
     // SAFETY: plain reads/writes of the backend's current user id.

@@ -26,10 +26,15 @@ use std::rc::Rc;
 pub struct Ring {
     pub keys: Vec<Key>,
     pub registry: Option<Registry>,
+    /// The extension owner, whose rights read the ring and the registry.
+    pub owner: pg_sys::Oid,
 }
 
 thread_local! {
     static RING: RefCell<Option<Rc<Ring>>> = const { RefCell::new(None) };
+    /// Relations whose invalidation drops the cache: the key ring and the
+    /// registry settings (set when the ring is loaded).
+    static WATCHED: RefCell<Vec<pg_sys::Oid>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Registers the invalidation callback. Called once from `_PG_init`.
@@ -41,11 +46,14 @@ pub fn init() {
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn on_relcache_inval(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
-    // Any relcache invalidation may concern our tables (or be a full reset
-    // with relid 0); reloading costs one small query, so drop the cache
-    // without checking which relation it was. Must not run SQL here.
-    RING.with(|r| r.borrow_mut().take());
+unsafe extern "C-unwind" fn on_relcache_inval(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    // Relcache invalidations are frequent (every VACUUM, ANALYZE or DDL
+    // anywhere sends some); only ours, or a full reset (relid 0), matter.
+    // Must not run SQL here.
+    let ours = relid == pg_sys::Oid::INVALID || WATCHED.with(|w| w.borrow().contains(&relid));
+    if ours {
+        RING.with(|r| r.borrow_mut().take());
+    }
 }
 
 /// The cached ring, loaded on first use after an invalidation.
@@ -53,12 +61,20 @@ pub fn ring() -> Rc<Ring> {
     if let Some(r) = RING.with(|r| r.borrow().clone()) {
         return r;
     }
-    let loaded = Rc::new(as_owner(load));
+    let owner = crate::catalog::extension_owner();
+    let watched = crate::error::one::<Vec<pg_sys::Oid>>(
+        "SELECT ARRAY['tenant_guard.keys'::pg_catalog.regclass::pg_catalog.oid, \
+                      'tenant_guard.registry'::pg_catalog.regclass::pg_catalog.oid]",
+        &[],
+    )
+    .unwrap_or_default();
+    let loaded = Rc::new(crate::catalog::as_user(owner, || load(owner)));
+    WATCHED.with(|w| *w.borrow_mut() = watched);
     RING.with(|r| *r.borrow_mut() = Some(loaded.clone()));
     loaded
 }
 
-fn load() -> Ring {
+fn load(owner: pg_sys::Oid) -> Ring {
     let keys = Spi::connect(|c| {
         let rows = spi(c.select(
             "SELECT kid, algorithm, secret, extract(epoch FROM expires_at)::float8 \
@@ -84,6 +100,7 @@ fn load() -> Ring {
     Ring {
         keys,
         registry: crate::registry::load(),
+        owner,
     }
 }
 
