@@ -1,7 +1,8 @@
 //! `set_context` and the context accessors: thin SQL wrappers over `token`.
 //!
-//! The context is four `PGC_SUSET` settings (see `gucs`). `set_context`
-//! writes them after a token verifies, with `GUC_ACTION_LOCAL` (like
+//! The context is three `PGC_SUSET` settings (see `gucs`): the tenant, the
+//! claims, and a small JSON "scope" (key, user, read set, bypass flag).
+//! `set_context` writes them after a token verifies, with `GUC_ACTION_LOCAL` (like
 //! `SET LOCAL`, gone at the end of the transaction: a transaction pooler
 //! cannot hand it to the next client) or `GUC_ACTION_SET` (session). Being
 //! settings, they revert with a rolled-back transaction or savepoint, are
@@ -11,9 +12,82 @@ use crate::error::{rejected, Code, Failure};
 use crate::gucs;
 use crate::keys;
 use crate::registry;
-use crate::token::{self, Rejection, Rules};
+use crate::token::{self, Rejection, Rules, Verified};
 use pgrx::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::{CStr, CString};
+use std::rc::Rc;
+
+/// What `context_scope` holds.
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
+struct Scope {
+    kid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    /// The tenants readable, when that is more than the tenant itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    bypass: bool,
+}
+
+/// Verified tokens, so a token presented again (a JWT usually serves many
+/// requests) costs a hash look-up instead of base64, JSON and HMAC work.
+///
+/// Safe because: the entry is keyed by the whole token text; the cache is
+/// emptied whenever the key ring is reloaded (any change to keys or registry
+/// settings, see `keys`) or a verification setting differs; and every hit
+/// re-checks what depends on the clock (`exp`, `nbf`, `iat`, key expiry).
+struct VerifyCache {
+    generation: u64,
+    rules: Option<Rules>,
+    map: HashMap<String, Rc<Verified>>,
+}
+
+const VERIFY_CACHE_SIZE: usize = 4096;
+
+thread_local! {
+    static VERIFIED: RefCell<VerifyCache> = RefCell::new(VerifyCache {
+        generation: 0,
+        rules: None,
+        map: HashMap::new(),
+    });
+}
+
+fn verify_cached(
+    token: &str,
+    ring: &keys::Ring,
+    rules: &Rules,
+    now: f64,
+) -> Result<Rc<Verified>, Rejection> {
+    let hit = VERIFIED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.generation != ring.generation || c.rules.as_ref() != Some(rules) {
+            c.map.clear();
+            c.generation = ring.generation;
+            c.rules = Some(rules.clone());
+        }
+        c.map.get(token).cloned()
+    });
+    if let Some(v) = hit {
+        let key_ok = ring.keys.iter().any(|k| k.kid == v.kid && k.active_at(now));
+        if key_ok && token::check_times(&v.claims, rules, now).is_ok() {
+            return Ok(v);
+        }
+        // Expired since: verify again, which says exactly why it fails.
+    }
+    let v = Rc::new(token::verify(token.as_bytes(), &ring.keys, rules, now)?);
+    VERIFIED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.map.len() >= VERIFY_CACHE_SIZE {
+            c.map.clear();
+        }
+        c.map.insert(token.to_owned(), v.clone());
+    });
+    Ok(v)
+}
 
 fn rules() -> Rules {
     let lifetime = gucs::MAX_TOKEN_LIFETIME.get();
@@ -119,7 +193,7 @@ fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> S
         );
     }
     let ring = keys::ring();
-    let v = token::verify(token.as_bytes(), &ring.keys, &rules, keys::now())
+    let v = verify_cached(token, &ring, &rules, keys::now())
         .unwrap_or_else(|r| refuse(&r, header_kid(token).as_deref()));
     let refuse_tenant = |why: String| -> ! {
         log!(
@@ -158,45 +232,38 @@ fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> S
             refuse_tenant(why);
         }
     }
-    let claims = serde_json::Value::Object(v.claims.clone()).to_string();
     let tenant = v.tenant.clone().unwrap_or_default();
-    put(gucs::CONTEXT_TENANT_NAME, &tenant, is_local);
-    put(
-        gucs::CONTEXT_USER_NAME,
-        v.user.as_deref().unwrap_or(""),
-        is_local,
-    );
-    put(gucs::CONTEXT_CLAIMS_NAME, &claims, is_local);
-    put(gucs::CONTEXT_KID_NAME, &v.kid, is_local);
-    // The read set is only stored when it says more than the tenant itself.
-    let set = if visible.len() == 1 && visible[0] == tenant {
-        String::new()
-    } else {
-        serde_json::to_string(&visible).unwrap_or_default()
+    let scope = Scope {
+        kid: v.kid.clone(),
+        user: v.user.clone(),
+        // The read set is only stored when it says more than the tenant.
+        read: (v.bypass || visible.len() != 1 || visible[0] != tenant).then(|| visible.clone()),
+        bypass: v.bypass,
     };
-    put(gucs::CONTEXT_TENANTS_NAME, &set, is_local);
+    put(gucs::CONTEXT_TENANT_NAME, &tenant, is_local);
+    put(gucs::CONTEXT_CLAIMS_NAME, &v.payload, is_local);
     put(
-        gucs::CONTEXT_BYPASS_NAME,
-        if v.bypass { "on" } else { "" },
+        gucs::CONTEXT_SCOPE_NAME,
+        &serde_json::to_string(&scope).unwrap_or_default(),
         is_local,
     );
-    let scope = if is_local { "transaction" } else { "session" };
+    let lasts = if is_local { "transaction" } else { "session" };
     if v.bypass {
         // Every use of a bypass token is logged, whatever log_context says.
         log!(
-            "tenant_guard: bypass context set: user \"{}\", kid \"{}\", {} tenants readable, {scope}",
+            "tenant_guard: bypass context set: user \"{}\", kid \"{}\", {} tenants readable, {lasts}",
             v.user.as_deref().unwrap_or(""),
             v.kid,
             visible.len()
         );
     } else if gucs::LOG_CONTEXT.get() {
         log!(
-            "tenant_guard: context set: tenant \"{tenant}\", user \"{}\", kid \"{}\", {scope}",
+            "tenant_guard: context set: tenant \"{tenant}\", user \"{}\", kid \"{}\", {lasts}",
             v.user.as_deref().unwrap_or(""),
             v.kid,
         );
     }
-    v.tenant.unwrap_or_default()
+    tenant
 }
 
 /// Drops the context (for the rest of the session; a rollback restores it).
@@ -204,11 +271,8 @@ fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> S
 fn clear_context() {
     for name in [
         gucs::CONTEXT_TENANT_NAME,
-        gucs::CONTEXT_USER_NAME,
         gucs::CONTEXT_CLAIMS_NAME,
-        gucs::CONTEXT_KID_NAME,
-        gucs::CONTEXT_TENANTS_NAME,
-        gucs::CONTEXT_BYPASS_NAME,
+        gucs::CONTEXT_SCOPE_NAME,
     ] {
         put(name, "", false);
     }
@@ -233,10 +297,30 @@ fn require_tenant_id() -> String {
     })
 }
 
+thread_local! {
+    /// The last parsed scope: (the setting's text, its value). Policies call
+    /// `visible_tenants()` once per scan, or once per row in a sequential
+    /// scan, so a read set of a thousand tenants is not re-parsed per row.
+    static SCOPE_CACHE: RefCell<(String, Rc<Scope>)> = RefCell::new((String::new(), Rc::new(Scope::default())));
+}
+
+fn scope() -> Option<Rc<Scope>> {
+    let raw = gucs::text(&gucs::CONTEXT_SCOPE)?;
+    Some(SCOPE_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != raw {
+            // Written by set_context from a Scope: always parses.
+            let parsed: Scope = serde_json::from_str(&raw).unwrap_or_default();
+            *c = (raw, Rc::new(parsed));
+        }
+        c.1.clone()
+    }))
+}
+
 /// The token's `sub` claim, or NULL.
 #[pg_extern(stable, parallel_safe, schema = "tenant_guard")]
 fn user_id() -> Option<String> {
-    gucs::text(&gucs::CONTEXT_USER)
+    scope().and_then(|s| s.user.clone())
 }
 
 /// Every verified claim of the current context, or NULL.
@@ -249,28 +333,7 @@ fn claims() -> Option<pgrx::JsonB> {
 /// Whether the current context may see every tenant.
 #[pg_extern(stable, parallel_safe, schema = "tenant_guard")]
 fn is_bypass() -> bool {
-    gucs::text(&gucs::CONTEXT_BYPASS).is_some()
-}
-
-thread_local! {
-    /// The last parsed read set: (the setting's text, its ids). Policies call
-    /// `visible_tenants()` once per scan, or once per row in a sequential
-    /// scan, so a set of a thousand tenants is not re-parsed per row.
-    static SET_CACHE: std::cell::RefCell<(String, Vec<String>)> =
-        const { std::cell::RefCell::new((String::new(), Vec::new())) };
-}
-
-fn read_set() -> Option<Vec<String>> {
-    let raw = gucs::text(&gucs::CONTEXT_TENANTS)?;
-    SET_CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.0 != raw {
-            // Written by set_context from a Vec<String>: always parses.
-            let ids: Vec<String> = serde_json::from_str(&raw).unwrap_or_default();
-            *c = (raw, ids);
-        }
-        Some(c.1.clone())
-    })
+    scope().is_some_and(|s| s.bypass)
 }
 
 fn no_context() -> Vec<String> {
@@ -294,8 +357,8 @@ fn no_context() -> Vec<String> {
 /// `tenant_guard.missing_context = empty`, an empty array.
 #[pg_extern(stable, parallel_safe, schema = "tenant_guard")]
 fn visible_tenants() -> Vec<String> {
-    if let Some(set) = read_set() {
-        return set;
+    if let Some(read) = scope().and_then(|s| s.read.clone()) {
+        return read;
     }
     match gucs::text(&gucs::CONTEXT_TENANT) {
         Some(t) => vec![t],
@@ -310,8 +373,8 @@ fn writable_tenants() -> Vec<String> {
     if let Some(t) = gucs::text(&gucs::CONTEXT_TENANT) {
         return vec![t];
     }
-    if is_bypass() {
-        return read_set().unwrap_or_default();
+    match scope() {
+        Some(s) if s.bypass => s.read.clone().unwrap_or_default(),
+        _ => no_context(),
     }
-    no_context()
 }

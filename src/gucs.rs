@@ -4,8 +4,9 @@
 //! * **Verification rules** (`tenant_claim`, `leeway`, ...): `PGC_SUSET`, so
 //!   only a superuser (or a role granted `SET` on the parameter) can loosen
 //!   them; an application role cannot switch off `exp` checking for itself.
-//! * **Context** (`context_*`): the verified tenant, user and claims of this
-//!   session. Also `PGC_SUSET`: a non-superuser's `SET`, `set_config`,
+//! * **Context** (`context_tenant`, `context_claims`, `context_scope`): the
+//!   verified tenant, claims, and the rest (key, user, read set, bypass) of
+//!   this session; three settings so set_context writes little. Also `PGC_SUSET`: a non-superuser's `SET`, `set_config`,
 //!   `ALTER ROLE ... SET` and function `SET` clauses are all refused by
 //!   PostgreSQL itself, and only `set_context` (which verifies a token first)
 //!   writes them, through `set_config_option` with `PGC_SUSET` rights. They
@@ -61,19 +62,13 @@ pub enum OnNewTable {
 }
 
 pub static CONTEXT_TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-pub static CONTEXT_USER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CONTEXT_CLAIMS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-pub static CONTEXT_KID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-pub static CONTEXT_TENANTS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-pub static CONTEXT_BYPASS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CONTEXT_SCOPE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// Names of the context settings, in the order `set_context` writes them.
 pub const CONTEXT_TENANT_NAME: &CStr = c"tenant_guard.context_tenant";
-pub const CONTEXT_USER_NAME: &CStr = c"tenant_guard.context_user";
 pub const CONTEXT_CLAIMS_NAME: &CStr = c"tenant_guard.context_claims";
-pub const CONTEXT_KID_NAME: &CStr = c"tenant_guard.context_kid";
-pub const CONTEXT_TENANTS_NAME: &CStr = c"tenant_guard.context_tenants";
-pub const CONTEXT_BYPASS_NAME: &CStr = c"tenant_guard.context_bypass";
+pub const CONTEXT_SCOPE_NAME: &CStr = c"tenant_guard.context_scope";
 
 pub fn init() {
     let rules = GucFlags::default();
@@ -211,29 +206,14 @@ pub fn init() {
         &CONTEXT_TENANT,
     );
     define_ctx(
-        CONTEXT_USER_NAME,
-        c"Verified user (sub) of this session.",
-        &CONTEXT_USER,
-    );
-    define_ctx(
         CONTEXT_CLAIMS_NAME,
         c"Verified claims of this session, as JSON.",
         &CONTEXT_CLAIMS,
     );
     define_ctx(
-        CONTEXT_KID_NAME,
-        c"Key that verified this session's token.",
-        &CONTEXT_KID,
-    );
-    define_ctx(
-        CONTEXT_TENANTS_NAME,
-        c"Tenants this session may read, as a JSON array.",
-        &CONTEXT_TENANTS,
-    );
-    define_ctx(
-        CONTEXT_BYPASS_NAME,
-        c"Whether this session reads every tenant.",
-        &CONTEXT_BYPASS,
+        CONTEXT_SCOPE_NAME,
+        c"Key, user, read set and bypass flag of this session's token, as JSON.",
+        &CONTEXT_SCOPE,
     );
 
     // SAFETY: called from _PG_init with a static, NUL-terminated prefix.

@@ -28,6 +28,8 @@ pub struct Ring {
     pub registry: Option<Registry>,
     /// The extension owner, whose rights read the ring and the registry.
     pub owner: pg_sys::Oid,
+    /// Distinct for every load, so caches built on a ring know when it changed.
+    pub generation: u64,
 }
 
 thread_local! {
@@ -35,6 +37,7 @@ thread_local! {
     /// Relations whose invalidation drops the cache: the key ring and the
     /// registry settings (set when the ring is loaded).
     static WATCHED: RefCell<Vec<pg_sys::Oid>> = const { RefCell::new(Vec::new()) };
+    static GENERATION: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Registers the invalidation callback. Called once from `_PG_init`.
@@ -101,6 +104,10 @@ fn load(owner: pg_sys::Oid) -> Ring {
         keys,
         registry: crate::registry::load(),
         owner,
+        generation: GENERATION.with(|g| {
+            g.set(g.get() + 1);
+            g.get()
+        }),
     }
 }
 

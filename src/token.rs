@@ -137,13 +137,14 @@ impl fmt::Debug for Key {
 }
 
 impl Key {
-    fn active_at(&self, now: f64) -> bool {
+    /// Whether the key verifies anything at `now` (not expired).
+    pub fn active_at(&self, now: f64) -> bool {
         self.expires_at.is_none_or(|e| now < e)
     }
 }
 
 /// The checks a deployment configures (the `tenant_guard.*` settings).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rules {
     pub tenant_claim: String,
     pub leeway: f64,
@@ -189,6 +190,8 @@ pub struct Verified {
     pub user: Option<String>,
     /// Every claim, as a JSON object.
     pub claims: Map<String, Value>,
+    /// The payload as it was signed: JSON text of `claims`.
+    pub payload: String,
 }
 
 /// Why a token was refused. `Display` is the one-line reason; `detail` the why.
@@ -580,7 +583,10 @@ pub fn verify(token: &[u8], keys: &[Key], rules: &Rules, now: f64) -> Result<Ver
     }
 
     // Authentic from here on; now check what it claims.
-    let claims = parse_object(&b64(p64, "payload")?, "payload")?;
+    let payload_bytes = b64(p64, "payload")?;
+    let claims = parse_object(&payload_bytes, "payload")?;
+    // parse_object accepted it, so it is UTF-8.
+    let payload = String::from_utf8(payload_bytes).unwrap_or_default();
     check_times(&claims, rules, now)?;
     check_issuer_audience(&claims, rules)?;
     let tenant = id_claim(&claims, &rules.tenant_claim)?;
@@ -632,6 +638,7 @@ pub fn verify(token: &[u8], keys: &[Key], rules: &Rules, now: f64) -> Result<Ver
         bypass,
         user,
         claims,
+        payload,
     })
 }
 
@@ -685,7 +692,9 @@ fn pick_key<'k>(
     }
 }
 
-fn check_times(claims: &Map<String, Value>, rules: &Rules, now: f64) -> Result<(), Rejection> {
+/// The time rules (`exp`, `nbf`, `iat`, lifetime) at `now`. Public so a
+/// cached verification can be re-checked against the clock.
+pub fn check_times(claims: &Map<String, Value>, rules: &Rules, now: f64) -> Result<(), Rejection> {
     let leeway = rules.leeway;
     let exp = numeric_date(claims, "exp")?;
     let nbf = numeric_date(claims, "nbf")?;
