@@ -122,6 +122,11 @@ REVOKE ALL ON FUNCTION tenant_guard.refuse_tenant_change() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.on_ddl() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.on_drop() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.in_protect() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.add_tenant_fk(regclass, text[], regclass, text[], text, boolean, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.upgrade_foreign_keys(text, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.backfill_tenant(regclass, text, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.enforce_not_null(regclass, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.scope_unique(regclass, text, text, boolean) FROM PUBLIC;
 
 COMMENT ON FUNCTION tenant_guard.version() IS 'tenant_guard library version';
 COMMENT ON FUNCTION tenant_guard.add_key(text, bytea, text, timestamptz) IS
@@ -151,3 +156,13 @@ COMMENT ON FUNCTION tenant_guard.visible_tenants() IS
   'tenants the current context may read (used by the generated policies)';
 COMMENT ON FUNCTION tenant_guard.writable_tenants() IS
   'tenants the current context may write (used by the generated policies)';
+COMMENT ON FUNCTION tenant_guard.add_tenant_fk(regclass, text[], regclass, text[], text, boolean, boolean) IS
+  'add a composite (tenant, key) foreign key, with the parent unique key and child index it needs; returns the DDL';
+COMMENT ON FUNCTION tenant_guard.upgrade_foreign_keys(text, text, boolean) IS
+  'replace tenant-blind foreign keys between tenant tables of a schema by composite ones; returns the DDL';
+COMMENT ON FUNCTION tenant_guard.backfill_tenant(regclass, text, integer, text) IS
+  'fill NULL tenant ids from the parent reached through a foreign key, in batches; returns rows updated';
+COMMENT ON FUNCTION tenant_guard.enforce_not_null(regclass, text, boolean) IS
+  'make the tenant column NOT NULL through a validated CHECK; refuses while NULLs remain; returns the DDL';
+COMMENT ON FUNCTION tenant_guard.scope_unique(regclass, text, text, boolean) IS
+  'rewrite a tenant-blind unique constraint or index as (tenant, ...), moving dependent foreign keys; returns the DDL';

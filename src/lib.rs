@@ -11,6 +11,8 @@ mod catalog;
 mod context;
 mod error;
 mod gucs;
+mod integrity;
+mod integrity_sql;
 mod keys;
 mod policy;
 mod protect;

@@ -1,0 +1,328 @@
+//! Tenant integrity: pure rendering of composite foreign keys, NOT NULL
+//! steps and violation queries. `integrity_sql.rs` reads the catalog and runs
+//! them.
+//!
+//! Rules kept here, each a way tenants leak into each other otherwise:
+//! * Foreign keys between tenant tables include the tenant column on both
+//!   sides, so a child can only reference a parent of its own tenant. The
+//!   check runs inside PostgreSQL's referential triggers, which ignore
+//!   row-level security, so a reference to another tenant's parent fails with
+//!   the same error as a reference to a parent that does not exist.
+//! * `MATCH SIMPLE` skips the check when any column is NULL: on a nullable
+//!   tenant column the key is `MATCH FULL`.
+//! * `ON DELETE SET NULL` / `SET DEFAULT` name their columns (PostgreSQL 15
+//!   and later), never the tenant column. `ON UPDATE SET NULL` cannot name
+//!   columns, so it becomes `NO ACTION` (a row's tenant never changes anyway).
+
+use crate::quote::ident;
+
+/// PostgreSQL's identifier length limit (NAMEDATALEN - 1).
+const MAX_IDENT: usize = 63;
+
+/// Truncates a generated name to 63 bytes on a character boundary.
+pub fn truncate_name(name: &str) -> String {
+    if name.len() <= MAX_IDENT {
+        return name.to_owned();
+    }
+    let mut end = MAX_IDENT;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_owned()
+}
+
+/// `<table>_<col>_<col>_<suffix>`, as PostgreSQL names its own constraints.
+pub fn object_name(table: &str, cols: &[&str], suffix: &str) -> String {
+    truncate_name(&format!("{table}_{}_{suffix}", cols.join("_")))
+}
+
+fn col_list(cols: &[&str]) -> String {
+    cols.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ")
+}
+
+/// A foreign key to render.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FkSpec {
+    pub name: String,
+    /// Quoted, qualified names.
+    pub child: String,
+    pub parent: String,
+    pub tenant: String,
+    /// Referencing / referenced columns, without the tenant column.
+    pub cols: Vec<String>,
+    pub pcols: Vec<String>,
+    /// `pg_constraint` action codes: a r c n d.
+    pub on_update: char,
+    pub on_delete: char,
+    pub match_full: bool,
+    pub deferrable: bool,
+    pub deferred: bool,
+}
+
+fn action(code: char, cols: &[&str], allow_cols: bool) -> Option<String> {
+    let with_cols = |verb: &str| {
+        if allow_cols {
+            format!("{verb} ({})", col_list(cols))
+        } else {
+            // ON UPDATE cannot name columns: keep the tenant column intact.
+            "NO ACTION".to_owned()
+        }
+    };
+    match code {
+        'r' => Some("RESTRICT".into()),
+        'c' => Some("CASCADE".into()),
+        'n' => Some(with_cols("SET NULL")),
+        'd' => Some(with_cols("SET DEFAULT")),
+        _ => None, // 'a': NO ACTION, the default
+    }
+}
+
+/// `ALTER TABLE child ADD CONSTRAINT … FOREIGN KEY (tenant, …) REFERENCES
+/// parent (tenant, …) … NOT VALID`.
+pub fn render_fk(f: &FkSpec) -> String {
+    let cols: Vec<&str> = f.cols.iter().map(String::as_str).collect();
+    let mut all: Vec<&str> = vec![f.tenant.as_str()];
+    all.extend(&cols);
+    let mut pall: Vec<&str> = vec![f.tenant.as_str()];
+    pall.extend(f.pcols.iter().map(String::as_str));
+    let mut s = format!(
+        "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})",
+        f.child,
+        ident(&f.name),
+        col_list(&all),
+        f.parent,
+        col_list(&pall)
+    );
+    if f.match_full {
+        s.push_str(" MATCH FULL");
+    }
+    if let Some(a) = action(f.on_update, &cols, false).filter(|a| a != "NO ACTION") {
+        s.push_str(&format!(" ON UPDATE {a}"));
+    }
+    if let Some(a) = action(f.on_delete, &cols, true) {
+        s.push_str(&format!(" ON DELETE {a}"));
+    }
+    if f.deferrable {
+        s.push_str(" DEFERRABLE");
+        if f.deferred {
+            s.push_str(" INITIALLY DEFERRED");
+        }
+    }
+    s.push_str(" NOT VALID");
+    s
+}
+
+/// The condition a child row `c` violates the composite key under (rows the
+/// key would not check are not violations).
+pub fn violation_condition(f: &FkSpec) -> String {
+    let mut all: Vec<&str> = vec![f.tenant.as_str()];
+    all.extend(f.cols.iter().map(String::as_str));
+    let mut pall: Vec<&str> = vec![f.tenant.as_str()];
+    pall.extend(f.pcols.iter().map(String::as_str));
+    let not_null = all
+        .iter()
+        .map(|c| format!("c.{} IS NOT NULL", ident(c)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let join = all
+        .iter()
+        .zip(&pall)
+        .map(|(c, p)| format!("p.{} = c.{}", ident(p), ident(c)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let mut cond = format!(
+        "({not_null} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {join}))",
+        f.parent
+    );
+    if f.match_full {
+        let list = all
+            .iter()
+            .map(|c| format!("c.{}", ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        cond.push_str(&format!(
+            " OR pg_catalog.num_nulls({list}) BETWEEN 1 AND {}",
+            all.len() - 1
+        ));
+    }
+    cond
+}
+
+/// Counts the violations of `f`, and lists up to 10 of the offending keys.
+pub fn violation_queries(f: &FkSpec) -> (String, String) {
+    let cond = violation_condition(f);
+    let mut all: Vec<&str> = vec![f.tenant.as_str()];
+    all.extend(f.cols.iter().map(String::as_str));
+    let key = all
+        .iter()
+        .map(|c| format!("coalesce(c.{}::pg_catalog.text, 'NULL')", ident(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (
+        format!("SELECT pg_catalog.count(*) FROM {} c WHERE {cond}", f.child),
+        format!(
+            "SELECT pg_catalog.string_agg(k, ', ') FROM (SELECT '(' || pg_catalog.concat_ws(', ', {key}) || ')' AS k \
+               FROM {} c WHERE {cond} ORDER BY 1 LIMIT 10) s",
+            f.child
+        ),
+    )
+}
+
+/// The lock-friendly steps to make a column NOT NULL: a NOT VALID check
+/// (instant), its validation (a scan under a lock that lets reads and writes
+/// go on), SET NOT NULL (no scan: PostgreSQL uses the validated check), and
+/// dropping the check again.
+pub fn not_null_steps(table: &str, column: &str, check_name: &str) -> Vec<String> {
+    let c = ident(column);
+    let k = ident(check_name);
+    vec![
+        format!("ALTER TABLE {table} ADD CONSTRAINT {k} CHECK ({c} IS NOT NULL) NOT VALID"),
+        format!("ALTER TABLE {table} VALIDATE CONSTRAINT {k}"),
+        format!("ALTER TABLE {table} ALTER COLUMN {c} SET NOT NULL"),
+        format!("ALTER TABLE {table} DROP CONSTRAINT {k}"),
+    ]
+}
+
+/// One backfill batch: fill the NULL tenants of the child rows stored in
+/// the block range `[$1, $2)` (as `tid` text, e.g. `(0,0)`) whose parent,
+/// through the key `cols` -> `pcols`, has a tenant. Walking the table by
+/// block ranges makes the whole backfill one pass (a `LIMIT` batch would
+/// rescan the filled rows every time) and keeps each statement small.
+pub fn backfill_batch_sql(
+    child: &str,
+    parent: &str,
+    tenant: &str,
+    cols: &[String],
+    pcols: &[String],
+) -> String {
+    let t = ident(tenant);
+    let join = cols
+        .iter()
+        .zip(pcols)
+        .map(|(c, p)| format!("p.{} = c.{}", ident(p), ident(c)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    format!(
+        "UPDATE {child} c SET {t} = p.{t} FROM {parent} p \
+          WHERE c.ctid >= $1::pg_catalog.tid AND c.ctid < $2::pg_catalog.tid \
+            AND c.{t} IS NULL AND p.{t} IS NOT NULL AND {join}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> FkSpec {
+        FkSpec {
+            name: "ServiceRequest_tenantId_accountId_fkey".into(),
+            child: "\"public\".\"ServiceRequest\"".into(),
+            parent: "\"public\".\"Account\"".into(),
+            tenant: "tenantId".into(),
+            cols: vec!["accountId".into()],
+            pcols: vec!["id".into()],
+            on_update: 'a',
+            on_delete: 'a',
+            match_full: false,
+            deferrable: false,
+            deferred: false,
+        }
+    }
+
+    #[test]
+    fn composite_fk_includes_the_tenant_on_both_sides() {
+        assert_eq!(
+            render_fk(&spec()),
+            "ALTER TABLE \"public\".\"ServiceRequest\" ADD CONSTRAINT \"ServiceRequest_tenantId_accountId_fkey\" \
+             FOREIGN KEY (\"tenantId\", \"accountId\") REFERENCES \"public\".\"Account\" (\"tenantId\", \"id\") NOT VALID"
+        );
+    }
+
+    #[test]
+    fn nullable_tenant_means_match_full() {
+        let mut f = spec();
+        f.match_full = true;
+        assert!(render_fk(&f).contains(" MATCH FULL "));
+        assert!(violation_condition(&f)
+            .contains("num_nulls(c.\"tenantId\", c.\"accountId\") BETWEEN 1 AND 1"));
+    }
+
+    #[test]
+    fn set_null_never_touches_the_tenant_column() {
+        let mut f = spec();
+        f.on_delete = 'n';
+        f.on_update = 'n';
+        let s = render_fk(&f);
+        assert!(s.contains("ON DELETE SET NULL (\"accountId\")"), "{s}");
+        assert!(!s.contains("ON UPDATE"), "{s}");
+        f.on_delete = 'd';
+        assert!(render_fk(&f).contains("ON DELETE SET DEFAULT (\"accountId\")"));
+        f.on_delete = 'c';
+        f.on_update = 'r';
+        let s = render_fk(&f);
+        assert!(s.contains("ON UPDATE RESTRICT ON DELETE CASCADE"), "{s}");
+    }
+
+    #[test]
+    fn deferrability_is_kept() {
+        let mut f = spec();
+        f.deferrable = true;
+        f.deferred = true;
+        assert!(render_fk(&f).ends_with("DEFERRABLE INITIALLY DEFERRED NOT VALID"));
+    }
+
+    #[test]
+    fn violations_compare_tenant_and_key() {
+        let (count, sample) = violation_queries(&spec());
+        assert!(
+            count.contains("p.\"tenantId\" = c.\"tenantId\" AND p.\"id\" = c.\"accountId\""),
+            "{count}"
+        );
+        assert!(count
+            .starts_with("SELECT pg_catalog.count(*) FROM \"public\".\"ServiceRequest\" c WHERE"));
+        assert!(sample.contains("LIMIT 10"));
+    }
+
+    #[test]
+    fn names_are_truncated_like_postgres() {
+        let long = "x".repeat(80);
+        assert_eq!(object_name(&long, &["a"], "fkey").len(), 63);
+        assert_eq!(
+            object_name("orders", &["tenant_id", "id"], "key"),
+            "orders_tenant_id_id_key"
+        );
+        // Never in the middle of a character.
+        let multi = "é".repeat(40);
+        assert!(truncate_name(&multi).len() <= 63);
+        assert!(truncate_name(&multi).chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn not_null_is_four_lock_friendly_steps() {
+        let s = not_null_steps("\"public\".\"T\"", "tenantId", "T_tenantId_not_null");
+        assert_eq!(s.len(), 4);
+        assert!(s[0].ends_with("CHECK (\"tenantId\" IS NOT NULL) NOT VALID"));
+        assert!(s[1].contains("VALIDATE CONSTRAINT"));
+        assert!(s[2].ends_with("SET NOT NULL"));
+        assert!(s[3].contains("DROP CONSTRAINT"));
+    }
+
+    #[test]
+    fn backfill_batches_only_rows_whose_parent_has_a_tenant() {
+        let s = backfill_batch_sql(
+            "\"c\"",
+            "\"p\"",
+            "tenantId",
+            &["pid".into()],
+            &["id".into()],
+        );
+        assert!(
+            s.contains(
+                "c.\"tenantId\" IS NULL AND p.\"tenantId\" IS NOT NULL AND p.\"id\" = c.\"pid\""
+            ),
+            "{s}"
+        );
+        assert!(s.contains("SET \"tenantId\" = p.\"tenantId\""));
+        assert!(s.contains("c.ctid >= $1::pg_catalog.tid AND c.ctid < $2::pg_catalog.tid"));
+    }
+}
