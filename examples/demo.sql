@@ -95,5 +95,32 @@ SELECT * FROM orders;
 
 RESET ROLE;
 SELECT tenant_id, count(*) FROM orders GROUP BY 1 ORDER BY 1;   -- the superuser sees all
+
+-- 6. Integrity: order lines reference orders of their own tenant only.
+CREATE TABLE order_lines (
+    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id text NOT NULL,
+    order_id  bigint NOT NULL,
+    qty       int NOT NULL
+);
+GRANT SELECT, INSERT ON order_lines TO demo_app;
+--    A composite key (tenant_id, order_id) -> orders (tenant_id, id), with
+--    the unique key and index it needs.
+SELECT * FROM tenant_guard.add_tenant_fk('order_lines', ARRAY['order_id'], 'orders');
+SELECT count(*) AS statements FROM tenant_guard.protect('order_lines');
+
+SET ROLE demo_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'globex_token');
+INSERT INTO order_lines (order_id, qty) VALUES (3, 1) RETURNING tenant_id, order_id;
+--    Order 1 is acme's: referring to it fails exactly like a missing order.
+\set ON_ERROR_STOP 0
+INSERT INTO order_lines (order_id, qty) VALUES (1, 5);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ROLLBACK;
+\set ON_ERROR_STOP 1
+RESET ROLE;
+
+DROP TABLE order_lines;
 DROP TABLE orders;
 DROP ROLE demo_app;
