@@ -127,6 +127,15 @@ REVOKE ALL ON FUNCTION tenant_guard.upgrade_foreign_keys(text, text, boolean) FR
 REVOKE ALL ON FUNCTION tenant_guard.backfill_tenant(regclass, text, integer, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.enforce_not_null(regclass, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.scope_unique(regclass, text, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.rollout(text, text, text, boolean) FROM PUBLIC;
+
+-- Audits: for the extension owner and the roles it grants (they name every
+-- tenant table and count rows across tenants).
+REVOKE ALL ON tenant_guard.null_tenant_rows, tenant_guard.orphan_tenant_rows,
+              tenant_guard.cross_tenant_references, tenant_guard.status, tenant_guard.advisor FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.tenant_tables(), tenant_guard.audit_null_tenant_rows(),
+              tenant_guard.audit_orphan_tenant_rows(), tenant_guard.tenant_blind_foreign_keys(),
+              tenant_guard.audit_cross_tenant_references(), tenant_guard.advisor_findings() FROM PUBLIC;
 
 COMMENT ON FUNCTION tenant_guard.version() IS 'tenant_guard library version';
 COMMENT ON FUNCTION tenant_guard.add_key(text, bytea, text, timestamptz) IS
@@ -166,3 +175,5 @@ COMMENT ON FUNCTION tenant_guard.enforce_not_null(regclass, text, boolean) IS
   'make the tenant column NOT NULL through a validated CHECK; refuses while NULLs remain; returns the DDL';
 COMMENT ON FUNCTION tenant_guard.scope_unique(regclass, text, text, boolean) IS
   'rewrite a tenant-blind unique constraint or index as (tenant, ...), moving dependent foreign keys; returns the DDL';
+COMMENT ON FUNCTION tenant_guard.rollout(text, text, text, boolean) IS
+  'move every tenant table of a schema to prepare, tighten or enforce; refuses while audits show blockers; returns the DDL';

@@ -420,7 +420,11 @@ fn upgrade_foreign_keys(
     dry_run: default!(Option<bool>, false),
 ) -> SetOfIterator<'static, String> {
     let tenant = self::tenant_column(tenant_column);
-    let dry = dry_run.unwrap_or(false);
+    SetOfIterator::new(upgrade_schema(schema, &tenant, dry_run.unwrap_or(false)))
+}
+
+/// `upgrade_foreign_keys` for `rollout`.
+pub fn upgrade_schema(schema: &str, tenant: &str, dry: bool) -> Vec<String> {
     if one::<bool>(
         "SELECT true FROM pg_catalog.pg_namespace WHERE nspname = $1",
         &[schema.into()],
@@ -440,13 +444,13 @@ fn upgrade_foreign_keys(
     )
     .into_iter()
     .map(|(f, _)| f)
-    .filter(|f| has_column(f.child, &tenant) && has_column(f.parent, &tenant) && !f.cols.contains(&tenant))
+    .filter(|f| has_column(f.child, tenant) && has_column(f.parent, tenant) && !f.cols.iter().any(|c| c == tenant))
     .collect();
     let ddl: Vec<String> = fks
         .iter()
-        .flat_map(|f| upgrade_one(f, &tenant, dry))
+        .flat_map(|f| upgrade_one(f, tenant, dry))
         .collect();
-    SetOfIterator::new(ddl)
+    ddl
 }
 
 fn find_constraint(table: Oid, r: &Relation, name: &str) -> (FkRow, char) {
@@ -589,11 +593,17 @@ fn enforce_not_null(
     let oid = tbl.oid();
     drop(tbl);
     let tenant = self::tenant_column(tenant_column);
+    SetOfIterator::new(not_null_core(oid, &tenant, dry_run.unwrap_or(false)))
+}
+
+/// `enforce_not_null` for `rollout`.
+pub fn not_null_core(oid: Oid, tenant: &str, dry: bool) -> Vec<String> {
+    let tenant = tenant.to_owned();
     let r = relation(oid);
     require_table(&r);
     column(oid, &r, &tenant);
     if not_null(oid, &tenant) {
-        return SetOfIterator::new(Vec::new());
+        return Vec::new();
     }
     let nulls = as_owner(|| {
         one::<i64>(
@@ -620,10 +630,10 @@ fn enforce_not_null(
     }
     let check = integrity::object_name(&relname(oid), &[&tenant], "not_null");
     let steps = integrity::not_null_steps(&r.name, &tenant, &check);
-    if !dry_run.unwrap_or(false) {
+    if !dry {
         run(&steps);
     }
-    SetOfIterator::new(steps)
+    steps
 }
 
 /// Rewrites a tenant-blind unique constraint or unique index as

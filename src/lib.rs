@@ -18,11 +18,13 @@ mod policy;
 mod protect;
 mod quote;
 mod registry;
+mod rollout;
 pub mod token;
 
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+extension_sql_file!("../sql/audit.sql", name = "audit", requires = ["bootstrap"]);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]

@@ -235,6 +235,37 @@ fn protect(
     SetOfIterator::new(protect_oid(oid, &col, opts, dry_run.unwrap_or(false), None))
 }
 
+/// The tables of `schema` (not partitions) that have the column `col`, by
+/// name; 3F000 when the schema does not exist.
+pub fn tables_with_column(schema: &str, col: &str) -> Vec<pg_sys::Oid> {
+    if one::<bool>(
+        "SELECT true FROM pg_catalog.pg_namespace WHERE nspname = $1",
+        &[schema.into()],
+    )
+    .is_none()
+    {
+        Failure::new(
+            Code::ERRCODE_INVALID_SCHEMA_NAME,
+            format!("schema \"{schema}\" does not exist"),
+        )
+        .raise();
+    }
+    Spi::connect(|c| {
+        spi(c.select(
+            "SELECT c.oid FROM pg_catalog.pg_class c \
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
+                AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid \
+                             AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped) \
+              ORDER BY c.relname",
+            None,
+            &[schema.into(), col.into()],
+        ))
+        .filter_map(|row| spi(row.get::<pg_sys::Oid>(1)))
+        .collect()
+    })
+}
+
 /// Protects every table of a schema that has the tenant column (partitions
 /// through their parent). Returns the DDL.
 #[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
@@ -250,32 +281,7 @@ fn protect_schema(
         force: force.unwrap_or(true),
     };
     let col = self::tenant_column(tenant_column);
-    if one::<bool>(
-        "SELECT true FROM pg_catalog.pg_namespace WHERE nspname = $1",
-        &[schema.into()],
-    )
-    .is_none()
-    {
-        Failure::new(
-            Code::ERRCODE_INVALID_SCHEMA_NAME,
-            format!("schema \"{schema}\" does not exist"),
-        )
-        .raise();
-    }
-    let tables: Vec<pg_sys::Oid> = Spi::connect(|c| {
-        spi(c.select(
-            "SELECT c.oid FROM pg_catalog.pg_class c \
-               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
-                AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid \
-                             AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped) \
-              ORDER BY c.relname",
-            None,
-            &[schema.into(), col.as_str().into()],
-        ))
-        .filter_map(|row| spi(row.get::<pg_sys::Oid>(1)))
-        .collect()
-    });
+    let tables = tables_with_column(schema, &col);
     let dry = dry_run.unwrap_or(false);
     let ddl: Vec<String> = tables
         .into_iter()

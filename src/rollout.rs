@@ -1,0 +1,190 @@
+//! `rollout(phase, schema)`: a staged rollout over a whole schema.
+//!
+//! * `prepare`: every tenant table protected `permissive`, not forced. The
+//!   application starts calling `set_context`; rows without a tenant stay
+//!   readable; table owners are not yet bound.
+//! * `tighten`: `strict` policies (NULL-tenant rows disappear).
+//! * `enforce`: the tenant column NOT NULL, composite foreign keys, and
+//!   FORCE ROW LEVEL SECURITY.
+//!
+//! Before `tighten` and `enforce` the audits must be clean for the schema:
+//! no NULL tenants, no orphan tenants (with a registry), no cross-tenant
+//! references. Otherwise `55000` with every blocker in DETAIL, and nothing
+//! is changed (the check comes before the first statement).
+
+use crate::catalog::as_owner;
+use crate::error::{invalid_parameter, spi, Code, Failure};
+use crate::integrity_sql;
+use crate::policy::{Mode, Options};
+use crate::protect::{protect_oid, tables_with_column, tenant_column};
+use pgrx::iter::SetOfIterator;
+use pgrx::prelude::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Prepare,
+    Tighten,
+    Enforce,
+}
+
+impl Phase {
+    pub fn parse(s: &str) -> Option<Phase> {
+        match s {
+            "prepare" => Some(Phase::Prepare),
+            "tighten" => Some(Phase::Tighten),
+            "enforce" => Some(Phase::Enforce),
+            _ => None,
+        }
+    }
+
+    /// Whether the audits must be clean before this phase.
+    pub fn needs_clean_data(self) -> bool {
+        self != Phase::Prepare
+    }
+
+    pub fn protect_options(self) -> Options {
+        match self {
+            Phase::Prepare => Options {
+                mode: Mode::Permissive,
+                force: false,
+            },
+            Phase::Tighten => Options {
+                mode: Mode::Strict,
+                force: false,
+            },
+            Phase::Enforce => Options {
+                mode: Mode::Strict,
+                force: true,
+            },
+        }
+    }
+}
+
+/// Formats the blockers for the DETAIL: one line each, sorted.
+pub fn blocker_detail(mut blockers: Vec<String>) -> String {
+    blockers.sort();
+    blockers.join("\n")
+}
+
+/// Runs `f` with `tenant_guard.tenant_column` set to `col` (the audit views
+/// read it), restoring the caller's value afterwards, like a function's
+/// `SET` clause does.
+fn with_tenant_column<R>(col: &str, f: impl FnOnce() -> R) -> R {
+    // SAFETY: a GUC nest level opened and closed around f.
+    let level = unsafe { pg_sys::NewGUCNestLevel() };
+    let value = std::ffi::CString::new(col).unwrap_or_default();
+    unsafe {
+        pg_sys::set_config_option(
+            c"tenant_guard.tenant_column".as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            pg_sys::PGERROR as i32,
+            false,
+        );
+    }
+    let r = f();
+    unsafe { pg_sys::AtEOXact_GUC(true, level) };
+    r
+}
+
+/// Every audit finding in `schema` that blocks a strict phase.
+fn blockers(schema: &str, col: &str) -> Vec<String> {
+    let queries = [
+        "SELECT format('%s: %s row(s) with a NULL %I', table_name, null_rows, tenant_column) \
+           FROM tenant_guard.null_tenant_rows n JOIN pg_catalog.pg_class c ON c.oid = n.table_name \
+          WHERE c.relnamespace = pg_catalog.to_regnamespace($1)",
+        "SELECT format('%s: %s row(s) of tenant %L, which is not in the registry', table_name, \"rows\", tenant_id) \
+           FROM tenant_guard.orphan_tenant_rows o JOIN pg_catalog.pg_class c ON c.oid = o.table_name \
+          WHERE c.relnamespace = pg_catalog.to_regnamespace($1)",
+        "SELECT format('%s: %s row(s) reference a row of %s of another tenant through %I', \
+                       child_table, mismatched_rows, parent_table, constraint_name) \
+           FROM tenant_guard.cross_tenant_references x JOIN pg_catalog.pg_class c ON c.oid = x.child_table \
+          WHERE c.relnamespace = pg_catalog.to_regnamespace($1)",
+    ];
+    with_tenant_column(col, || {
+        as_owner(|| {
+            Spi::connect(|c| {
+                queries
+                    .iter()
+                    .flat_map(|q| {
+                        spi(c.select(*q, None, &[schema.into()]))
+                            .filter_map(|row| spi(row.get::<String>(1)))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            })
+        })
+    })
+}
+
+/// Moves every tenant table of `schema` to `phase`. Refuses (55000), listing
+/// every blocker and changing nothing, while the audits are not clean.
+/// Returns the DDL run or, with `dry_run` (the default), that would run.
+#[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
+fn rollout(
+    phase: &str,
+    schema: default!(&str, "'public'"),
+    tenant_column: default!(Option<&str>, "NULL"),
+    dry_run: default!(Option<bool>, true),
+) -> SetOfIterator<'static, String> {
+    let p = Phase::parse(phase).unwrap_or_else(|| {
+        invalid_parameter(format!("unknown rollout phase \"{phase}\""))
+            .hint("Use 'prepare', 'tighten' or 'enforce', in that order.")
+            .raise()
+    });
+    let dry = dry_run.unwrap_or(true);
+    let col = self::tenant_column(tenant_column);
+    let tables = tables_with_column(schema, &col);
+    if p.needs_clean_data() {
+        let found = blockers(schema, &col);
+        if !found.is_empty() {
+            Failure::new(
+                Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("rollout of schema \"{schema}\" to \"{phase}\" is blocked by {} finding(s)", found.len()),
+            )
+            .detail(blocker_detail(found))
+            .hint("Fix the data (tenant_guard.backfill_tenant, the registry, the rows named) and run rollout again; nothing was changed.")
+            .raise();
+        }
+    }
+    let mut ddl = Vec::new();
+    if p == Phase::Enforce {
+        for &oid in &tables {
+            ddl.extend(integrity_sql::not_null_core(oid, &col, dry));
+        }
+        ddl.extend(integrity_sql::upgrade_schema(schema, &col, dry));
+    }
+    for &oid in &tables {
+        ddl.extend(protect_oid(oid, &col, p.protect_options(), dry, None));
+    }
+    SetOfIterator::new(ddl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_in_order() {
+        assert_eq!(Phase::parse("prepare"), Some(Phase::Prepare));
+        assert_eq!(Phase::parse("enforce"), Some(Phase::Enforce));
+        assert_eq!(Phase::parse("Enforce"), None);
+        assert!(!Phase::Prepare.needs_clean_data());
+        assert!(Phase::Tighten.needs_clean_data());
+        let o = Phase::Prepare.protect_options();
+        assert_eq!((o.mode, o.force), (Mode::Permissive, false));
+        let o = Phase::Tighten.protect_options();
+        assert_eq!((o.mode, o.force), (Mode::Strict, false));
+        let o = Phase::Enforce.protect_options();
+        assert_eq!((o.mode, o.force), (Mode::Strict, true));
+    }
+
+    #[test]
+    fn blockers_are_listed_one_per_line_sorted() {
+        let d = blocker_detail(vec!["public.b: 2".into(), "public.a: 1".into()]);
+        assert_eq!(d, "public.a: 1\npublic.b: 2");
+    }
+}
