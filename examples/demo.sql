@@ -123,4 +123,34 @@ RESET ROLE;
 
 DROP TABLE order_lines;
 DROP TABLE orders;
+
+-- 7. Rolling out on a dirty schema: audit, backfill, refusal, fix, enforce.
+CREATE SCHEMA crm;
+CREATE TABLE crm.accounts (id int PRIMARY KEY, tenant_id text);
+CREATE TABLE crm.contacts (id int PRIMARY KEY, tenant_id text,
+                           account_id int CONSTRAINT contacts_account_fkey REFERENCES crm.accounts (id));
+INSERT INTO crm.accounts VALUES (1, 'acme'), (2, 'globex');
+INSERT INTO crm.contacts VALUES (1, 'acme', 1), (2, NULL, 1), (3, NULL, 2), (4, 'globex', 1);
+--    What the audits find: NULL tenants and a contact of globex pointing at
+--    an account of acme.
+SELECT * FROM tenant_guard.null_tenant_rows;
+SELECT * FROM tenant_guard.cross_tenant_references;
+SELECT severity, code, object FROM tenant_guard.advisor
+ WHERE object LIKE 'crm.%' ORDER BY severity, code, object;
+--    prepare is always possible: permissive policies, not forced.
+SELECT count(*) AS statements FROM tenant_guard.rollout('prepare', 'crm', dry_run => false);
+--    Backfill the NULL tenants from the account.
+SELECT tenant_guard.backfill_tenant('crm.contacts', 'contacts_account_fkey');
+--    tighten is refused while the cross-tenant reference remains.
+\set ON_ERROR_STOP 0
+SELECT count(*) FROM tenant_guard.rollout('tighten', 'crm', dry_run => false);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+\set ON_ERROR_STOP 1
+--    Fix it, then tighten and enforce.
+UPDATE crm.contacts SET account_id = 2 WHERE id = 4;
+SELECT count(*) AS statements FROM tenant_guard.rollout('tighten', 'crm', dry_run => false);
+SELECT * FROM tenant_guard.rollout('enforce', 'crm', dry_run => false);
+SELECT table_name, nullable, rls_forced, composite_fks, phase FROM tenant_guard.status
+ WHERE table_name::text LIKE 'crm.%' ORDER BY 1;
+DROP SCHEMA crm CASCADE;
 DROP ROLE demo_app;

@@ -10,15 +10,18 @@
 -- with a column of its own. Partitions are counted through their parent.
 CREATE FUNCTION tenant_guard.tenant_tables()
 RETURNS TABLE (table_name regclass, tenant_column name)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql STABLE AS $$
+  -- No SET clause, so the planner can inline it; catalog names resolve in
+  -- pg_catalog first whatever the caller's search_path.
   SELECT c.oid::regclass, a.attname
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
-    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN pg_attribute a ON a.attrelid = c.oid
+                       AND a.attname = coalesce(nullif(current_setting('tenant_guard.tenant_column', true), ''), 'tenant_id')
+                       AND a.attnum > 0 AND NOT a.attisdropped
    WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
      AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant_guard', 'pg_toast')
      AND n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast\_temp\_%'
-     AND a.attname = coalesce(nullif(current_setting('tenant_guard.tenant_column', true), ''), 'tenant_id')
   UNION
   SELECT p.relid, p.tenant_column FROM tenant_guard.protected p
    WHERE p.parent IS NULL
@@ -26,12 +29,17 @@ $$;
 
 CREATE FUNCTION tenant_guard.audit_null_tenant_rows()
 RETURNS TABLE (table_name regclass, tenant_column name, null_rows bigint)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE AS $$
 DECLARE t record; n bigint;
 BEGIN
-  FOR t IN SELECT * FROM tenant_guard.tenant_tables() ORDER BY 1::text LOOP
-    CONTINUE WHEN (SELECT attnotnull FROM pg_attribute
-                    WHERE attrelid = t.table_name AND attname = t.tenant_column);
+  -- NOT NULL columns are skipped without a scan; the others are counted
+  -- with the same query one would write by hand (an index on the tenant
+  -- column serves IS NULL).
+  FOR t IN SELECT tt.table_name, tt.tenant_column
+             FROM tenant_guard.tenant_tables() tt
+             JOIN pg_attribute a ON a.attrelid = tt.table_name AND a.attname = tt.tenant_column
+            WHERE NOT a.attnotnull
+            ORDER BY 1::text LOOP
     EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL', t.table_name, t.tenant_column) INTO n;
     IF n > 0 THEN
       table_name := t.table_name; tenant_column := t.tenant_column; null_rows := n;

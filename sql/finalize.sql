@@ -128,6 +128,8 @@ REVOKE ALL ON FUNCTION tenant_guard.backfill_tenant(regclass, text, integer, tex
 REVOKE ALL ON FUNCTION tenant_guard.enforce_not_null(regclass, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.scope_unique(regclass, text, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.rollout(text, text, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.selftest(), tenant_guard.selftest_try(text),
+              tenant_guard.selftest_count(text) FROM PUBLIC;
 
 -- Audits: for the extension owner and the roles it grants (they name every
 -- tenant table and count rows across tenants).
@@ -177,3 +179,5 @@ COMMENT ON FUNCTION tenant_guard.scope_unique(regclass, text, text, boolean) IS
   'rewrite a tenant-blind unique constraint or index as (tenant, ...), moving dependent foreign keys; returns the DDL';
 COMMENT ON FUNCTION tenant_guard.rollout(text, text, text, boolean) IS
   'move every tenant table of a schema to prepare, tighten or enforce; refuses while audits show blockers; returns the DDL';
+COMMENT ON FUNCTION tenant_guard.selftest() IS
+  'try the main attacks on a scratch fixture as an ordinary role; one row per check; leaves nothing behind';
