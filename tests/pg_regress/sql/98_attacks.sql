@@ -114,3 +114,34 @@ DROP FUNCTION public.leak(text);
 DROP EXTENSION tenant_guard;
 DROP ROLE tg_atk_app;
 DROP ROLE tg_atk_owner;
+
+-- Side channels tenant_guard cannot close (see SECURITY.md): EXPLAIN ANALYZE
+-- reports how many rows the tenant rule removed; pg_stats, on the other
+-- hand, shows nothing for a table whose row-level security applies.
+CREATE EXTENSION tenant_guard;
+SELECT tenant_guard.add_key('main', decode(repeat('a1', 32), 'hex'));
+CREATE ROLE tg_side_app LOGIN;
+CREATE TABLE side (id int, tenant_id text NOT NULL);
+INSERT INTO side SELECT g, CASE WHEN g % 10 = 0 THEN 'acme' ELSE 'globex' END FROM generate_series(1, 1000) g;
+ANALYZE side;
+SELECT count(*) FROM tenant_guard.protect('side');
+GRANT SELECT ON side TO tg_side_app;
+CREATE FUNCTION public.plan_numbers(q text) RETURNS TABLE (rows_returned numeric, rows_removed_by_filter numeric)
+LANGUAGE plpgsql AS $$
+DECLARE p jsonb;
+BEGIN
+  EXECUTE 'EXPLAIN (ANALYZE, FORMAT JSON, TIMING OFF, SUMMARY OFF) ' || q INTO p;
+  RETURN QUERY SELECT round((p->0->'Plan'->>'Actual Rows')::numeric), round((p->0->'Plan'->>'Rows Removed by Filter')::numeric);
+END $$;
+SELECT tenant_guard.sign('{"tenant_id": "acme", "exp": 4102444800}') AS acme \gset
+SET ROLE tg_side_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'acme');
+SELECT * FROM public.plan_numbers('SELECT * FROM side');
+SELECT count(*) AS pg_stats_rows FROM pg_stats WHERE tablename = 'side';
+ROLLBACK;
+RESET ROLE;
+DROP TABLE side;
+DROP FUNCTION public.plan_numbers(text);
+DROP EXTENSION tenant_guard;
+DROP ROLE tg_side_app;
