@@ -112,6 +112,34 @@ pub fn render_fk(f: &FkSpec) -> String {
     s
 }
 
+/// A unique key led by the tenant column: a constraint (`ALTER TABLE … ADD
+/// CONSTRAINT … UNIQUE`) or, with `index`, a unique index (keeping a partial
+/// index's predicate).
+pub fn render_unique(
+    table: &str,
+    name: &str,
+    tenant: &str,
+    cols: &[String],
+    index: bool,
+    predicate: Option<&str>,
+) -> String {
+    let mut all: Vec<&str> = vec![tenant];
+    all.extend(cols.iter().map(String::as_str).filter(|c| *c != tenant));
+    let list = col_list(&all);
+    if index {
+        format!(
+            "CREATE UNIQUE INDEX {} ON {table} ({list}){}",
+            ident(name),
+            predicate.map(|p| format!(" WHERE {p}")).unwrap_or_default()
+        )
+    } else {
+        format!(
+            "ALTER TABLE {table} ADD CONSTRAINT {} UNIQUE ({list})",
+            ident(name)
+        )
+    }
+}
+
 /// The condition a child row `c` violates the composite key under (rows the
 /// key would not check are not violations).
 pub fn violation_condition(f: &FkSpec) -> String {
@@ -295,6 +323,49 @@ mod tests {
         let multi = "é".repeat(40);
         assert!(truncate_name(&multi).len() <= 63);
         assert!(truncate_name(&multi).chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn unique_keys_lead_with_the_tenant() {
+        assert_eq!(
+            render_unique("\"public\".\"P\"", "P_code_key", "tenantId", &["code".into()], false, None),
+            "ALTER TABLE \"public\".\"P\" ADD CONSTRAINT \"P_code_key\" UNIQUE (\"tenantId\", \"code\")"
+        );
+        assert_eq!(
+            render_unique(
+                "t",
+                "i",
+                "tenant_id",
+                &["slug".into(), "tenant_id".into()],
+                true,
+                Some("(deleted IS NULL)")
+            ),
+            "CREATE UNIQUE INDEX \"i\" ON t (\"tenant_id\", \"slug\") WHERE (deleted IS NULL)"
+        );
+    }
+
+    /// Citus rules for distributed tables (distribution column = tenant):
+    /// every unique key and foreign key includes it, and no action nulls it.
+    #[test]
+    fn generated_keys_follow_citus_rules() {
+        for on_delete in ['a', 'r', 'c', 'n', 'd'] {
+            for on_update in ['a', 'r', 'c', 'n', 'd'] {
+                let mut f = spec();
+                f.on_delete = on_delete;
+                f.on_update = on_update;
+                let s = render_fk(&f);
+                assert!(s.contains("FOREIGN KEY (\"tenantId\", "), "{s}");
+                assert!(s.contains("(\"tenantId\", \"id\")"), "{s}");
+                assert!(
+                    !s.contains("SET NULL (\"tenantId\"")
+                        && !s.contains("SET DEFAULT (\"tenantId\""),
+                    "{s}"
+                );
+                assert!(!s.contains("ON UPDATE SET"), "{s}");
+            }
+        }
+        let u = render_unique("t", "k", "tenantId", &["a".into()], false, None);
+        assert!(u.contains("UNIQUE (\"tenantId\""));
     }
 
     #[test]

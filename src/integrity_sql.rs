@@ -255,11 +255,13 @@ fn add_fk_core(
             });
             if !has_unique {
                 let refs: Vec<&str> = pall.iter().map(String::as_str).collect();
-                ddl.push(format!(
-                    "ALTER TABLE {} ADD CONSTRAINT {} UNIQUE ({})",
-                    rp.name,
-                    ident(&integrity::object_name(&relname(parent), &refs, "key")),
-                    pall.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ")
+                ddl.push(integrity::render_unique(
+                    &rp.name,
+                    &integrity::object_name(&relname(parent), &refs, "key"),
+                    tenant,
+                    &pcols,
+                    false,
+                    None,
                 ));
             }
             let has_index = index_keys(child)
@@ -737,26 +739,14 @@ fn scope_unique(
         .raise();
     }
     let tmp = integrity::truncate_name(&format!("{constraint_name}_tenant"));
-    let mut all = vec![tenant.clone()];
-    all.extend(cols.iter().cloned());
-    let list = all.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
-    let mut ddl = vec![if is_constraint {
-        format!(
-            "ALTER TABLE {} ADD CONSTRAINT {} UNIQUE ({list})",
-            r.name,
-            ident(&tmp)
-        )
-    } else {
-        format!(
-            "CREATE UNIQUE INDEX {} ON {} ({list}){}",
-            ident(&tmp),
-            r.name,
-            predicate
-                .as_ref()
-                .map(|p| format!(" WHERE {p}"))
-                .unwrap_or_default()
-        )
-    }];
+    let mut ddl = vec![integrity::render_unique(
+        &r.name,
+        &tmp,
+        &tenant,
+        &cols,
+        !is_constraint,
+        predicate.as_deref(),
+    )];
     if !dry {
         run(&ddl);
     }

@@ -25,7 +25,11 @@ pub mod token;
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 extension_sql_file!("../sql/audit.sql", name = "audit", requires = ["bootstrap"]);
-extension_sql_file!("../sql/selftest.sql", name = "selftest", requires = ["bootstrap"]);
+extension_sql_file!(
+    "../sql/selftest.sql",
+    name = "selftest",
+    requires = ["bootstrap"]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
