@@ -128,3 +128,18 @@ pub fn column(oid: pg_sys::Oid, r: &Relation, col: &str) -> (String, Option<Stri
         .raise()
     })
 }
+
+/// 3F000 unless the schema exists.
+pub fn require_schema(schema: &str) {
+    let found = crate::error::one::<bool>(
+        "SELECT true FROM pg_catalog.pg_namespace WHERE nspname = $1",
+        &[schema.into()],
+    );
+    if found.is_none() {
+        Failure::new(
+            Code::ERRCODE_INVALID_SCHEMA_NAME,
+            format!("schema \"{schema}\" does not exist"),
+        )
+        .raise();
+    }
+}

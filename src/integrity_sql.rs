@@ -427,18 +427,7 @@ fn upgrade_foreign_keys(
 
 /// `upgrade_foreign_keys` for `rollout`.
 pub fn upgrade_schema(schema: &str, tenant: &str, dry: bool) -> Vec<String> {
-    if one::<bool>(
-        "SELECT true FROM pg_catalog.pg_namespace WHERE nspname = $1",
-        &[schema.into()],
-    )
-    .is_none()
-    {
-        Failure::new(
-            Code::ERRCODE_INVALID_SCHEMA_NAME,
-            format!("schema \"{schema}\" does not exist"),
-        )
-        .raise();
-    }
+    crate::catalog::require_schema(schema);
     let fks: Vec<FkRow> = fk_rows(
         "JOIN pg_catalog.pg_class r ON r.oid = c.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace \
          WHERE c.contype = 'f' AND n.nspname = $1 AND c.conparentid = 0 ORDER BY r.relname, c.conname",

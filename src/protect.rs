@@ -7,7 +7,7 @@
 //! extension owner's rights, so application roles cannot edit it.
 
 use crate::catalog::{as_owner, column, relation, require_table, Relation};
-use crate::error::{invalid_parameter, one, spi, Code, Failure};
+use crate::error::{invalid_parameter, one, spi};
 use crate::gucs;
 use crate::policy::{self, Before, Mode, Options, TableState};
 use pgrx::iter::SetOfIterator;
@@ -18,6 +18,14 @@ pub fn tenant_column(arg: Option<&str>) -> String {
     arg.map(str::to_owned)
         .or_else(|| gucs::text(&gucs::TENANT_COLUMN))
         .unwrap_or_else(|| "tenant_id".into())
+}
+
+/// The options of protect/protect_schema (NULL means the default).
+fn options(mode: Option<&str>, force: Option<bool>) -> Options {
+    Options {
+        mode: parse_mode(mode),
+        force: force.unwrap_or(true),
+    }
 }
 
 fn parse_mode(mode: Option<&str>) -> Mode {
@@ -224,10 +232,7 @@ fn protect(
     force: default!(Option<bool>, true),
     dry_run: default!(Option<bool>, false),
 ) -> SetOfIterator<'static, String> {
-    let opts = Options {
-        mode: parse_mode(mode),
-        force: force.unwrap_or(true),
-    };
+    let opts = options(mode, force);
     let col = self::tenant_column(tenant_column);
     // Close the relation: ALTER TABLE refuses a table this session holds open.
     let oid = tbl.oid();
@@ -238,18 +243,7 @@ fn protect(
 /// The tables of `schema` (not partitions) that have the column `col`, by
 /// name; 3F000 when the schema does not exist.
 pub fn tables_with_column(schema: &str, col: &str) -> Vec<pg_sys::Oid> {
-    if one::<bool>(
-        "SELECT true FROM pg_catalog.pg_namespace WHERE nspname = $1",
-        &[schema.into()],
-    )
-    .is_none()
-    {
-        Failure::new(
-            Code::ERRCODE_INVALID_SCHEMA_NAME,
-            format!("schema \"{schema}\" does not exist"),
-        )
-        .raise();
-    }
+    crate::catalog::require_schema(schema);
     Spi::connect(|c| {
         spi(c.select(
             "SELECT c.oid FROM pg_catalog.pg_class c \
@@ -276,10 +270,7 @@ fn protect_schema(
     force: default!(Option<bool>, true),
     dry_run: default!(Option<bool>, false),
 ) -> SetOfIterator<'static, String> {
-    let opts = Options {
-        mode: parse_mode(mode),
-        force: force.unwrap_or(true),
-    };
+    let opts = options(mode, force);
     let col = self::tenant_column(tenant_column);
     let tables = tables_with_column(schema, &col);
     let dry = dry_run.unwrap_or(false);
