@@ -62,15 +62,24 @@ BEGIN
        AND command_tag IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')
   LOOP
     -- Partitions of protected tables (new ones, and ones just attached).
+    -- The table itself and everything below it, read from pg_inherits
+    -- without locking the partitions (pg_partition_tree would lock them all,
+    -- which can deadlock with a concurrent load, e.g. a parallel pg_restore).
     FOR part IN
-      SELECT t.relid, i.inhparent
-        FROM pg_partition_tree(cmd.objid) t
-        JOIN pg_inherits i ON i.inhrelid = t.relid
-       ORDER BY t.level
+      WITH RECURSIVE tree(relid, depth) AS (
+        SELECT cmd.objid, 0
+        UNION ALL
+        SELECT i.inhrelid, t.depth + 1 FROM pg_inherits i JOIN tree t ON i.inhparent = t.relid
+      )
+      SELECT t.relid, i.inhparent FROM tree t JOIN pg_inherits i ON i.inhrelid = t.relid
+       ORDER BY t.depth
     LOOP
       SELECT * INTO p FROM tenant_guard.protected WHERE relid = part.inhparent;
-      CONTINUE WHEN NOT FOUND
-        OR EXISTS (SELECT 1 FROM tenant_guard.protected WHERE relid = part.relid);
+      CONTINUE WHEN NOT FOUND;
+      -- A table protected on its own before it was attached: record its parent.
+      UPDATE tenant_guard.protected SET parent = part.inhparent
+       WHERE relid = part.relid AND parent IS NULL;
+      CONTINUE WHEN EXISTS (SELECT 1 FROM tenant_guard.protected WHERE relid = part.relid);
       PERFORM tenant_guard.protect(part.relid::regclass, p.tenant_column, p.mode, p.force);
       RAISE NOTICE 'tenant_guard: protected partition % of %', part.relid::regclass, part.inhparent::regclass;
     END LOOP;

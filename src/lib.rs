@@ -67,6 +67,54 @@ mod tests {
         .unwrap();
         assert_eq!(v, installed);
     }
+
+    #[pg_test(error = "permission denied to set parameter \"tenant_guard.context_tenant\"")]
+    fn context_settings_are_superuser_only() {
+        Spi::run("CREATE ROLE tg_pg_test_app").unwrap();
+        Spi::run("SET ROLE tg_pg_test_app").unwrap();
+        Spi::run("SELECT set_config('tenant_guard.context_tenant', 'victim', true)").unwrap();
+    }
+
+    #[pg_test]
+    fn verification_settings_are_superuser_only() {
+        let user_settable = Spi::get_one::<i64>(
+            "SELECT count(*) FROM pg_settings WHERE name LIKE 'tenant_guard.%' AND context = 'user'",
+        )
+        .unwrap();
+        // Only the generators' default column name.
+        assert_eq!(user_settable, Some(1));
+        let superuser = Spi::get_one::<i64>(
+            "SELECT count(*) FROM pg_settings WHERE name LIKE 'tenant_guard.%' AND context = 'superuser'",
+        )
+        .unwrap();
+        assert!(superuser.unwrap_or(0) >= 12, "{superuser:?}");
+    }
+
+    #[pg_test(error = "invalid configuration parameter name \"tenant_guard.no_such_setting\"")]
+    fn prefix_is_reserved() {
+        Spi::run("SET tenant_guard.no_such_setting = 'x'").unwrap();
+    }
+
+    #[pg_test]
+    fn signed_token_round_trips_through_set_context() {
+        Spi::run("SELECT tenant_guard.add_key('t', decode(repeat('ab', 32), 'hex'))").unwrap();
+        let t = Spi::get_one::<String>(
+            "SELECT tenant_guard.set_context(tenant_guard.sign('{\"tenant_id\": \"acme\", \"exp\": 4102444800}'), false)",
+        )
+        .unwrap();
+        assert_eq!(t.as_deref(), Some("acme"));
+        assert_eq!(
+            Spi::get_one::<String>("SELECT tenant_guard.tenant_id()")
+                .unwrap()
+                .as_deref(),
+            Some("acme")
+        );
+        Spi::run("SELECT tenant_guard.clear_context()").unwrap();
+        assert_eq!(
+            Spi::get_one::<String>("SELECT tenant_guard.tenant_id()").unwrap(),
+            None
+        );
+    }
 }
 
 /// Required by `cargo pgrx test`.

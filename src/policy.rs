@@ -63,6 +63,8 @@ pub struct TableState {
     pub col_type: String,
     /// A partition: its row trigger is cloned from the parent.
     pub is_partition: bool,
+    /// A partitioned table.
+    pub partitioned: bool,
     pub rls_enabled: bool,
     pub rls_forced: bool,
     /// `tenant_guard_*` policies present.
@@ -82,6 +84,10 @@ pub const UPDATE: &str = "tenant_guard_update";
 pub const DELETE: &str = "tenant_guard_delete";
 pub const POLICIES: [&str; 5] = [ACCESS, SELECT, INSERT, UPDATE, DELETE];
 pub const TRG_IMMUTABLE: &str = "tenant_guard_immutable_tenant";
+/// The same trigger on a partitioned table, where PostgreSQL clones it to
+/// every partition: a name of its own, so that attaching a table protected
+/// on its own (with `TRG_IMMUTABLE`) does not collide with the clone.
+pub const TRG_IMMUTABLE_PARTITIONED: &str = "tenant_guard_immutable_tenant_p";
 pub const TRG_TRUNCATE: &str = "tenant_guard_no_truncate";
 
 /// `tenant_guard.<func>()` as an array of the column's type.
@@ -196,10 +202,15 @@ pub fn render_protect(t: &TableState, opts: Options) -> Vec<String> {
             default_expr(&t.col_type)
         ));
     }
-    if !t.is_partition && !t.triggers.iter().any(|x| x == TRG_IMMUTABLE) {
+    let row_trigger = if t.partitioned {
+        TRG_IMMUTABLE_PARTITIONED
+    } else {
+        TRG_IMMUTABLE
+    };
+    if !t.is_partition && !t.triggers.iter().any(|x| x == row_trigger) {
         out.push(format!(
             "CREATE TRIGGER {} BEFORE UPDATE OF {} ON {tbl} FOR EACH ROW EXECUTE FUNCTION tenant_guard.refuse_tenant_change({})",
-            ident(TRG_IMMUTABLE),
+            ident(row_trigger),
             ident(&t.column),
             crate::quote::literal(&t.column)
         ));
@@ -231,7 +242,7 @@ pub fn render_unprotect(t: &TableState, before: &Before) -> Vec<String> {
             out.push(format!("DROP POLICY {} ON {tbl}", ident(name)));
         }
     }
-    for name in [TRG_IMMUTABLE, TRG_TRUNCATE] {
+    for name in [TRG_IMMUTABLE, TRG_IMMUTABLE_PARTITIONED, TRG_TRUNCATE] {
         if t.triggers.iter().any(|x| x == name) {
             out.push(format!("DROP TRIGGER {} ON {tbl}", ident(name)));
         }
@@ -365,6 +376,22 @@ mod tests {
                 .count(),
             5
         );
+    }
+
+    #[test]
+    fn partitioned_tables_name_their_cloned_trigger_apart() {
+        let mut t = fresh("text");
+        t.partitioned = true;
+        let ddl = render_protect(&t, STRICT);
+        assert!(ddl
+            .iter()
+            .any(|s| s.contains("\"tenant_guard_immutable_tenant_p\"")));
+        t.triggers = vec![TRG_IMMUTABLE_PARTITIONED.into(), TRG_TRUNCATE.into()];
+        t.policies = POLICIES.iter().map(|s| s.to_string()).collect();
+        let un = render_unprotect(&t, &Before::default());
+        assert!(un
+            .iter()
+            .any(|s| s.contains("DROP TRIGGER \"tenant_guard_immutable_tenant_p\"")));
     }
 
     #[test]

@@ -84,6 +84,7 @@ fn state(
         column: col.to_owned(),
         col_type,
         is_partition: r.is_partition,
+        partitioned: r.relkind == b'p',
         rls_enabled: r.rls_enabled,
         rls_forced: r.rls_forced,
         policies: names(

@@ -60,6 +60,10 @@ CREATE TABLE shop.events_2027 (LIKE shop.events);
 INSERT INTO shop.events_2027 VALUES ('globex', '2027-03-01', 'g27');
 ALTER TABLE shop.events ATTACH PARTITION shop.events_2027 FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
 INSERT INTO shop.events VALUES ('acme', '2026-02-01', 'a26');
+-- A table protected on its own can be attached too.
+CREATE TABLE shop.events_2028 (LIKE shop.events);
+SELECT count(*) FROM tenant_guard.protect('shop.events_2028');
+ALTER TABLE shop.events ATTACH PARTITION shop.events_2028 FOR VALUES FROM ('2028-01-01') TO ('2029-01-01');
 SELECT relid, parent, mode FROM tenant_guard.protected WHERE relid::text LIKE 'shop.events%' ORDER BY 1;
 SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
        (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies
