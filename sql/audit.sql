@@ -39,7 +39,7 @@ BEGIN
              FROM tenant_guard.tenant_tables() tt
              JOIN pg_attribute a ON a.attrelid = tt.table_name AND a.attname = tt.tenant_column
             WHERE NOT a.attnotnull
-            ORDER BY 1::text LOOP
+            ORDER BY tt.table_name::text LOOP
     EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL', t.table_name, t.tenant_column) INTO n;
     IF n > 0 THEN
       table_name := t.table_name; tenant_column := t.tenant_column; null_rows := n;
@@ -60,7 +60,7 @@ DECLARE t record; reg tenant_guard.registry; same_type boolean;
 BEGIN
   SELECT * INTO reg FROM tenant_guard.registry;
   IF NOT FOUND THEN RETURN; END IF;   -- orphans need a registry to be orphans of
-  FOR t IN SELECT * FROM tenant_guard.tenant_tables() ORDER BY 1::text LOOP
+  FOR t IN SELECT * FROM tenant_guard.tenant_tables() tt ORDER BY tt.table_name::text LOOP
     SELECT ta.atttypid = ra.atttypid INTO same_type
       FROM pg_attribute ta, pg_attribute ra
      WHERE ta.attrelid = t.table_name AND ta.attname = t.tenant_column
@@ -109,7 +109,7 @@ RETURNS TABLE (child_table regclass, constraint_name name, parent_table regclass
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE f record; n bigint;
 BEGIN
-  FOR f IN SELECT * FROM tenant_guard.tenant_blind_foreign_keys() ORDER BY 2::text, 3 LOOP
+  FOR f IN SELECT * FROM tenant_guard.tenant_blind_foreign_keys() b ORDER BY b.child_table::text, b.constraint_name LOOP
     EXECUTE format('SELECT count(*) FROM %s c JOIN %s p ON %s WHERE c.%I <> p.%I',
                    f.child_table, f.parent_table,
                    (SELECT string_agg(format('p.%I = c.%I', pc, cc), ' AND ')
@@ -331,6 +331,16 @@ BEGIN
          CASE WHEN r.rolsuper THEN NULL ELSE format('ALTER ROLE %I NOBYPASSRLS;', r.rolname) END
     FROM pg_roles r
    WHERE r.rolcanlogin AND (r.rolsuper OR r.rolbypassrls)
+   ORDER BY 3;
+  RETURN QUERY
+  SELECT 'high', 'login_role_bypasses_rls', r.rolname::text,
+         format('login role %I can SET ROLE to %I, which %s', r.rolname, b.rolname,
+                CASE WHEN b.rolsuper THEN 'is a superuser' ELSE 'has BYPASSRLS' END),
+         format('REVOKE %I FROM %I;', b.rolname, r.rolname)
+    FROM pg_roles r
+    JOIN pg_roles b ON b.oid <> r.oid AND (b.rolsuper OR b.rolbypassrls) AND NOT b.rolcanlogin
+   WHERE r.rolcanlogin AND NOT (r.rolsuper OR r.rolbypassrls)
+     AND pg_has_role(r.oid, b.oid, 'MEMBER')
    ORDER BY 3;
 
   -- Protected tables owned by an ordinary login role (an application role

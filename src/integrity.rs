@@ -8,8 +8,10 @@
 //!   check runs inside PostgreSQL's referential triggers, which ignore
 //!   row-level security, so a reference to another tenant's parent fails with
 //!   the same error as a reference to a parent that does not exist.
-//! * `MATCH SIMPLE` skips the check when any column is NULL: on a nullable
-//!   tenant column the key is `MATCH FULL`.
+//! * `MATCH SIMPLE` skips the check when any column is NULL, so a NULL
+//!   tenant would switch it off: composite keys are only added once the
+//!   child's tenant column is NOT NULL. (`MATCH FULL` is no answer: it also
+//!   rejects every row whose optional reference is NULL.)
 //! * `ON DELETE SET NULL` / `SET DEFAULT` name their columns (PostgreSQL 15
 //!   and later), never the tenant column. `ON UPDATE SET NULL` cannot name
 //!   columns, so it becomes `NO ACTION` (a row's tenant never changes anyway).
@@ -54,7 +56,6 @@ pub struct FkSpec {
     /// `pg_constraint` action codes: a r c n d.
     pub on_update: char,
     pub on_delete: char,
-    pub match_full: bool,
     pub deferrable: bool,
     pub deferred: bool,
 }
@@ -93,9 +94,6 @@ pub fn render_fk(f: &FkSpec) -> String {
         f.parent,
         col_list(&pall)
     );
-    if f.match_full {
-        s.push_str(" MATCH FULL");
-    }
     if let Some(a) = action(f.on_update, &cols, false).filter(|a| a != "NO ACTION") {
         s.push_str(&format!(" ON UPDATE {a}"));
     }
@@ -158,22 +156,10 @@ pub fn violation_condition(f: &FkSpec) -> String {
         .map(|(c, p)| format!("p.{} = c.{}", ident(p), ident(c)))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let mut cond = format!(
+    format!(
         "({not_null} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {join}))",
         f.parent
-    );
-    if f.match_full {
-        let list = all
-            .iter()
-            .map(|c| format!("c.{}", ident(c)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        cond.push_str(&format!(
-            " OR pg_catalog.num_nulls({list}) BETWEEN 1 AND {}",
-            all.len() - 1
-        ));
-    }
-    cond
+    )
 }
 
 /// Counts the violations of `f`, and lists up to 10 of the offending keys.
@@ -251,7 +237,6 @@ mod tests {
             pcols: vec!["id".into()],
             on_update: 'a',
             on_delete: 'a',
-            match_full: false,
             deferrable: false,
             deferred: false,
         }
@@ -264,15 +249,6 @@ mod tests {
             "ALTER TABLE \"public\".\"ServiceRequest\" ADD CONSTRAINT \"ServiceRequest_tenantId_accountId_fkey\" \
              FOREIGN KEY (\"tenantId\", \"accountId\") REFERENCES \"public\".\"Account\" (\"tenantId\", \"id\") NOT VALID"
         );
-    }
-
-    #[test]
-    fn nullable_tenant_means_match_full() {
-        let mut f = spec();
-        f.match_full = true;
-        assert!(render_fk(&f).contains(" MATCH FULL "));
-        assert!(violation_condition(&f)
-            .contains("num_nulls(c.\"tenantId\", c.\"accountId\") BETWEEN 1 AND 1"));
     }
 
     #[test]

@@ -169,12 +169,23 @@ fn add_fk_core(
     name: Option<String>,
     validate: bool,
     dry: bool,
+    assume_not_null: bool,
 ) -> (Vec<String>, bool, String) {
     let rc = relation(child);
     let rp = relation(parent);
     require_table(&rc);
     require_table(&rp);
     column(child, &rc, tenant);
+    // A NULL tenant would switch a MATCH SIMPLE key off for that row.
+    if !assume_not_null && !not_null(child, tenant) {
+        Failure::new(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("column \"{tenant}\" of \"{}\" allows NULL", rc.display),
+        )
+        .detail("A composite foreign key is not checked for rows whose tenant is NULL.")
+        .hint("Run tenant_guard.enforce_not_null first (after tenant_guard.backfill_tenant).")
+        .raise();
+    }
     column(parent, &rp, tenant);
     for c in cols {
         column(child, &rc, c);
@@ -231,7 +242,6 @@ fn add_fk_core(
         pcols: pcols.clone(),
         on_update: actions.on_update,
         on_delete: actions.on_delete,
-        match_full: !not_null(child, tenant),
         deferrable: actions.deferrable,
         deferred: actions.deferred,
     };
@@ -345,6 +355,7 @@ fn add_tenant_fk(
         None,
         validate.unwrap_or(true),
         dry_run.unwrap_or(false),
+        false,
     );
     SetOfIterator::new(ddl)
 }
@@ -359,7 +370,15 @@ fn has_column(oid: Oid, col: &str) -> bool {
 
 /// Replaces one single-column (tenant-blind) key by the composite one under
 /// the same name. Keeps the old key when the new one cannot be validated.
-fn upgrade_one(f: &FkRow, tenant: &str, dry: bool) -> Vec<String> {
+fn upgrade_one(f: &FkRow, tenant: &str, dry: bool, assume_not_null: bool) -> Vec<String> {
+    if !assume_not_null && !not_null(f.child, tenant) {
+        notice!(
+            "tenant_guard: left \"{}\" on {} as it is: its tenant column \"{tenant}\" allows NULL (run enforce_not_null first)",
+            f.name,
+            relation(f.child).display
+        );
+        return Vec::new();
+    }
     let tmp = integrity::truncate_name(&format!("{}_tenant", f.name));
     let actions = Actions {
         on_update: f.on_update,
@@ -377,6 +396,7 @@ fn upgrade_one(f: &FkRow, tenant: &str, dry: bool) -> Vec<String> {
         Some(tmp.clone()),
         true,
         dry,
+        assume_not_null,
     );
     let rc = relation(f.child);
     if name != tmp && ok {
@@ -422,11 +442,18 @@ fn upgrade_foreign_keys(
     dry_run: default!(Option<bool>, false),
 ) -> SetOfIterator<'static, String> {
     let tenant = self::tenant_column(tenant_column);
-    SetOfIterator::new(upgrade_schema(schema, &tenant, dry_run.unwrap_or(false)))
+    SetOfIterator::new(upgrade_schema(
+        schema,
+        &tenant,
+        dry_run.unwrap_or(false),
+        false,
+    ))
 }
 
-/// `upgrade_foreign_keys` for `rollout`.
-pub fn upgrade_schema(schema: &str, tenant: &str, dry: bool) -> Vec<String> {
+/// `upgrade_foreign_keys` for `rollout`. `assume_not_null`: render as if the
+/// tenant columns were NOT NULL already (a dry run of `enforce`, whose
+/// NOT NULL steps come first when it runs for real).
+pub fn upgrade_schema(schema: &str, tenant: &str, dry: bool, assume_not_null: bool) -> Vec<String> {
     crate::catalog::require_schema(schema);
     let fks: Vec<FkRow> = fk_rows(
         "JOIN pg_catalog.pg_class r ON r.oid = c.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace \
@@ -439,7 +466,7 @@ pub fn upgrade_schema(schema: &str, tenant: &str, dry: bool) -> Vec<String> {
     .collect();
     let ddl: Vec<String> = fks
         .iter()
-        .flat_map(|f| upgrade_one(f, tenant, dry))
+        .flat_map(|f| upgrade_one(f, tenant, dry, assume_not_null))
         .collect();
     ddl
 }
@@ -762,6 +789,7 @@ fn scope_unique(
             Some(f.name.clone()),
             true,
             dry,
+            false,
         );
         if !ok && !dry {
             Failure::new(

@@ -155,7 +155,9 @@ fn rollout(
         for &oid in &tables {
             ddl.extend(integrity_sql::not_null_core(oid, &col, dry));
         }
-        ddl.extend(integrity_sql::upgrade_schema(schema, &col, dry));
+        // A dry run cannot make the columns NOT NULL first: render the keys
+        // as they will be once it has.
+        ddl.extend(integrity_sql::upgrade_schema(schema, &col, dry, dry));
     }
     for &oid in &tables {
         ddl.extend(protect_oid(oid, &col, p.protect_options(), dry, None));

@@ -57,6 +57,11 @@ SELECT * FROM tenant_guard.add_tenant_fk('"Task"', ARRAY['projectId'], '"Project
 SELECT count(*) AS statements FROM tenant_guard.add_tenant_fk('"Task"', ARRAY['projectId'], '"Project"');
 SELECT conname, convalidated FROM pg_constraint WHERE conrelid = '"Task"'::regclass AND contype = 'f' ORDER BY 1;
 
+-- Composite keys wait for a NOT NULL tenant column: a row with a NULL tenant
+-- would not be checked at all.
+SELECT * FROM tenant_guard.add_tenant_fk('"Project"', ARRAY['accountId'], '"Account"');
+\echo :LAST_ERROR_SQLSTATE
+
 -- Bad input.
 CREATE TABLE global_things (id int PRIMARY KEY);
 SELECT * FROM tenant_guard.add_tenant_fk('"Task"', ARRAY['projectId'], 'global_things');

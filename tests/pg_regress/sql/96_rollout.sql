@@ -44,8 +44,14 @@ SELECT count(*) FROM tenant_guard.rollout('tighten', 'app', 'tenantId', dry_run 
 SELECT table_name, mode, rls_forced, phase FROM tenant_guard.status
  WHERE table_name::text LIKE 'app.%' ORDER BY 1;
 
--- enforce: NOT NULL, composite keys, forced row-level security.
-SELECT * FROM tenant_guard.rollout('enforce', 'app', 'tenantId', dry_run => false);
+-- enforce: NOT NULL, composite keys, forced row-level security. Its dry run
+-- lists exactly the statements the real run executes.
+CREATE TEMP TABLE planned AS
+  SELECT * FROM tenant_guard.rollout('enforce', 'app', 'tenantId') WITH ORDINALITY AS d(ddl, n);
+CREATE TEMP TABLE executed AS
+  SELECT * FROM tenant_guard.rollout('enforce', 'app', 'tenantId', dry_run => false) WITH ORDINALITY AS d(ddl, n);
+SELECT ddl FROM executed ORDER BY n;
+SELECT count(*) AS differences FROM ((TABLE planned EXCEPT TABLE executed) UNION ALL (TABLE executed EXCEPT TABLE planned)) d;
 SELECT table_name, nullable, rls_forced, composite_fks, tenant_blind_fks, phase
   FROM tenant_guard.status WHERE table_name::text LIKE 'app.%' ORDER BY 1;
 -- Running a phase again changes nothing.
