@@ -190,3 +190,17 @@ COMMENT ON FUNCTION tenant_guard.rollout(text, text, text, boolean) IS
   'move every tenant table of a schema to prepare, tighten or enforce; refuses while audits show blockers; returns the DDL';
 COMMENT ON FUNCTION tenant_guard.selftest() IS
   'try the main attacks on a scratch fixture as an ordinary role; one row per check; leaves nothing behind';
+COMMENT ON FUNCTION tenant_guard.selftest_try(text) IS 'selftest helper: runs a statement, returns its SQLSTATE';
+COMMENT ON FUNCTION tenant_guard.selftest_count(text) IS 'selftest helper: runs a count query, NULL when it fails';
+COMMENT ON FUNCTION tenant_guard.tenant_tables() IS 'tables with the tenant column (tenant_guard.tenant_column) or protected with their own';
+COMMENT ON FUNCTION tenant_guard.audit_null_tenant_rows() IS 'backs the view tenant_guard.null_tenant_rows';
+COMMENT ON FUNCTION tenant_guard.audit_orphan_tenant_rows() IS 'backs the view tenant_guard.orphan_tenant_rows';
+COMMENT ON FUNCTION tenant_guard.tenant_blind_foreign_keys() IS 'foreign keys between tenant tables that leave the tenant column out';
+COMMENT ON FUNCTION tenant_guard.audit_cross_tenant_references() IS 'backs the view tenant_guard.cross_tenant_references';
+COMMENT ON FUNCTION tenant_guard.advisor_findings() IS 'backs the view tenant_guard.advisor';
+COMMENT ON FUNCTION tenant_guard.in_protect() IS 'whether protect/unprotect is running DDL in this backend (for the DDL guard)';
+COMMENT ON FUNCTION tenant_guard.config_changed() IS 'trigger: drops every backend''s cached key ring when keys or registry change';
+COMMENT ON FUNCTION tenant_guard.refuse_truncate() IS 'trigger: refuses TRUNCATE of a protected table under a tenant context';
+COMMENT ON FUNCTION tenant_guard.refuse_tenant_change() IS 'trigger: refuses changing the tenant of a row';
+COMMENT ON FUNCTION tenant_guard.on_ddl() IS 'event trigger: protects new partitions of protected tables and (on_new_table) new tenant tables';
+COMMENT ON FUNCTION tenant_guard.on_drop() IS 'event trigger: forgets dropped tables in tenant_guard.protected';
