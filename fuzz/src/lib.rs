@@ -106,6 +106,118 @@ pub fn assert_authentic(token: &[u8], keys: &[Key], rules: &Rules, v: &Verified)
     assert_eq!(URL_SAFE_NO_PAD.encode(&sig).as_bytes(), s, "accepted a non-canonical signature encoding");
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap();
     assert_eq!(claims, Value::Object(v.claims.clone()), "claims differ from the signed payload");
+    // `payload` is the signed JSON text, byte for byte.
+    assert_eq!(v.payload.as_bytes(), URL_SAFE_NO_PAD.decode(p).unwrap(), "payload is not the signed text");
+}
+
+/// With `TG_FUZZ_TRACE` set, prints each verification outcome to stderr (to
+/// see what a corpus file exercises: run the target binary on the file).
+pub fn trace(token: &[u8], outcome: &Result<Verified, Rejection>) {
+    static ON: OnceLock<bool> = OnceLock::new();
+    if !*ON.get_or_init(|| std::env::var_os("TG_FUZZ_TRACE").is_some()) {
+        return;
+    }
+    match outcome {
+        Ok(v) => eprintln!(
+            "TRACE accepted kid={} tenant={:?} tenants={:?} bypass={} claims={}",
+            v.kid,
+            v.tenant,
+            v.tenants,
+            v.bypass,
+            Value::Object(v.claims.clone())
+        ),
+        Err(e) => eprintln!("TRACE rejected {e}: {} [{}]", e.detail(), String::from_utf8_lossy(token)),
+    }
+}
+
+/// Independent re-check of what an accepted token must satisfy under `rules`
+/// at `NOW` (times, issuer, audience, tenant, tenant set, bypass), written
+/// from the documented rules rather than from the code.
+pub fn assert_semantics(v: &Verified, rules: &Rules) {
+    let c = &v.claims;
+    let time = |n: &str| {
+        c.get(n)
+            .map(|x| x.as_f64().unwrap_or_else(|| panic!("accepted a non-numeric {n}: {x}")))
+    };
+    let (exp, nbf, iat) = (time("exp"), time("nbf"), time("iat"));
+    let leeway = rules.leeway;
+    match exp {
+        Some(e) => assert!(NOW <= e + leeway, "accepted an expired token (exp {e})"),
+        None => assert!(
+            !rules.require_exp && rules.max_lifetime.is_none(),
+            "accepted a token without exp"
+        ),
+    }
+    if let Some(n) = nbf {
+        assert!(n <= NOW + leeway, "accepted a token before its nbf {n}");
+    }
+    if let Some(i) = iat {
+        assert!(i <= NOW + leeway, "accepted a token issued in the future ({i})");
+    }
+    if let (Some(max), Some(e)) = (rules.max_lifetime, exp) {
+        assert!(e - iat.unwrap_or(NOW) <= max, "accepted a token living longer than {max}");
+    }
+    if let Some(iss) = &rules.issuer {
+        assert_eq!(c.get("iss").and_then(Value::as_str), Some(iss.as_str()), "accepted a wrong iss");
+    }
+    if let Some(aud) = &rules.audience {
+        let ok = match c.get("aud") {
+            Some(Value::String(s)) => s == aud,
+            Some(Value::Array(a)) => a.iter().all(Value::is_string) && a.iter().any(|x| x == aud.as_str()),
+            _ => false,
+        };
+        assert!(ok, "accepted a wrong aud: {:?}", c.get("aud"));
+    }
+    let id = |x: &Value| -> Option<String> {
+        match x {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let claim_id = |name: &str| {
+        c.get(name)
+            .map(|x| id(x).unwrap_or_else(|| panic!("accepted claim {name} of the wrong type: {x}")))
+    };
+    assert_eq!(v.tenant, claim_id(&rules.tenant_claim), "tenant is not the tenant claim");
+    assert_eq!(v.user, claim_id("sub"), "user is not the sub claim");
+    let bypass = match c.get("bypass") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(x) => panic!("accepted a non-boolean bypass: {x}"),
+    };
+    assert_eq!(v.bypass, bypass, "bypass flag differs from the claim");
+    let set: Option<Vec<String>> = c.get(&rules.tenants_claim).map(|x| match x {
+        Value::Array(items) => {
+            let mut out: Vec<String> = Vec::new();
+            for it in items {
+                let s = id(it).unwrap_or_else(|| panic!("accepted a tenant set with {it}"));
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+            out
+        }
+        _ => panic!("accepted a tenant set that is not an array: {x}"),
+    });
+    if bypass {
+        assert!(v.tenants.is_empty(), "a bypass token lists tenants");
+        let e = exp.expect("accepted a bypass token without exp");
+        assert!(
+            e - iat.unwrap_or(NOW) <= rules.max_bypass_lifetime,
+            "accepted a bypass token living longer than {}",
+            rules.max_bypass_lifetime
+        );
+    } else {
+        let t = v.tenant.as_ref().expect("accepted a non-bypass token without a tenant");
+        match set {
+            None => assert_eq!(v.tenants, vec![t.clone()]),
+            Some(set) => {
+                assert!(set.contains(t), "accepted a tenant outside its tenant set");
+                assert_eq!(v.tenants, set, "tenants differ from the tenant set claim");
+            }
+        }
+    }
 }
 
 /// Every string (member names and string values) of a JSON text, parsed
