@@ -32,7 +32,7 @@ SELECT tenant_guard.tenant_id() AS tenant_after_commit;
 -- 4. Rejections: each with a clear message and SQLSTATE.
 \set ON_ERROR_STOP 0
 --    (a) a forged context: plain SET is refused.
-SET tenant_guard.context_tenant = 'globex';
+SET tenant_guard.context = 'globex';
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 --    (b) a tampered token: the payload now says "globex".
 BEGIN;

@@ -6,6 +6,13 @@ CREATE SCHEMA tenant_guard;
 -- Application roles must be able to call set_context and the accessors.
 GRANT USAGE ON SCHEMA tenant_guard TO PUBLIC;
 
+-- The tenant sets the generated policies compare with (see src/context.rs:
+-- plain C functions that keep their result between calls).
+CREATE FUNCTION tenant_guard.visible_tenants() RETURNS text[]
+  LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'tg_visible_tenants';
+CREATE FUNCTION tenant_guard.writable_tenants() RETURNS text[]
+  LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'tg_writable_tenants';
+
 -- The key ring. Secrets never leave this table except through sign() and the
 -- verification path, both of which read it with the extension owner's rights.
 CREATE TABLE tenant_guard.keys (

@@ -69,9 +69,9 @@ BEGIN
     -- From here on: the application role.
     PERFORM set_config('role', app, true);
 
-    st := tenant_guard.selftest_try($q$SELECT set_config('tenant_guard.context_tenant', 'globex', true)$q$);
+    st := tenant_guard.selftest_try($q$SELECT set_config('tenant_guard.context', 'globex', true)$q$);
     names := names || 'forged context (set_config)'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
-    st := tenant_guard.selftest_try($q$SET tenant_guard.context_tenant = 'globex'$q$);
+    st := tenant_guard.selftest_try($q$SET tenant_guard.context = 'globex'$q$);
     names := names || 'forged context (SET)'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
     st := tenant_guard.selftest_try(format('SELECT tenant_guard.set_context(%L, false)', none_tok));
     names := names || 'unsigned token (alg none)'::text; oks := oks || (st = '28000'); details := details || ('SQLSTATE ' || st);

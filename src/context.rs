@@ -1,8 +1,11 @@
 //! `set_context` and the context accessors: thin SQL wrappers over `token`.
 //!
-//! The context is three `PGC_SUSET` settings (see `gucs`): the tenant, the
-//! claims, and a small JSON "scope" (key, user, read set, bypass flag).
-//! `set_context` writes them after a token verifies, with `GUC_ACTION_LOCAL` (like
+//! The context is one `PGC_SUSET` setting, `tenant_guard.context` (see
+//! `gucs`), holding the tenant, a small JSON "scope" (key, user, read set,
+//! bypass flag) and the claims, separated by U+001F (which no tenant id and
+//! no JSON text can contain: the verifier refuses control characters in ids,
+//! and JSON escapes them). One setting, so `set_context` costs one
+//! `set_config_option`. `set_context` writes it after a token verifies, with `GUC_ACTION_LOCAL` (like
 //! `SET LOCAL`, gone at the end of the transaction: a transaction pooler
 //! cannot hand it to the next client) or `GUC_ACTION_SET` (session). Being
 //! settings, they revert with a rolled-back transaction or savepoint, are
@@ -20,7 +23,31 @@ use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::rc::Rc;
 
-/// What `context_scope` holds.
+const SEP: char = '\u{1f}';
+
+/// Packs the context into the setting's value.
+pub fn pack(tenant: &str, scope: &str, claims: &str) -> String {
+    let mut s = String::with_capacity(tenant.len() + scope.len() + claims.len() + 2);
+    s.push_str(tenant);
+    s.push(SEP);
+    s.push_str(scope);
+    s.push(SEP);
+    s.push_str(claims);
+    s
+}
+
+/// `(tenant, scope JSON, claims JSON)` of a packed value (empty parts when
+/// there is no context).
+pub fn unpack(v: &str) -> (&str, &str, &str) {
+    let mut it = v.splitn(3, SEP);
+    (
+        it.next().unwrap_or(""),
+        it.next().unwrap_or(""),
+        it.next().unwrap_or(""),
+    )
+}
+
+/// What the scope part holds.
 #[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
 struct Scope {
     kid: String,
@@ -43,7 +70,30 @@ struct Scope {
 struct VerifyCache {
     generation: u64,
     rules: Option<Rules>,
-    map: HashMap<String, Rc<Verified>>,
+    map: HashMap<String, Rc<Cached>>,
+}
+
+/// A verified token and, unless it is a bypass token (whose read set comes
+/// from the registry at each use), the setting value it produces.
+struct Cached {
+    v: Verified,
+    packed: Option<String>,
+}
+
+fn scope_of(v: &Verified, visible: &[String]) -> Scope {
+    let tenant = v.tenant.as_deref().unwrap_or("");
+    Scope {
+        kid: v.kid.clone(),
+        user: v.user.clone(),
+        // The read set is only stored when it says more than the tenant.
+        read: (v.bypass || visible.len() != 1 || visible[0] != tenant).then(|| visible.to_vec()),
+        bypass: v.bypass,
+    }
+}
+
+fn packed_value(v: &Verified, visible: &[String]) -> String {
+    let scope = serde_json::to_string(&scope_of(v, visible)).unwrap_or_default();
+    pack(v.tenant.as_deref().unwrap_or(""), &scope, &v.payload)
 }
 
 const VERIFY_CACHE_SIZE: usize = 4096;
@@ -61,7 +111,7 @@ fn verify_cached(
     ring: &keys::Ring,
     rules: &Rules,
     now: f64,
-) -> Result<Rc<Verified>, Rejection> {
+) -> Result<Rc<Cached>, Rejection> {
     let hit = VERIFIED.with(|c| {
         let mut c = c.borrow_mut();
         if c.generation != ring.generation || c.rules.as_ref() != Some(rules) {
@@ -71,14 +121,19 @@ fn verify_cached(
         }
         c.map.get(token).cloned()
     });
-    if let Some(v) = hit {
-        let key_ok = ring.keys.iter().any(|k| k.kid == v.kid && k.active_at(now));
-        if key_ok && token::check_times(&v.claims, rules, now).is_ok() {
-            return Ok(v);
+    if let Some(c) = hit {
+        let key_ok = ring
+            .keys
+            .iter()
+            .any(|k| k.kid == c.v.kid && k.active_at(now));
+        if key_ok && token::check_times(&c.v.claims, rules, now).is_ok() {
+            return Ok(c);
         }
         // Expired since: verify again, which says exactly why it fails.
     }
-    let v = Rc::new(token::verify(token.as_bytes(), &ring.keys, rules, now)?);
+    let v = token::verify(token.as_bytes(), &ring.keys, rules, now)?;
+    let packed = (!v.bypass).then(|| packed_value(&v, &v.tenants));
+    let v = Rc::new(Cached { v, packed });
     VERIFIED.with(|c| {
         let mut c = c.borrow_mut();
         if c.map.len() >= VERIFY_CACHE_SIZE {
@@ -193,8 +248,9 @@ fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> S
         );
     }
     let ring = keys::ring();
-    let v = verify_cached(token, &ring, &rules, keys::now())
+    let cached = verify_cached(token, &ring, &rules, keys::now())
         .unwrap_or_else(|r| refuse(&r, header_kid(token).as_deref()));
+    let v = &cached.v;
     let refuse_tenant = |why: String| -> ! {
         log!(
             "tenant_guard: token rejected: tenant not accepted (kid \"{}\"): {why}",
@@ -202,59 +258,49 @@ fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> S
         );
         rejected("token tenant is not accepted").detail(why).raise()
     };
-    let visible = if v.bypass {
-        // A bypass token reads every tenant of the registry: the policy stays
-        // `tenant = ANY (visible set)`, so ordinary tenant queries keep their
-        // index scans and never pay for an `OR bypass` branch.
-        let Some(reg) = &ring.registry else {
-            log!(
-                "tenant_guard: token rejected: bypass without a registry (kid \"{}\")",
-                v.kid
-            );
-            rejected("bypass tokens need a tenant registry")
-                .detail("a bypass token reads every tenant listed in the registry")
-                .hint("Configure one with tenant_guard.use_registry, or give a support role BYPASSRLS.")
-                .raise()
-        };
-        registry::all_tenants(reg)
-    } else {
-        if let Some(reg) = &ring.registry {
-            for t in &v.tenants {
-                if let Err(why) = registry::check(reg, t) {
-                    refuse_tenant(why);
-                }
+    if let Some(reg) = &ring.registry {
+        // Checked at every use, cached or not: deactivating a tenant takes
+        // effect at once.
+        let named = v.tenant.iter().chain(if v.bypass {
+            [].iter()
+        } else {
+            v.tenants.iter()
+        });
+        for t in named {
+            if let Err(why) = registry::check(reg, t) {
+                refuse_tenant(why);
             }
         }
-        v.tenants.clone()
-    };
-    if let (true, Some(t), Some(reg)) = (v.bypass, &v.tenant, &ring.registry) {
-        if let Err(why) = registry::check(reg, t) {
-            refuse_tenant(why);
-        }
     }
-    let tenant = v.tenant.clone().unwrap_or_default();
-    let scope = Scope {
-        kid: v.kid.clone(),
-        user: v.user.clone(),
-        // The read set is only stored when it says more than the tenant.
-        read: (v.bypass || visible.len() != 1 || visible[0] != tenant).then(|| visible.clone()),
-        bypass: v.bypass,
+    let (value, readable) = match &cached.packed {
+        Some(p) => (std::borrow::Cow::Borrowed(p.as_str()), v.tenants.len()),
+        None => {
+            // A bypass token reads every tenant of the registry: the policy
+            // stays `tenant = ANY (visible set)`, so ordinary tenant queries
+            // keep their index scans and never pay for an `OR bypass` branch.
+            let Some(reg) = &ring.registry else {
+                log!(
+                    "tenant_guard: token rejected: bypass without a registry (kid \"{}\")",
+                    v.kid
+                );
+                rejected("bypass tokens need a tenant registry")
+                    .detail("a bypass token reads every tenant listed in the registry")
+                    .hint("Configure one with tenant_guard.use_registry, or give a support role BYPASSRLS.")
+                    .raise()
+            };
+            let all = registry::all_tenants(reg);
+            (std::borrow::Cow::Owned(packed_value(v, &all)), all.len())
+        }
     };
-    put(gucs::CONTEXT_TENANT_NAME, &tenant, is_local);
-    put(gucs::CONTEXT_CLAIMS_NAME, &v.payload, is_local);
-    put(
-        gucs::CONTEXT_SCOPE_NAME,
-        &serde_json::to_string(&scope).unwrap_or_default(),
-        is_local,
-    );
+    put(gucs::CONTEXT_NAME, &value, is_local);
+    let tenant = v.tenant.clone().unwrap_or_default();
     let lasts = if is_local { "transaction" } else { "session" };
     if v.bypass {
         // Every use of a bypass token is logged, whatever log_context says.
         log!(
-            "tenant_guard: bypass context set: user \"{}\", kid \"{}\", {} tenants readable, {lasts}",
+            "tenant_guard: bypass context set: user \"{}\", kid \"{}\", {readable} tenants readable, {lasts}",
             v.user.as_deref().unwrap_or(""),
             v.kid,
-            visible.len()
         );
     } else if gucs::LOG_CONTEXT.get() {
         log!(
@@ -269,25 +315,38 @@ fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> S
 /// Drops the context (for the rest of the session; a rollback restores it).
 #[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
 fn clear_context() {
-    for name in [
-        gucs::CONTEXT_TENANT_NAME,
-        gucs::CONTEXT_CLAIMS_NAME,
-        gucs::CONTEXT_SCOPE_NAME,
-    ] {
-        put(name, "", false);
+    put(gucs::CONTEXT_NAME, "", false);
+}
+
+/// The context setting's current value, borrowed (no copy): valid until the
+/// setting next changes, so use it at once.
+fn raw_context() -> Option<&'static str> {
+    // SAFETY: the GUC machinery keeps the pointer valid until the value is
+    // replaced; nothing below changes it while the borrow is in use.
+    unsafe {
+        let p = *gucs::CONTEXT.as_ptr();
+        if p.is_null() {
+            return None;
+        }
+        CStr::from_ptr(p).to_str().ok().filter(|s| !s.is_empty())
     }
+}
+
+/// The current tenant (the writing one), if any.
+fn current_tenant() -> Option<&'static str> {
+    raw_context().map(|v| unpack(v).0).filter(|t| !t.is_empty())
 }
 
 /// The current tenant, or NULL without a context.
 #[pg_extern(stable, parallel_safe, schema = "tenant_guard")]
 fn tenant_id() -> Option<String> {
-    gucs::text(&gucs::CONTEXT_TENANT)
+    current_tenant().map(str::to_owned)
 }
 
 /// The current tenant, or an error (42501) when there is no context.
 #[pg_extern(stable, parallel_safe, schema = "tenant_guard")]
 fn require_tenant_id() -> String {
-    gucs::text(&gucs::CONTEXT_TENANT).unwrap_or_else(|| {
+    current_tenant().map(str::to_owned).unwrap_or_else(|| {
         Failure::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "no tenant context is set",
@@ -305,13 +364,13 @@ thread_local! {
 }
 
 fn scope() -> Option<Rc<Scope>> {
-    let raw = gucs::text(&gucs::CONTEXT_SCOPE)?;
+    let raw = unpack(raw_context()?).1;
     Some(SCOPE_CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if c.0 != raw {
             // Written by set_context from a Scope: always parses.
-            let parsed: Scope = serde_json::from_str(&raw).unwrap_or_default();
-            *c = (raw, Rc::new(parsed));
+            let parsed: Scope = serde_json::from_str(raw).unwrap_or_default();
+            *c = (raw.to_owned(), Rc::new(parsed));
         }
         c.1.clone()
     }))
@@ -326,8 +385,8 @@ fn user_id() -> Option<String> {
 /// Every verified claim of the current context, or NULL.
 #[pg_extern(stable, parallel_safe, schema = "tenant_guard")]
 fn claims() -> Option<pgrx::JsonB> {
-    let text = gucs::text(&gucs::CONTEXT_CLAIMS)?;
-    serde_json::from_str(&text).ok().map(pgrx::JsonB)
+    let text = unpack(raw_context()?).2;
+    serde_json::from_str(text).ok().map(pgrx::JsonB)
 }
 
 /// Whether the current context may see every tenant.
@@ -351,30 +410,163 @@ fn no_context() -> Vec<String> {
     }
 }
 
-/// The tenants the current context may read; used by the policies that
-/// `protect` generates (`tenant = ANY (tenant_guard.visible_tenants())`).
-/// Without a context: an error (42501) or, with
-/// `tenant_guard.missing_context = empty`, an empty array.
-#[pg_extern(stable, parallel_safe, schema = "tenant_guard")]
-fn visible_tenants() -> Vec<String> {
+/// The tenants the current context may read.
+fn visible_set() -> Vec<String> {
     if let Some(read) = scope().and_then(|s| s.read.clone()) {
         return read;
     }
-    match gucs::text(&gucs::CONTEXT_TENANT) {
-        Some(t) => vec![t],
+    match current_tenant() {
+        Some(t) => vec![t.to_owned()],
         None => no_context(),
     }
 }
 
 /// The tenants the current context may write: its tenant claim (a bypass
 /// token without one may write every tenant it reads).
-#[pg_extern(stable, parallel_safe, schema = "tenant_guard")]
-fn writable_tenants() -> Vec<String> {
-    if let Some(t) = gucs::text(&gucs::CONTEXT_TENANT) {
-        return vec![t];
+fn writable_set() -> Vec<String> {
+    if let Some(t) = current_tenant() {
+        return vec![t.to_owned()];
     }
     match scope() {
         Some(s) if s.bypass => s.read.clone().unwrap_or_default(),
         _ => no_context(),
+    }
+}
+
+/// Kept in `flinfo->fn_extra` of each call site of `visible_tenants()` /
+/// `writable_tenants()`: the context value the array was built for, and the
+/// array. The policies call these functions once per scan, or once per row
+/// of a sequential scan; with the cache a call is a compare and a copy.
+#[repr(C)]
+struct ArrayCache {
+    key: *mut u8,
+    key_len: usize,
+    array: *mut pg_sys::varlena,
+}
+
+/// The `text[]` of the visible (or writable) tenants, built once per context
+/// value and call site.
+unsafe fn tenant_array(fcinfo: pg_sys::FunctionCallInfo, writable: bool) -> pg_sys::Datum {
+    let flinfo = (*fcinfo).flinfo;
+    let ctx = raw_context().unwrap_or("");
+    let mut cache = (*flinfo).fn_extra as *mut ArrayCache;
+    let copy_out = |array: *mut pg_sys::varlena| {
+        let size = pgrx::varlena::varsize_any(array);
+        let out = pg_sys::palloc(size) as *mut u8;
+        std::ptr::copy_nonoverlapping(array as *const u8, out, size);
+        pg_sys::Datum::from(out)
+    };
+    if !cache.is_null()
+        && !ctx.is_empty()
+        && (*cache).key_len == ctx.len()
+        && std::slice::from_raw_parts((*cache).key, (*cache).key_len) == ctx.as_bytes()
+    {
+        return copy_out((*cache).array);
+    }
+    // May raise (no context): nothing is allocated before this.
+    let ids = if writable {
+        writable_set()
+    } else {
+        visible_set()
+    };
+    let mcxt = (*flinfo).fn_mcxt;
+    let saved = pg_sys::CurrentMemoryContext;
+    pg_sys::CurrentMemoryContext = mcxt;
+    let mut elems: Vec<pg_sys::Datum> = ids
+        .iter()
+        .map(|t| {
+            pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
+                t.as_ptr().cast(),
+                t.len() as i32,
+            ))
+        })
+        .collect();
+    let array = pg_sys::construct_array(
+        elems.as_mut_ptr(),
+        elems.len() as i32,
+        pg_sys::TEXTOID,
+        -1,
+        false,
+        b'i' as std::ffi::c_char,
+    ) as *mut pg_sys::varlena;
+    pg_sys::CurrentMemoryContext = saved;
+    // No context: not cached (missing_context may change between calls).
+    if !ctx.is_empty() {
+        if cache.is_null() {
+            cache = pg_sys::MemoryContextAllocZero(mcxt, std::mem::size_of::<ArrayCache>())
+                as *mut ArrayCache;
+            (*flinfo).fn_extra = cache.cast();
+        } else {
+            if !(*cache).key.is_null() {
+                pg_sys::pfree((*cache).key.cast());
+            }
+            if !(*cache).array.is_null() {
+                pg_sys::pfree((*cache).array.cast());
+            }
+        }
+        let key = pg_sys::MemoryContextAlloc(mcxt, ctx.len().max(1)) as *mut u8;
+        std::ptr::copy_nonoverlapping(ctx.as_ptr(), key, ctx.len());
+        (*cache).key = key;
+        (*cache).key_len = ctx.len();
+        (*cache).array = array;
+    }
+    copy_out(array)
+}
+
+/// `tenant_guard.visible_tenants() RETURNS text[]`: the tenants the current
+/// context may read; the read rule of the policies `protect` generates
+/// (`tenant = ANY (tenant_guard.visible_tenants())`). Without a context: an
+/// error (42501) or, with `tenant_guard.missing_context = empty`, an empty
+/// array. A plain V1 C function (declared in `sql/bootstrap.sql`) so that it
+/// can keep its result in `fn_extra`.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn tg_visible_tenants(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    tenant_array(fcinfo, false)
+}
+
+/// `tenant_guard.writable_tenants() RETURNS text[]`: the tenants the current
+/// context may write; the write rule of the generated policies.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn tg_writable_tenants(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    tenant_array(fcinfo, true)
+}
+
+#[no_mangle]
+pub extern "C" fn pg_finfo_tg_visible_tenants() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+#[no_mangle]
+pub extern "C" fn pg_finfo_tg_writable_tenants() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn pack_and_unpack() {
+        let v = pack("acme", "{\"kid\":\"k\"}", "{\"tenant_id\":\"acme\"}");
+        assert_eq!(
+            unpack(&v),
+            ("acme", "{\"kid\":\"k\"}", "{\"tenant_id\":\"acme\"}")
+        );
+        assert_eq!(unpack(""), ("", "", ""));
+        // A bypass token without a tenant.
+        let v = pack("", "{\"kid\":\"k\",\"bypass\":true}", "{}");
+        assert_eq!(unpack(&v).0, "");
+        // JSON escapes the separator, so claims holding it survive.
+        let claims = serde_json::json!({"x": "a\u{1f}b"}).to_string();
+        assert!(!claims.contains('\u{1f}'));
+        assert_eq!(unpack(&pack("t", "{}", &claims)).2, claims);
     }
 }

@@ -4,9 +4,9 @@
 //! * **Verification rules** (`tenant_claim`, `leeway`, ...): `PGC_SUSET`, so
 //!   only a superuser (or a role granted `SET` on the parameter) can loosen
 //!   them; an application role cannot switch off `exp` checking for itself.
-//! * **Context** (`context_tenant`, `context_claims`, `context_scope`): the
-//!   verified tenant, claims, and the rest (key, user, read set, bypass) of
-//!   this session; three settings so set_context writes little. Also `PGC_SUSET`: a non-superuser's `SET`, `set_config`,
+//! * **Context** (`tenant_guard.context`): the verified tenant, scope (key,
+//!   user, read set, bypass) and claims of this session, in one setting so
+//!   that set_context writes once. Also `PGC_SUSET`: a non-superuser's `SET`, `set_config`,
 //!   `ALTER ROLE ... SET` and function `SET` clauses are all refused by
 //!   PostgreSQL itself, and only `set_context` (which verifies a token first)
 //!   writes them, through `set_config_option` with `PGC_SUSET` rights. They
@@ -61,14 +61,10 @@ pub enum OnNewTable {
     Protect,
 }
 
-pub static CONTEXT_TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-pub static CONTEXT_CLAIMS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-pub static CONTEXT_SCOPE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// Names of the context settings, in the order `set_context` writes them.
-pub const CONTEXT_TENANT_NAME: &CStr = c"tenant_guard.context_tenant";
-pub const CONTEXT_CLAIMS_NAME: &CStr = c"tenant_guard.context_claims";
-pub const CONTEXT_SCOPE_NAME: &CStr = c"tenant_guard.context_scope";
+pub const CONTEXT_NAME: &CStr = c"tenant_guard.context";
 
 pub fn init() {
     let rules = GucFlags::default();
@@ -201,19 +197,9 @@ pub fn init() {
         )
     };
     define_ctx(
-        CONTEXT_TENANT_NAME,
-        c"Verified tenant of this session.",
-        &CONTEXT_TENANT,
-    );
-    define_ctx(
-        CONTEXT_CLAIMS_NAME,
-        c"Verified claims of this session, as JSON.",
-        &CONTEXT_CLAIMS,
-    );
-    define_ctx(
-        CONTEXT_SCOPE_NAME,
-        c"Key, user, read set and bypass flag of this session's token, as JSON.",
-        &CONTEXT_SCOPE,
+        CONTEXT_NAME,
+        c"Verified tenant context of this session: tenant, scope and claims.",
+        &CONTEXT,
     );
 
     // SAFETY: called from _PG_init with a static, NUL-terminated prefix.

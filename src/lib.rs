@@ -68,11 +68,11 @@ mod tests {
         assert_eq!(v, installed);
     }
 
-    #[pg_test(error = "permission denied to set parameter \"tenant_guard.context_tenant\"")]
+    #[pg_test(error = "permission denied to set parameter \"tenant_guard.context\"")]
     fn context_settings_are_superuser_only() {
         Spi::run("CREATE ROLE tg_pg_test_app").unwrap();
         Spi::run("SET ROLE tg_pg_test_app").unwrap();
-        Spi::run("SELECT set_config('tenant_guard.context_tenant', 'victim', true)").unwrap();
+        Spi::run("SELECT set_config('tenant_guard.context', 'victim', true)").unwrap();
     }
 
     #[pg_test]

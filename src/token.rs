@@ -514,15 +514,21 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, 
     }
 }
 
+/// A usable id: not empty, no control characters (the context setting
+/// separates its parts with one).
+fn is_id(s: &str) -> bool {
+    !s.is_empty() && !s.chars().any(char::is_control)
+}
+
 /// Reads an identifier claim that may be a string or an integer.
 pub fn id_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<String>, Rejection> {
     let bad = || Rejection::BadClaim {
         claim: name.into(),
-        expected: "a non-empty string or an integer",
+        expected: "a non-empty string without control characters, or an integer",
     };
     match claims.get(name) {
         None => Ok(None),
-        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+        Some(Value::String(s)) if is_id(s) => Ok(Some(s.clone())),
         Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
         Some(_) => Err(bad()),
     }
@@ -657,7 +663,7 @@ fn tenant_set(claims: &Map<String, Value>, name: &str) -> Result<Option<Vec<Stri
     let mut out: Vec<String> = Vec::with_capacity(items.len());
     for item in items {
         let id = match item {
-            Value::String(s) if !s.is_empty() => s.clone(),
+            Value::String(s) if is_id(s) => s.clone(),
             Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
             _ => return Err(bad()),
         };

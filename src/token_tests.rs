@@ -113,6 +113,8 @@ fn tenant_claim_name_is_configurable() {
 fn tenant_claim_of_wrong_type_is_refused() {
     for bad in [
         json!(""),
+        json!("a\u{1f}b"),
+        json!("line\nbreak"),
         json!(1.5),
         json!(true),
         json!(["a"]),

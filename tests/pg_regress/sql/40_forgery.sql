@@ -7,35 +7,35 @@ GRANT CREATE ON SCHEMA public TO tg_forge_app;
 \set VERBOSITY default
 
 SET ROLE tg_forge_app;
-SET tenant_guard.context_tenant = 'victim';
-SET LOCAL tenant_guard.context_tenant = 'victim';
-SELECT set_config('tenant_guard.context_tenant', 'victim', false);
-SELECT set_config('tenant_guard.context_claims', '{"tenant_id": "victim"}', true);
-RESET tenant_guard.context_tenant;
-ALTER ROLE tg_forge_app SET tenant_guard.context_tenant = 'victim';
+SET tenant_guard.context = 'victim';
+SET LOCAL tenant_guard.context = 'victim';
+SELECT set_config('tenant_guard.context', 'victim', false);
+SELECT set_config('tenant_guard.context', E'victim\x1f{}\x1f{"tenant_id": "victim"}', true);
+RESET tenant_guard.context;
+ALTER ROLE tg_forge_app SET tenant_guard.context = 'victim';
 -- A function whose SET clause would plant the context.
 CREATE FUNCTION public.plant() RETURNS text LANGUAGE sql
-  SET tenant_guard.context_tenant = 'victim' AS $$ SELECT tenant_guard.tenant_id() $$;
+  SET tenant_guard.context = 'victim' AS $$ SELECT tenant_guard.tenant_id() $$;
 -- Loosening the verification rules is refused too.
 SET tenant_guard.require_exp = off;
 SET tenant_guard.max_token_bytes = 1000000;
 SELECT set_config('tenant_guard.leeway', '3600', false);
-SELECT tenant_guard.tenant_id() AS tenant, current_setting('tenant_guard.context_tenant') AS raw_setting;
+SELECT tenant_guard.tenant_id() AS tenant, current_setting('tenant_guard.context') AS raw_setting;
 RESET ROLE;
 
 -- A placeholder set before the library is loaded in a backend is discarded
 -- with a WARNING when it loads. \c starts a new backend, which has not
 -- loaded tenant_guard yet.
 \c - tg_forge_app
+SET tenant_guard.context = E'victim\x1f{}\x1f{"tenant_id": "victim"}';
 SET tenant_guard.context_tenant = 'victim';
-SET tenant_guard.context_claims = '{"tenant_id": "victim"}';
 SELECT tenant_guard.tenant_id() AS tenant, tenant_guard.claims() AS claims;
-SHOW tenant_guard.context_tenant;
+SHOW tenant_guard.context;
 
 -- A per-role default cannot be stored either, even from a backend that has
 -- not loaded the library; and none is applied at the next login.
 \c - tg_forge_app
-ALTER ROLE tg_forge_app SET tenant_guard.context_tenant = 'victim';
+ALTER ROLE tg_forge_app SET tenant_guard.context = 'victim';
 \c - tg_forge_app
 SELECT tenant_guard.tenant_id() AS tenant;
 

@@ -92,7 +92,7 @@ RESET ROLE;
 ALTER TABLE accounts OWNER TO tg_atk_owner;
 SET ROLE tg_atk_owner;
 SELECT count(*) FROM accounts;
-SET tenant_guard.context_tenant = 'globex';
+SET tenant_guard.context = 'globex';
 BEGIN;
 SELECT tenant_guard.set_context(:'acme');
 SELECT id, tenant_id FROM accounts ORDER BY id;
