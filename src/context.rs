@@ -25,10 +25,17 @@ use std::rc::Rc;
 
 const SEP: char = '\u{1f}';
 
-/// Packs the context into the setting's value.
-pub fn pack(tenant: &str, scope: &str, claims: &str) -> String {
-    let mut s = String::with_capacity(tenant.len() + scope.len() + claims.len() + 2);
+/// Packs the context into the setting's value:
+/// `tenant SEP mark SEP scope SEP claims`. `mark` is empty when the context
+/// reads exactly its tenant (the common case, which the policies then serve
+/// without parsing anything), `s` when the scope holds a read set or bypass.
+pub fn pack(tenant: &str, scope: &str, claims: &str, simple: bool) -> String {
+    let mut s = String::with_capacity(tenant.len() + scope.len() + claims.len() + 4);
     s.push_str(tenant);
+    s.push(SEP);
+    if !simple {
+        s.push('s');
+    }
     s.push(SEP);
     s.push_str(scope);
     s.push(SEP);
@@ -39,12 +46,19 @@ pub fn pack(tenant: &str, scope: &str, claims: &str) -> String {
 /// `(tenant, scope JSON, claims JSON)` of a packed value (empty parts when
 /// there is no context).
 pub fn unpack(v: &str) -> (&str, &str, &str) {
-    let mut it = v.splitn(3, SEP);
-    (
-        it.next().unwrap_or(""),
-        it.next().unwrap_or(""),
-        it.next().unwrap_or(""),
-    )
+    let mut it = v.splitn(4, SEP);
+    let tenant = it.next().unwrap_or("");
+    let _mark = it.next();
+    (tenant, it.next().unwrap_or(""), it.next().unwrap_or(""))
+}
+
+/// The tenant of a packed value, when that tenant is all the context reads
+/// (the fast path of the policies): bytes before the first separator,
+/// followed by an empty mark.
+pub fn simple_tenant(v: &[u8]) -> Option<&[u8]> {
+    let sep = SEP as u8;
+    let i = v.iter().position(|&b| b == sep)?;
+    (i > 0 && v.get(i + 1) == Some(&sep)).then(|| &v[..i])
 }
 
 /// What the scope part holds.
@@ -92,8 +106,15 @@ fn scope_of(v: &Verified, visible: &[String]) -> Scope {
 }
 
 fn packed_value(v: &Verified, visible: &[String]) -> String {
-    let scope = serde_json::to_string(&scope_of(v, visible)).unwrap_or_default();
-    pack(v.tenant.as_deref().unwrap_or(""), &scope, &v.payload)
+    let scope = scope_of(v, visible);
+    let simple = scope.read.is_none() && !scope.bypass;
+    let scope = serde_json::to_string(&scope).unwrap_or_default();
+    pack(
+        v.tenant.as_deref().unwrap_or(""),
+        &scope,
+        &v.payload,
+        simple,
+    )
 }
 
 const VERIFY_CACHE_SIZE: usize = 4096;
@@ -433,98 +454,86 @@ fn writable_set() -> Vec<String> {
     }
 }
 
-/// Kept in `flinfo->fn_extra` of each call site of `visible_tenants()` /
-/// `writable_tenants()`: the context value the array was built for, and the
-/// array. The policies call these functions once per scan, or once per row
-/// of a sequential scan; with the cache a call is a compare and a copy.
-#[repr(C)]
-struct ArrayCache {
-    key: *mut u8,
-    key_len: usize,
-    array: *mut pg_sys::varlena,
+/// A one-dimensional `text[]` of `ids`, laid out by hand in one allocation
+/// (the policies build one per scan; `construct_array` costs several times
+/// more). Layout of `ArrayType` (`utils/array.h`): varlena header, `ndim`,
+/// `dataoffset` (0: no NULLs), element type, then `dims[ndim]` and
+/// `lbound[ndim]`, then the elements from a MAXALIGNed offset, each a
+/// varlena with a 4-byte header, INTALIGNed. An empty array has `ndim = 0`.
+unsafe fn text_array(ids: &[&[u8]]) -> pg_sys::Datum {
+    fn intalign(n: usize) -> usize {
+        (n + 3) & !3
+    }
+    // SET_VARSIZE for a 4-byte header.
+    fn varsize(len: usize) -> u32 {
+        if cfg!(target_endian = "little") {
+            (len as u32) << 2
+        } else {
+            (len as u32) & 0x3FFF_FFFF
+        }
+    }
+    const HEADER: usize = 16;
+    let data_start = if ids.is_empty() {
+        HEADER
+    } else {
+        (HEADER + 8 + 7) & !7
+    };
+    let mut size = data_start;
+    for id in ids {
+        size = intalign(size) + 4 + id.len();
+    }
+    let p = pg_sys::palloc0(size) as *mut u8;
+    let put = |at: usize, v: u32| std::ptr::write_unaligned(p.add(at) as *mut u32, v);
+    put(0, varsize(size));
+    put(4, if ids.is_empty() { 0 } else { 1 });
+    put(8, 0);
+    put(12, u32::from(pg_sys::TEXTOID));
+    if !ids.is_empty() {
+        put(16, ids.len() as u32);
+        put(20, 1);
+    }
+    let mut at = data_start;
+    for id in ids {
+        at = intalign(at);
+        put(at, varsize(4 + id.len()));
+        std::ptr::copy_nonoverlapping(id.as_ptr(), p.add(at + 4), id.len());
+        at += 4 + id.len();
+    }
+    pg_sys::Datum::from(p)
 }
 
-/// The `text[]` of the visible (or writable) tenants, built once per context
-/// value and call site.
-unsafe fn tenant_array(fcinfo: pg_sys::FunctionCallInfo, writable: bool) -> pg_sys::Datum {
-    let flinfo = (*fcinfo).flinfo;
-    let ctx = raw_context().unwrap_or("");
-    let mut cache = (*flinfo).fn_extra as *mut ArrayCache;
-    let copy_out = |array: *mut pg_sys::varlena| {
-        let size = pgrx::varlena::varsize_any(array);
-        let out = pg_sys::palloc(size) as *mut u8;
-        std::ptr::copy_nonoverlapping(array as *const u8, out, size);
-        pg_sys::Datum::from(out)
-    };
-    if !cache.is_null()
-        && !ctx.is_empty()
-        && (*cache).key_len == ctx.len()
-        && std::slice::from_raw_parts((*cache).key, (*cache).key_len) == ctx.as_bytes()
-    {
-        return copy_out((*cache).array);
+/// The `text[]` of the visible (or writable) tenants.
+unsafe fn tenant_array(writable: bool) -> pg_sys::Datum {
+    // Fast path: a context that reads exactly its tenant (and writes it).
+    let raw = *gucs::CONTEXT.as_ptr();
+    if !raw.is_null() {
+        if let Some(t) = simple_tenant(CStr::from_ptr(raw).to_bytes()) {
+            return text_array(&[t]);
+        }
     }
-    // May raise (no context): nothing is allocated before this.
+    // Read sets, bypass, no context (which may raise).
     let ids = if writable {
         writable_set()
     } else {
         visible_set()
     };
-    let mcxt = (*flinfo).fn_mcxt;
-    let saved = pg_sys::CurrentMemoryContext;
-    pg_sys::CurrentMemoryContext = mcxt;
-    let mut elems: Vec<pg_sys::Datum> = ids
-        .iter()
-        .map(|t| {
-            pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
-                t.as_ptr().cast(),
-                t.len() as i32,
-            ))
-        })
-        .collect();
-    let array = pg_sys::construct_array(
-        elems.as_mut_ptr(),
-        elems.len() as i32,
-        pg_sys::TEXTOID,
-        -1,
-        false,
-        b'i' as std::ffi::c_char,
-    ) as *mut pg_sys::varlena;
-    pg_sys::CurrentMemoryContext = saved;
-    // No context: not cached (missing_context may change between calls).
-    if !ctx.is_empty() {
-        if cache.is_null() {
-            cache = pg_sys::MemoryContextAllocZero(mcxt, std::mem::size_of::<ArrayCache>())
-                as *mut ArrayCache;
-            (*flinfo).fn_extra = cache.cast();
-        } else {
-            if !(*cache).key.is_null() {
-                pg_sys::pfree((*cache).key.cast());
-            }
-            if !(*cache).array.is_null() {
-                pg_sys::pfree((*cache).array.cast());
-            }
-        }
-        let key = pg_sys::MemoryContextAlloc(mcxt, ctx.len().max(1)) as *mut u8;
-        std::ptr::copy_nonoverlapping(ctx.as_ptr(), key, ctx.len());
-        (*cache).key = key;
-        (*cache).key_len = ctx.len();
-        (*cache).array = array;
-    }
-    copy_out(array)
+    let refs: Vec<&[u8]> = ids.iter().map(|s| s.as_bytes()).collect();
+    text_array(&refs)
 }
 
 /// `tenant_guard.visible_tenants() RETURNS text[]`: the tenants the current
 /// context may read; the read rule of the policies `protect` generates
 /// (`tenant = ANY (tenant_guard.visible_tenants())`). Without a context: an
 /// error (42501) or, with `tenant_guard.missing_context = empty`, an empty
-/// array. A plain V1 C function (declared in `sql/bootstrap.sql`) so that it
-/// can keep its result in `fn_extra`.
+/// array. A plain V1 C function (declared in `sql/bootstrap.sql`): it runs
+/// for every scan of a protected table, so it skips pgrx's argument and
+/// result machinery.
 #[pg_guard]
 #[no_mangle]
 pub unsafe extern "C-unwind" fn tg_visible_tenants(
-    fcinfo: pg_sys::FunctionCallInfo,
+    _fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    tenant_array(fcinfo, false)
+    tenant_array(false)
 }
 
 /// `tenant_guard.writable_tenants() RETURNS text[]`: the tenants the current
@@ -532,9 +541,9 @@ pub unsafe extern "C-unwind" fn tg_visible_tenants(
 #[pg_guard]
 #[no_mangle]
 pub unsafe extern "C-unwind" fn tg_writable_tenants(
-    fcinfo: pg_sys::FunctionCallInfo,
+    _fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    tenant_array(fcinfo, true)
+    tenant_array(true)
 }
 
 #[no_mangle]
@@ -555,18 +564,30 @@ mod unit {
 
     #[test]
     fn pack_and_unpack() {
-        let v = pack("acme", "{\"kid\":\"k\"}", "{\"tenant_id\":\"acme\"}");
+        let v = pack("acme", "{\"kid\":\"k\"}", "{\"tenant_id\":\"acme\"}", true);
         assert_eq!(
             unpack(&v),
             ("acme", "{\"kid\":\"k\"}", "{\"tenant_id\":\"acme\"}")
         );
+        assert_eq!(simple_tenant(v.as_bytes()), Some(&b"acme"[..]));
         assert_eq!(unpack(""), ("", "", ""));
+        assert_eq!(simple_tenant(b""), None);
+        // A read set: not the fast path.
+        let v = pack(
+            "acme",
+            "{\"kid\":\"k\",\"read\":[\"acme\",\"b\"]}",
+            "{}",
+            false,
+        );
+        assert_eq!(simple_tenant(v.as_bytes()), None);
+        assert_eq!(unpack(&v).0, "acme");
         // A bypass token without a tenant.
-        let v = pack("", "{\"kid\":\"k\",\"bypass\":true}", "{}");
+        let v = pack("", "{\"kid\":\"k\",\"bypass\":true}", "{}", false);
         assert_eq!(unpack(&v).0, "");
+        assert_eq!(simple_tenant(v.as_bytes()), None);
         // JSON escapes the separator, so claims holding it survive.
         let claims = serde_json::json!({"x": "a\u{1f}b"}).to_string();
         assert!(!claims.contains('\u{1f}'));
-        assert_eq!(unpack(&pack("t", "{}", &claims)).2, claims);
+        assert_eq!(unpack(&pack("t", "{}", &claims, true)).2, claims);
     }
 }

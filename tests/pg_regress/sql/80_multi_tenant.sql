@@ -28,6 +28,22 @@ SELECT tenant_guard.sign('{"tenant_id": "acme", "exp": 4102444800}') AS acme \gs
 
 SET ROLE tg_multi_app;
 
+-- An ordinary token reads and writes its own tenant; the sets are proper
+-- text arrays.
+BEGIN;
+SELECT tenant_guard.set_context(:'acme');
+SELECT tenant_guard.visible_tenants(), tenant_guard.writable_tenants(),
+       array_dims(tenant_guard.visible_tenants()) AS dims,
+       tenant_guard.visible_tenants() = ARRAY['acme'] AS equals_literal,
+       'acme' = ANY (tenant_guard.visible_tenants()) AS contains;
+ROLLBACK;
+RESET ROLE;
+SET tenant_guard.missing_context = 'empty';
+SELECT tenant_guard.visible_tenants(), cardinality(tenant_guard.visible_tenants()) AS n,
+       tenant_guard.visible_tenants() = '{}'::text[] AS equals_empty;
+RESET tenant_guard.missing_context;
+SET ROLE tg_multi_app;
+
 -- An agency token reads both of its tenants and writes only its own.
 BEGIN;
 SELECT tenant_guard.set_context(:'agency');
