@@ -210,7 +210,7 @@ fn refuse(r: &Rejection, kid: Option<&str>) -> ! {
     // never the token itself.
     log!(
         "tenant_guard: token rejected: {r} (kid \"{}\"): {}",
-        kid.unwrap_or(""),
+        token::clip(kid.unwrap_or("")),
         r.detail()
     );
     let f = rejected(r.to_string()).detail(r.detail());

@@ -47,9 +47,16 @@ fn version() -> &'static str {
 #[cfg(test)]
 mod unit {
     #[test]
-    fn version_is_the_crate_version() {
-        assert_eq!(super::version(), env!("CARGO_PKG_VERSION"));
-        assert!(super::version().split('.').count() == 3);
+    fn version_is_semver() {
+        // The control file's default_version and the upgrade script names
+        // are derived from it: MAJOR.MINOR.PATCH, numbers only.
+        let parts: Vec<&str> = super::version().split('.').collect();
+        assert_eq!(parts.len(), 3, "{}", super::version());
+        assert!(
+            parts.iter().all(|p| p.parse::<u32>().is_ok()),
+            "{}",
+            super::version()
+        );
     }
 }
 

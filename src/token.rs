@@ -383,12 +383,17 @@ pub fn utc(t: f64) -> String {
 }
 
 /// Values from the token shown back in messages are clipped to 64 characters.
-fn clip(s: &str) -> String {
+/// Control characters become `?`, so a value taken from an unverified token
+/// cannot start a forged line in the server log.
+pub fn clip(s: &str) -> String {
     const MAX: usize = 64;
-    match s.char_indices().nth(MAX) {
+    let cut = match s.char_indices().nth(MAX) {
         Some((i, _)) => format!("{}...", &s[..i]),
         None => s.to_string(),
-    }
+    };
+    cut.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 fn malformed(why: impl Into<String>) -> Rejection {

@@ -690,6 +690,8 @@ fn details_never_contain_the_secret_or_signature() {
     let e = check(&t).unwrap_err();
     assert!(!e.detail().contains(sig));
     assert!(!format!("{k:?}").contains("\u{7}"));
+    let forged = Rejection::UnknownKey("k\nLOG:  forged line".into());
+    assert!(!forged.detail().contains('\n'), "{}", forged.detail());
     let long = "x".repeat(500);
     let e = Rejection::UnknownKey(long);
     assert!(e.detail().len() < 120);
