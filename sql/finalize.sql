@@ -43,7 +43,10 @@ END $$;
 -- DDL guard: protects partitions created in or attached to a protected
 -- table, and (tenant_guard.on_new_table = warn | protect) new tables that
 -- have the tenant column. Runs with the extension owner's rights because it
--- writes tenant_guard.protected.
+-- writes tenant_guard.protected, with search_path pinned; it reads only the
+-- catalog and tenant_guard's tables itself, and protect() runs the DDL on
+-- the new table as that table's owner (src/privileged.rs), so nothing the
+-- table's creator attached to it runs with the extension owner's rights.
 CREATE FUNCTION tenant_guard.on_ddl() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -96,7 +99,9 @@ BEGIN
       RAISE NOTICE 'tenant_guard: protected new table % (tenant column %)', cmd.objid::regclass, col;
     ELSE
       RAISE WARNING 'table % has the tenant column % but is not protected', cmd.objid::regclass, col
-        USING HINT = format('Run SELECT tenant_guard.protect(%L);', cmd.objid::regclass::text);
+        USING HINT = (SELECT format('Run SELECT tenant_guard.protect(%L);', format('%I.%I', n.nspname, c.relname))
+                        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE c.oid = cmd.objid);
     END IF;
   END LOOP;
 END $$;
@@ -126,8 +131,10 @@ REVOKE ALL ON FUNCTION tenant_guard.config_changed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.protect(regclass, text, text, boolean, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.protect_schema(text, text, text, boolean, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.unprotect(regclass, boolean) FROM PUBLIC;
-REVOKE ALL ON FUNCTION tenant_guard.refuse_truncate() FROM PUBLIC;
-REVOKE ALL ON FUNCTION tenant_guard.refuse_tenant_change() FROM PUBLIC;
+-- Trigger functions cannot be called directly; a table owner needs EXECUTE
+-- on them because protect() creates its triggers with the owner's rights.
+GRANT EXECUTE ON FUNCTION tenant_guard.refuse_truncate() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION tenant_guard.refuse_tenant_change() TO PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.on_ddl() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.on_drop() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.in_protect() FROM PUBLIC;

@@ -2,8 +2,11 @@
 //!
 //! Keys live in `tenant_guard.keys`, which no application role can read
 //! (`REVOKE ALL ... FROM PUBLIC`). Every read and write goes through
-//! [`as_owner`], so granting `EXECUTE` on `add_key` to a key-admin role is
-//! enough to let it manage keys without ever `SELECT`ing secrets.
+//! [`as_extension_owner`] (restricted, `search_path` pinned, every object
+//! and operator qualified), so granting `EXECUTE` on `add_key` to a
+//! key-admin role is enough to let it manage keys without ever `SELECT`ing
+//! secrets, and nothing that role (or anyone) put in `pg_temp` or a schema
+//! of its own is reached while the owner's rights are in force.
 //!
 //! Cache: a backend loads the active keys (and the registry settings) once
 //! and keeps them until a change is announced. Any change to the two tables,
@@ -14,7 +17,7 @@
 //! verifying in all sessions from their next transaction on. Key expiry
 //! needs no invalidation: it is checked against the clock on every use.
 
-use crate::catalog::as_owner;
+use crate::privileged::as_extension_owner;
 use crate::error::{invalid_parameter, one, spi, undefined_object, Code, Failure};
 use crate::registry::Registry;
 use crate::token::{self, Alg, Key};
@@ -26,8 +29,6 @@ use std::rc::Rc;
 pub struct Ring {
     pub keys: Vec<Key>,
     pub registry: Option<Registry>,
-    /// The extension owner, whose rights read the ring and the registry.
-    pub owner: pg_sys::Oid,
     /// Distinct for every load, so caches built on a ring know when it changed.
     pub generation: u64,
 }
@@ -64,51 +65,76 @@ pub fn ring() -> Rc<Ring> {
     if let Some(r) = RING.with(|r| r.borrow().clone()) {
         return r;
     }
-    let owner = crate::catalog::extension_owner();
-    let watched = crate::error::one::<Vec<pg_sys::Oid>>(
-        "SELECT ARRAY['tenant_guard.keys'::pg_catalog.regclass::pg_catalog.oid, \
-                      'tenant_guard.registry'::pg_catalog.regclass::pg_catalog.oid]",
-        &[],
-    )
+    let mut watched = crate::privileged::pinned(|| {
+        crate::error::one::<Vec<pg_sys::Oid>>(
+            "SELECT ARRAY['tenant_guard.keys'::pg_catalog.regclass::pg_catalog.oid, \
+                          'tenant_guard.registry'::pg_catalog.regclass::pg_catalog.oid]",
+            &[],
+        )
+    })
     .unwrap_or_default();
-    let loaded = Rc::new(crate::catalog::as_user(owner, || load(owner)));
+    let keys = as_extension_owner(load_keys);
+    let registry = crate::registry::load();
+    // The registry table itself is watched too: renaming it, moving it to
+    // another schema, changing its owner or its columns rebuilds the cached
+    // look-up (which names the table and runs as its owner).
+    if let Some(reg) = &registry {
+        watched.push(reg.relid);
+    }
+    let loaded = Rc::new(Ring {
+        keys,
+        registry,
+        generation: GENERATION.with(|g| {
+            g.set(g.get() + 1);
+            g.get()
+        }),
+    });
     WATCHED.with(|w| *w.borrow_mut() = watched);
     RING.with(|r| *r.borrow_mut() = Some(loaded.clone()));
     loaded
 }
 
-fn load(owner: pg_sys::Oid) -> Ring {
-    let keys = Spi::connect(|c| {
+/// The active keys (inside [`as_extension_owner`]). A row whose algorithm
+/// this library cannot read (possible only by editing the table by hand)
+/// is skipped with a WARNING: it verifies nothing, rather than whatever a
+/// fallback algorithm would make of it.
+fn load_keys() -> Vec<Key> {
+    let rows: Vec<(String, String, Vec<u8>, Option<f64>)> = Spi::connect(|c| {
         let rows = spi(c.select(
-            "SELECT kid, algorithm, secret, extract(epoch FROM expires_at)::float8 \
-               FROM tenant_guard.keys WHERE retired_at IS NULL ORDER BY kid",
+            "SELECT k.kid, k.algorithm, k.secret, \
+                    pg_catalog.date_part('epoch'::pg_catalog.text, k.expires_at) \
+               FROM tenant_guard.keys k WHERE k.retired_at IS NULL ORDER BY k.kid",
             None,
             &[],
         ));
         rows.map(|row| {
-            let kid: String = spi(row.get(1)).unwrap_or_default();
-            let alg: String = spi(row.get(2)).unwrap_or_default();
-            let secret: Vec<u8> = spi(row.get(3)).unwrap_or_default();
-            let expires_at: Option<f64> = spi(row.get(4));
-            Key {
+            (
+                spi(row.get::<String>(1)).unwrap_or_default(),
+                spi(row.get::<String>(2)).unwrap_or_default(),
+                spi(row.get::<Vec<u8>>(3)).unwrap_or_default(),
+                spi(row.get::<f64>(4)),
+            )
+        })
+        .collect()
+    });
+    rows.into_iter()
+        .filter_map(|(kid, alg, secret, expires_at)| match Alg::parse(&alg) {
+            Some(alg) => Some(Key {
                 kid,
-                // The table's CHECK constraint admits only the three names.
-                alg: Alg::parse(&alg).unwrap_or(Alg::Hs512),
+                alg,
                 secret,
                 expires_at,
+            }),
+            None => {
+                warning!(
+                    "tenant_guard: key \"{}\" has an unknown algorithm \"{}\" and verifies nothing",
+                    token::clip(&kid),
+                    token::clip(&alg)
+                );
+                None
             }
         })
-        .collect::<Vec<_>>()
-    });
-    Ring {
-        keys,
-        registry: crate::registry::load(),
-        owner,
-        generation: GENERATION.with(|g| {
-            g.set(g.get() + 1);
-            g.get()
-        }),
-    }
+        .collect()
 }
 
 /// Seconds since the Unix epoch, from the system clock.
@@ -162,9 +188,10 @@ fn add_key(
             .hint("Generate one with gen_random_bytes(64) from pgcrypto, or any CSPRNG.")
             .raise();
     }
-    as_owner(|| {
+    as_extension_owner(|| {
         let exists = one::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM tenant_guard.keys WHERE kid = $1)",
+            "SELECT EXISTS (SELECT 1 FROM tenant_guard.keys k \
+                             WHERE k.kid OPERATOR(pg_catalog.=) $1::pg_catalog.text)",
             &[kid.into()],
         )
         .unwrap_or(false);
@@ -176,13 +203,17 @@ fn add_key(
             .hint("A kid is never reused; add the new key under a new kid.")
             .raise();
         }
-        let past =
-            one::<bool>("SELECT $1 <= pg_catalog.now()", &[expires_at.into()]).unwrap_or(false);
+        let past = one::<bool>(
+            "SELECT $1::pg_catalog.timestamptz OPERATOR(pg_catalog.<=) pg_catalog.now()",
+            &[expires_at.into()],
+        )
+        .unwrap_or(false);
         if past {
             invalid_parameter("expires_at is in the past").raise();
         }
         spi(Spi::run_with_args(
-            "INSERT INTO tenant_guard.keys (kid, algorithm, secret, expires_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO tenant_guard.keys (kid, algorithm, secret, expires_at) \
+             VALUES ($1::pg_catalog.text, $2::pg_catalog.text, $3::pg_catalog.bytea, $4::pg_catalog.timestamptz)",
             &[kid.into(), alg.as_str().into(), secret.into(), expires_at.into()],
         ));
     });
@@ -192,16 +223,18 @@ fn add_key(
 /// signed with it verify nothing. Retiring a retired key does nothing.
 #[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
 fn retire_key(kid: &str) {
-    as_owner(|| {
+    as_extension_owner(|| {
         let state = one::<bool>(
-            "SELECT retired_at IS NOT NULL FROM tenant_guard.keys WHERE kid = $1",
+            "SELECT k.retired_at IS NOT NULL FROM tenant_guard.keys k \
+              WHERE k.kid OPERATOR(pg_catalog.=) $1::pg_catalog.text",
             &[kid.into()],
         );
         match state {
             None => undefined_object(format!("key \"{kid}\" does not exist")).raise(),
             Some(true) => notice!("key \"{kid}\" is already retired"),
             Some(false) => spi(Spi::run_with_args(
-                "UPDATE tenant_guard.keys SET retired_at = pg_catalog.now() WHERE kid = $1",
+                "UPDATE tenant_guard.keys SET retired_at = pg_catalog.now() \
+                  WHERE kid OPERATOR(pg_catalog.=) $1::pg_catalog.text",
                 &[kid.into()],
             )),
         }

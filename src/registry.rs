@@ -1,14 +1,20 @@
 //! Optional tenant registry: `set_context` refuses tenants that do not exist
 //! there, or that are inactive.
 //!
-//! The registry table is the application's own (`tenants`, `accounts`, ...).
-//! The look-up runs with the extension owner's rights (see `as_owner`), so
-//! application roles need no grant on it and its row-level security, if
-//! any, does not hide tenants from the check. The id is compared in the
-//! column's own type so the primary key index is used; an id that cannot be
-//! of that type (`abc` for a bigint column) is unknown without a query.
+//! The registry table is the application's own (`tenants`, `accounts`, ...),
+//! possibly owned by the application role. The look-up therefore runs as
+//! **the registry table's owner** (`privileged::as_role`: restricted,
+//! `search_path` pinned, forced row-level security not applied), never as
+//! the extension owner: whatever the table's owner attached to it runs with
+//! the owner's rights only. Application roles need no grant on it. The
+//! table is named from `nspname`/`relname`, the id is compared in the
+//! column's own (built-in) type with `OPERATOR(pg_catalog.=)` so the primary
+//! key index is used; an id that cannot be of that type (`abc` for a bigint
+//! column) is unknown without a query. Only integer, uuid and text-like id
+//! columns (or domains over them) are accepted: comparing any other type
+//! would mean casting a user-defined type.
 
-use crate::catalog::as_owner;
+use crate::privileged::{as_extension_owner, as_role, pinned};
 use crate::error::{invalid_parameter, one, spi, Code, Failure};
 use crate::quote;
 use pgrx::prelude::*;
@@ -67,69 +73,118 @@ pub fn lookup_sql(
     let active = active_column.map_or("true".to_string(), |a| {
         format!("coalesce({}, false)", quote::ident(a))
     });
-    let cond = match kind {
-        IdKind::Integer => format!("{id} = $1::pg_catalog.int8"),
-        IdKind::Uuid => format!("{id} = $1::pg_catalog.uuid"),
-        IdKind::Text => format!("{id} = $1::pg_catalog.text"),
-        IdKind::Other => format!("{id}::pg_catalog.text = $1::pg_catalog.text"),
+    let ty = match kind {
+        IdKind::Integer => "int8",
+        IdKind::Uuid => "uuid",
+        // Never reached with Other (refused by use_registry and load); text
+        // keeps the statement well-formed.
+        IdKind::Text | IdKind::Other => "text",
     };
-    format!("SELECT {active} FROM {table} WHERE {cond} LIMIT 1")
+    format!("SELECT {active} FROM {table} WHERE {id} OPERATOR(pg_catalog.=) $1::pg_catalog.{ty} LIMIT 1")
 }
 
 /// Lists every active tenant id, as text (what a bypass token reads).
 pub fn all_sql(table: &str, id_column: &str, active_column: Option<&str>) -> String {
     let id = quote::ident(id_column);
     let filter = active_column.map_or(String::new(), |a| format!(" WHERE {}", quote::ident(a)));
-    format!("SELECT {id}::pg_catalog.text FROM {table}{filter} ORDER BY 1")
+    format!("SELECT {id}::pg_catalog.text FROM {table}{filter} ORDER BY 1 USING OPERATOR(pg_catalog.<)")
 }
 
 /// The configured registry, as cached in the key ring.
 #[derive(Debug, Clone)]
 pub struct Registry {
+    /// `"schema"."table"`, from the catalog at load time.
     pub table: String,
+    pub relid: pg_sys::Oid,
+    /// Whose rights the look-ups run with.
+    pub owner: pg_sys::Oid,
     pub kind: IdKind,
     pub sql: String,
     pub all_sql: String,
 }
 
-/// Reads the registry configuration (inside `as_owner`).
+/// The id column's type name, a domain resolved to its base type.
+const COLUMN_TYPE_SQL: &str = "SELECT pg_catalog.format_type(\
+        CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd'::pg_catalog.\"char\" \
+             THEN t.typbasetype ELSE a.atttypid END, \
+        CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd'::pg_catalog.\"char\" \
+             THEN t.typtypmod ELSE a.atttypmod END) \
+   FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid \
+  WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
+    AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped";
+
+/// Reads the registry configuration: the settings row as the extension
+/// owner, then the table's name, owner and id type from the catalog.
 pub fn load() -> Option<Registry> {
-    Spi::connect(|c| {
-        let rows = spi(c.select(
-            "SELECT r.tenant_table::pg_catalog.text, r.id_column::pg_catalog.text, \
-                    r.active_column::pg_catalog.text, \
-                    pg_catalog.format_type(a.atttypid, a.atttypmod) \
-               FROM tenant_guard.registry r \
-               LEFT JOIN pg_catalog.pg_attribute a \
-                 ON a.attrelid = r.tenant_table AND a.attname = r.id_column AND NOT a.attisdropped",
-            None,
-            &[],
-        ));
-        rows.into_iter().next().map(|row| {
-            let table: String = spi(row.get(1)).unwrap_or_default();
-            let id: String = spi(row.get(2)).unwrap_or_default();
-            let active: Option<String> = spi(row.get(3));
-            let ty: String = spi(row.get(4)).unwrap_or_default();
-            let kind = IdKind::of(&ty);
-            Registry {
-                sql: lookup_sql(&table, &id, kind, active.as_deref()),
-                all_sql: all_sql(&table, &id, active.as_deref()),
-                table,
-                kind,
-            }
+    let conf: Option<(pg_sys::Oid, String, Option<String>)> = as_extension_owner(|| {
+        Spi::connect(|c| {
+            let rows = spi(c.select(
+                "SELECT r.tenant_table::pg_catalog.oid, r.id_column::pg_catalog.text, \
+                        r.active_column::pg_catalog.text FROM tenant_guard.registry r",
+                None,
+                &[],
+            ));
+            rows.into_iter().next().map(|row| {
+                (
+                    spi(row.get::<pg_sys::Oid>(1)).unwrap_or(pg_sys::Oid::INVALID),
+                    spi(row.get::<String>(2)).unwrap_or_default(),
+                    spi(row.get::<String>(3)),
+                )
+            })
         })
+    });
+    let (relid, id, active) = conf?;
+    let (nsp, rel, owner, ty) = pinned(|| {
+        Spi::connect(|c| {
+            let rows = spi(c.select(
+                "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relowner \
+                   FROM pg_catalog.pg_class c \
+                   JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+                  WHERE c.oid OPERATOR(pg_catalog.=) $1",
+                None,
+                &[relid.into()],
+            ));
+            rows.into_iter().next().map(|row| {
+                (
+                    spi(row.get::<String>(1)).unwrap_or_default(),
+                    spi(row.get::<String>(2)).unwrap_or_default(),
+                    spi(row.get::<pg_sys::Oid>(3)).unwrap_or(pg_sys::Oid::INVALID),
+                )
+            })
+        })
+        .map(|(n, r, o)| {
+            let ty = crate::error::one::<String>(COLUMN_TYPE_SQL, &[relid.into(), id.as_str().into()])
+                .unwrap_or_default();
+            (n, r, o, ty)
+        })
+    })?;
+    let table = format!("{}.{}", quote::ident(&nsp), quote::ident(&rel));
+    let kind = IdKind::of(&ty);
+    Some(Registry {
+        sql: lookup_sql(&table, &id, kind, active.as_deref()),
+        all_sql: all_sql(&table, &id, active.as_deref()),
+        table,
+        relid,
+        owner,
+        kind,
     })
 }
 
 /// Whether a tenant may be used: `Ok(())`, or the reason for refusing it.
 pub fn check(reg: &Registry, tenant: &str) -> Result<(), String> {
+    if reg.kind == IdKind::Other {
+        return Err(format!(
+            "the id column of the registry {} is not of an integer, uuid or text type",
+            reg.table
+        ));
+    }
     if !reg.kind.admits(tenant) {
         return Err(format!(
             "tenant \"{tenant}\" is not in the registry {}",
             reg.table
         ));
     }
-    let found = as_owner(|| one::<bool>(&reg.sql, &[tenant.into()]));
+    let found = as_role(reg.owner, || one::<bool>(&reg.sql, &[tenant.into()]));
     match found {
         None => Err(format!(
             "tenant \"{tenant}\" is not in the registry {}",
@@ -145,7 +200,10 @@ pub fn check(reg: &Registry, tenant: &str) -> Result<(), String> {
 
 /// Every active tenant of the registry (for a bypass token).
 pub fn all_tenants(reg: &Registry) -> Vec<String> {
-    as_owner(|| {
+    if reg.kind == IdKind::Other {
+        return Vec::new();
+    }
+    as_role(reg.owner, || {
         Spi::connect(|c| {
             spi(c.select(&reg.all_sql, None, &[]))
                 .filter_map(|row| spi(row.get::<String>(1)))
@@ -164,17 +222,19 @@ fn use_registry(
     active_column: default!(Option<&str>, "NULL"),
 ) {
     let Some(rel) = tenant_table else {
-        as_owner(|| spi(Spi::run("DELETE FROM tenant_guard.registry")));
+        as_extension_owner(|| spi(Spi::run("DELETE FROM tenant_guard.registry")));
         return;
     };
     let table = rel.oid();
     let Some(id_column) = id_column else {
         invalid_parameter("id_column must not be NULL").raise()
     };
-    let relkind = one::<i8>(
-        "SELECT relkind::\"char\" FROM pg_catalog.pg_class WHERE oid = $1",
-        &[table.into()],
-    );
+    let relkind = pinned(|| {
+        one::<i8>(
+            "SELECT relkind FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) $1",
+            &[table.into()],
+        )
+    });
     if !matches!(relkind.map(|k| k as u8), Some(b'r') | Some(b'p')) {
         Failure::new(
             Code::ERRCODE_WRONG_OBJECT_TYPE,
@@ -182,13 +242,7 @@ fn use_registry(
         )
         .raise();
     }
-    let column_type = |col: &str| {
-        one::<String>(
-            "SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute \
-              WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
-            &[table.into(), col.into()],
-        )
-    };
+    let column_type = |col: &str| pinned(|| one::<String>(COLUMN_TYPE_SQL, &[table.into(), col.into()]));
     let missing = |col: &str| {
         Failure::new(
             Code::ERRCODE_UNDEFINED_COLUMN,
@@ -196,8 +250,14 @@ fn use_registry(
         )
         .raise()
     };
-    if column_type(id_column).is_none() {
-        missing(id_column);
+    match column_type(id_column) {
+        None => missing(id_column),
+        Some(t) if IdKind::of(&t) == IdKind::Other => invalid_parameter(format!(
+            "the registry id column \"{id_column}\" must be of an integer, uuid or text type, not {t}"
+        ))
+        .detail("The look-up compares ids in the column's own type; other types would need a cast.")
+        .raise(),
+        Some(_) => {}
     }
     if let Some(a) = active_column {
         match column_type(a) {
@@ -208,10 +268,11 @@ fn use_registry(
             Some(_) => {}
         }
     }
-    as_owner(|| {
+    as_extension_owner(|| {
         spi(Spi::run("DELETE FROM tenant_guard.registry"));
         spi(Spi::run_with_args(
-            "INSERT INTO tenant_guard.registry (tenant_table, id_column, active_column) VALUES ($1, $2, $3)",
+            "INSERT INTO tenant_guard.registry (tenant_table, id_column, active_column) \
+             VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2::pg_catalog.name, $3::pg_catalog.name)",
             &[
                 pgrx::datum::DatumWithOid::from(table),
                 id_column.into(),
@@ -249,15 +310,19 @@ mod tests {
                 Some("is\"active")
             ),
             "SELECT coalesce(\"is\"\"active\", false) FROM public.\"Tenants\" \
-             WHERE \"tenantId\" = $1::pg_catalog.int8 LIMIT 1"
+             WHERE \"tenantId\" OPERATOR(pg_catalog.=) $1::pg_catalog.int8 LIMIT 1"
         );
         assert_eq!(
             all_sql("public.\"Tenants\"", "tenantId", Some("is\"active")),
-            "SELECT \"tenantId\"::pg_catalog.text FROM public.\"Tenants\" WHERE \"is\"\"active\" ORDER BY 1"
+            "SELECT \"tenantId\"::pg_catalog.text FROM public.\"Tenants\" WHERE \"is\"\"active\" \
+             ORDER BY 1 USING OPERATOR(pg_catalog.<)"
         );
-        assert_eq!(
-            lookup_sql("t", "id", IdKind::Other, None),
-            "SELECT true FROM t WHERE \"id\"::pg_catalog.text = $1::pg_catalog.text LIMIT 1"
-        );
+        // Every comparison is an exactly typed pg_catalog operator: no cast
+        // of the column, whatever its type.
+        for kind in [IdKind::Integer, IdKind::Uuid, IdKind::Text, IdKind::Other] {
+            let sql = lookup_sql("t", "id", kind, None);
+            assert!(sql.contains("\"id\" OPERATOR(pg_catalog.=) $1::pg_catalog."), "{sql}");
+            assert!(!sql.contains("\"id\"::"), "{sql}");
+        }
     }
 }

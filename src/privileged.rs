@@ -1,0 +1,241 @@
+//! The one door for SQL that runs with rights other than the caller's, and
+//! for every SPI statement tenant_guard runs on the caller's behalf.
+//!
+//! Threat model: the application role may own a schema on the caller's
+//! `search_path`, the database (and so `public`), the tables tenant_guard
+//! touches, their triggers, indexes, policies, types and casts, and it can
+//! always create objects in `pg_temp`. Nothing it owns may run with more
+//! rights than its own.
+//!
+//! Rules enforced here (model: PostgreSQL's `matview.c` and
+//! `contrib/amcheck/verify_common.c`):
+//!
+//! * Every scope opens a GUC nest level and pins
+//!   `search_path = pg_catalog, pg_temp` (pg_temp named last, so it is never
+//!   searched before the catalog, and never for functions or operators).
+//!   Leaving the scope (normally or by an error) rolls back every setting
+//!   changed inside it, also by code we did not write (a trigger calling
+//!   `set_config`).
+//! * [`as_extension_owner`]: tenant_guard's own tables (key ring, registry
+//!   settings, `protected`), as the role that owns the extension, under
+//!   `SECURITY_RESTRICTED_OPERATION`. No user object is read there.
+//! * [`as_table_owner`]: user tables (counts, samples, backfills, registry
+//!   look-ups, the DDL of the generators) as **the table's owner**, with
+//!   `SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION`, the way
+//!   PostgreSQL runs VACUUM, CREATE INDEX and REFRESH MATERIALIZED VIEW:
+//!   a trigger, index expression, cast or operator the owner wrote runs with
+//!   the owner's rights, which it has anyway.
+//! * [`pinned`]: the caller's own rights, pinned `search_path` only (the
+//!   generators' catalog reads and the audits' catalog queries), so that an
+//!   operator in `public` is never picked instead of `pg_catalog`'s.
+//!
+//! SQL run inside still qualifies every relation with its schema (built from
+//! `nspname`/`relname` with [`crate::quote::ident`], never `regclass::text`),
+//! writes operators as `OPERATOR(pg_catalog.=)` or with exactly typed
+//! operands, and casts only to `pg_catalog` types.
+
+use crate::error::{spi, Code, Failure};
+use crate::quote::ident;
+use pgrx::prelude::*;
+use std::ffi::CString;
+
+/// The search_path every scope pins.
+pub const SEARCH_PATH: &str = "pg_catalog, pg_temp";
+
+/// Restores the user, security context and settings of the caller on drop.
+struct Scope {
+    nest_level: i32,
+    saved_user: pg_sys::Oid,
+    saved_sec: i32,
+    changed_user: bool,
+}
+
+impl Scope {
+    fn enter(user: Option<pg_sys::Oid>, extra_flags: i32) -> Scope {
+        let mut saved_user = pg_sys::Oid::INVALID;
+        let mut saved_sec: i32 = 0;
+        // SAFETY: plain reads of the backend's current user id and context.
+        unsafe { pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_sec) };
+        if let Some(u) = user {
+            let flags = saved_sec
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32
+                | extra_flags;
+            // SAFETY: switching to an existing role id; restored on drop, and
+            // by (sub)transaction abort should the drop not run.
+            unsafe { pg_sys::SetUserIdAndSecContext(u, flags) };
+        }
+        // SAFETY: a new GUC nest level, popped by AtEOXact_GUC on drop (or
+        // by transaction abort).
+        let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
+        let name = CString::new("search_path").unwrap();
+        let value = CString::new(SEARCH_PATH).unwrap();
+        // SAFETY: valid C strings; GUC_ACTION_SAVE ties the value to the
+        // nest level opened above.
+        unsafe {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
+        Scope {
+            nest_level,
+            saved_user,
+            saved_sec,
+            changed_user: user.is_some(),
+        }
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        // SAFETY: undoes exactly what enter() did, innermost first. `false`:
+        // every setting changed inside the scope is rolled back, like
+        // PostgreSQL does after running index functions as a table owner.
+        unsafe {
+            pg_sys::AtEOXact_GUC(false, self.nest_level);
+            if self.changed_user {
+                pg_sys::SetUserIdAndSecContext(self.saved_user, self.saved_sec);
+            }
+        }
+    }
+}
+
+/// Runs `f` with the caller's rights and `search_path` pinned.
+pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
+    let _scope = Scope::enter(None, 0);
+    f()
+}
+
+/// Runs `f` as the role that owns the extension (for tenant_guard's own
+/// tables only), restricted and with `search_path` pinned.
+pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
+    let owner = extension_owner();
+    let _scope = Scope::enter(Some(owner), 0);
+    f()
+}
+
+/// Runs `f` as `owner` (a table's owner), restricted, with `search_path`
+/// pinned. Row-level security forced on the owner's own tables does not
+/// apply (`SECURITY_NOFORCE_RLS`, as PostgreSQL's referential checks do):
+/// audits and backfills must see every row.
+pub fn as_role<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    let _scope = Scope::enter(Some(owner), pg_sys::SECURITY_NOFORCE_RLS as i32);
+    f()
+}
+
+/// Runs `f` as the owner of `rel` (see [`as_role`]).
+pub fn as_table_owner<R>(rel: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    as_role(table_owner(rel), f)
+}
+
+/// The role that owns the extension (whoever ran `CREATE EXTENSION`).
+pub fn extension_owner() -> pg_sys::Oid {
+    pinned(|| {
+        crate::error::one::<pg_sys::Oid>(
+            "SELECT extowner FROM pg_catalog.pg_extension \
+              WHERE extname OPERATOR(pg_catalog.=) 'tenant_guard'::pg_catalog.name",
+            &[],
+        )
+    })
+    .unwrap_or(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID))
+}
+
+/// The owner of a relation; 42P01 when it does not exist.
+pub fn table_owner(rel: pg_sys::Oid) -> pg_sys::Oid {
+    pinned(|| {
+        crate::error::one::<pg_sys::Oid>(
+            "SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) $1",
+            &[rel.into()],
+        )
+    })
+    .unwrap_or_else(|| {
+        Failure::new(
+            Code::ERRCODE_UNDEFINED_TABLE,
+            format!("relation with OID {} does not exist", u32::from(rel)),
+        )
+        .raise()
+    })
+}
+
+/// `"schema"."name"` of a relation, from `nspname` and `relname` (never
+/// `regclass::text`, whose output depends on the search_path).
+pub fn qualified_name(rel: pg_sys::Oid) -> String {
+    let row = pinned(|| {
+        Spi::connect(|c| {
+            let rows = spi(c.select(
+                "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text \
+                   FROM pg_catalog.pg_class c \
+                   JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+                  WHERE c.oid OPERATOR(pg_catalog.=) $1",
+                None,
+                &[rel.into()],
+            ));
+            rows.into_iter().next().map(|r| {
+                (
+                    spi(r.get::<String>(1)).unwrap_or_default(),
+                    spi(r.get::<String>(2)).unwrap_or_default(),
+                )
+            })
+        })
+    });
+    match row {
+        Some((n, r)) => format!("{}.{}", ident(&n), ident(&r)),
+        None => Failure::new(
+            Code::ERRCODE_UNDEFINED_TABLE,
+            format!("relation with OID {} does not exist", u32::from(rel)),
+        )
+        .raise(),
+    }
+}
+
+/// Whether the current user holds `mode` (e.g. `pg_sys::ACL_SELECT`) on `rel`.
+pub fn has_table_privilege(rel: pg_sys::Oid, mode: u32) -> bool {
+    // SAFETY: a catalog look-up; returns ACLCHECK_OK or another AclResult.
+    unsafe {
+        pg_sys::pg_class_aclcheck(rel, pg_sys::GetUserId(), mode as pg_sys::AclMode)
+            == pg_sys::AclResult::ACLCHECK_OK
+    }
+}
+
+/// Whether row-level security would filter `rel` for the current user.
+pub fn rls_restricts_caller(rel: pg_sys::Oid) -> bool {
+    // SAFETY: a catalog look-up for the current user; noError = true.
+    let r = unsafe { pg_sys::check_enable_rls(rel, pg_sys::Oid::INVALID, true) };
+    r == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
+}
+
+/// 42501 unless the caller may read every row of `rel`: SELECT on it and no
+/// row-level security restricting it (a superuser, a BYPASSRLS role, or the
+/// owner of a table whose row-level security is not forced). Audits count
+/// rows as the table's owner, so they first make sure the caller could have
+/// counted them itself.
+pub fn require_full_read(rel: pg_sys::Oid) {
+    if !has_table_privilege(rel, pg_sys::ACL_SELECT) || rls_restricts_caller(rel) {
+        Failure::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied to audit {}", qualified_name(rel)),
+        )
+        .detail("Audits count every tenant's rows; row-level security restricts this role on the table, or it lacks SELECT.")
+        .hint("Run audits as a superuser, a role with BYPASSRLS, or the table's owner.")
+        .raise();
+    }
+}
+
+/// 42501 unless the caller holds `mode` on `rel` (named `what` in the message).
+pub fn require_privilege(rel: pg_sys::Oid, mode: u32, what: &str) {
+    if !has_table_privilege(rel, mode) {
+        Failure::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied for table {}", qualified_name(rel)),
+        )
+        .detail(format!("This function needs {what} on the table."))
+        .raise();
+    }
+}
