@@ -128,41 +128,59 @@ CREATE VIEW tenant_guard.cross_tenant_references AS
 COMMENT ON VIEW tenant_guard.cross_tenant_references IS
   'foreign keys without the tenant column whose child and parent rows disagree on the tenant';
 
+-- One row per tenant table. `drift` (tenant_guard.protection_drift) lists
+-- every way a protected table differs from what protect renders for its
+-- recorded options (policies, row-level security flags, default, triggers,
+-- permissive policies of its own); `policies_current` is true only when
+-- nothing differs, and a drifted table reports phase 'drifted', never
+-- 'enforce'. Catalog reads with the caller's rights; every relation and
+-- operator qualified (a view resolves them once, at CREATE EXTENSION).
 CREATE VIEW tenant_guard.status AS
 SELECT t.table_name,
        t.tenant_column,
        NOT a.attnotnull AS nullable,
        c.relrowsecurity AS rls_enabled,
        c.relforcerowsecurity AS rls_forced,
-       (SELECT count(*) FROM pg_policy pol WHERE pol.polrelid = t.table_name
-           AND pol.polname IN ('tenant_guard_access', 'tenant_guard_select', 'tenant_guard_insert',
-                               'tenant_guard_update', 'tenant_guard_delete'))::int AS policies,
-       p.relid IS NOT NULL AND c.relrowsecurity
-         AND (SELECT count(*) FROM pg_policy pol WHERE pol.polrelid = t.table_name
-                 AND pol.polname IN ('tenant_guard_access', 'tenant_guard_select', 'tenant_guard_insert',
-                                     'tenant_guard_update', 'tenant_guard_delete')) = 5 AS policies_current,
+       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_policy pol
+         WHERE pol.polrelid OPERATOR(pg_catalog.=) c.oid
+           AND pol.polname OPERATOR(pg_catalog.=) ANY
+               ('{tenant_guard_access,tenant_guard_select,tenant_guard_insert,tenant_guard_update,tenant_guard_delete}'::pg_catalog.name[])
+       )::pg_catalog.int4 AS policies,
+       p.relid IS NOT NULL AND pg_catalog.cardinality(d.drift) OPERATOR(pg_catalog.=) 0 AS policies_current,
        p.mode,
-       (SELECT count(*) FROM pg_constraint k WHERE k.contype = 'f' AND k.conrelid = t.table_name
-           AND a.attnum = ANY (k.conkey))::int AS composite_fks,
-       (SELECT count(*) FROM tenant_guard.tenant_blind_foreign_keys() b
-         WHERE b.child_table = t.table_name)::int AS tenant_blind_fks,
+       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_constraint k
+         WHERE k.contype OPERATOR(pg_catalog.=) 'f'::pg_catalog."char"
+           AND k.conrelid OPERATOR(pg_catalog.=) c.oid
+           AND a.attnum OPERATOR(pg_catalog.=) ANY (k.conkey))::pg_catalog.int4 AS composite_fks,
+       (SELECT pg_catalog.count(*) FROM tenant_guard.tenant_blind_foreign_keys() b
+         WHERE b.child_table::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid)::pg_catalog.int4 AS tenant_blind_fks,
        CASE
          WHEN p.relid IS NULL THEN 'none'
-         WHEN p.mode = 'strict' AND c.relforcerowsecurity AND a.attnotnull
+         WHEN pg_catalog.cardinality(d.drift) OPERATOR(pg_catalog.<>) 0 THEN 'drifted'
+         WHEN p.mode OPERATOR(pg_catalog.=) 'strict'::pg_catalog.text AND c.relforcerowsecurity AND a.attnotnull
               AND NOT EXISTS (SELECT 1 FROM tenant_guard.tenant_blind_foreign_keys() b
-                               WHERE b.child_table = t.table_name) THEN 'enforce'
-         WHEN p.mode = 'strict' THEN 'tighten'
+                               WHERE b.child_table::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid) THEN 'enforce'
+         WHEN p.mode OPERATOR(pg_catalog.=) 'strict'::pg_catalog.text THEN 'tighten'
          ELSE 'prepare'
-       END AS phase
+       END AS phase,
+       d.drift
   FROM tenant_guard.tenant_tables() t
-  JOIN pg_class c ON c.oid = t.table_name
-  JOIN pg_attribute a ON a.attrelid = t.table_name AND a.attname = t.tenant_column
-  LEFT JOIN tenant_guard.protected p ON p.relid = t.table_name;
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.table_name::pg_catalog.oid
+  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+                                AND a.attname OPERATOR(pg_catalog.=) t.tenant_column
+  LEFT JOIN tenant_guard.protected p ON p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid
+  -- OFFSET 0: evaluated once per table, not once per reference.
+  CROSS JOIN LATERAL (SELECT CASE WHEN p.relid IS NOT NULL
+                                  THEN tenant_guard.protection_drift(t.table_name) END AS drift
+                       OFFSET 0) d;
 COMMENT ON VIEW tenant_guard.status IS
-  'one row per tenant table: column, nullability, row-level security, policies, keys and rollout phase reached';
+  'one row per tenant table: column, nullability, row-level security, policies, keys, rollout phase reached and drift from what protect renders';
 
 -- The advisor: one row per finding, with runnable SQL as the remedy where
--- there is one.
+-- there is one. Caller's rights, search_path pinned. Names in objects,
+-- details and remedies are built from nspname/relname (format('%I.%I'),
+-- %L of that inside a function call), never from regclass output; no
+-- regular expression is ever built from a name.
 CREATE FUNCTION tenant_guard.advisor_findings()
 RETURNS TABLE (severity text, code text, object text, detail text, remedy text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -170,60 +188,92 @@ DECLARE col name := coalesce(nullif(current_setting('tenant_guard.tenant_column'
 BEGIN
   -- Tenant tables never protected.
   RETURN QUERY
-  SELECT 'high', 'unprotected_tenant_table', t.table_name::text,
-         format('%s has the tenant column %I but no tenant_guard protection', t.table_name, t.tenant_column),
-         format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);', t.table_name::text, t.tenant_column)
+  SELECT 'high', 'unprotected_tenant_table', format('%I.%I', n.nspname, c.relname),
+         format('%I.%I has the tenant column %I but no tenant_guard protection', n.nspname, c.relname, t.tenant_column),
+         format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);',
+                format('%I.%I', n.nspname, c.relname), t.tenant_column)
     FROM tenant_guard.tenant_tables() t
+    JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE NOT EXISTS (SELECT 1 FROM tenant_guard.protected p WHERE p.relid = t.table_name)
+   ORDER BY 3;
+
+  -- A protected table that no longer looks like what protect renders for
+  -- its recorded options: a policy dropped or altered (expression, roles,
+  -- command, permissiveness), row-level security disabled or not forced,
+  -- a trigger dropped or disabled, the default dropped, or a permissive
+  -- policy of its own. Re-running protect repairs all but the last.
+  RETURN QUERY
+  SELECT 'high', 'protection_drift', x.qn,
+         format('%s differs from what tenant_guard.protect renders: %s', x.qn, array_to_string(x.drift, '; ')),
+         format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L, mode => %L, force => %s);',
+                x.qn, x.tenant_column, x.mode, CASE WHEN x.force THEN 'true' ELSE 'false' END)
+         || coalesce('  -- then review (protect keeps them): '
+                     || (SELECT string_agg(format('DROP POLICY %I ON %s;', substr(e, 25), x.qn), ' ' ORDER BY e)
+                           FROM unnest(x.drift) e WHERE starts_with(e, 'extra permissive policy ')), '')
+    FROM (SELECT format('%I.%I', n.nspname, c.relname) AS qn, p.tenant_column, p.mode, p.force,
+                 tenant_guard.protection_drift(p.relid) AS drift
+            FROM tenant_guard.protected p
+            JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+          OFFSET 0) x
+   WHERE cardinality(x.drift) > 0
    ORDER BY 3;
 
   -- Row-level security switched off, or not forced, on a tenant table.
   RETURN QUERY
-  SELECT 'high', 'rls_disabled', t.table_name::text,
-         format('row-level security is off on %s: every role with SELECT sees every tenant', t.table_name),
-         format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);', t.table_name::text, t.tenant_column)
-    FROM tenant_guard.tenant_tables() t JOIN pg_class c ON c.oid = t.table_name
+  SELECT 'high', 'rls_disabled', format('%I.%I', n.nspname, c.relname),
+         format('row-level security is off on %I.%I: every role with SELECT sees every tenant', n.nspname, c.relname),
+         format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);',
+                format('%I.%I', n.nspname, c.relname), t.tenant_column)
+    FROM tenant_guard.tenant_tables() t
+    JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE NOT c.relrowsecurity
      AND EXISTS (SELECT 1 FROM tenant_guard.protected p WHERE p.relid = t.table_name)
    ORDER BY 3;
   RETURN QUERY
-  SELECT 'medium', 'rls_not_forced', t.table_name::text,
-         format('row-level security on %s is not forced: its owner %I bypasses every policy',
-                t.table_name, pg_get_userbyid(c.relowner)),
-         format('ALTER TABLE %s FORCE ROW LEVEL SECURITY;', t.table_name)
-    FROM tenant_guard.tenant_tables() t JOIN pg_class c ON c.oid = t.table_name
+  SELECT 'medium', 'rls_not_forced', format('%I.%I', n.nspname, c.relname),
+         format('row-level security on %I.%I is not forced: its owner %I bypasses every policy',
+                n.nspname, c.relname, pg_get_userbyid(c.relowner)),
+         format('ALTER TABLE %I.%I FORCE ROW LEVEL SECURITY;', n.nspname, c.relname)
+    FROM tenant_guard.tenant_tables() t
+    JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relrowsecurity AND NOT c.relforcerowsecurity
    ORDER BY 3;
 
   -- Row-level security on, but no restrictive policy: permissive policies
   -- OR together, so any USING (true) opens the table.
   RETURN QUERY
-  SELECT 'high', 'no_restrictive_policy', t.table_name::text,
-         format('%s has row-level security but no restrictive policy holding the tenant rule', t.table_name),
-         format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);', t.table_name::text, t.tenant_column)
-    FROM tenant_guard.tenant_tables() t JOIN pg_class c ON c.oid = t.table_name
+  SELECT 'high', 'no_restrictive_policy', format('%I.%I', n.nspname, c.relname),
+         format('%I.%I has row-level security but no restrictive policy holding the tenant rule', n.nspname, c.relname),
+         format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);',
+                format('%I.%I', n.nspname, c.relname), t.tenant_column)
+    FROM tenant_guard.tenant_tables() t
+    JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relrowsecurity
      AND NOT EXISTS (SELECT 1 FROM pg_policy pol WHERE pol.polrelid = t.table_name AND NOT pol.polpermissive)
    ORDER BY 3;
 
-  -- Policies that trust a setting any session can change.
+  -- Policies that trust a setting any session can change (a fixed pattern,
+  -- not built from any name).
   RETURN QUERY
-  SELECT 'high', 'policy_trusts_setting', format('%s on %s', pol.polname, pol.polrelid::regclass),
+  SELECT 'high', 'policy_trusts_setting', format('%s on %I.%I', pol.polname, n.nspname, c.relname),
          format('policy %I trusts a setting any session can SET: %s', pol.polname,
                 coalesce(pg_get_expr(pol.polqual, pol.polrelid), pg_get_expr(pol.polwithcheck, pol.polrelid))),
-         format('DROP POLICY %I ON %s;  -- after tenant_guard.protect(%L)', pol.polname, pol.polrelid::regclass,
-                pol.polrelid::regclass::text)
+         format('DROP POLICY %I ON %I.%I;  -- after tenant_guard.protect(%L)', pol.polname, n.nspname, c.relname,
+                format('%I.%I', n.nspname, c.relname))
     FROM pg_policy pol
+    JOIN pg_class c ON c.oid = pol.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE concat(pg_get_expr(pol.polqual, pol.polrelid), ' ', pg_get_expr(pol.polwithcheck, pol.polrelid))
          ~ 'current_setting\(''(?!tenant_guard\.)'
    ORDER BY 3;
 
   -- Nullable tenant columns.
   RETURN QUERY
-  SELECT 'medium', 'nullable_tenant_column', format('%s.%I', t.table_name, t.tenant_column),
-         format('%s.%I allows NULL: rows without a tenant', t.table_name, t.tenant_column),
-         format('SELECT * FROM tenant_guard.enforce_not_null(%L, tenant_column => %L);', t.table_name::text, t.tenant_column)
+  SELECT 'medium', 'nullable_tenant_column', format('%I.%I.%I', n.nspname, c.relname, t.tenant_column),
+         format('%I.%I.%I allows NULL: rows without a tenant', n.nspname, c.relname, t.tenant_column),
+         format('SELECT * FROM tenant_guard.enforce_not_null(%L, tenant_column => %L);',
+                format('%I.%I', n.nspname, c.relname), t.tenant_column)
     FROM tenant_guard.tenant_tables() t
+    JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_attribute a ON a.attrelid = t.table_name AND a.attname = t.tenant_column
    WHERE NOT a.attnotnull
    ORDER BY 3;
@@ -231,12 +281,13 @@ BEGIN
   -- Unique constraints and indexes (other than the primary key) that leave
   -- the tenant out: a duplicate error tells a tenant another tenant's value.
   RETURN QUERY
-  SELECT 'medium', 'tenant_blind_unique', format('%s on %s', ic.relname, t.table_name),
-         format('unique %s on %s does not include %I: a duplicate reveals another tenant''s value',
-                CASE WHEN k.oid IS NULL THEN 'index' ELSE 'constraint' END, t.table_name, t.tenant_column),
+  SELECT 'medium', 'tenant_blind_unique', format('%s on %I.%I', ic.relname, n.nspname, c.relname),
+         format('unique %s on %I.%I does not include %I: a duplicate reveals another tenant''s value',
+                CASE WHEN k.oid IS NULL THEN 'index' ELSE 'constraint' END, n.nspname, c.relname, t.tenant_column),
          format('SELECT * FROM tenant_guard.scope_unique(%L, %L, tenant_column => %L);',
-                t.table_name::text, coalesce(k.conname, ic.relname), t.tenant_column)
+                format('%I.%I', n.nspname, c.relname), coalesce(k.conname, ic.relname), t.tenant_column)
     FROM tenant_guard.tenant_tables() t
+    JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_index i ON i.indrelid = t.table_name AND i.indisunique AND NOT i.indisprimary
     JOIN pg_class ic ON ic.oid = i.indexrelid
     JOIN pg_attribute a ON a.attrelid = t.table_name AND a.attname = t.tenant_column
@@ -246,34 +297,40 @@ BEGIN
 
   -- Foreign keys between tenant tables without the tenant column.
   RETURN QUERY
-  SELECT 'high', 'tenant_blind_fk', format('%s on %s', b.constraint_name, b.child_table),
-         format('%s references %s without the tenant column: a row can point at another tenant''s row',
-                b.child_table, b.parent_table),
+  SELECT 'high', 'tenant_blind_fk', format('%s on %I.%I', b.constraint_name, cn.nspname, cc.relname),
+         format('%I.%I references %I.%I without the tenant column: a row can point at another tenant''s row',
+                cn.nspname, cc.relname, pn.nspname, pc.relname),
          format('SELECT * FROM tenant_guard.add_tenant_fk(%L, %L, %L, %L, tenant_column => %L);',
-                b.child_table::text, b.child_columns::text, b.parent_table::text, b.parent_columns::text, b.child_tenant)
+                format('%I.%I', cn.nspname, cc.relname), b.child_columns::text,
+                format('%I.%I', pn.nspname, pc.relname), b.parent_columns::text, b.child_tenant)
     FROM tenant_guard.tenant_blind_foreign_keys() b
+    JOIN pg_class cc ON cc.oid = b.child_table JOIN pg_namespace cn ON cn.oid = cc.relnamespace
+    JOIN pg_class pc ON pc.oid = b.parent_table JOIN pg_namespace pn ON pn.oid = pc.relnamespace
    ORDER BY 3;
 
   -- No index led by the tenant column: every tenant query scans.
   RETURN QUERY
-  SELECT 'low', 'no_tenant_index', t.table_name::text,
-         format('no index on %s starts with %I', t.table_name, t.tenant_column),
-         format('CREATE INDEX ON %s (%I);', t.table_name, t.tenant_column)
+  SELECT 'low', 'no_tenant_index', format('%I.%I', n.nspname, c.relname),
+         format('no index on %I.%I starts with %I', n.nspname, c.relname, t.tenant_column),
+         format('CREATE INDEX ON %I.%I (%I);', n.nspname, c.relname, t.tenant_column)
     FROM tenant_guard.tenant_tables() t
+    JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_attribute a ON a.attrelid = t.table_name AND a.attname = t.tenant_column
    WHERE NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = t.table_name AND i.indkey[0] = a.attnum)
    ORDER BY 3;
 
   -- Views over protected tables that run as their owner.
   RETURN QUERY
-  SELECT DISTINCT 'high', 'view_without_security_invoker', v.oid::regclass::text,
-         format('view %s reads %s with its owner''s rights, so row-level security is checked against the owner',
-                v.oid::regclass, d.refobjid::regclass),
-         format('ALTER VIEW %s SET (security_invoker = true);', v.oid::regclass)
+  SELECT DISTINCT 'high', 'view_without_security_invoker', format('%I.%I', vn.nspname, v.relname),
+         format('view %I.%I reads %I.%I with its owner''s rights, so row-level security is checked against the owner',
+                vn.nspname, v.relname, tn.nspname, tc.relname),
+         format('ALTER VIEW %I.%I SET (security_invoker = true);', vn.nspname, v.relname)
     FROM pg_class v
+    JOIN pg_namespace vn ON vn.oid = v.relnamespace
     JOIN pg_rewrite r ON r.ev_class = v.oid
     JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
     JOIN tenant_guard.protected p ON p.relid = d.refobjid
+    JOIN pg_class tc ON tc.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = tc.relnamespace
    WHERE v.relkind = 'v' AND v.oid <> d.refobjid
      AND NOT coalesce(v.reloptions @> ARRAY['security_invoker=true']
                       OR v.reloptions @> ARRAY['security_invoker=on'], false)
@@ -281,45 +338,67 @@ BEGIN
 
   -- Materialized views over protected tables (they have no row-level security).
   RETURN QUERY
-  SELECT DISTINCT 'high', 'materialized_view_exposes_tenants', v.oid::regclass::text,
-         format('materialized view %s holds rows of %s without row-level security', v.oid::regclass, d.refobjid::regclass),
-         format('REVOKE ALL ON %s FROM PUBLIC;', v.oid::regclass)
+  SELECT DISTINCT 'high', 'materialized_view_exposes_tenants', format('%I.%I', vn.nspname, v.relname),
+         format('materialized view %I.%I holds rows of %I.%I without row-level security',
+                vn.nspname, v.relname, tn.nspname, tc.relname),
+         format('REVOKE ALL ON %I.%I FROM PUBLIC;', vn.nspname, v.relname)
     FROM pg_class v
+    JOIN pg_namespace vn ON vn.oid = v.relnamespace
     JOIN pg_rewrite r ON r.ev_class = v.oid
     JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
     JOIN tenant_guard.protected p ON p.relid = d.refobjid
+    JOIN pg_class tc ON tc.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = tc.relnamespace
    WHERE v.relkind = 'm'
    ORDER BY 3;
 
   -- Foreign tables with the tenant column (no row-level security there either).
   RETURN QUERY
-  SELECT 'medium', 'foreign_table_with_tenant_column', c.oid::regclass::text,
-         format('foreign table %s has the tenant column %I but cannot have row-level security', c.oid::regclass, col),
+  SELECT 'medium', 'foreign_table_with_tenant_column', format('%I.%I', n.nspname, c.relname),
+         format('foreign table %I.%I has the tenant column %I but cannot have row-level security',
+                n.nspname, c.relname, col),
          NULL::text
-    FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = col AND NOT a.attisdropped
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = col AND NOT a.attisdropped
    WHERE c.relkind = 'f'
    ORDER BY 3;
 
   -- SECURITY DEFINER functions that name a protected table: they read it
-  -- with their owner's rights.
+  -- with their owner's rights. The body is split into words with a fixed
+  -- pattern and the table's name compared as a string (a name is never
+  -- made into a regular expression); a name that is not a plain word
+  -- (quoted, e.g. "evil(") is looked for as a substring. SQL-standard
+  -- bodies (BEGIN ATOMIC) record the dependency in pg_depend.
   RETURN QUERY
-  SELECT DISTINCT 'high', 'security_definer_reads_tenant_table', f.oid::regprocedure::text,
-         format('SECURITY DEFINER function %s mentions %s and runs as %I', f.oid::regprocedure, p.relid,
-                pg_get_userbyid(f.proowner)),
-         format('ALTER FUNCTION %s SECURITY INVOKER;', f.oid::regprocedure)
-    FROM pg_proc f
-    JOIN pg_namespace n ON n.oid = f.pronamespace
-    JOIN tenant_guard.protected p ON f.prosrc ~* ('\m' || (SELECT relname FROM pg_class WHERE oid = p.relid) || '\M')
-   WHERE f.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant_guard')
+  SELECT DISTINCT 'high', 'security_definer_reads_tenant_table', fx.fname,
+         format('SECURITY DEFINER function %s mentions %I.%I and runs as %I', fx.fname, tn.nspname, tc.relname,
+                pg_get_userbyid(fx.proowner)),
+         format('ALTER FUNCTION %s SECURITY INVOKER;', fx.fname)
+    FROM (SELECT f.oid, f.proowner, lower(f.prosrc) AS src,
+                 format('%I.%I(%s)', n.nspname, f.proname,
+                        array_to_string(ARRAY(SELECT format_type(u.t, NULL) FROM unnest(f.proargtypes::oid[]) WITH ORDINALITY u(t, o)
+                                               ORDER BY u.o), ',')) AS fname
+            FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
+           WHERE f.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant_guard')) fx
+    JOIN tenant_guard.protected p ON true
+    JOIN pg_class tc ON tc.oid = p.relid JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+   WHERE EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_proc'::regclass AND d.objid = fx.oid
+                    AND d.refclassid = 'pg_class'::regclass AND d.refobjid = p.relid)
+      OR (lower(tc.relname) ~ '^[a-z_][a-z0-9_$]*$'
+          AND lower(tc.relname) IN (SELECT w FROM regexp_split_to_table(fx.src, '[^a-z0-9_$]+') w))
+      OR (lower(tc.relname) !~ '^[a-z_][a-z0-9_$]*$' AND strpos(fx.src, lower(tc.relname)) > 0)
    ORDER BY 3;
 
   -- User LEAKPROOF functions run before row-level security filters.
   RETURN QUERY
-  SELECT 'medium', 'user_leakproof_function', f.oid::regprocedure::text,
-         format('%s is LEAKPROOF: it runs on rows before the tenant filter', f.oid::regprocedure),
-         format('ALTER FUNCTION %s NOT LEAKPROOF;', f.oid::regprocedure)
-    FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
-   WHERE f.proleakproof AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  SELECT 'medium', 'user_leakproof_function', fx.fname,
+         format('%s is LEAKPROOF: it runs on rows before the tenant filter', fx.fname),
+         format('ALTER FUNCTION %s NOT LEAKPROOF;', fx.fname)
+    FROM (SELECT format('%I.%I(%s)', n.nspname, f.proname,
+                        array_to_string(ARRAY(SELECT format_type(u.t, NULL) FROM unnest(f.proargtypes::oid[]) WITH ORDINALITY u(t, o)
+                                               ORDER BY u.o), ',')) AS fname
+            FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
+           WHERE f.proleakproof AND n.nspname NOT IN ('pg_catalog', 'information_schema')) fx
    ORDER BY 3;
 
   -- Login roles that bypass row-level security.
@@ -346,22 +425,25 @@ BEGIN
   -- Protected tables owned by an ordinary login role (an application role
   -- that owns a table can switch its row-level security off).
   RETURN QUERY
-  SELECT 'high', 'login_role_owns_tenant_table', p.relid::text,
-         format('%s is owned by login role %I, which can disable its row-level security', p.relid, r.rolname),
-         format('ALTER TABLE %s OWNER TO <a NOLOGIN owner role>;', p.relid)
-    FROM tenant_guard.protected p JOIN pg_class c ON c.oid = p.relid JOIN pg_roles r ON r.oid = c.relowner
+  SELECT 'high', 'login_role_owns_tenant_table', format('%I.%I', n.nspname, c.relname),
+         format('%I.%I is owned by login role %I, which can disable its row-level security',
+                n.nspname, c.relname, r.rolname),
+         format('ALTER TABLE %I.%I OWNER TO <a NOLOGIN owner role>;', n.nspname, c.relname)
+    FROM tenant_guard.protected p
+    JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_roles r ON r.oid = c.relowner
    WHERE r.rolcanlogin AND NOT r.rolsuper AND p.parent IS NULL
    ORDER BY 3;
 
   -- TRUNCATE ignores row-level security.
   RETURN QUERY
-  SELECT 'medium', 'truncate_granted', format('%s to %s', p.relid, g.grantee),
-         format('%s may TRUNCATE %s, which ignores row-level security (tenant_guard refuses it under a context)',
-                g.grantee, p.relid),
-         format('REVOKE TRUNCATE ON %s FROM %s;', p.relid,
+  SELECT 'medium', 'truncate_granted', format('%I.%I to %s', n.nspname, c.relname, g.grantee),
+         format('%s may TRUNCATE %I.%I, which ignores row-level security (tenant_guard refuses it under a context)',
+                g.grantee, n.nspname, c.relname),
+         format('REVOKE TRUNCATE ON %I.%I FROM %s;', n.nspname, c.relname,
                 CASE WHEN g.grantee = 'PUBLIC' THEN 'PUBLIC' ELSE quote_ident(g.grantee) END)
     FROM tenant_guard.protected p
-    JOIN pg_class c ON c.oid = p.relid
+    JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
     CROSS JOIN LATERAL (
       SELECT CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END AS grantee
         FROM aclexplode(c.relacl) x
@@ -370,12 +452,15 @@ BEGIN
 
   -- Partitions of protected tables that are not protected themselves.
   RETURN QUERY
-  SELECT 'high', 'unprotected_partition', i.inhrelid::regclass::text,
-         format('partition %s of protected %s has no tenant policies; named directly it shows every tenant',
-                i.inhrelid::regclass, p.relid),
-         format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);', i.inhrelid::regclass::text, p.tenant_column)
+  SELECT 'high', 'unprotected_partition', format('%I.%I', n.nspname, c.relname),
+         format('partition %I.%I of protected %I.%I has no tenant policies; named directly it shows every tenant',
+                n.nspname, c.relname, pn.nspname, pc.relname),
+         format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);',
+                format('%I.%I', n.nspname, c.relname), p.tenant_column)
     FROM tenant_guard.protected p
     JOIN pg_inherits i ON i.inhparent = p.relid
+    JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_class pc ON pc.oid = p.relid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
    WHERE NOT EXISTS (SELECT 1 FROM tenant_guard.protected q WHERE q.relid = i.inhrelid)
    ORDER BY 3;
 END $$;

@@ -24,7 +24,11 @@ pub mod token;
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
-extension_sql_file!("../sql/audit.sql", name = "audit", requires = ["bootstrap"]);
+extension_sql_file!(
+    "../sql/audit.sql",
+    name = "audit",
+    requires = ["bootstrap", protect::protection_drift]
+);
 extension_sql_file!(
     "../sql/selftest.sql",
     name = "selftest",

@@ -71,6 +71,11 @@ pub struct TableState {
     pub policies: Vec<String>,
     /// `tenant_guard_*` triggers present (not clones).
     pub triggers: Vec<String>,
+    /// How each present tenant_guard policy compares with the rendering for
+    /// the requested options (missing from the list: treated as current).
+    pub fits: Vec<(String, Fit)>,
+    /// tenant_guard triggers present but changed or disabled: recreated.
+    pub stale_triggers: Vec<String>,
     /// The column default is already ours.
     pub default_is_ours: bool,
     /// Options recorded by an earlier protect.
@@ -127,6 +132,153 @@ pub fn default_expr(col_type: &str) -> String {
     }
 }
 
+/// One policy as `protect` renders it (see [`expected_policy`]) or as the
+/// catalog holds it (`pg_policy`, expressions through `pg_get_expr`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyShape {
+    pub name: String,
+    /// `polcmd`: `*` (ALL), `r` (SELECT), `a` (INSERT), `w` (UPDATE), `d` (DELETE).
+    pub cmd: char,
+    pub permissive: bool,
+    /// Applies `TO PUBLIC` (and to nobody else in particular).
+    pub to_public: bool,
+    pub using: Option<String>,
+    pub check: Option<String>,
+}
+
+/// How an existing tenant_guard policy compares with what protect renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    Missing,
+    Current,
+    /// Same command and permissiveness: `ALTER POLICY` repairs it.
+    Alter,
+    /// Another command or permissiveness: dropped and created again.
+    Recreate,
+}
+
+/// The policy `name` as protect renders it for `column` / `mode`; the
+/// expressions are protect's source text (not yet deparsed).
+pub fn expected_policy(name: &str, column: &str, col_type: &str, mode: Mode) -> PolicyShape {
+    let t = TableState {
+        column: column.to_owned(),
+        col_type: col_type.to_owned(),
+        ..TableState::default()
+    };
+    let (_, using, check) = policy_parts(name, &t, mode);
+    let cmd = match name {
+        ACCESS => '*',
+        SELECT => 'r',
+        INSERT => 'a',
+        UPDATE => 'w',
+        _ => 'd',
+    };
+    PolicyShape {
+        name: name.to_owned(),
+        cmd,
+        permissive: name == ACCESS,
+        to_public: true,
+        using,
+        check,
+    }
+}
+
+/// Compares an actual policy with the expected one. `canon` turns protect's
+/// source text of an expression into PostgreSQL's deparsed form (what
+/// `pg_get_expr` shows for the policy protect would create); the actual
+/// expressions are already in that form. Exact text comparison: any
+/// difference, however harmless it looks, is drift.
+pub fn fit(
+    expected: &PolicyShape,
+    actual: Option<&PolicyShape>,
+    canon: &mut dyn FnMut(&str) -> String,
+) -> Fit {
+    let Some(a) = actual else { return Fit::Missing };
+    if a.cmd != expected.cmd || a.permissive != expected.permissive {
+        return Fit::Recreate;
+    }
+    let same = |x: &Option<String>, e: &Option<String>, canon: &mut dyn FnMut(&str) -> String| match (x, e) {
+        (None, None) => true,
+        (Some(x), Some(e)) => *x == canon(e),
+        _ => false,
+    };
+    if a.to_public && same(&a.using, &expected.using, canon) && same(&a.check, &expected.check, canon) {
+        Fit::Current
+    } else {
+        Fit::Alter
+    }
+}
+
+/// One `tenant_guard_*` trigger as the catalog holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerShape {
+    pub name: String,
+    /// The trigger function is tenant_guard's and the timing/event bits
+    /// (`tgtype`) are the ones protect creates.
+    pub as_rendered: bool,
+    /// `tgenabled` is `O` or `A` (fires in a normal session).
+    pub enabled: bool,
+}
+
+/// `tgtype` of the triggers protect creates (PostgreSQL's TRIGGER_TYPE_* bits).
+pub const TGTYPE_ROW_BEFORE_UPDATE: i16 = 1 | 2 | 16;
+pub const TGTYPE_STATEMENT_BEFORE_TRUNCATE: i16 = 2 | 32;
+
+/// The triggers protect puts on `t` (partitions get the row trigger cloned
+/// from their parent, so only the TRUNCATE one of their own).
+pub fn expected_triggers(t: &TableState) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if !t.is_partition {
+        v.push(if t.partitioned { TRG_IMMUTABLE_PARTITIONED } else { TRG_IMMUTABLE });
+    }
+    v.push(TRG_TRUNCATE);
+    v
+}
+
+/// What `tenant_guard.protection_drift` reports: every way the table differs
+/// from what protect (with the recorded options) would leave behind, in a
+/// fixed order. Empty when nothing differs.
+pub fn drift_report(
+    t: &TableState,
+    opts: Options,
+    fits: &[(String, Fit)],
+    extra_permissive: &[String],
+    triggers: &[TriggerShape],
+    has_default: bool,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if !t.rls_enabled {
+        out.push("row-level security disabled".to_owned());
+    }
+    if opts.force && !t.rls_forced {
+        out.push("row-level security not forced".to_owned());
+    }
+    for (name, f) in fits {
+        match f {
+            Fit::Current => {}
+            Fit::Missing => out.push(format!("policy {name} missing")),
+            Fit::Alter | Fit::Recreate => out.push(format!("policy {name} changed")),
+        }
+    }
+    for name in extra_permissive {
+        out.push(format!("extra permissive policy {name}"));
+    }
+    for name in expected_triggers(t) {
+        match triggers.iter().find(|x| x.name == name) {
+            None => out.push(format!("trigger {name} missing")),
+            Some(x) if !x.as_rendered => out.push(format!("trigger {name} changed")),
+            Some(x) if !x.enabled => out.push(format!("trigger {name} disabled")),
+            Some(_) => {}
+        }
+    }
+    if !has_default {
+        out.push("default missing".to_owned());
+    } else if !t.default_is_ours {
+        out.push("default changed".to_owned());
+    }
+    out
+}
+
 /// `(kind, USING, WITH CHECK)` of each policy.
 fn policy_parts(
     name: &str,
@@ -180,16 +332,28 @@ pub fn render_protect(t: &TableState, opts: Options) -> Vec<String> {
     let mode_changed = t.recorded.is_some_and(|r| r.mode != opts.mode);
     for name in POLICIES {
         let (kind, using, check) = policy_parts(name, t, opts.mode);
+        let fit = t
+            .fits
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(Fit::Current, |(_, f)| *f);
+        let create = format!(
+            "CREATE POLICY {} ON {tbl} {kind}{}",
+            ident(name),
+            clauses(&using, &check)
+        );
         if !t.policies.iter().any(|p| p == name) {
+            out.push(create);
+        } else if fit == Fit::Recreate {
+            // Another command or permissiveness: ALTER POLICY cannot change
+            // those. Same transaction, so no session sees the gap.
+            out.push(format!("DROP POLICY {} ON {tbl}", ident(name)));
+            out.push(create);
+        } else if fit == Fit::Alter || (mode_changed && name == SELECT) {
+            // Only the read rule depends on the mode; a tampered policy gets
+            // its roles and expressions back.
             out.push(format!(
-                "CREATE POLICY {} ON {tbl} {kind}{}",
-                ident(name),
-                clauses(&using, &check)
-            ));
-        } else if mode_changed && name == SELECT {
-            // Only the read rule depends on the mode.
-            out.push(format!(
-                "ALTER POLICY {} ON {tbl}{}",
+                "ALTER POLICY {} ON {tbl} TO PUBLIC{}",
                 ident(name),
                 clauses(&using, &check)
             ));
@@ -207,7 +371,13 @@ pub fn render_protect(t: &TableState, opts: Options) -> Vec<String> {
     } else {
         TRG_IMMUTABLE
     };
-    if !t.is_partition && !t.triggers.iter().any(|x| x == row_trigger) {
+    for name in &t.stale_triggers {
+        out.push(format!("DROP TRIGGER {} ON {tbl}", ident(name)));
+    }
+    let present = |name: &str| {
+        t.triggers.iter().any(|x| x == name) && !t.stale_triggers.iter().any(|x| x == name)
+    };
+    if !t.is_partition && !present(row_trigger) {
         out.push(format!(
             "CREATE TRIGGER {} BEFORE UPDATE OF {} ON {tbl} FOR EACH ROW EXECUTE FUNCTION tenant_guard.refuse_tenant_change({})",
             ident(row_trigger),
@@ -215,7 +385,7 @@ pub fn render_protect(t: &TableState, opts: Options) -> Vec<String> {
             crate::quote::literal(&t.column)
         ));
     }
-    if !t.triggers.iter().any(|x| x == TRG_TRUNCATE) {
+    if !present(TRG_TRUNCATE) {
         out.push(format!(
             "CREATE TRIGGER {} BEFORE TRUNCATE ON {tbl} FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard.refuse_truncate()",
             ident(TRG_TRUNCATE)
@@ -460,6 +630,137 @@ mod tests {
             assert!(!s.to_uppercase().contains("(SELECT"), "{s}");
             assert!(!s.to_uppercase().contains("EXISTS"), "{s}");
         }
+    }
+
+    fn shape(name: &str, cmd: char, permissive: bool, using: Option<&str>, check: Option<&str>) -> PolicyShape {
+        PolicyShape {
+            name: name.into(),
+            cmd,
+            permissive,
+            to_public: true,
+            using: using.map(str::to_owned),
+            check: check.map(str::to_owned),
+        }
+    }
+
+    /// A stand-in for PostgreSQL's deparse: wraps the expression in parens.
+    fn paren(e: &str) -> String {
+        format!("({e})")
+    }
+
+    #[test]
+    fn expected_policies_carry_command_and_kind() {
+        let s = expected_policy(SELECT, "t", "text", Mode::Strict);
+        assert_eq!((s.cmd, s.permissive, s.to_public), ('r', false, true));
+        assert_eq!(s.using.as_deref(), Some(read_expr("t", "text", Mode::Strict).as_str()));
+        assert_eq!(s.check, None);
+        let a = expected_policy(ACCESS, "t", "text", Mode::Strict);
+        assert_eq!((a.cmd, a.permissive), ('*', true));
+        assert_eq!(expected_policy(UPDATE, "t", "text", Mode::Strict).cmd, 'w');
+        assert_eq!(expected_policy(INSERT, "t", "text", Mode::Strict).using, None);
+        assert_eq!(expected_policy(DELETE, "t", "text", Mode::Strict).cmd, 'd');
+    }
+
+    #[test]
+    fn fit_tells_missing_current_alter_and_recreate() {
+        let want = expected_policy(SELECT, "t", "text", Mode::Strict);
+        let canon_using = paren(want.using.as_deref().unwrap());
+        let mut canon = |e: &str| paren(e);
+        assert_eq!(fit(&want, None, &mut canon), Fit::Missing);
+        let same = shape(SELECT, 'r', false, Some(&canon_using), None);
+        assert_eq!(fit(&want, Some(&same), &mut canon), Fit::Current);
+        // ALTER POLICY ... USING (true)
+        let widened = shape(SELECT, 'r', false, Some("true"), None);
+        assert_eq!(fit(&want, Some(&widened), &mut canon), Fit::Alter);
+        // ALTER POLICY ... TO some_role
+        let mut narrowed = same.clone();
+        narrowed.to_public = false;
+        assert_eq!(fit(&want, Some(&narrowed), &mut canon), Fit::Alter);
+        // A WITH CHECK where none belongs.
+        let extra = shape(SELECT, 'r', false, Some(&canon_using), Some("true"));
+        assert_eq!(fit(&want, Some(&extra), &mut canon), Fit::Alter);
+        // Dropped and created again as permissive, or for another command.
+        let permissive = shape(SELECT, 'r', true, Some(&canon_using), None);
+        assert_eq!(fit(&want, Some(&permissive), &mut canon), Fit::Recreate);
+        let other_cmd = shape(SELECT, '*', false, Some(&canon_using), None);
+        assert_eq!(fit(&want, Some(&other_cmd), &mut canon), Fit::Recreate);
+    }
+
+    #[test]
+    fn drifted_policies_are_altered_or_recreated() {
+        let mut t = applied(fresh("text"), STRICT);
+        t.fits = vec![(SELECT.into(), Fit::Alter), (UPDATE.into(), Fit::Recreate)];
+        let ddl = render_protect(&t, STRICT);
+        assert_eq!(ddl.len(), 3, "{ddl:?}");
+        assert!(ddl[0].starts_with("ALTER POLICY \"tenant_guard_select\" ON \"public\".\"ServiceRequest\" TO PUBLIC USING ("));
+        assert!(ddl[1].starts_with("DROP POLICY \"tenant_guard_update\""));
+        assert!(ddl[2].starts_with("CREATE POLICY \"tenant_guard_update\""));
+        assert!(ddl[2].contains("AS RESTRICTIVE FOR UPDATE TO PUBLIC"));
+    }
+
+    #[test]
+    fn missing_or_disabled_protection_is_put_back() {
+        let mut t = applied(fresh("text"), STRICT);
+        t.rls_enabled = false;
+        t.rls_forced = false;
+        t.policies.retain(|p| p != SELECT);
+        t.triggers.retain(|x| x != TRG_TRUNCATE);
+        t.stale_triggers = vec![TRG_IMMUTABLE.into()];
+        t.default_is_ours = false;
+        let ddl = render_protect(&t, STRICT);
+        assert_eq!(ddl[0], "ALTER TABLE \"public\".\"ServiceRequest\" ENABLE ROW LEVEL SECURITY");
+        assert_eq!(ddl[1], "ALTER TABLE \"public\".\"ServiceRequest\" FORCE ROW LEVEL SECURITY");
+        assert!(ddl[2].starts_with("CREATE POLICY \"tenant_guard_select\""));
+        assert!(ddl[3].contains("SET DEFAULT tenant_guard.tenant_id()"));
+        assert_eq!(ddl[4], "DROP TRIGGER \"tenant_guard_immutable_tenant\" ON \"public\".\"ServiceRequest\"");
+        assert!(ddl[5].starts_with("CREATE TRIGGER \"tenant_guard_immutable_tenant\""));
+        assert!(ddl[6].starts_with("CREATE TRIGGER \"tenant_guard_no_truncate\""));
+        assert_eq!(ddl.len(), 7, "{ddl:?}");
+    }
+
+    #[test]
+    fn drift_report_names_each_difference() {
+        let mut t = applied(fresh("text"), STRICT);
+        let ok_triggers = vec![
+            TriggerShape { name: TRG_IMMUTABLE.into(), as_rendered: true, enabled: true },
+            TriggerShape { name: TRG_TRUNCATE.into(), as_rendered: true, enabled: true },
+        ];
+        let clean: Vec<(String, Fit)> = POLICIES.iter().map(|p| (p.to_string(), Fit::Current)).collect();
+        assert!(drift_report(&t, STRICT, &clean, &[], &ok_triggers, true).is_empty());
+        t.rls_forced = false;
+        t.default_is_ours = false;
+        let fits = vec![
+            (SELECT.to_string(), Fit::Missing),
+            (UPDATE.to_string(), Fit::Alter),
+            (DELETE.to_string(), Fit::Recreate),
+        ];
+        let triggers = vec![TriggerShape { name: TRG_IMMUTABLE.into(), as_rendered: true, enabled: false }];
+        let d = drift_report(&t, STRICT, &fits, &["open_all".into()], &triggers, false);
+        assert_eq!(
+            d,
+            vec![
+                "row-level security not forced",
+                "policy tenant_guard_select missing",
+                "policy tenant_guard_update changed",
+                "policy tenant_guard_delete changed",
+                "extra permissive policy open_all",
+                "trigger tenant_guard_immutable_tenant disabled",
+                "trigger tenant_guard_no_truncate missing",
+                "default missing",
+            ]
+        );
+        // Not forced is what a table protected with force => false has.
+        let relaxed = Options { mode: Mode::Strict, force: false };
+        assert!(drift_report(&t, relaxed, &clean, &[], &ok_triggers, true)
+            .iter()
+            .all(|s| !s.contains("forced")));
+        t.rls_enabled = false;
+        assert_eq!(drift_report(&t, relaxed, &clean, &[], &ok_triggers, true)[0], "row-level security disabled");
+        // Partitions: the row trigger is the parent's clone.
+        let mut p = applied(fresh("text"), STRICT);
+        p.is_partition = true;
+        let only_truncate = vec![TriggerShape { name: TRG_TRUNCATE.into(), as_rendered: true, enabled: true }];
+        assert!(drift_report(&p, STRICT, &clean, &[], &only_truncate, true).is_empty());
     }
 
     #[test]

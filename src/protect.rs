@@ -1,17 +1,28 @@
-//! `protect`, `unprotect` and `protect_schema`: read the catalog into a
-//! [`TableState`], render the DDL with `policy`, run it as the caller, and
-//! keep `tenant_guard.protected` (the registry `pg_dump` keeps) up to date.
+//! `protect`, `unprotect`, `protect_schema` and `protection_drift`: read the
+//! catalog into a [`TableState`], render the DDL with `policy`, run it as the
+//! table's owner, and keep `tenant_guard.protected` (the registry `pg_dump`
+//! keeps) up to date.
 //!
-//! The DDL runs with the caller's rights: only a table's owner (or a
-//! superuser) can protect or unprotect it. The registry is written with the
-//! extension owner's rights, so application roles cannot edit it.
+//! Whose rights:
+//! * Only a table's owner (a member of the owning role) or a superuser may
+//!   protect or unprotect it (42501 "must be owner of table" otherwise).
+//! * Catalog reads run with the caller's rights, `search_path` pinned
+//!   (`privileged::pinned`).
+//! * The DDL (ALTER TABLE, CREATE/ALTER/DROP POLICY, CREATE/DROP TRIGGER)
+//!   runs **as the table's owner** under `SECURITY_RESTRICTED_OPERATION`
+//!   (`privileged::as_table_owner`): a trigger, CHECK, index expression,
+//!   cast or operator the owner wrote never runs as the DBA, nor as the
+//!   extension owner when the DDL event trigger protects a new table.
+//! * `tenant_guard.protected` is written as the extension owner.
 
-use crate::catalog::{as_owner, column, relation, require_table, Relation};
-use crate::error::{invalid_parameter, one, spi};
+use crate::catalog::{column, relation, require_table, Relation};
+use crate::error::{invalid_parameter, one, spi, Code, Failure};
 use crate::gucs;
-use crate::policy::{self, Before, Mode, Options, TableState};
+use crate::policy::{self, Before, Fit, Mode, Options, PolicyShape, TableState, TriggerShape};
+use crate::privileged::{as_extension_owner, as_table_owner, pinned};
 use pgrx::iter::SetOfIterator;
 use pgrx::prelude::*;
+use std::collections::HashMap;
 
 /// The tenant column: the argument, or the `tenant_guard.tenant_column` setting.
 pub fn tenant_column(arg: Option<&str>) -> String {
@@ -37,10 +48,6 @@ fn parse_mode(mode: Option<&str>) -> Mode {
     })
 }
 
-fn names(sql: &str, oid: pg_sys::Oid) -> Vec<String> {
-    one::<Vec<String>>(sql, &[oid.into()]).unwrap_or_default()
-}
-
 /// What `tenant_guard.protected` says about a table.
 struct Recorded {
     column: String,
@@ -48,28 +55,191 @@ struct Recorded {
     before: Before,
 }
 
+/// The row of `tenant_guard.protected` (readable by PUBLIC; read with the
+/// caller's rights, pinned).
 fn recorded(oid: pg_sys::Oid) -> Option<Recorded> {
-    Spi::connect(|c| {
-        let rows = spi(c.select(
-            "SELECT tenant_column::text, mode, force, rls_was_enabled, rls_was_forced, previous_default \
-               FROM tenant_guard.protected WHERE relid = $1",
-            None,
-            &[oid.into()],
-        ));
-        rows.into_iter().next().map(|row| Recorded {
-            column: spi(row.get(1)).unwrap_or_default(),
-            opts: Options {
-                mode: Mode::parse(&spi(row.get::<String>(2)).unwrap_or_default())
-                    .unwrap_or(Mode::Strict),
-                force: spi(row.get(3)).unwrap_or(true),
-            },
-            before: Before {
-                rls_was_enabled: spi(row.get(4)).unwrap_or(false),
-                rls_was_forced: spi(row.get(5)).unwrap_or(false),
-                previous_default: spi(row.get(6)),
-            },
+    pinned(|| {
+        Spi::connect(|c| {
+            let rows = spi(c.select(
+                "SELECT tenant_column::pg_catalog.text, mode, force, rls_was_enabled, rls_was_forced, previous_default \
+                   FROM tenant_guard.protected WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+                None,
+                &[oid.into()],
+            ));
+            rows.into_iter().next().map(|row| Recorded {
+                column: spi(row.get(1)).unwrap_or_default(),
+                opts: Options {
+                    mode: Mode::parse(&spi(row.get::<String>(2)).unwrap_or_default())
+                        .unwrap_or(Mode::Strict),
+                    force: spi(row.get(3)).unwrap_or(true),
+                },
+                before: Before {
+                    rls_was_enabled: spi(row.get(4)).unwrap_or(false),
+                    rls_was_forced: spi(row.get(5)).unwrap_or(false),
+                    previous_default: spi(row.get(6)),
+                },
+            })
         })
     })
+}
+
+/// Every policy on the table, as the catalog holds it (caller's rights,
+/// pinned: `pg_get_expr` deparses with `search_path = pg_catalog, pg_temp`).
+fn actual_policies(oid: pg_sys::Oid) -> Vec<PolicyShape> {
+    pinned(|| {
+        Spi::connect(|c| {
+            spi(c.select(
+                "SELECT polname::pg_catalog.text, polcmd::pg_catalog.text, polpermissive, \
+                        polroles OPERATOR(pg_catalog.=) '{0}'::pg_catalog.oid[], \
+                        pg_catalog.pg_get_expr(polqual, polrelid), pg_catalog.pg_get_expr(polwithcheck, polrelid) \
+                   FROM pg_catalog.pg_policy WHERE polrelid OPERATOR(pg_catalog.=) $1 \
+                  ORDER BY polname",
+                None,
+                &[oid.into()],
+            ))
+            .map(|row| PolicyShape {
+                name: spi(row.get::<String>(1)).unwrap_or_default(),
+                cmd: spi(row.get::<String>(2))
+                    .unwrap_or_default()
+                    .chars()
+                    .next()
+                    .unwrap_or('?'),
+                permissive: spi(row.get(3)).unwrap_or(false),
+                to_public: spi(row.get(4)).unwrap_or(false),
+                using: spi(row.get(5)),
+                check: spi(row.get(6)),
+            })
+            .collect()
+        })
+    })
+}
+
+/// The `tenant_guard_*` triggers of the table itself (not clones), compared
+/// with what protect creates (caller's rights, pinned).
+fn actual_triggers(oid: pg_sys::Oid, column: &str) -> Vec<TriggerShape> {
+    pinned(|| {
+        Spi::connect(|c| {
+            spi(c.select(
+                "SELECT t.tgname::pg_catalog.text, \
+                        CASE WHEN t.tgname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
+                             THEN t.tgfoid OPERATOR(pg_catalog.=) 'tenant_guard.refuse_truncate()'::pg_catalog.regprocedure::pg_catalog.oid \
+                                  AND t.tgtype OPERATOR(pg_catalog.=) $3::pg_catalog.int2 \
+                             ELSE t.tgfoid OPERATOR(pg_catalog.=) 'tenant_guard.refuse_tenant_change()'::pg_catalog.regprocedure::pg_catalog.oid \
+                                  AND t.tgtype OPERATOR(pg_catalog.=) $4::pg_catalog.int2 \
+                                  AND t.tgnargs OPERATOR(pg_catalog.=) 1::pg_catalog.int2 \
+                                  AND t.tgargs OPERATOR(pg_catalog.=) \
+                                      (pg_catalog.convert_to($5::pg_catalog.text, pg_catalog.getdatabaseencoding()) \
+                                       OPERATOR(pg_catalog.||) '\\x00'::pg_catalog.bytea) END, \
+                        t.tgenabled OPERATOR(pg_catalog.=) ANY ('{O,A}'::pg_catalog.\"char\"[]) \
+                   FROM pg_catalog.pg_trigger t \
+                  WHERE t.tgrelid OPERATOR(pg_catalog.=) $1 AND t.tgparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid \
+                    AND NOT t.tgisinternal \
+                    AND pg_catalog.starts_with(t.tgname::pg_catalog.text, 'tenant_guard_'::pg_catalog.text) \
+                  ORDER BY 1",
+                None,
+                &[
+                    oid.into(),
+                    policy::TRG_TRUNCATE.into(),
+                    policy::TGTYPE_STATEMENT_BEFORE_TRUNCATE.into(),
+                    policy::TGTYPE_ROW_BEFORE_UPDATE.into(),
+                    column.into(),
+                ],
+            ))
+            .map(|row| TriggerShape {
+                name: spi(row.get::<String>(1)).unwrap_or_default(),
+                as_rendered: spi(row.get(2)).unwrap_or(false),
+                enabled: spi(row.get(3)).unwrap_or(false),
+            })
+            .collect()
+        })
+    })
+}
+
+/// PostgreSQL's deparsed form of a policy expression protect renders, as
+/// `pg_get_expr` would show it on the policy protect would create: the
+/// expression is parsed and analysed (never executed) as the qualification
+/// of `SELECT FROM <table> WHERE <expr>` — the table is the only range table
+/// entry, as in CREATE POLICY — and the resulting tree deparsed by
+/// `pg_get_expr`. Parsed as the table's owner with `search_path` pinned,
+/// like protect's CREATE POLICY, so names resolve exactly as they did there.
+fn canonical(oid: pg_sys::Oid, table: &str, expr: &str) -> String {
+    let sql = format!("SELECT FROM {table} WHERE {expr}");
+    let tree = as_table_owner(oid, || {
+        Spi::connect(|_c| {
+            let c = std::ffi::CString::new(sql).unwrap_or_default();
+            // SAFETY: SPI is connected (Spi::connect); the plan is freed
+            // below; the lists are PostgreSQL's (List of CachedPlanSource,
+            // List of Query) and non-empty for one SELECT statement.
+            unsafe {
+                let plan = pg_sys::SPI_prepare(c.as_ptr(), 0, std::ptr::null_mut());
+                if plan.is_null() {
+                    return None;
+                }
+                let sources = pg_sys::SPI_plan_get_plan_sources(plan);
+                let mut out = None;
+                if !sources.is_null() && (*sources).length > 0 {
+                    let src = (*(*sources).elements).ptr_value as *mut pg_sys::CachedPlanSource;
+                    let queries = (*src).query_list;
+                    if !queries.is_null() && (*queries).length > 0 {
+                        let q = (*(*queries).elements).ptr_value as *mut pg_sys::Query;
+                        let quals = (*(*q).jointree).quals;
+                        let s = pg_sys::nodeToString(quals as *const std::ffi::c_void);
+                        out = Some(std::ffi::CStr::from_ptr(s).to_string_lossy().into_owned());
+                    }
+                }
+                pg_sys::SPI_freeplan(plan);
+                out
+            }
+        })
+    });
+    let Some(tree) = tree else { return String::new() };
+    pinned(|| {
+        let c = std::ffi::CString::new(tree).unwrap_or_default();
+        // SAFETY: pg_get_expr(pg_node_tree, oid) on a tree PostgreSQL just
+        // produced with nodeToString; pg_node_tree is a text varlena.
+        unsafe {
+            let t = pg_sys::cstring_to_text(c.as_ptr());
+            pgrx::direct_function_call::<String>(
+                pg_sys::pg_get_expr,
+                &[Some(pg_sys::Datum::from(t)), oid.into_datum()],
+            )
+        }
+        .unwrap_or_default()
+    })
+}
+
+/// How each tenant_guard policy present on the table compares with
+/// protect's rendering for `column`/`col_type`/`mode`, plus the permissive
+/// policies that are not tenant_guard's.
+fn policy_fits(
+    oid: pg_sys::Oid,
+    table: &str,
+    column: &str,
+    col_type: &str,
+    mode: Mode,
+) -> (Vec<(String, Fit)>, Vec<String>) {
+    let actual = actual_policies(oid);
+    let mut cache: HashMap<String, String> = HashMap::new();
+    let mut canon = |e: &str| -> String {
+        cache
+            .entry(e.to_owned())
+            .or_insert_with(|| canonical(oid, table, e))
+            .clone()
+    };
+    let fits = policy::POLICIES
+        .iter()
+        .map(|name| {
+            let want = policy::expected_policy(name, column, col_type, mode);
+            let have = actual.iter().find(|p| p.name == *name);
+            (name.to_string(), policy::fit(&want, have, &mut canon))
+        })
+        .collect();
+    let extra = actual
+        .iter()
+        .filter(|p| p.permissive && !policy::POLICIES.contains(&p.name.as_str()))
+        .map(|p| p.name.clone())
+        .collect();
+    (fits, extra)
 }
 
 fn state(
@@ -78,7 +248,13 @@ fn state(
     col: &str,
     col_type: String,
     default: &Option<String>,
+    mode: Option<Mode>,
 ) -> TableState {
+    let triggers = actual_triggers(oid, col);
+    let fits = match mode {
+        Some(m) => policy_fits(oid, &r.name, col, &col_type, m).0,
+        None => Vec::new(),
+    };
     TableState {
         name: r.name.clone(),
         column: col.to_owned(),
@@ -87,31 +263,63 @@ fn state(
         partitioned: r.relkind == b'p',
         rls_enabled: r.rls_enabled,
         rls_forced: r.rls_forced,
-        policies: names(
-            "SELECT pg_catalog.array_agg(polname::text) FROM pg_catalog.pg_policy \
-              WHERE polrelid = $1 AND polname LIKE 'tenant\\_guard\\_%'",
-            oid,
-        ),
-        triggers: names(
-            "SELECT pg_catalog.array_agg(tgname::text) FROM pg_catalog.pg_trigger \
-              WHERE tgrelid = $1 AND tgname LIKE 'tenant\\_guard\\_%' AND tgparentid = 0 AND NOT tgisinternal",
-            oid,
-        ),
-        default_is_ours: default.as_deref().is_some_and(|d| d.contains("tenant_guard.tenant_id()")),
+        policies: tenant_guard_policies(oid),
+        stale_triggers: triggers
+            .iter()
+            .filter(|t| !t.as_rendered || !t.enabled)
+            .map(|t| t.name.clone())
+            .collect(),
+        triggers: triggers.into_iter().map(|t| t.name).collect(),
+        default_is_ours: default_is_ours(default),
+        fits,
         recorded: None,
     }
 }
 
-fn direct_partitions(oid: pg_sys::Oid) -> Vec<pg_sys::Oid> {
-    Spi::connect(|c| {
-        spi(c.select(
-            "SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
-              WHERE i.inhparent = $1 AND c.relispartition ORDER BY c.relname",
-            None,
-            &[oid.into()],
-        ))
-        .filter_map(|row| spi(row.get::<pg_sys::Oid>(1)))
+/// Names of the `tenant_guard_*` policies on the table.
+fn tenant_guard_policies(oid: pg_sys::Oid) -> Vec<String> {
+    actual_policies(oid)
+        .into_iter()
+        .map(|p| p.name)
+        .filter(|n| policy::POLICIES.contains(&n.as_str()))
         .collect()
+}
+
+fn default_is_ours(default: &Option<String>) -> bool {
+    default
+        .as_deref()
+        .is_some_and(|d| d.contains("tenant_guard.tenant_id()"))
+}
+
+/// 42501 unless the caller owns `oid` (is a member of its owner role) or is
+/// a superuser: PostgreSQL's own ownership rule for ALTER TABLE.
+fn require_owner(oid: pg_sys::Oid, r: &Relation) {
+    let owner = crate::privileged::table_owner(oid);
+    // SAFETY: a catalog look-up of role membership.
+    let ok = unsafe { pg_sys::has_privs_of_role(pg_sys::GetUserId(), owner) };
+    if !ok {
+        Failure::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("must be owner of table {}", r.display),
+        )
+        .raise();
+    }
+}
+
+fn direct_partitions(oid: pg_sys::Oid) -> Vec<pg_sys::Oid> {
+    pinned(|| {
+        Spi::connect(|c| {
+            spi(c.select(
+                "SELECT i.inhrelid FROM pg_catalog.pg_inherits i \
+                   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid \
+                  WHERE i.inhparent OPERATOR(pg_catalog.=) $1 AND c.relispartition \
+                  ORDER BY c.relname",
+                None,
+                &[oid.into()],
+            ))
+            .filter_map(|row| spi(row.get::<pg_sys::Oid>(1)))
+            .collect()
+        })
     })
 }
 
@@ -141,10 +349,16 @@ fn in_protect() -> bool {
     BUSY.with(|b| b.get() > 0)
 }
 
-fn run(ddl: &[String]) {
-    for stmt in ddl {
-        spi(Spi::run(stmt));
+/// Runs protect's DDL on `oid` as the table's owner (restricted, pinned).
+fn run(oid: pg_sys::Oid, ddl: &[String]) {
+    if ddl.is_empty() {
+        return;
     }
+    as_table_owner(oid, || {
+        for stmt in ddl {
+            spi(Spi::run(stmt));
+        }
+    });
 }
 
 /// Protects one table and, recursively, its partitions. Returns the DDL.
@@ -164,12 +378,15 @@ pub fn protect_oid(
     let parent = parent.or_else(|| {
         r.is_partition
             .then(|| {
-                one::<pg_sys::Oid>(
-                    "SELECT p.relid::oid FROM pg_catalog.pg_inherits i \
-                       JOIN tenant_guard.protected p ON p.relid::oid = i.inhparent \
-                      WHERE i.inhrelid = $1",
-                    &[oid.into()],
-                )
+                pinned(|| {
+                    one::<pg_sys::Oid>(
+                        "SELECT p.relid::pg_catalog.oid FROM pg_catalog.pg_inherits i \
+                           JOIN tenant_guard.protected p \
+                             ON p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) i.inhparent \
+                          WHERE i.inhrelid OPERATOR(pg_catalog.=) $1",
+                        &[oid.into()],
+                    )
+                })
             })
             .flatten()
     });
@@ -183,18 +400,19 @@ pub fn protect_oid(
             .raise();
         }
     }
-    let mut st = state(oid, &r, col, col_type, &default);
+    let mut st = state(oid, &r, col, col_type, &default, Some(opts.mode));
     st.recorded = rec.as_ref().map(|x| x.opts);
     let mut ddl = policy::render_protect(&st, opts);
     if !dry_run {
+        require_owner(oid, &r);
         // Recorded first: the DDL below fires the DDL event trigger, which
         // must see this table as protected already.
         let previous_default = if st.default_is_ours { None } else { default };
-        as_owner(|| {
+        as_extension_owner(|| {
             spi(Spi::run_with_args(
                 "INSERT INTO tenant_guard.protected AS p \
                    (relid, parent, tenant_column, mode, force, rls_was_enabled, rls_was_forced, previous_default) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 VALUES ($1::pg_catalog.oid, $2::pg_catalog.oid, $3, $4, $5, $6, $7, $8) \
                  ON CONFLICT (relid) DO UPDATE SET mode = excluded.mode, force = excluded.force, \
                    parent = excluded.parent",
                 &[
@@ -210,7 +428,7 @@ pub fn protect_oid(
             ))
         });
         let _busy = Busy::enter();
-        run(&ddl);
+        run(oid, &ddl);
     }
     if r.relkind == b'p' {
         for child in direct_partitions(oid) {
@@ -245,19 +463,26 @@ fn protect(
 /// name; 3F000 when the schema does not exist.
 pub fn tables_with_column(schema: &str, col: &str) -> Vec<pg_sys::Oid> {
     crate::catalog::require_schema(schema);
-    Spi::connect(|c| {
-        spi(c.select(
-            "SELECT c.oid FROM pg_catalog.pg_class c \
-               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
-                AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid \
-                             AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped) \
-              ORDER BY c.relname",
-            None,
-            &[schema.into(), col.into()],
-        ))
-        .filter_map(|row| spi(row.get::<pg_sys::Oid>(1)))
-        .collect()
+    pinned(|| {
+        Spi::connect(|c| {
+            spi(c.select(
+                "SELECT c.oid FROM pg_catalog.pg_class c \
+                   JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+                  WHERE n.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.name \
+                    AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[]) \
+                    AND NOT c.relispartition \
+                    AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a \
+                                 WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid \
+                                   AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
+                                   AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 \
+                                   AND NOT a.attisdropped) \
+                  ORDER BY c.relname",
+                None,
+                &[schema.into(), col.into()],
+            ))
+            .filter_map(|row| spi(row.get::<pg_sys::Oid>(1)))
+            .collect()
+        })
     })
 }
 
@@ -294,17 +519,20 @@ fn unprotect(
     let root = tbl.oid();
     let display = tbl.name().to_owned();
     drop(tbl);
-    let tables: Vec<pg_sys::Oid> = Spi::connect(|c| {
-        spi(c.select(
-            "SELECT p.relid::oid FROM tenant_guard.protected p \
-              WHERE p.relid::oid IN (SELECT relid FROM pg_catalog.pg_partition_tree($1)) \
-                 OR p.relid::oid = $1 \
-              ORDER BY (p.relid::oid = $1) DESC, p.relid::oid",
-            None,
-            &[root.into()],
-        ))
-        .filter_map(|row| spi(row.get::<pg_sys::Oid>(1)))
-        .collect()
+    let tables: Vec<pg_sys::Oid> = pinned(|| {
+        Spi::connect(|c| {
+            spi(c.select(
+                "SELECT p.relid::pg_catalog.oid FROM tenant_guard.protected p \
+                  WHERE p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY \
+                        (SELECT t.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass) t) \
+                     OR p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1 \
+                  ORDER BY (p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1) DESC, p.relid::pg_catalog.oid",
+                None,
+                &[root.into()],
+            ))
+            .filter_map(|row| spi(row.get::<pg_sys::Oid>(1)))
+            .collect()
+        })
     });
     if tables.is_empty() {
         notice!("\"{display}\" is not protected by tenant_guard");
@@ -315,14 +543,16 @@ fn unprotect(
         let r = relation(oid);
         let Some(rec) = recorded(oid) else { continue };
         let (col_type, default) = column(oid, &r, &rec.column);
-        let st = state(oid, &r, &rec.column, col_type, &default);
+        let st = state(oid, &r, &rec.column, col_type, &default, None);
         let mut mine = policy::render_unprotect(&st, &rec.before);
         if !dry {
+            require_owner(oid, &r);
             let _busy = Busy::enter();
-            run(&mine);
-            as_owner(|| {
+            run(oid, &mine);
+            as_extension_owner(|| {
                 spi(Spi::run_with_args(
-                    "DELETE FROM tenant_guard.protected WHERE relid = $1",
+                    "DELETE FROM tenant_guard.protected \
+                      WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
                     &[oid.into()],
                 ))
             });
@@ -330,4 +560,78 @@ fn unprotect(
         ddl.append(&mut mine);
     }
     SetOfIterator::new(ddl)
+}
+
+/// `(format_type, default expression)` of a column, or `None` when the table
+/// has no such column (caller's rights, pinned).
+fn column_if_any(oid: pg_sys::Oid, col: &str) -> Option<(String, Option<String>)> {
+    pinned(|| {
+        Spi::connect(|c| {
+            let rows = spi(c.select(
+                "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), pg_catalog.pg_get_expr(d.adbin, d.adrelid) \
+                   FROM pg_catalog.pg_attribute a \
+                   LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid \
+                                                    AND d.adnum OPERATOR(pg_catalog.=) a.attnum \
+                  WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
+                    AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped",
+                None,
+                &[oid.into(), col.into()],
+            ));
+            rows.into_iter().next().map(|row| {
+                (
+                    spi(row.get::<String>(1)).unwrap_or_default(),
+                    spi(row.get::<String>(2)),
+                )
+            })
+        })
+    })
+}
+
+/// Every way a protected table differs from what `protect` would leave with
+/// the recorded options; `None` when the table is not protected.
+pub fn drift(oid: pg_sys::Oid) -> Option<Vec<String>> {
+    let rec = recorded(oid)?;
+    let r = relation(oid);
+    let Some((col_type, default)) = column_if_any(oid, &rec.column) else {
+        return Some(vec![format!("tenant column {} missing", rec.column)]);
+    };
+    let (fits, extra) = policy_fits(oid, &r.name, &rec.column, &col_type, rec.opts.mode);
+    let triggers = actual_triggers(oid, &rec.column);
+    let st = TableState {
+        name: r.name.clone(),
+        column: rec.column.clone(),
+        col_type,
+        is_partition: r.is_partition,
+        partitioned: r.relkind == b'p',
+        rls_enabled: r.rls_enabled,
+        rls_forced: r.rls_forced,
+        default_is_ours: default_is_ours(&default),
+        ..TableState::default()
+    };
+    Some(policy::drift_report(
+        &st,
+        rec.opts,
+        &fits,
+        &extra,
+        &triggers,
+        default.is_some(),
+    ))
+}
+
+/// What differs between a protected table and what `tenant_guard.protect`
+/// renders for the options recorded in `tenant_guard.protected`: policies
+/// (command, permissive or restrictive, roles, expressions as deparsed by
+/// PostgreSQL), row-level security enabled and forced, the tenant column's
+/// default, tenant_guard's triggers, and permissive policies that are not
+/// tenant_guard's. Empty when nothing differs, NULL when the table is not
+/// protected. Re-running protect repairs all but the extra policies.
+///
+/// Rights: catalog reads with the caller's rights, `search_path` pinned;
+/// the expressions protect renders are parsed (never executed) as the
+/// table's owner, restricted, as protect's CREATE POLICY does.
+#[pg_extern(stable, parallel_unsafe, schema = "tenant_guard")]
+fn protection_drift(tbl: pgrx::PgRelation) -> Option<Vec<String>> {
+    let oid = tbl.oid();
+    drop(tbl);
+    drift(oid)
 }

@@ -11,8 +11,13 @@
 //! no NULL tenants, no orphan tenants (with a registry), no cross-tenant
 //! references. Otherwise `55000` with every blocker in DETAIL, and nothing
 //! is changed (the check comes before the first statement).
+//!
+//! Whose rights: the audits run with the caller's rights (pinned
+//! `search_path`); the DDL on each table runs as that table's owner
+//! (through `protect` and the integrity generators); only the owner of every
+//! table (or a superuser) can roll a schema out.
 
-use crate::catalog::as_owner;
+use crate::privileged::pinned;
 use crate::error::{invalid_parameter, spi, Code, Failure};
 use crate::integrity_sql;
 use crate::policy::{Mode, Options};
@@ -90,22 +95,34 @@ fn with_tenant_column<R>(col: &str, f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// Every audit finding in `schema` that blocks a strict phase.
+/// Every audit finding in `schema` that blocks a strict phase. The audits
+/// run with the caller's rights and `search_path` pinned (they count rows as
+/// each table's owner themselves, after checking that the caller could have
+/// read every row); tables are named from `nspname`/`relname`.
 fn blockers(schema: &str, col: &str) -> Vec<String> {
     let queries = [
-        "SELECT format('%s: %s row(s) with a NULL %I', table_name, null_rows, tenant_column) \
-           FROM tenant_guard.null_tenant_rows n JOIN pg_catalog.pg_class c ON c.oid = n.table_name \
-          WHERE c.relnamespace = pg_catalog.to_regnamespace($1)",
-        "SELECT format('%s: %s row(s) of tenant %L, which is not in the registry', table_name, \"rows\", tenant_id) \
-           FROM tenant_guard.orphan_tenant_rows o JOIN pg_catalog.pg_class c ON c.oid = o.table_name \
-          WHERE c.relnamespace = pg_catalog.to_regnamespace($1)",
-        "SELECT format('%s: %s row(s) reference a row of %s of another tenant through %I', \
-                       child_table, mismatched_rows, parent_table, constraint_name) \
-           FROM tenant_guard.cross_tenant_references x JOIN pg_catalog.pg_class c ON c.oid = x.child_table \
-          WHERE c.relnamespace = pg_catalog.to_regnamespace($1)",
+        "SELECT pg_catalog.format('%I.%I: %s row(s) with a NULL %I', ns.nspname, c.relname, n.null_rows, n.tenant_column) \
+           FROM tenant_guard.null_tenant_rows n \
+           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) n.table_name::pg_catalog.oid \
+           JOIN pg_catalog.pg_namespace ns ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace \
+          WHERE ns.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+        "SELECT pg_catalog.format('%I.%I: %s row(s) of tenant %L, which is not in the registry', \
+                                 ns.nspname, c.relname, o.\"rows\", o.tenant_id) \
+           FROM tenant_guard.orphan_tenant_rows o \
+           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) o.table_name::pg_catalog.oid \
+           JOIN pg_catalog.pg_namespace ns ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace \
+          WHERE ns.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+        "SELECT pg_catalog.format('%I.%I: %s row(s) reference a row of %I.%I of another tenant through %I', \
+                                 ns.nspname, c.relname, x.mismatched_rows, pns.nspname, pc.relname, x.constraint_name) \
+           FROM tenant_guard.cross_tenant_references x \
+           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) x.child_table::pg_catalog.oid \
+           JOIN pg_catalog.pg_namespace ns ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace \
+           JOIN pg_catalog.pg_class pc ON pc.oid OPERATOR(pg_catalog.=) x.parent_table::pg_catalog.oid \
+           JOIN pg_catalog.pg_namespace pns ON pns.oid OPERATOR(pg_catalog.=) pc.relnamespace \
+          WHERE ns.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
     ];
     with_tenant_column(col, || {
-        as_owner(|| {
+        pinned(|| {
             Spi::connect(|c| {
                 queries
                     .iter()
