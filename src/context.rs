@@ -10,8 +10,16 @@
 //! cannot hand it to the next client) or `GUC_ACTION_SET` (session). Being
 //! settings, they revert with a rolled-back transaction or savepoint, are
 //! cleared by `RESET ALL` / `DISCARD ALL`, and are copied to parallel workers.
+//!
+//! A context holds only while what it was verified with holds: its key
+//! active and unexpired, its token unexpired (`exp` + leeway), its tenants
+//! active in the registry. The setting carries nothing for that; the facts
+//! (kid, `exp`, tenants) are read from its value (or kept by `set_context`)
+//! and checked again once per statement, never per row: see [`context_valid`].
+//! A context that no longer holds reads nothing and writes nothing, the
+//! accessors return NULL, and one WARNING says why.
 
-use crate::error::{rejected, Code, Failure};
+use crate::error::{log_line, rejected, Code, Failure};
 use crate::gucs;
 use crate::keys;
 use crate::registry;
@@ -165,6 +173,242 @@ fn verify_cached(
     Ok(v)
 }
 
+/// What a context value was verified with, checked again at every statement.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Facts {
+    kid: String,
+    /// The token's `exp` (Unix seconds), if it had one.
+    exp: Option<f64>,
+    /// The tenants that must stay active in the registry: the tenant and the
+    /// read set of a multi-tenant token. (A bypass token's read set is every
+    /// active tenant when it was set; only its own tenant is re-checked.)
+    tenants: Vec<String>,
+}
+
+fn facts_of_verified(v: &Verified) -> Facts {
+    let mut tenants: Vec<String> = v.tenant.iter().cloned().collect();
+    if !v.bypass {
+        for t in &v.tenants {
+            if !tenants.contains(t) {
+                tenants.push(t.clone());
+            }
+        }
+    }
+    Facts {
+        kid: v.kid.clone(),
+        exp: v.claims.get("exp").and_then(serde_json::Value::as_f64),
+        tenants,
+    }
+}
+
+/// The facts of a packed value (a value this backend did not set itself: a
+/// parallel worker's copy, or one restored by a rollback). A value that does
+/// not parse yields no kid, which no key has: it fails closed.
+fn facts_of(value: &str) -> Facts {
+    let (tenant, scope, claims) = unpack(value);
+    let scope: Scope = serde_json::from_str(scope).unwrap_or_default();
+    let exp = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(claims)
+        .ok()
+        .and_then(|c| c.get("exp").and_then(serde_json::Value::as_f64));
+    let mut tenants: Vec<String> = Vec::new();
+    if !tenant.is_empty() {
+        tenants.push(tenant.to_owned());
+    }
+    if !scope.bypass {
+        for t in scope.read.unwrap_or_default() {
+            if !tenants.contains(&t) {
+                tenants.push(t);
+            }
+        }
+    }
+    Facts {
+        kid: scope.kid,
+        exp,
+        tenants,
+    }
+}
+
+/// Why a context verified with `f` no longer holds at `now` (the start of
+/// the statement), as far as the key ring and the clock tell: `keys` are the
+/// unretired keys. `None`: it still holds.
+fn lapsed(f: &Facts, keys: &[token::Key], now: f64, leeway: f64) -> Option<String> {
+    let kid = token::clip(&f.kid);
+    let Some(key) = keys.iter().find(|k| k.kid == f.kid) else {
+        return Some(format!("key \"{kid}\" has been retired"));
+    };
+    if !key.active_at(now) {
+        let at = key.expires_at.map(token::utc).unwrap_or_default();
+        return Some(format!("key \"{kid}\" expired at {at}"));
+    }
+    match f.exp {
+        // The verifier's rule (token::check_times): expired once now > exp + leeway.
+        Some(exp) if now > exp + leeway => {
+            Some(format!("the token expired at {}", token::utc(exp)))
+        }
+        _ => None,
+    }
+}
+
+/// PostgreSQL's `TimestampTz` (microseconds since 2000-01-01) as Unix seconds.
+fn unix_seconds(ts: i64) -> f64 {
+    ts as f64 / 1_000_000.0 + 946_684_800.0
+}
+
+/// Identifies a statement: (transaction start, statement start). Both are
+/// what `now()` and `statement_timestamp()` return, copied to parallel
+/// workers by PostgreSQL.
+type Statement = (i64, i64);
+
+fn this_statement() -> Statement {
+    // SAFETY: plain reads of the transaction's timestamps.
+    unsafe {
+        (
+            pg_sys::GetCurrentTransactionStartTimestamp(),
+            pg_sys::GetCurrentStatementStartTimestamp(),
+        )
+    }
+}
+
+/// Whether the registry must be asked again about a value set by
+/// `set_context` in `set` (if this backend set it), at statement `now`:
+/// not in the statement that set it, nor for a transaction-local context
+/// within the transaction that set it (it ends there); otherwise once per
+/// statement.
+fn registry_due(set: Option<(Statement, bool)>, now: Statement) -> bool {
+    match set {
+        Some((at, _)) if at == now => false,
+        Some((at, true)) if at.0 == now.0 => false,
+        _ => true,
+    }
+}
+
+/// The verdict on the current context value, kept per backend.
+struct Checked {
+    /// `gucs::context_epoch()` of the value judged.
+    epoch: u64,
+    facts: Option<Rc<Facts>>,
+    /// Set by this backend's `set_context`: where, and whether local.
+    set: Option<(Statement, bool)>,
+    /// The statement and key ring generation of the verdict.
+    at: (Statement, u64),
+    valid: bool,
+    warned: bool,
+    /// A registry look-up is running (its policies may call back in).
+    checking: bool,
+}
+
+thread_local! {
+    static CHECKED: RefCell<Checked> = const { RefCell::new(Checked {
+        epoch: u64::MAX,
+        facts: None,
+        set: None,
+        at: ((0, 0), 0),
+        valid: false,
+        warned: false,
+        checking: false,
+    }) };
+}
+
+/// Records what `set_context` just verified the current value with.
+fn remember_set(f: Facts, is_local: bool, generation: u64) {
+    let epoch = gucs::context_epoch();
+    let now = this_statement();
+    CHECKED.with(|c| {
+        *c.borrow_mut() = Checked {
+            epoch,
+            facts: Some(Rc::new(f)),
+            set: Some((now, is_local)),
+            at: (now, generation),
+            valid: true,
+            warned: false,
+            checking: false,
+        }
+    });
+}
+
+/// Whether the context in the setting (`value`, not empty) still holds.
+///
+/// Cost: per call, a counter, two timestamps and the cached key ring are
+/// compared with the last verdict. Once per statement (or when the key ring
+/// was reloaded: any change to keys or registry settings, in any session,
+/// reaches this backend at its next command): the key is looked up in the
+/// ring and the times compared with the statement's start, which is free;
+/// with a registry configured, each of the context's tenants is looked up
+/// there (one indexed query per tenant), except in the statement that
+/// called `set_context`, and for a transaction-local context within its
+/// transaction.
+fn context_valid(value: &CStr) -> bool {
+    let epoch = gucs::context_epoch();
+    let ring = keys::ring();
+    let now = this_statement();
+    let at = (now, ring.generation);
+    let known = CHECKED.with(|c| {
+        let c = c.borrow();
+        if c.checking {
+            // Called back from the registry look-up below: fail closed.
+            Some(false)
+        } else {
+            (c.epoch == epoch && c.at == at).then_some(c.valid)
+        }
+    });
+    if let Some(valid) = known {
+        return valid;
+    }
+    let (facts, set, warned) = CHECKED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.epoch != epoch {
+            c.epoch = epoch;
+            c.facts = None;
+            c.set = None;
+            c.warned = false;
+        }
+        (c.facts.clone(), c.set, c.warned)
+    });
+    let facts = facts.unwrap_or_else(|| {
+        let f = Rc::new(facts_of(value.to_str().unwrap_or("")));
+        CHECKED.with(|c| c.borrow_mut().facts = Some(f.clone()));
+        f
+    });
+    let leeway = f64::from(gucs::LEEWAY.get());
+    let mut why = lapsed(&facts, &ring.keys, unix_seconds(now.1), leeway);
+    if why.is_none() {
+        if let Some(reg) = ring.registry.as_ref().filter(|_| registry_due(set, now)) {
+            struct Checking;
+            impl Drop for Checking {
+                fn drop(&mut self) {
+                    CHECKED.with(|c| c.borrow_mut().checking = false);
+                }
+            }
+            CHECKED.with(|c| c.borrow_mut().checking = true);
+            let _checking = Checking;
+            why = facts
+                .tenants
+                .iter()
+                .find_map(|t| registry::check(reg, t).err());
+        }
+    }
+    let valid = why.is_none();
+    // A parallel worker stays silent: its leader judges the same value.
+    // SAFETY: reads a backend-global int.
+    let worker = unsafe { pg_sys::ParallelWorkerNumber } >= 0;
+    let warn = !valid && !warned && !worker;
+    CHECKED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.epoch == epoch {
+            c.at = at;
+            c.valid = valid;
+            c.warned |= warn;
+        }
+    });
+    if let (true, Some(why)) = (warn, why) {
+        Failure::new(Code::ERRCODE_WARNING, "the tenant context is no longer valid")
+            .detail(why)
+            .hint("From this statement on it reads and writes nothing; call tenant_guard.set_context with a new token.")
+            .report(PgLogLevel::WARNING);
+    }
+    valid
+}
+
 fn rules() -> Rules {
     let lifetime = gucs::MAX_TOKEN_LIFETIME.get();
     Rules {
@@ -208,11 +452,11 @@ fn put(name: &CStr, value: &str, is_local: bool) {
 fn refuse(r: &Rejection, kid: Option<&str>) -> ! {
     // Logged for the DBA (server log only at the default client_min_messages);
     // never the token itself.
-    log!(
+    log_line(format!(
         "tenant_guard: token rejected: {r} (kid \"{}\"): {}",
         token::clip(kid.unwrap_or("")),
         r.detail()
-    );
+    ));
     let f = rejected(r.to_string()).detail(r.detail());
     match r {
         Rejection::NoKeys => f.hint("Add a key with tenant_guard.add_key.").raise(),
@@ -238,9 +482,18 @@ fn header_kid(token: &str) -> Option<String> {
 ///
 /// Returns the tenant id. `is_local => true` (the default) lasts until the
 /// end of the current transaction, like `SET LOCAL`, and must be called
-/// inside one. `is_local => false` lasts for the session.
+/// inside one. `is_local => false` lasts for the session, as long as the
+/// token, its key and its tenants stay valid (checked at every statement).
+///
+/// Runs with the caller's rights; the key ring and the registry are read
+/// inside `keys` / `registry` with theirs. No error or log line it causes
+/// carries the statement (which may hold the token).
 #[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
 fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> String {
+    crate::error::hide_statement(|| set_context_inner(token, is_local))
+}
+
+fn set_context_inner(token: Option<&str>, is_local: Option<bool>) -> String {
     let Some(is_local) = is_local else {
         crate::error::invalid_parameter("is_local must not be NULL").raise()
     };
@@ -251,7 +504,7 @@ fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> S
             "set_context with is_local => true must be called inside a transaction block",
         )
         .detail("Outside BEGIN ... COMMIT the context would end with this statement.")
-        .hint("Run BEGIN first, or pass is_local => false for a session-wide context.")
+        .hint("Run BEGIN first and call set_context inside the transaction: a context that outlives the transaction would serve the next request on a pooled connection.")
         .raise();
     }
     let Some(token) = token else {
@@ -273,10 +526,10 @@ fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> S
         .unwrap_or_else(|r| refuse(&r, header_kid(token).as_deref()));
     let v = &cached.v;
     let refuse_tenant = |why: String| -> ! {
-        log!(
+        log_line(format!(
             "tenant_guard: token rejected: tenant not accepted (kid \"{}\"): {why}",
             v.kid
-        );
+        ));
         rejected("token tenant is not accepted").detail(why).raise()
     };
     if let Some(reg) = &ring.registry {
@@ -300,10 +553,10 @@ fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> S
             // stays `tenant = ANY (visible set)`, so ordinary tenant queries
             // keep their index scans and never pay for an `OR bypass` branch.
             let Some(reg) = &ring.registry else {
-                log!(
+                log_line(format!(
                     "tenant_guard: token rejected: bypass without a registry (kid \"{}\")",
                     v.kid
-                );
+                ));
                 rejected("bypass tokens need a tenant registry")
                     .detail("a bypass token reads every tenant listed in the registry")
                     .hint("Configure one with tenant_guard.use_registry, or give a support role BYPASSRLS.")
@@ -314,21 +567,22 @@ fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> S
         }
     };
     put(gucs::CONTEXT_NAME, &value, is_local);
+    remember_set(facts_of_verified(v), is_local, ring.generation);
     let tenant = v.tenant.clone().unwrap_or_default();
     let lasts = if is_local { "transaction" } else { "session" };
     if v.bypass {
         // Every use of a bypass token is logged, whatever log_context says.
-        log!(
+        log_line(format!(
             "tenant_guard: bypass context set: user \"{}\", kid \"{}\", {readable} tenants readable, {lasts}",
             v.user.as_deref().unwrap_or(""),
             v.kid,
-        );
+        ));
     } else if gucs::LOG_CONTEXT.get() {
-        log!(
+        log_line(format!(
             "tenant_guard: context set: tenant \"{tenant}\", user \"{}\", kid \"{}\", {lasts}",
             v.user.as_deref().unwrap_or(""),
             v.kid,
-        );
+        ));
     }
     tenant
 }
@@ -340,17 +594,22 @@ fn clear_context() {
 }
 
 /// The context setting's current value, borrowed (no copy): valid until the
-/// setting next changes, so use it at once.
+/// setting next changes, so use it at once. `None` without a context, and
+/// for a context that no longer holds ([`context_valid`]).
 fn raw_context() -> Option<&'static str> {
     // SAFETY: the GUC machinery keeps the pointer valid until the value is
     // replaced; nothing below changes it while the borrow is in use.
-    unsafe {
+    let v = unsafe {
         let p = *gucs::CONTEXT.as_ptr();
         if p.is_null() {
             return None;
         }
-        CStr::from_ptr(p).to_str().ok().filter(|s| !s.is_empty())
+        CStr::from_ptr(p)
+    };
+    if v.is_empty() || !context_valid(v) {
+        return None;
     }
+    v.to_str().ok()
 }
 
 /// The current tenant (the writing one), if any.
@@ -506,8 +765,13 @@ unsafe fn text_array(ids: &[&[u8]]) -> pg_sys::Datum {
 unsafe fn tenant_array(writable: bool) -> pg_sys::Datum {
     // Fast path: a context that reads exactly its tenant (and writes it).
     let raw = *gucs::CONTEXT.as_ptr();
-    if !raw.is_null() {
-        if let Some(t) = simple_tenant(CStr::from_ptr(raw).to_bytes()) {
+    if !raw.is_null() && *raw != 0 {
+        let value = CStr::from_ptr(raw);
+        if !context_valid(value) {
+            // No longer valid: reads nothing, writes nothing.
+            return text_array(&[]);
+        }
+        if let Some(t) = simple_tenant(value.to_bytes()) {
             return text_array(&[t]);
         }
     }
@@ -589,5 +853,122 @@ mod unit {
         let claims = serde_json::json!({"x": "a\u{1f}b"}).to_string();
         assert!(!claims.contains('\u{1f}'));
         assert_eq!(unpack(&pack("t", "{}", &claims, true)).2, claims);
+    }
+    fn key(kid: &str, expires_at: Option<f64>) -> token::Key {
+        token::Key {
+            kid: kid.into(),
+            alg: token::Alg::Hs256,
+            secret: vec![0; 32],
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn facts_from_packed_values() {
+        // The simple case: kid from the scope, exp from the claims.
+        let v = pack(
+            "acme",
+            "{\"kid\":\"k1\"}",
+            "{\"tenant_id\":\"acme\",\"exp\":1700000000}",
+            true,
+        );
+        assert_eq!(
+            facts_of(&v),
+            Facts {
+                kid: "k1".into(),
+                exp: Some(1_700_000_000.0),
+                tenants: vec!["acme".into()]
+            }
+        );
+        // A read set: the tenant first, then the others, once each.
+        let v = pack(
+            "a",
+            "{\"kid\":\"k\",\"read\":[\"b\",\"a\",\"c\"]}",
+            "{}",
+            false,
+        );
+        assert_eq!(facts_of(&v).tenants, ["a", "b", "c"]);
+        assert_eq!(facts_of(&v).exp, None);
+        // A bypass read set is not re-checked, its tenant is.
+        let v = pack(
+            "a",
+            "{\"kid\":\"k\",\"read\":[\"a\",\"b\"],\"bypass\":true}",
+            "{}",
+            false,
+        );
+        assert_eq!(facts_of(&v).tenants, ["a"]);
+        let v = pack(
+            "",
+            "{\"kid\":\"k\",\"read\":[\"a\",\"b\"],\"bypass\":true}",
+            "{}",
+            false,
+        );
+        assert!(facts_of(&v).tenants.is_empty());
+        // A value that does not parse has no kid: no key matches it.
+        assert_eq!(facts_of("garbage").kid, "");
+        assert_eq!(
+            lapsed(&facts_of("garbage"), &[key("k", None)], 0.0, 0.0).as_deref(),
+            Some("key \"\" has been retired")
+        );
+    }
+
+    #[test]
+    fn lapsed_contexts() {
+        let f = Facts {
+            kid: "k".into(),
+            exp: Some(1000.0),
+            tenants: vec!["t".into()],
+        };
+        let keys = [key("k", Some(2000.0)), key("other", None)];
+        assert_eq!(lapsed(&f, &keys, 999.0, 0.0), None);
+        // exp is inclusive, as in the verifier; leeway extends it.
+        assert_eq!(lapsed(&f, &keys, 1000.0, 0.0), None);
+        assert!(lapsed(&f, &keys, 1000.5, 0.0)
+            .unwrap()
+            .starts_with("the token expired at 1970-01-01 00:16:40"));
+        assert_eq!(lapsed(&f, &keys, 1020.0, 30.0), None);
+        // The key: retired (not in the ring) or expired (exclusive).
+        let retired = lapsed(&f, &keys[1..], 0.0, 0.0).unwrap();
+        assert_eq!(retired, "key \"k\" has been retired");
+        let f2 = Facts {
+            exp: None,
+            ..f.clone()
+        };
+        assert_eq!(lapsed(&f2, &keys, 1999.0, 0.0), None);
+        assert!(lapsed(&f2, &keys, 2000.0, 0.0)
+            .unwrap()
+            .starts_with("key \"k\" expired at "));
+        // Without exp (require_exp off) only the key limits it.
+        assert_eq!(lapsed(&f2, &[key("k", None)], 1e12, 0.0), None);
+        // A kid from the value is clipped in the message.
+        let long = Facts {
+            kid: "x".repeat(100),
+            exp: None,
+            tenants: vec![],
+        };
+        assert!(lapsed(&long, &[], 0.0, 0.0).unwrap().len() < 100);
+    }
+
+    #[test]
+    fn registry_checks_once_per_statement() {
+        let s1 = (10, 11);
+        // Not set here (a worker's copy, a restored value): every statement.
+        assert!(registry_due(None, s1));
+        // Not again in the statement that set it...
+        assert!(!registry_due(Some((s1, false)), s1));
+        assert!(!registry_due(Some((s1, true)), s1));
+        // ...a session context at the next statement, same transaction or not...
+        assert!(registry_due(Some((s1, false)), (10, 12)));
+        assert!(registry_due(Some((s1, false)), (20, 21)));
+        // ...a transaction-local one not before its transaction ends.
+        assert!(!registry_due(Some((s1, true)), (10, 12)));
+        assert!(registry_due(Some((s1, true)), (20, 21)));
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(unix_seconds(0), 946_684_800.0);
+        assert_eq!(unix_seconds(1_500_000), 946_684_801.5);
+        assert_eq!(unix_seconds(-946_684_800_000_000), 0.0);
     }
 }

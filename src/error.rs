@@ -3,9 +3,23 @@
 //! Messages follow PostgreSQL's style: lowercase, no trailing period, values
 //! in double quotes; the why goes in DETAIL and the next step in HINT. No
 //! message, DETAIL or HINT ever contains a token, a signature or a secret.
+//!
+//! The statement is never logged with them. A client that interpolates its
+//! parameters (Django's default) sends `SELECT tenant_guard.set_context('eyJ…')`
+//! as text, and PostgreSQL would print that text as the `STATEMENT:` line
+//! under every ERROR and LOG message (`log_min_error_statement = error`, the
+//! default): a still-valid token in the log. Every message tenant_guard emits
+//! carries the text domain [`DOMAIN`], and an `emit_log_hook` ([`init`]) sets
+//! `hide_stmt` on exactly those, which is what C code does with
+//! `errhidestmt(true)`. (pgrx re-raises errors caught at a guard boundary
+//! from a copy that keeps the domain but not `hide_stmt`, so calling
+//! `errhidestmt` inside the report would be lost; the domain survives.)
+//! [`hide_statement`] extends this to errors PostgreSQL itself raises while
+//! `set_context` runs (an SPI failure, a statement timeout).
 
-use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::pg_sys::panic::{CaughtError, ErrorReport, ErrorReportWithLevel};
 use pgrx::prelude::*;
+use std::ffi::CStr;
 
 pub use pgrx::PgSqlErrorCode as Code;
 
@@ -36,15 +50,106 @@ impl Failure {
     }
     /// Raises the error; never returns.
     pub fn raise(self) -> ! {
-        let mut r = ErrorReport::new(self.code, self.message, "tenant_guard");
+        self.report(PgLogLevel::ERROR);
+        unreachable!("ERROR does not return")
+    }
+
+    /// Emits the message at `level` (WARNING, LOG, ...), statement hidden.
+    pub fn report(self, level: PgLogLevel) {
+        let mut r = ErrorReport::new(self.code, self.message, "tenant_guard").set_domain(DOMAIN);
         if let Some(d) = self.detail {
             r = r.set_detail(d);
         }
         if let Some(h) = self.hint {
             r = r.set_hint(h);
         }
-        r.report(PgLogLevel::ERROR);
-        unreachable!("ERROR does not return")
+        r.report(level);
+    }
+}
+
+/// The text domain of every message tenant_guard emits; the log hook hides
+/// the statement of messages in it. (No translation catalog is installed
+/// under this name, so messages stay as written.)
+pub const DOMAIN: &str = "tenant_guard";
+
+/// A LOG line for the DBA (server log only at the default
+/// `client_min_messages`), without the statement that caused it.
+pub fn log_line(message: impl Into<String>) {
+    Failure::new(Code::ERRCODE_SUCCESSFUL_COMPLETION, message).report(PgLogLevel::LOG);
+}
+
+static mut PREVIOUS_EMIT_LOG_HOOK: pg_sys::emit_log_hook_type = None;
+
+/// Installs the log hook that hides the statement of tenant_guard's own
+/// messages. Called once per process from `_PG_init` (through `gucs::init`).
+pub fn init() {
+    // SAFETY: _PG_init runs once per process, before any message of ours;
+    // the previous hook is kept and called (hooks chain).
+    unsafe {
+        PREVIOUS_EMIT_LOG_HOOK = pg_sys::emit_log_hook;
+        pg_sys::emit_log_hook = Some(hide_own_statements);
+    }
+}
+
+/// Whether a message's text domain is ours.
+fn is_ours(domain: &[u8]) -> bool {
+    domain == DOMAIN.as_bytes()
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn hide_own_statements(edata: *mut pg_sys::ErrorData) {
+    // SAFETY: PostgreSQL passes the ErrorData being emitted; domain is a
+    // NUL-terminated string or NULL. Called before the server log line is
+    // written, which is where hide_stmt is read.
+    unsafe {
+        if let Some(e) = edata.as_mut() {
+            if !e.domain.is_null() && is_ours(CStr::from_ptr(e.domain).to_bytes()) {
+                e.hide_stmt = true;
+            }
+        }
+        if let Some(previous) = PREVIOUS_EMIT_LOG_HOOK {
+            previous(edata);
+        }
+    }
+}
+
+/// Runs `f`; an error raised inside (by PostgreSQL or by us) is re-raised
+/// in tenant_guard's domain, so the statement that called `f` (which may
+/// hold a token) is not logged with it. SQLSTATE, message, DETAIL and HINT
+/// are kept.
+pub fn hide_statement<R>(f: impl FnOnce() -> R) -> R {
+    let payload = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => return r,
+        Err(payload) => payload,
+    };
+    // What a raised error looks like while it unwinds: our own reports and
+    // `ereport!` (ErrorReportWithLevel), PostgreSQL errors caught at an FFI
+    // boundary (CaughtError), plain panics (a message).
+    let retag = |e: &ErrorReportWithLevel| -> Option<Failure> {
+        (!e.domain().is_some_and(|d| is_ours(d.as_bytes()))).then(|| Failure {
+            code: e.sql_error_code(),
+            message: e.message().to_owned(),
+            detail: e.detail().map(str::to_owned),
+            hint: e.hint().map(str::to_owned),
+        })
+    };
+    let failure = if let Some(e) = payload.downcast_ref::<ErrorReportWithLevel>() {
+        retag(e)
+    } else if let Some(c) = payload.downcast_ref::<CaughtError>() {
+        match c {
+            CaughtError::PostgresError(e) | CaughtError::ErrorReport(e) => retag(e),
+            CaughtError::RustPanic { ereport, .. } => retag(ereport),
+        }
+    } else if let Some(m) = payload.downcast_ref::<&str>() {
+        Some(Failure::new(Code::ERRCODE_INTERNAL_ERROR, *m))
+    } else {
+        payload
+            .downcast_ref::<String>()
+            .map(|m| Failure::new(Code::ERRCODE_INTERNAL_ERROR, m.clone()))
+    };
+    match failure {
+        Some(f) => f.raise(),
+        None => std::panic::resume_unwind(payload),
     }
 }
 

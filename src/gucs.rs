@@ -16,6 +16,9 @@
 //!
 //! The prefix is reserved (`MarkGUCPrefixReserved`), which also discards any
 //! placeholder a session `SET` before this library was loaded.
+//!
+//! `init` also installs the log hook of `error` (statements of tenant_guard's
+//! messages are never logged), being the one call `_PG_init` makes first.
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 use pgrx::pg_sys;
@@ -63,8 +66,25 @@ pub enum OnNewTable {
 
 pub static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
-/// Names of the context settings, in the order `set_context` writes them.
+/// Name of the context setting.
 pub const CONTEXT_NAME: &CStr = c"tenant_guard.context";
+
+thread_local! {
+    static CONTEXT_EPOCH: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Bumped on every assignment of the context setting: equal epochs mean the
+/// same value (GUC strings are never changed in place).
+pub fn context_epoch() -> u64 {
+    CONTEXT_EPOCH.with(std::cell::Cell::get)
+}
+
+unsafe extern "C-unwind" fn context_assigned(
+    _newval: *const std::ffi::c_char,
+    _extra: *mut std::ffi::c_void,
+) {
+    CONTEXT_EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
+}
 
 pub fn init() {
     let rules = GucFlags::default();
@@ -182,25 +202,27 @@ pub fn init() {
         rules,
     );
 
-    // Context: written only by set_context / clear_context.
+    // Context: written only by set_context / clear_context. The assign hook
+    // counts every change (set, reset, rollback, end of transaction), so the
+    // context checks know when the value they verified was replaced.
     let ctx = GucFlags::DISALLOW_IN_FILE | GucFlags::DISALLOW_IN_AUTO_FILE | GucFlags::NO_SHOW_ALL;
-    let define_ctx = |name: &'static CStr,
-                      desc: &'static CStr,
-                      setting: &'static GucSetting<Option<CString>>| {
-        GucRegistry::define_string_guc(
-            name,
-            desc,
+    // SAFETY: a static setting; the hook cannot fail (it bumps a counter).
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            CONTEXT_NAME,
+            c"Verified tenant context of this session: tenant, scope and claims.",
             c"Set only by tenant_guard.set_context after verifying a signed token.",
-            setting,
+            &CONTEXT,
             GucContext::Suset,
             ctx,
+            None,
+            Some(context_assigned),
+            None,
         )
     };
-    define_ctx(
-        CONTEXT_NAME,
-        c"Verified tenant context of this session: tenant, scope and claims.",
-        &CONTEXT,
-    );
+
+    // The log hook hiding the statement of tenant_guard's messages.
+    crate::error::init();
 
     // SAFETY: called from _PG_init with a static, NUL-terminated prefix.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"tenant_guard".as_ptr()) };
