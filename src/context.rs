@@ -397,7 +397,8 @@ fn context_valid(value: &CStr) -> bool {
         if c.epoch == epoch {
             c.at = at;
             c.valid = valid;
-            c.warned |= warn;
+            // Valid again (a reactivated tenant): warn again should it lapse.
+            c.warned = !valid && (c.warned || warn);
         }
     });
     if let (true, Some(why)) = (warn, why) {

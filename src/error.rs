@@ -177,11 +177,16 @@ pub fn spi<T>(r: Result<T, pgrx::spi::Error>) -> T {
 
 /// Runs a query expected to return at most one row of one column: `None`
 /// for no row or a NULL value. SPI failures are internal errors.
+///
+/// For SELECTs only. It runs read-only while the transaction has written
+/// nothing (like pgrx's `select`): it never assigns a transaction id, so a
+/// look-up costs no commit record and works inside a parallel worker (the
+/// context checks run there; `Spi::get_one` would assign one and fail).
 pub fn one<T: pgrx::FromDatum + pgrx::IntoDatum>(
     sql: &str,
     args: &[pgrx::datum::DatumWithOid],
 ) -> Option<T> {
-    match Spi::get_one_with_args::<T>(sql, args) {
+    match Spi::connect(|c| c.select(sql, Some(1), args)?.first().get_one::<T>()) {
         Ok(v) => v,
         Err(pgrx::spi::Error::InvalidPosition) => None,
         Err(e) => spi(Err(e)),
