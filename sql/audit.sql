@@ -1,27 +1,34 @@
 -- tenant_guard: audit views and the advisor.
 --
--- They look at the data, not only the schema, and they read as the caller:
--- query them as a superuser or a role with BYPASSRLS (row-level security
--- would otherwise hide exactly the dirty rows they count). Every identifier
--- is quoted with format('%I') / regclass output; counts are exact.
+-- Whose rights: the views run with the caller's rights and pinned
+-- search_path. The counts are Rust functions (src/audit.rs) that first
+-- check the caller may read every row of the table (SELECT, and row-level
+-- security does not restrict it: query them as a superuser, a BYPASSRLS
+-- role or the tables' owner), then count as the table's owner, so a cast or
+-- operator written by that owner never runs with an auditor's rights. A
+-- table the caller may not read in full is skipped with a WARNING. Every
+-- identifier is quoted; counts are exact.
 
 -- Tenant tables: every table with the column named by tenant_guard.tenant_column
 -- (outside system schemas and this extension), plus every table protected
 -- with a column of its own. Partitions are counted through their parent.
+-- SET search_path (so not inlined): no benchmark depends on inlining it.
 CREATE FUNCTION tenant_guard.tenant_tables()
 RETURNS TABLE (table_name regclass, tenant_column name)
-LANGUAGE sql STABLE AS $$
-  -- No SET clause, so the planner can inline it; catalog names resolve in
-  -- pg_catalog first whatever the caller's search_path.
-  SELECT c.oid::regclass, a.attname
-    FROM pg_class c
-    JOIN pg_namespace n ON n.oid = c.relnamespace
-    JOIN pg_attribute a ON a.attrelid = c.oid
-                       AND a.attname = coalesce(nullif(current_setting('tenant_guard.tenant_column', true), ''), 'tenant_id')
-                       AND a.attnum > 0 AND NOT a.attisdropped
-   WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-     AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant_guard', 'pg_toast')
-     AND n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast\_temp\_%'
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT c.oid::pg_catalog.regclass, a.attname
+    FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+                       AND a.attname OPERATOR(pg_catalog.=)
+                           COALESCE(NULLIF(pg_catalog.current_setting('tenant_guard.tenant_column'::pg_catalog.text, true),
+                                                                 ''::pg_catalog.text),
+                                               'tenant_id'::pg_catalog.text)::pg_catalog.name
+                       AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped
+   WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog."char"[]) AND NOT c.relispartition
+     AND NOT (n.nspname OPERATOR(pg_catalog.=) ANY ('{pg_catalog,information_schema,tenant_guard,pg_toast}'::pg_catalog.name[]))
+     AND NOT pg_catalog.starts_with(n.nspname::pg_catalog.text, 'pg_temp_'::pg_catalog.text)
+     AND NOT pg_catalog.starts_with(n.nspname::pg_catalog.text, 'pg_toast_temp_'::pg_catalog.text)
   UNION
   SELECT p.relid, p.tenant_column FROM tenant_guard.protected p
    WHERE p.parent IS NULL
@@ -29,19 +36,25 @@ $$;
 
 CREATE FUNCTION tenant_guard.audit_null_tenant_rows()
 RETURNS TABLE (table_name regclass, tenant_column name, null_rows bigint)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE t record; n bigint;
 BEGIN
   -- NOT NULL columns are skipped without a scan; the others are counted
   -- with the same query one would write by hand (an index on the tenant
-  -- column serves IS NULL).
+  -- column serves IS NULL), as the table's owner.
   FOR t IN SELECT tt.table_name, tt.tenant_column
              FROM tenant_guard.tenant_tables() tt
-             JOIN pg_attribute a ON a.attrelid = tt.table_name AND a.attname = tt.tenant_column
+             JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) tt.table_name::pg_catalog.oid
+                                          AND a.attname OPERATOR(pg_catalog.=) tt.tenant_column
             WHERE NOT a.attnotnull
-            ORDER BY tt.table_name::text LOOP
-    EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL', t.table_name, t.tenant_column) INTO n;
-    IF n > 0 THEN
+            ORDER BY tt.table_name::pg_catalog.text LOOP
+    BEGIN
+      n := tenant_guard.count_null_tenant_rows(t.table_name, t.tenant_column::pg_catalog.text);
+    EXCEPTION WHEN insufficient_privilege THEN
+      RAISE WARNING '%', SQLERRM USING DETAIL = 'null_tenant_rows skipped this table.';
+      CONTINUE;
+    END;
+    IF n OPERATOR(pg_catalog.>) 0 THEN
       table_name := t.table_name; tenant_column := t.tenant_column; null_rows := n;
       RETURN NEXT;
     END IF;
@@ -56,26 +69,18 @@ COMMENT ON VIEW tenant_guard.null_tenant_rows IS
 CREATE FUNCTION tenant_guard.audit_orphan_tenant_rows()
 RETURNS TABLE (table_name regclass, tenant_column name, tenant_id text, "rows" bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE t record; reg tenant_guard.registry; same_type boolean;
+DECLARE t record;
 BEGIN
-  SELECT * INTO reg FROM tenant_guard.registry;
-  IF NOT FOUND THEN RETURN; END IF;   -- orphans need a registry to be orphans of
-  FOR t IN SELECT * FROM tenant_guard.tenant_tables() tt ORDER BY tt.table_name::text LOOP
-    SELECT ta.atttypid = ra.atttypid INTO same_type
-      FROM pg_attribute ta, pg_attribute ra
-     WHERE ta.attrelid = t.table_name AND ta.attname = t.tenant_column
-       AND ra.attrelid = reg.tenant_table AND ra.attname = reg.id_column;
-    -- An anti-join against the registry, in the column's own type when the
-    -- types agree (so the registry's key index serves it).
-    RETURN QUERY EXECUTE format(
-      'SELECT %L::regclass, %L::name, x.%I::text, count(*) FROM %s x
-        WHERE x.%I IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM %s r WHERE %s)
-        GROUP BY 3 ORDER BY 3',
-      t.table_name, t.tenant_column, t.tenant_column, t.table_name, t.tenant_column,
-      reg.tenant_table,
-      CASE WHEN same_type THEN format('r.%I = x.%I', reg.id_column, t.tenant_column)
-           ELSE format('r.%I::text = x.%I::text', reg.id_column, t.tenant_column) END);
+  -- Orphans need a registry to be orphans of: without one the counts
+  -- return nothing. The registry's ids are read as its owner, each table's
+  -- tenant values grouped as that table's owner (see src/audit.rs).
+  FOR t IN SELECT * FROM tenant_guard.tenant_tables() tt ORDER BY tt.table_name::pg_catalog.text LOOP
+    BEGIN
+      RETURN QUERY SELECT t.table_name, t.tenant_column, o.tenant_id, o."rows"
+                     FROM tenant_guard.count_orphan_tenant_rows(t.table_name, t.tenant_column::pg_catalog.text) o;
+    EXCEPTION WHEN insufficient_privilege THEN
+      RAISE WARNING '%', SQLERRM USING DETAIL = 'orphan_tenant_rows skipped this table.';
+    END;
   END LOOP;
 END $$;
 
@@ -90,18 +95,23 @@ CREATE FUNCTION tenant_guard.tenant_blind_foreign_keys()
 RETURNS TABLE (constraint_oid oid, child_table regclass, constraint_name name, parent_table regclass,
                child_tenant name, parent_tenant name, child_columns name[], parent_columns name[])
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT k.oid, k.conrelid::regclass, k.conname, k.confrelid::regclass, ct.tenant_column, pt.tenant_column,
-         ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, o)
-                 JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.o),
-         ARRAY(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY u(n, o)
-                 JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.o)
-    FROM pg_constraint k
-    JOIN tenant_guard.tenant_tables() ct ON ct.table_name = k.conrelid
-    JOIN tenant_guard.tenant_tables() pt ON pt.table_name = k.confrelid
-   WHERE k.contype = 'f' AND k.conparentid = 0
-     AND NOT EXISTS (SELECT 1 FROM unnest(k.conkey) u(n)
-                       JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n
-                      WHERE a.attname = ct.tenant_column)
+  SELECT k.oid, k.conrelid::pg_catalog.regclass, k.conname, k.confrelid::pg_catalog.regclass,
+         ct.tenant_column, pt.tenant_column,
+         ARRAY(SELECT a.attname FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY u(n, o)
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid
+                                               AND a.attnum OPERATOR(pg_catalog.=) u.n ORDER BY u.o),
+         ARRAY(SELECT a.attname FROM pg_catalog.unnest(k.confkey) WITH ORDINALITY u(n, o)
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.confrelid
+                                               AND a.attnum OPERATOR(pg_catalog.=) u.n ORDER BY u.o)
+    FROM pg_catalog.pg_constraint k
+    JOIN tenant_guard.tenant_tables() ct ON ct.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) k.conrelid
+    JOIN tenant_guard.tenant_tables() pt ON pt.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) k.confrelid
+   WHERE k.contype OPERATOR(pg_catalog.=) 'f'::pg_catalog."char"
+     AND k.conparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+     AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(k.conkey) u(n)
+                       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid
+                                                     AND a.attnum OPERATOR(pg_catalog.=) u.n
+                      WHERE a.attname OPERATOR(pg_catalog.=) ct.tenant_column)
 $$;
 
 CREATE FUNCTION tenant_guard.audit_cross_tenant_references()
@@ -109,13 +119,19 @@ RETURNS TABLE (child_table regclass, constraint_name name, parent_table regclass
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE f record; n bigint;
 BEGIN
-  FOR f IN SELECT * FROM tenant_guard.tenant_blind_foreign_keys() b ORDER BY b.child_table::text, b.constraint_name LOOP
-    EXECUTE format('SELECT count(*) FROM %s c JOIN %s p ON %s WHERE c.%I <> p.%I',
-                   f.child_table, f.parent_table,
-                   (SELECT string_agg(format('p.%I = c.%I', pc, cc), ' AND ')
-                      FROM unnest(f.child_columns, f.parent_columns) u(cc, pc)),
-                   f.child_tenant, f.parent_tenant) INTO n;
-    IF n > 0 THEN
+  -- Counted as a table owner with the key's own equality operators, the
+  -- tenants compared as text (see src/audit.rs). NULL: neither owner could
+  -- count without running another role's code (a WARNING says so).
+  FOR f IN SELECT * FROM tenant_guard.tenant_blind_foreign_keys() b
+            ORDER BY b.child_table::pg_catalog.text, b.constraint_name LOOP
+    BEGIN
+      n := tenant_guard.count_cross_tenant_references(f.constraint_oid, f.child_tenant::pg_catalog.text,
+                                                      f.parent_tenant::pg_catalog.text);
+    EXCEPTION WHEN insufficient_privilege THEN
+      RAISE WARNING '%', SQLERRM USING DETAIL = 'cross_tenant_references skipped this foreign key.';
+      CONTINUE;
+    END;
+    IF n IS NULL OR n OPERATOR(pg_catalog.>) 0 THEN
       child_table := f.child_table; constraint_name := f.constraint_name;
       parent_table := f.parent_table; mismatched_rows := n;
       RETURN NEXT;

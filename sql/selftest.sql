@@ -38,6 +38,18 @@ BEGIN
       USING ERRCODE = '42501', HINT = 'It creates a scratch key, role and tables, and rolls them back.';
   END IF;
   BEGIN
+    -- The checks must not depend on how this database is configured: the
+    -- scratch tenants are in no registry (with one configured, set_context
+    -- would refuse them: 28000), and the settings the fixture relies on are
+    -- pinned. All of it is undone with the rest below (the subtransaction
+    -- rolls back the registry row and every set_config(..., true)).
+    DELETE FROM tenant_guard.registry;
+    PERFORM set_config('tenant_guard.tenant_column', 'tenant_id', true),
+            set_config('tenant_guard.tenant_claim', 'tenant_id', true),
+            set_config('tenant_guard.issuer', '', true),
+            set_config('tenant_guard.audience', '', true),
+            set_config('tenant_guard.missing_context', 'error', true),
+            set_config('tenant_guard.on_new_table', 'off', true);
     -- Fixture: a key, an application role, a protected table with two
     -- tenants, a protected partitioned table, a composite foreign key.
     PERFORM tenant_guard.add_key('tenant_guard_selftest', gen_random_uuid()::text::bytea || gen_random_uuid()::text::bytea);

@@ -21,22 +21,69 @@ use crate::quote::ident;
 /// PostgreSQL's identifier length limit (NAMEDATALEN - 1).
 const MAX_IDENT: usize = 63;
 
-/// Truncates a generated name to 63 bytes on a character boundary.
-pub fn truncate_name(name: &str) -> String {
-    if name.len() <= MAX_IDENT {
-        return name.to_owned();
+/// Longest prefix of `name` of at most `max` bytes, on a character boundary
+/// (PostgreSQL's `pg_mbcliplen`).
+fn clip(name: &str, max: usize) -> &str {
+    if name.len() <= max {
+        return name;
     }
-    let mut end = MAX_IDENT;
+    let mut end = max;
     while !name.is_char_boundary(end) {
         end -= 1;
     }
-    name[..end].to_owned()
+    &name[..end]
 }
 
-/// `<table>_<col>_<col>_<suffix>`, as PostgreSQL names its own constraints.
-pub fn object_name(table: &str, cols: &[&str], suffix: &str) -> String {
-    truncate_name(&format!("{table}_{}_{suffix}", cols.join("_")))
+/// Truncates a name to 63 bytes on a character boundary.
+#[cfg(test)]
+pub fn truncate_name(name: &str) -> String {
+    clip(name, MAX_IDENT).to_owned()
 }
+
+/// `<name>_<suffix>`, shortening `name` (never the suffix) to fit in 63
+/// bytes, so the result always differs from `name` (a temporary name beside
+/// the object it replaces).
+pub fn with_suffix(name: &str, suffix: &str) -> String {
+    let room = MAX_IDENT.saturating_sub(suffix.len() + 1);
+    format!("{}_{suffix}", clip(name, room))
+}
+
+/// `<table>_<col>_<col>_<suffix>`, as PostgreSQL's `makeObjectName` builds
+/// the names of its own constraints and indexes: the suffix is kept whole,
+/// and the longer of the table and column parts is shortened first.
+pub fn object_name(table: &str, cols: &[&str], suffix: &str) -> String {
+    let name2 = cols.join("_");
+    let mut overhead = suffix.len() + 1;
+    if !name2.is_empty() {
+        overhead += 1;
+    }
+    let avail = MAX_IDENT.saturating_sub(overhead);
+    let (mut n1, mut n2) = (table.len(), name2.len());
+    while n1 + n2 > avail {
+        if n1 > n2 {
+            n1 -= 1;
+        } else {
+            n2 -= 1;
+        }
+    }
+    let a = clip(table, n1);
+    let b = clip(&name2, n2);
+    if b.is_empty() {
+        format!("{a}_{suffix}")
+    } else {
+        format!("{a}_{b}_{suffix}")
+    }
+}
+
+/// `OPERATOR("schema".op)` for an operator found in the catalog, or `None`
+/// when the name holds a character no operator name can (never rendered).
+pub fn operator(schema: &str, name: &str) -> Option<String> {
+    let ok = !name.is_empty() && name.chars().all(|c| "+-*/<>=~!@#%^&|`?".contains(c));
+    ok.then(|| format!("OPERATOR({}.{name})", ident(schema)))
+}
+
+/// The operator for comparisons between values of built-in types.
+pub const EQ: &str = "OPERATOR(pg_catalog.=)";
 
 fn col_list(cols: &[&str]) -> String {
     cols.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ")
@@ -53,6 +100,9 @@ pub struct FkSpec {
     /// Referencing / referenced columns, without the tenant column.
     pub cols: Vec<String>,
     pub pcols: Vec<String>,
+    /// The equality operators `parent OP child`, rendered (`OPERATOR(…)`),
+    /// for the tenant pair first and then each key pair.
+    pub ops: Vec<String>,
     /// `pg_constraint` action codes: a r c n d.
     pub on_update: char,
     pub on_delete: char,
@@ -138,6 +188,17 @@ pub fn render_unique(
     }
 }
 
+/// `p.a OP c.x AND p.b OP c.y …`: the key join, each pair with its own
+/// (schema-qualified) equality operator.
+pub fn key_join(cols: &[&str], pcols: &[&str], ops: &[String]) -> String {
+    cols.iter()
+        .zip(pcols)
+        .zip(ops.iter().map(String::as_str).chain(std::iter::repeat(EQ)))
+        .map(|((c, p), op)| format!("p.{} {op} c.{}", ident(p), ident(c)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
 /// The condition a child row `c` violates the composite key under (rows the
 /// key would not check are not violations).
 pub fn violation_condition(f: &FkSpec) -> String {
@@ -150,12 +211,7 @@ pub fn violation_condition(f: &FkSpec) -> String {
         .map(|c| format!("c.{} IS NOT NULL", ident(c)))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let join = all
-        .iter()
-        .zip(&pall)
-        .map(|(c, p)| format!("p.{} = c.{}", ident(p), ident(c)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let join = key_join(&all, &pall, &f.ops);
     format!(
         "({not_null} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {join}))",
         f.parent
@@ -163,20 +219,28 @@ pub fn violation_condition(f: &FkSpec) -> String {
 }
 
 /// Counts the violations of `f`, and lists up to 10 of the offending keys.
+/// Both run as the child table's owner: the sample casts the child's
+/// columns (of types it chose) to text.
 pub fn violation_queries(f: &FkSpec) -> (String, String) {
     let cond = violation_condition(f);
     let mut all: Vec<&str> = vec![f.tenant.as_str()];
     all.extend(f.cols.iter().map(String::as_str));
     let key = all
         .iter()
-        .map(|c| format!("coalesce(c.{}::pg_catalog.text, 'NULL')", ident(c)))
+        .map(|c| {
+            format!(
+                "COALESCE(c.{}::pg_catalog.text, 'NULL'::pg_catalog.text)",
+                ident(c)
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ");
     (
         format!("SELECT pg_catalog.count(*) FROM {} c WHERE {cond}", f.child),
         format!(
-            "SELECT pg_catalog.string_agg(k, ', ') FROM (SELECT '(' || pg_catalog.concat_ws(', ', {key}) || ')' AS k \
-               FROM {} c WHERE {cond} ORDER BY 1 LIMIT 10) s",
+            "SELECT pg_catalog.string_agg(s.k, ', '::pg_catalog.text) FROM \
+               (SELECT pg_catalog.concat('('::pg_catalog.text, pg_catalog.concat_ws(', '::pg_catalog.text, {key}), ')'::pg_catalog.text) AS k \
+                  FROM {} c WHERE {cond} ORDER BY 1 LIMIT 10) s",
             f.child
         ),
     )
@@ -199,26 +263,25 @@ pub fn not_null_steps(table: &str, column: &str, check_name: &str) -> Vec<String
 
 /// One backfill batch: fill the NULL tenants of the child rows stored in
 /// the block range `[$1, $2)` (as `tid` text, e.g. `(0,0)`) whose parent,
-/// through the key `cols` -> `pcols`, has a tenant. Walking the table by
-/// block ranges makes the whole backfill one pass (a `LIMIT` batch would
-/// rescan the filled rows every time) and keeps each statement small.
+/// through the key `cols` -> `pcols` (compared with `ops`, the foreign
+/// key's own equality operators), has a tenant. Walking the table by block
+/// ranges makes the whole backfill one pass (a `LIMIT` batch would rescan
+/// the filled rows every time) and keeps each statement small.
 pub fn backfill_batch_sql(
     child: &str,
     parent: &str,
     tenant: &str,
     cols: &[String],
     pcols: &[String],
+    ops: &[String],
 ) -> String {
     let t = ident(tenant);
-    let join = cols
-        .iter()
-        .zip(pcols)
-        .map(|(c, p)| format!("p.{} = c.{}", ident(p), ident(c)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let c: Vec<&str> = cols.iter().map(String::as_str).collect();
+    let p: Vec<&str> = pcols.iter().map(String::as_str).collect();
+    let join = key_join(&c, &p, ops);
     format!(
         "UPDATE {child} c SET {t} = p.{t} FROM {parent} p \
-          WHERE c.ctid >= $1::pg_catalog.tid AND c.ctid < $2::pg_catalog.tid \
+          WHERE c.ctid OPERATOR(pg_catalog.>=) $1::pg_catalog.tid AND c.ctid OPERATOR(pg_catalog.<) $2::pg_catalog.tid \
             AND c.{t} IS NULL AND p.{t} IS NOT NULL AND {join}"
     )
 }
@@ -235,6 +298,7 @@ mod tests {
             tenant: "tenantId".into(),
             cols: vec!["accountId".into()],
             pcols: vec!["id".into()],
+            ops: vec![EQ.into(), EQ.into()],
             on_update: 'a',
             on_delete: 'a',
             deferrable: false,
@@ -279,12 +343,30 @@ mod tests {
     fn violations_compare_tenant_and_key() {
         let (count, sample) = violation_queries(&spec());
         assert!(
-            count.contains("p.\"tenantId\" = c.\"tenantId\" AND p.\"id\" = c.\"accountId\""),
+            count.contains(
+                "p.\"tenantId\" OPERATOR(pg_catalog.=) c.\"tenantId\" AND p.\"id\" OPERATOR(pg_catalog.=) c.\"accountId\""
+            ),
             "{count}"
         );
         assert!(count
             .starts_with("SELECT pg_catalog.count(*) FROM \"public\".\"ServiceRequest\" c WHERE"));
         assert!(sample.contains("LIMIT 10"));
+        // Nothing left to the search_path: no bare operator, no bare cast.
+        for q in [&count, &sample] {
+            assert!(!q.contains(" = "), "{q}");
+            assert!(!q.contains("||"), "{q}");
+            assert!(!q.contains("::text"), "{q}");
+        }
+    }
+
+    #[test]
+    fn operators_are_qualified_and_checked() {
+        assert_eq!(operator("pg_catalog", "=").as_deref(), Some("OPERATOR(\"pg_catalog\".=)"));
+        assert_eq!(operator("s.\"x", "===").as_deref(), Some("OPERATOR(\"s.\"\"x\".===)"));
+        assert_eq!(operator("s", "=) OR (1"), None);
+        assert_eq!(operator("s", ""), None);
+        let j = key_join(&["a", "b"], &["x", "y"], &["OPERATOR(\"s\".=)".into()]);
+        assert_eq!(j, "p.\"x\" OPERATOR(\"s\".=) c.\"a\" AND p.\"y\" OPERATOR(pg_catalog.=) c.\"b\"");
     }
 
     #[test]
@@ -299,6 +381,27 @@ mod tests {
         let multi = "é".repeat(40);
         assert!(truncate_name(&multi).len() <= 63);
         assert!(truncate_name(&multi).chars().all(|c| c == 'é'));
+        // makeObjectName: the suffix stays whole, the longer part shrinks.
+        let n = object_name(&"t".repeat(60), &["tenant_id", "id"], "fkey");
+        assert_eq!(n.len(), 63);
+        assert!(n.ends_with("_tenant_id_id_fkey"), "{n}");
+        let n = object_name("orders", &[&"c".repeat(70)], "key");
+        assert_eq!(n, format!("orders_{}_key", "c".repeat(63 - 11)));
+        let n = object_name(&"é".repeat(40), &["tenant_id"], "not_null");
+        assert!(n.len() <= 63 && n.ends_with("_tenant_id_not_null"), "{n}");
+    }
+
+    #[test]
+    fn temporary_names_never_equal_a_63_byte_name() {
+        let long = "i".repeat(63);
+        let t = with_suffix(&long, "tenant");
+        assert_eq!(t.len(), 63);
+        assert_ne!(t, long);
+        assert!(t.ends_with("_tenant"));
+        assert_eq!(with_suffix("k", "tenant"), "k_tenant");
+        let multi = "é".repeat(31); // 62 bytes
+        let t = with_suffix(&multi, "tenant");
+        assert!(t.len() <= 63 && t.ends_with("_tenant"), "{t}");
     }
 
     #[test]
@@ -362,14 +465,17 @@ mod tests {
             "tenantId",
             &["pid".into()],
             &["id".into()],
+            &["OPERATOR(\"app\".=)".into()],
         );
         assert!(
             s.contains(
-                "c.\"tenantId\" IS NULL AND p.\"tenantId\" IS NOT NULL AND p.\"id\" = c.\"pid\""
+                "c.\"tenantId\" IS NULL AND p.\"tenantId\" IS NOT NULL AND p.\"id\" OPERATOR(\"app\".=) c.\"pid\""
             ),
             "{s}"
         );
         assert!(s.contains("SET \"tenantId\" = p.\"tenantId\""));
-        assert!(s.contains("c.ctid >= $1::pg_catalog.tid AND c.ctid < $2::pg_catalog.tid"));
+        assert!(s.contains(
+            "c.ctid OPERATOR(pg_catalog.>=) $1::pg_catalog.tid AND c.ctid OPERATOR(pg_catalog.<) $2::pg_catalog.tid"
+        ));
     }
 }

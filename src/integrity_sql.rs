@@ -2,15 +2,26 @@
 //! `enforce_not_null` and `scope_unique`: catalog reads and execution around
 //! the pure renderers in `integrity`.
 //!
-//! All of them run their DDL with the caller's rights (the table owner),
-//! are all-or-nothing (one transaction: an error undoes every step), and
-//! never modify user rows except the tenant column in `backfill_tenant`.
-//! Counting violations and NULLs runs with the extension owner's rights so
-//! that row-level security cannot hide dirty rows from the check.
+//! Whose rights:
+//! * catalog reads: the caller's, `search_path` pinned (`privileged::pinned`);
+//! * everything that touches a user table (violation counts and samples,
+//!   NULL counts, backfill batches, and the DDL: ADD CONSTRAINT, VALIDATE,
+//!   CREATE INDEX, SET NOT NULL, DROP/RENAME) runs as **that table's owner**
+//!   (`privileged::as_table_owner`, restricted, RLS not forced on the
+//!   owner), so a trigger, CHECK, index expression, cast or operator the
+//!   owner wrote never runs with the caller's (a DBA's) rights;
+//! * before that, the caller must own the table (or be a member of its
+//!   owner, or a superuser) for DDL, exactly as if it ran the DDL itself
+//!   (42501 otherwise); a dry run only needs to be able to read every row.
+//!
+//! All of them are all-or-nothing (one transaction: an error undoes every
+//! step), and never modify user rows except the tenant column in
+//! `backfill_tenant`.
 
-use crate::catalog::{as_owner, column, relation, require_table, Relation};
+use crate::catalog::{column, relation, require_table, Relation};
 use crate::error::{invalid_parameter, one, spi, Code, Failure};
-use crate::integrity::{self, FkSpec};
+use crate::integrity::{self, FkSpec, EQ};
+use crate::privileged::{self, as_table_owner, pinned};
 use crate::protect::tenant_column;
 use crate::quote::ident;
 use pgrx::iter::SetOfIterator;
@@ -19,36 +30,203 @@ use pgrx::prelude::*;
 type Oid = pg_sys::Oid;
 
 fn names(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<Vec<String>> {
-    Spi::connect(|c| {
-        spi(c.select(sql, None, args))
-            .filter_map(|row| spi(row.get::<Vec<String>>(1)))
-            .collect()
+    pinned(|| {
+        Spi::connect(|c| {
+            spi(c.select(sql, None, args))
+                .filter_map(|row| spi(row.get::<Vec<String>>(1)))
+                .collect()
+        })
     })
 }
 
 fn not_null(oid: Oid, col: &str) -> bool {
-    one::<bool>(
-        "SELECT attnotnull FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2",
-        &[oid.into(), col.into()],
-    )
+    pinned(|| {
+        one::<bool>(
+            "SELECT a.attnotnull FROM pg_catalog.pg_attribute a \
+              WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name",
+            &[oid.into(), col.into()],
+        )
+    })
     .unwrap_or(false)
 }
 
 fn relname(oid: Oid) -> String {
-    one::<String>(
-        "SELECT relname::text FROM pg_catalog.pg_class WHERE oid = $1",
-        &[oid.into()],
-    )
+    pinned(|| {
+        one::<String>(
+            "SELECT c.relname::pg_catalog.text FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
+            &[oid.into()],
+        )
+    })
     .unwrap_or_default()
 }
+
+/// The schema (`nspname`, unquoted) of a relation.
+fn schema_of(oid: Oid) -> String {
+    pinned(|| {
+        one::<String>(
+            "SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_class c \
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+              WHERE c.oid OPERATOR(pg_catalog.=) $1",
+            &[oid.into()],
+        )
+    })
+    .unwrap_or_default()
+}
+
+/// The type of a column (InvalidOid when missing).
+fn column_type(oid: Oid, col: &str) -> Oid {
+    pinned(|| {
+        one::<Oid>(
+            "SELECT a.atttypid FROM pg_catalog.pg_attribute a \
+              WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
+                AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped",
+            &[oid.into(), col.into()],
+        )
+    })
+    .unwrap_or(Oid::INVALID)
+}
+
+/// The equality operator a foreign key from a `child_type` column to a
+/// `parent_type` column would use (the parent type's default btree
+/// family, as PostgreSQL picks it), rendered schema-qualified. Falls back
+/// to `pg_catalog.=` (which then resolves among the catalog's operators
+/// only, never the search_path's).
+fn eq_operator(parent_type: Oid, child_type: Oid) -> String {
+    let found = pinned(|| {
+        Spi::connect(|c| {
+            let rows = spi(c.select(
+                "SELECT n.nspname::pg_catalog.text, o.oprname::pg_catalog.text \
+                   FROM pg_catalog.pg_opclass oc \
+                   JOIN pg_catalog.pg_amop ao ON ao.amopfamily OPERATOR(pg_catalog.=) oc.opcfamily \
+                   JOIN pg_catalog.pg_operator o ON o.oid OPERATOR(pg_catalog.=) ao.amopopr \
+                   JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) o.oprnamespace \
+                  WHERE oc.opcmethod OPERATOR(pg_catalog.=) 403::pg_catalog.oid AND oc.opcdefault \
+                    AND oc.opcintype OPERATOR(pg_catalog.=) $1 \
+                    AND ao.amopstrategy OPERATOR(pg_catalog.=) 3::pg_catalog.int2 /* btree equal */ \
+                    AND ao.amoplefttype OPERATOR(pg_catalog.=) $1 \
+                    AND (ao.amoprighttype OPERATOR(pg_catalog.=) $2 OR ao.amoprighttype OPERATOR(pg_catalog.=) $1) \
+                  ORDER BY ao.amoprighttype OPERATOR(pg_catalog.=) $2 DESC LIMIT 1",
+                None,
+                &[parent_type.into(), child_type.into()],
+            ));
+            rows.into_iter().next().map(|r| {
+                (
+                    spi(r.get::<String>(1)).unwrap_or_default(),
+                    spi(r.get::<String>(2)).unwrap_or_default(),
+                )
+            })
+        })
+    });
+    found
+        .and_then(|(n, o)| integrity::operator(&n, &o))
+        .unwrap_or_else(|| EQ.to_owned())
+}
+
+/// A foreign key's own equality operators (`conpfeqop`), rendered.
+fn constraint_ops(nsps: &[String], oprs: &[String]) -> Vec<String> {
+    nsps.iter()
+        .zip(oprs)
+        .map(|(n, o)| {
+            integrity::operator(n, o).unwrap_or_else(|| {
+                Failure::new(
+                    Code::ERRCODE_INTERNAL_ERROR,
+                    format!("unexpected operator name \"{o}\""),
+                )
+                .raise()
+            })
+        })
+        .collect()
+}
+
+fn owner_name(role: Oid) -> String {
+    pinned(|| {
+        one::<String>(
+            "SELECT pg_catalog.pg_get_userbyid($1)::pg_catalog.text",
+            &[role.into()],
+        )
+    })
+    .unwrap_or_else(|| u32::from(role).to_string())
+}
+
+/// Whether the current user has the rights of `rel`'s owner (owner, member
+/// of the owning role, or superuser): what running DDL on it takes.
+fn caller_owns(rel: Oid) -> bool {
+    let owner = privileged::table_owner(rel);
+    // SAFETY: a catalog look-up; true for superusers.
+    unsafe { pg_sys::has_privs_of_role(pg_sys::GetUserId(), owner) }
+}
+
+/// 42501 unless the caller may run DDL on `rel` (see [`caller_owns`]).
+fn require_owner(rel: Oid) {
+    if !caller_owns(rel) {
+        Failure::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("must be owner of table {}", privileged::qualified_name(rel)),
+        )
+        .detail("This function changes the table's definition, which only its owner may do.")
+        .raise();
+    }
+}
+
+/// 42501 unless the caller owns `rel` or may read every row of it (what a
+/// dry run, which only counts, needs).
+fn require_read_or_own(rel: Oid) {
+    if !caller_owns(rel) {
+        privileged::require_full_read(rel);
+    }
+}
+
+/// Whether `role` holds `mode` on `rel`.
+fn role_has(role: Oid, rel: Oid, mode: u32) -> bool {
+    // SAFETY: a catalog look-up.
+    unsafe {
+        pg_sys::pg_class_aclcheck(rel, role, mode as pg_sys::AclMode) == pg_sys::AclResult::ACLCHECK_OK
+    }
+}
+
+/// 42501 unless the owner of `table` (the role its statements run as)
+/// holds `mode` (named `what`) on `other`.
+fn require_owner_privilege(table: Oid, other: Oid, mode: u32, what: &str, why: &str) {
+    let owner = privileged::table_owner(table);
+    if !role_has(owner, other, mode) {
+        Failure::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "owner \"{}\" of table {} lacks {what} on table {}",
+                owner_name(owner),
+                privileged::qualified_name(table),
+                privileged::qualified_name(other)
+            ),
+        )
+        .detail(format!("tenant_guard runs {why} as the owner of {}.", privileged::qualified_name(table)))
+        .hint(format!(
+            "GRANT {what} ON {} TO {};",
+            privileged::qualified_name(other),
+            ident(&owner_name(owner))
+        ))
+        .raise();
+    }
+}
+
+/// Runs statements as the owner of `rel`.
+fn run_as_owner(rel: Oid, ddl: &[String]) {
+    as_table_owner(rel, || {
+        for s in ddl {
+            spi(Spi::run(s));
+        }
+    })
+}
+
+const KEY_COLS_OF_INDEX: &str = "ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(i.indkey) WITH ORDINALITY k(n, o) \
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o)";
 
 /// Column lists of the table's unique, non-partial, plain-column indexes.
 fn unique_keys(oid: Oid) -> Vec<Vec<String>> {
     names(
-        "SELECT ARRAY(SELECT a.attname::text FROM pg_catalog.unnest(i.indkey) WITH ORDINALITY k(n, o) \
-                        JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o) \
-           FROM pg_catalog.pg_index i \
-          WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL",
+        &format!(
+            "SELECT {KEY_COLS_OF_INDEX} FROM pg_catalog.pg_index i \
+              WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL"
+        ),
         &[oid.into()],
     )
 }
@@ -56,18 +234,21 @@ fn unique_keys(oid: Oid) -> Vec<Vec<String>> {
 /// Column lists of all the table's indexes (for "is there an index led by").
 fn index_keys(oid: Oid) -> Vec<Vec<String>> {
     names(
-        "SELECT ARRAY(SELECT a.attname::text FROM pg_catalog.unnest(i.indkey) WITH ORDINALITY k(n, o) \
-                        JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o) \
-           FROM pg_catalog.pg_index i WHERE i.indrelid = $1 AND i.indpred IS NULL",
+        &format!(
+            "SELECT {KEY_COLS_OF_INDEX} FROM pg_catalog.pg_index i \
+              WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indpred IS NULL"
+        ),
         &[oid.into()],
     )
 }
 
 fn primary_key(oid: Oid) -> Vec<String> {
     names(
-        "SELECT ARRAY(SELECT a.attname::text FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(n, o) \
-                        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o) \
-           FROM pg_catalog.pg_constraint c WHERE c.conrelid = $1 AND c.contype = 'p'",
+        "SELECT ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(n, o) \
+                        JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid \
+                         AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o) \
+           FROM pg_catalog.pg_constraint c \
+          WHERE c.conrelid OPERATOR(pg_catalog.=) $1 AND c.contype OPERATOR(pg_catalog.=) 'p'::pg_catalog.\"char\"",
         &[oid.into()],
     )
     .into_iter()
@@ -89,51 +270,68 @@ struct FkRow {
     deferred: bool,
     validated: bool,
     index: Oid,
+    /// `conpfeqop`, rendered (empty for other constraints).
+    ops: Vec<String>,
 }
 
-const FK_SELECT: &str = "SELECT c.conname::text, c.conrelid, c.confrelid, \
-      ARRAY(SELECT a.attname::text FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(n, o) \
-              JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o), \
-      ARRAY(SELECT a.attname::text FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY k(n, o) \
-              JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.o), \
-      c.confupdtype::text, c.confdeltype::text, c.condeferrable, c.condeferred, c.convalidated, c.conindid, \
-      c.contype::text \
+const FK_SELECT: &str = "SELECT c.conname::pg_catalog.text, c.conrelid, c.confrelid, \
+      ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(n, o) \
+              JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid \
+               AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o), \
+      ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY k(n, o) \
+              JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.confrelid \
+               AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o), \
+      c.confupdtype::pg_catalog.text, c.confdeltype::pg_catalog.text, c.condeferrable, c.condeferred, \
+      c.convalidated, c.conindid, c.contype::pg_catalog.text, \
+      ARRAY(SELECT n.nspname::pg_catalog.text FROM pg_catalog.unnest(c.conpfeqop) WITH ORDINALITY k(op, o) \
+              JOIN pg_catalog.pg_operator x ON x.oid OPERATOR(pg_catalog.=) k.op \
+              JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) x.oprnamespace ORDER BY k.o), \
+      ARRAY(SELECT x.oprname::pg_catalog.text FROM pg_catalog.unnest(c.conpfeqop) WITH ORDINALITY k(op, o) \
+              JOIN pg_catalog.pg_operator x ON x.oid OPERATOR(pg_catalog.=) k.op ORDER BY k.o) \
     FROM pg_catalog.pg_constraint c ";
 
-fn fk_rows(filter: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<(FkRow, char)> {
-    Spi::connect(|c| {
-        spi(c.select(&format!("{FK_SELECT} {filter}"), None, args))
-            .map(|row| {
-                let ch = |i: usize| {
-                    spi(row.get::<String>(i))
-                        .and_then(|s| s.chars().next())
-                        .unwrap_or('a')
-                };
-                (
-                    FkRow {
-                        name: spi(row.get(1)).unwrap_or_default(),
-                        child: spi(row.get(2)).unwrap_or(Oid::INVALID),
-                        parent: spi(row.get(3)).unwrap_or(Oid::INVALID),
-                        cols: spi(row.get(4)).unwrap_or_default(),
-                        pcols: spi(row.get(5)).unwrap_or_default(),
-                        on_update: ch(6),
-                        on_delete: ch(7),
-                        deferrable: spi(row.get(8)).unwrap_or(false),
-                        deferred: spi(row.get(9)).unwrap_or(false),
-                        validated: spi(row.get(10)).unwrap_or(true),
-                        index: spi(row.get(11)).unwrap_or(Oid::INVALID),
-                    },
-                    ch(12),
-                )
-            })
-            .collect()
-    })
-}
+/// `contype = 'f'`, written search-path proof.
+const IS_FK: &str = "c.contype OPERATOR(pg_catalog.=) 'f'::pg_catalog.\"char\"";
 
-fn run(ddl: &[String]) {
-    for s in ddl {
-        spi(Spi::run(s));
-    }
+fn fk_rows(filter: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<(FkRow, char)> {
+    let raw: Vec<(FkRow, char, Vec<String>, Vec<String>)> = pinned(|| {
+        Spi::connect(|c| {
+            spi(c.select(&format!("{FK_SELECT} {filter}"), None, args))
+                .map(|row| {
+                    let ch = |i: usize| {
+                        spi(row.get::<String>(i))
+                            .and_then(|s| s.chars().next())
+                            .unwrap_or('a')
+                    };
+                    (
+                        FkRow {
+                            name: spi(row.get(1)).unwrap_or_default(),
+                            child: spi(row.get(2)).unwrap_or(Oid::INVALID),
+                            parent: spi(row.get(3)).unwrap_or(Oid::INVALID),
+                            cols: spi(row.get(4)).unwrap_or_default(),
+                            pcols: spi(row.get(5)).unwrap_or_default(),
+                            on_update: ch(6),
+                            on_delete: ch(7),
+                            deferrable: spi(row.get(8)).unwrap_or(false),
+                            deferred: spi(row.get(9)).unwrap_or(false),
+                            validated: spi(row.get(10)).unwrap_or(true),
+                            index: spi(row.get(11)).unwrap_or(Oid::INVALID),
+                            ops: Vec::new(),
+                        },
+                        ch(12),
+                        spi(row.get::<Vec<String>>(13)).unwrap_or_default(),
+                        spi(row.get::<Vec<String>>(14)).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+    });
+    raw.into_iter()
+        .map(|(mut f, k, nsps, oprs)| {
+            f.ops = constraint_ops(&nsps, &oprs);
+            (f, k)
+        })
+        .collect()
 }
 
 fn wrong_type(msg: String) -> Failure {
@@ -158,6 +356,13 @@ const DEFAULT_ACTIONS: Actions = Actions {
 
 /// Adds (or completes) a composite tenant key. Returns the DDL and whether
 /// the key ends up validated.
+///
+/// Rights: the caller must own the child (and the parent when its unique
+/// key is missing), as for running the DDL itself; a dry run needs to read
+/// every row of both instead. The DDL, the violation count and the sample
+/// run as the child's owner (the parent's unique key as the parent's
+/// owner), which needs REFERENCES and SELECT on the parent (42501 naming
+/// the missing grant otherwise).
 #[allow(clippy::too_many_arguments)]
 fn add_fk_core(
     child: Oid,
@@ -230,7 +435,12 @@ fn add_fk_core(
     all.extend(cols.iter().cloned());
     let mut pall = vec![tenant.to_owned()];
     pall.extend(pcols.iter().cloned());
-    let spec = FkSpec {
+    let ops: Vec<String> = all
+        .iter()
+        .zip(&pall)
+        .map(|(c, p)| eq_operator(column_type(parent, p), column_type(child, c)))
+        .collect();
+    let mut spec = FkSpec {
         name: name.unwrap_or_else(|| {
             let refs: Vec<&str> = all.iter().map(String::as_str).collect();
             integrity::object_name(&relname(child), &refs, "fkey")
@@ -240,22 +450,39 @@ fn add_fk_core(
         tenant: tenant.to_owned(),
         cols: cols.to_vec(),
         pcols: pcols.clone(),
+        ops,
         on_update: actions.on_update,
         on_delete: actions.on_delete,
         deferrable: actions.deferrable,
         deferred: actions.deferred,
     };
+    // Who may do this: DDL takes the child's owner rights; a dry run only
+    // reads (counts and samples every tenant's rows).
+    if dry {
+        require_read_or_own(child);
+        require_read_or_own(parent);
+    } else {
+        require_owner(child);
+    }
     let mut ddl = Vec::new();
     let existing = fk_rows(
-        "WHERE c.contype = 'f' AND c.conrelid = $1 AND c.confrelid = $2",
+        &format!(
+            "WHERE {IS_FK} AND c.conrelid OPERATOR(pg_catalog.=) $1 AND c.confrelid OPERATOR(pg_catalog.=) $2"
+        ),
         &[child.into(), parent.into()],
     )
     .into_iter()
     .map(|(f, _)| f)
     .find(|f| f.cols == all && f.pcols == pall);
+    let mut parent_ddl = Vec::new();
     let fk_name = match &existing {
         Some(f) if f.validated || !validate => return (ddl, f.validated, f.name.clone()),
-        Some(f) => f.name.clone(),
+        Some(f) => {
+            if f.ops.len() == all.len() {
+                spec.ops = f.ops.clone();
+            }
+            f.name.clone()
+        }
         None => {
             let mut set = pall.clone();
             set.sort();
@@ -265,7 +492,7 @@ fn add_fk_core(
             });
             if !has_unique {
                 let refs: Vec<&str> = pall.iter().map(String::as_str).collect();
-                ddl.push(integrity::render_unique(
+                parent_ddl.push(integrity::render_unique(
                     &rp.name,
                     &integrity::object_name(&relname(parent), &refs, "key"),
                     tenant,
@@ -273,6 +500,9 @@ fn add_fk_core(
                     false,
                     None,
                 ));
+                if !dry {
+                    require_owner(parent);
+                }
             }
             let has_index = index_keys(child)
                 .into_iter()
@@ -287,19 +517,29 @@ fn add_fk_core(
                 ));
             }
             ddl.push(integrity::render_fk(&spec));
+            if !dry {
+                require_owner_privilege(child, parent, pg_sys::ACL_REFERENCES, "REFERENCES", "the foreign key's DDL");
+            }
             spec.name.clone()
         }
     };
-    if !dry {
-        run(&ddl);
+    if validate {
+        // The violation count reads the parent as the child's owner.
+        require_owner_privilege(child, parent, pg_sys::ACL_SELECT, "SELECT", "the violation count");
     }
+    if !dry {
+        run_as_owner(parent, &parent_ddl);
+        run_as_owner(child, &ddl);
+    }
+    parent_ddl.extend(ddl);
+    let mut ddl = parent_ddl;
     if !validate {
         return (ddl, false, fk_name);
     }
     let (count_sql, sample_sql) = integrity::violation_queries(&spec);
-    let bad = as_owner(|| one::<i64>(&count_sql, &[])).unwrap_or(0);
+    let bad = as_table_owner(child, || one::<i64>(&count_sql, &[])).unwrap_or(0);
     if bad > 0 {
-        let sample = as_owner(|| one::<String>(&sample_sql, &[])).unwrap_or_default();
+        let sample = as_table_owner(child, || one::<String>(&sample_sql, &[])).unwrap_or_default();
         ereport!(
             NOTICE,
             PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
@@ -320,7 +560,8 @@ fn add_fk_core(
         ident(&fk_name)
     );
     if !dry {
-        spi(Spi::run(&v));
+        require_owner(child);
+        run_as_owner(child, std::slice::from_ref(&v));
     }
     ddl.push(v);
     (ddl, true, fk_name)
@@ -361,11 +602,7 @@ fn add_tenant_fk(
 }
 
 fn has_column(oid: Oid, col: &str) -> bool {
-    one::<bool>(
-        "SELECT true FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
-        &[oid.into(), col.into()],
-    )
-    .is_some()
+    column_type(oid, col) != Oid::INVALID
 }
 
 /// Replaces one single-column (tenant-blind) key by the composite one under
@@ -379,7 +616,7 @@ fn upgrade_one(f: &FkRow, tenant: &str, dry: bool, assume_not_null: bool) -> Vec
         );
         return Vec::new();
     }
-    let tmp = integrity::truncate_name(&format!("{}_tenant", f.name));
+    let tmp = integrity::with_suffix(&f.name, "tenant");
     let actions = Actions {
         on_update: f.on_update,
         on_delete: f.on_delete,
@@ -403,7 +640,8 @@ fn upgrade_one(f: &FkRow, tenant: &str, dry: bool, assume_not_null: bool) -> Vec
         // An equivalent composite key exists already: the old one just goes.
         let drop_old = format!("ALTER TABLE {} DROP CONSTRAINT {}", rc.name, ident(&f.name));
         if !dry {
-            run(std::slice::from_ref(&drop_old));
+            require_owner(f.child);
+            run_as_owner(f.child, std::slice::from_ref(&drop_old));
         }
         ddl.push(drop_old);
         return ddl;
@@ -426,7 +664,8 @@ fn upgrade_one(f: &FkRow, tenant: &str, dry: bool, assume_not_null: bool) -> Vec
         ),
     ];
     if !dry {
-        run(&steps);
+        require_owner(f.child);
+        run_as_owner(f.child, &steps);
     }
     ddl.extend(steps);
     ddl
@@ -456,8 +695,13 @@ fn upgrade_foreign_keys(
 pub fn upgrade_schema(schema: &str, tenant: &str, dry: bool, assume_not_null: bool) -> Vec<String> {
     crate::catalog::require_schema(schema);
     let fks: Vec<FkRow> = fk_rows(
-        "JOIN pg_catalog.pg_class r ON r.oid = c.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace \
-         WHERE c.contype = 'f' AND n.nspname = $1 AND c.conparentid = 0 ORDER BY r.relname, c.conname",
+        &format!(
+            "JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) c.conrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace \
+            WHERE {IS_FK} AND n.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.name \
+              AND c.conparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid \
+            ORDER BY r.relname, c.conname"
+        ),
         &[schema.into()],
     )
     .into_iter()
@@ -473,7 +717,7 @@ pub fn upgrade_schema(schema: &str, tenant: &str, dry: bool, assume_not_null: bo
 
 fn find_constraint(table: Oid, r: &Relation, name: &str) -> (FkRow, char) {
     fk_rows(
-        "WHERE c.conrelid = $1 AND c.conname = $2",
+        "WHERE c.conrelid OPERATOR(pg_catalog.=) $1 AND c.conname OPERATOR(pg_catalog.=) $2::pg_catalog.name",
         &[table.into(), name.into()],
     )
     .into_iter()
@@ -494,6 +738,13 @@ fn find_constraint(table: Oid, r: &Relation, name: &str) -> (FkRow, char) {
 /// foreign key `via_constraint`, about `batch_size` rows per statement, with
 /// a progress NOTICE per batch. Returns the number of rows updated; rows
 /// whose parent has no tenant stay NULL and are reported.
+///
+/// Rights: the caller needs UPDATE on the child and SELECT on the parent,
+/// and row-level security must restrict it on neither (it fills rows of
+/// every tenant). The batches and counts run as the child's **owner**
+/// (whose triggers and index expressions run with its own rights, and
+/// whose forced row-level security does not hide rows from it); that owner
+/// needs SELECT on the parent (42501 naming the grant otherwise).
 #[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
 fn backfill_tenant(
     child: pgrx::PgRelation,
@@ -520,48 +771,72 @@ fn backfill_tenant(
     let rp = relation(fk.parent);
     column(oid, &rc, &tenant);
     column(fk.parent, &rp, &tenant);
+    privileged::require_privilege(oid, pg_sys::ACL_UPDATE, "UPDATE");
+    privileged::require_privilege(fk.parent, pg_sys::ACL_SELECT, "SELECT");
+    for rel in [oid, fk.parent] {
+        // (The owner of a table whose row-level security is forced may fill
+        // it: it could switch row-level security off anyway.)
+        if privileged::rls_restricts_caller(rel) && !caller_owns(rel) {
+            Failure::new(
+                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("permission denied to backfill {}", privileged::qualified_name(rel)),
+            )
+            .detail("Row-level security restricts this role on the table; a backfill fills the rows of every tenant.")
+            .hint("Run it as the table's owner, a superuser, or a role with BYPASSRLS.")
+            .raise();
+        }
+    }
+    require_owner_privilege(oid, fk.parent, pg_sys::ACL_SELECT, "SELECT", "the backfill");
     // A composite key already carries the tenant: follow the other columns.
-    let pairs: Vec<(String, String)> = fk
+    let triples: Vec<(String, String, String)> = fk
         .cols
         .iter()
         .cloned()
         .zip(fk.pcols.iter().cloned())
-        .filter(|(c, _)| c != &tenant)
+        .zip(fk.ops.iter().cloned().chain(std::iter::repeat(EQ.to_owned())))
+        .filter(|((c, _), _)| c != &tenant)
+        .map(|((c, p), o)| (c, p, o))
         .collect();
-    let (cols, pcols): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
-    let join = cols
-        .iter()
-        .zip(&pcols)
-        .map(|(c, p)| format!("p.{} = c.{}", ident(p), ident(c)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let cols: Vec<String> = triples.iter().map(|t| t.0.clone()).collect();
+    let pcols: Vec<String> = triples.iter().map(|t| t.1.clone()).collect();
+    let ops: Vec<String> = triples.iter().map(|t| t.2.clone()).collect();
+    let c_refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+    let p_refs: Vec<&str> = pcols.iter().map(String::as_str).collect();
+    let join = integrity::key_join(&c_refs, &p_refs, &ops);
     let t = ident(&tenant);
-    let todo = one::<i64>(
-        &format!(
-            "SELECT pg_catalog.count(*) FROM {} c JOIN {} p ON {join} WHERE c.{t} IS NULL AND p.{t} IS NOT NULL",
-            rc.name, rp.name
-        ),
-        &[],
-    )
+    let todo = as_table_owner(oid, || {
+        one::<i64>(
+            &format!(
+                "SELECT pg_catalog.count(*) FROM {} c JOIN {} p ON {join} WHERE c.{t} IS NULL AND p.{t} IS NOT NULL",
+                rc.name, rp.name
+            ),
+            &[],
+        )
+    })
     .unwrap_or(0);
-    let sql = integrity::backfill_batch_sql(&rc.name, &rp.name, &tenant, &cols, &pcols);
+    let sql = integrity::backfill_batch_sql(&rc.name, &rp.name, &tenant, &cols, &pcols, &ops);
     // Blocks to walk (the largest partition for a partitioned table) and
     // blocks per batch from the table's average rows per block.
-    let (nblocks, per_block) = Spi::connect(|c| {
-        let row = spi(c.select(
-            "SELECT max(pg_catalog.pg_relation_size(t.relid) / pg_catalog.current_setting('block_size')::int8), \
-                    max(CASE WHEN k.relpages > 0 AND k.reltuples > 0 THEN k.reltuples / k.relpages END)::float8 \
-               FROM (SELECT $1::pg_catalog.regclass AS relid \
-                     UNION SELECT relid FROM pg_catalog.pg_partition_tree($1)) t \
-               JOIN pg_catalog.pg_class k ON k.oid = t.relid",
-            Some(1),
-            &[oid.into()],
-        ))
-        .first();
-        (
-            spi(row.get::<i64>(1)).unwrap_or(0),
-            spi(row.get::<f64>(2)).unwrap_or(100.0).max(1.0),
-        )
+    let (nblocks, per_block) = pinned(|| {
+        Spi::connect(|c| {
+            let row = spi(c.select(
+                "SELECT pg_catalog.max(pg_catalog.pg_relation_size(t.relid) OPERATOR(pg_catalog./) \
+                                       pg_catalog.current_setting('block_size'::pg_catalog.text)::pg_catalog.int8), \
+                        pg_catalog.max(CASE WHEN k.relpages OPERATOR(pg_catalog.>) 0 AND k.reltuples OPERATOR(pg_catalog.>) 0::pg_catalog.float4 \
+                                            THEN k.reltuples::pg_catalog.float8 OPERATOR(pg_catalog./) k.relpages::pg_catalog.float8 END) \
+                   FROM (SELECT $1::pg_catalog.regclass AS relid \
+                         UNION ALL SELECT p.relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass) p \
+                                    WHERE p.relid OPERATOR(pg_catalog.<>) $1::pg_catalog.regclass) t \
+                   JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid",
+                Some(1),
+                &[oid.into()],
+            ))
+            .first();
+            (
+                spi(row.get::<i64>(1)).unwrap_or(0),
+                spi(row.get::<f64>(2)).unwrap_or(100.0).max(1.0),
+            )
+        })
     });
     let step = ((f64::from(batch) / per_block).ceil() as i64).max(1);
     let mut done: i64 = 0;
@@ -569,8 +844,10 @@ fn backfill_tenant(
     let mut block: i64 = 0;
     while block < nblocks && done < todo {
         let (lo, hi) = (format!("({block},0)"), format!("({},0)", block + step));
-        let n = Spi::connect_mut(|c| {
-            spi(c.update(&sql, None, &[lo.as_str().into(), hi.as_str().into()])).len()
+        let n = as_table_owner(oid, || {
+            Spi::connect_mut(|c| {
+                spi(c.update(&sql, None, &[lo.as_str().into(), hi.as_str().into()])).len()
+            })
         }) as i64;
         block += step;
         if n == 0 {
@@ -583,13 +860,15 @@ fn backfill_tenant(
             (todo - done).max(0)
         );
     }
-    let left = one::<i64>(
-        &format!(
-            "SELECT pg_catalog.count(*) FROM {} c WHERE c.{t} IS NULL",
-            rc.name
-        ),
-        &[],
-    )
+    let left = as_table_owner(oid, || {
+        one::<i64>(
+            &format!(
+                "SELECT pg_catalog.count(*) FROM {} c WHERE c.{t} IS NULL",
+                rc.name
+            ),
+            &[],
+        )
+    })
     .unwrap_or(0);
     if left > 0 {
         notice!(
@@ -614,7 +893,8 @@ fn enforce_not_null(
     SetOfIterator::new(not_null_core(oid, &tenant, dry_run.unwrap_or(false)))
 }
 
-/// `enforce_not_null` for `rollout`.
+/// `enforce_not_null` for `rollout`. The NULL count and the steps run as
+/// the table's owner (the caller must own it; a dry run must read it all).
 pub fn not_null_core(oid: Oid, tenant: &str, dry: bool) -> Vec<String> {
     let tenant = tenant.to_owned();
     let r = relation(oid);
@@ -623,7 +903,12 @@ pub fn not_null_core(oid: Oid, tenant: &str, dry: bool) -> Vec<String> {
     if not_null(oid, &tenant) {
         return Vec::new();
     }
-    let nulls = as_owner(|| {
+    if dry {
+        require_read_or_own(oid);
+    } else {
+        require_owner(oid);
+    }
+    let nulls = as_table_owner(oid, || {
         one::<i64>(
             &format!(
                 "SELECT pg_catalog.count(*) FROM {} WHERE {} IS NULL",
@@ -649,7 +934,7 @@ pub fn not_null_core(oid: Oid, tenant: &str, dry: bool) -> Vec<String> {
     let check = integrity::object_name(&relname(oid), &[&tenant], "not_null");
     let steps = integrity::not_null_steps(&r.name, &tenant, &check);
     if !dry {
-        run(&steps);
+        run_as_owner(oid, &steps);
     }
     steps
 }
@@ -658,6 +943,10 @@ pub fn not_null_core(oid: Oid, tenant: &str, dry: bool) -> Vec<String> {
 /// `(tenant_column, ...)` under the same name, rebuilding the foreign keys
 /// that depend on it as composite keys (or refusing, naming them, when a
 /// referencing table has no tenant column). Returns the DDL.
+///
+/// Rights: the caller must own the table and every referencing table; the
+/// DDL runs as each table's owner. Names travel as OIDs and catalog names,
+/// never as a dotted string split again.
 #[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
 fn scope_unique(
     tbl: pgrx::PgRelation,
@@ -674,7 +963,7 @@ fn scope_unique(
     column(oid, &r, &tenant);
     // A constraint of that name, or else a unique index of that name.
     let con = fk_rows(
-        "WHERE c.conrelid = $1 AND c.conname = $2",
+        "WHERE c.conrelid OPERATOR(pg_catalog.=) $1 AND c.conname OPERATOR(pg_catalog.=) $2::pg_catalog.name",
         &[oid.into(), constraint_name.into()],
     )
     .into_iter()
@@ -686,11 +975,14 @@ fn scope_unique(
             .raise(),
         Some(_) => wrong_type(format!("constraint \"{constraint_name}\" is not a unique constraint")).raise(),
         None => {
-            let idx = one::<Oid>(
-                "SELECT i.indexrelid FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
-                  WHERE i.indrelid = $1 AND c.relname = $2",
-                &[oid.into(), constraint_name.into()],
-            )
+            let idx = pinned(|| {
+                one::<Oid>(
+                    "SELECT i.indexrelid FROM pg_catalog.pg_index i \
+                       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid \
+                      WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2::pg_catalog.name",
+                    &[oid.into(), constraint_name.into()],
+                )
+            })
             .unwrap_or_else(|| {
                 Failure::new(
                     Code::ERRCODE_UNDEFINED_OBJECT,
@@ -698,28 +990,38 @@ fn scope_unique(
                 )
                 .raise()
             });
-            let unique = one::<bool>("SELECT indisunique FROM pg_catalog.pg_index WHERE indexrelid = $1", &[idx.into()]).unwrap_or(false);
+            let unique = pinned(|| {
+                one::<bool>(
+                    "SELECT i.indisunique FROM pg_catalog.pg_index i WHERE i.indexrelid OPERATOR(pg_catalog.=) $1",
+                    &[idx.into()],
+                )
+            })
+            .unwrap_or(false);
             if !unique {
                 wrong_type(format!("index \"{constraint_name}\" is not unique")).raise();
             }
             (idx, false)
         }
     };
-    let (cols, has_exprs, predicate) = Spi::connect(|c| {
-        let row = spi(c.select(
-            "SELECT ARRAY(SELECT a.attname::text FROM pg_catalog.unnest(i.indkey) WITH ORDINALITY k(n, o) \
-                            JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o), \
-                    i.indexprs IS NOT NULL, pg_catalog.pg_get_expr(i.indpred, i.indrelid) \
-               FROM pg_catalog.pg_index i WHERE i.indexrelid = $1",
-            Some(1),
-            &[index.into()],
-        ))
-        .first();
-        (
-            spi(row.get::<Vec<String>>(1)).unwrap_or_default(),
-            spi(row.get::<bool>(2)).unwrap_or(false),
-            spi(row.get::<String>(3)),
-        )
+    // The predicate is deparsed under the pinned search_path, so every
+    // function and operator in it comes out schema-qualified.
+    let (cols, has_exprs, predicate) = pinned(|| {
+        Spi::connect(|c| {
+            let row = spi(c.select(
+                &format!(
+                    "SELECT {KEY_COLS_OF_INDEX}, i.indexprs IS NOT NULL, pg_catalog.pg_get_expr(i.indpred, i.indrelid) \
+                       FROM pg_catalog.pg_index i WHERE i.indexrelid OPERATOR(pg_catalog.=) $1"
+                ),
+                Some(1),
+                &[index.into()],
+            ))
+            .first();
+            (
+                spi(row.get::<Vec<String>>(1)).unwrap_or_default(),
+                spi(row.get::<bool>(2)).unwrap_or(false),
+                spi(row.get::<String>(3)),
+            )
+        })
     });
     if has_exprs {
         Failure::new(
@@ -732,9 +1034,14 @@ fn scope_unique(
     if cols.contains(&tenant) {
         return SetOfIterator::new(Vec::new());
     }
+    if dry {
+        require_read_or_own(oid);
+    } else {
+        require_owner(oid);
+    }
     // Foreign keys that reference this key must move to the new one.
     let deps: Vec<FkRow> = fk_rows(
-        "WHERE c.contype = 'f' AND c.conindid = $1 ORDER BY c.conname",
+        &format!("WHERE {IS_FK} AND c.conindid OPERATOR(pg_catalog.=) $1 ORDER BY c.conname"),
         &[index.into()],
     )
     .into_iter()
@@ -754,7 +1061,12 @@ fn scope_unique(
         .hint("Add the tenant column to the referencing tables first, or keep this constraint.")
         .raise();
     }
-    let tmp = integrity::truncate_name(&format!("{constraint_name}_tenant"));
+    if !dry {
+        for f in &deps {
+            require_owner(f.child);
+        }
+    }
+    let tmp = integrity::with_suffix(constraint_name, "tenant");
     let mut ddl = vec![integrity::render_unique(
         &r.name,
         &tmp,
@@ -764,13 +1076,13 @@ fn scope_unique(
         predicate.as_deref(),
     )];
     if !dry {
-        run(&ddl);
+        run_as_owner(oid, &ddl);
     }
     for f in &deps {
         let rc = relation(f.child);
         let drop_old = format!("ALTER TABLE {} DROP CONSTRAINT {}", rc.name, ident(&f.name));
         if !dry {
-            run(std::slice::from_ref(&drop_old));
+            run_as_owner(f.child, std::slice::from_ref(&drop_old));
         }
         ddl.push(drop_old);
         let actions = Actions {
@@ -817,18 +1129,20 @@ fn scope_unique(
             ),
         ]
     } else {
-        let schema_q = r.name.split('.').next().unwrap_or_default().to_owned();
+        // The index lives in its table's schema: both names come from the
+        // catalog (nspname, relname), quoted, never split from a string.
+        let schema = ident(&schema_of(index));
         vec![
-            format!("DROP INDEX {schema_q}.{}", ident(constraint_name)),
+            format!("DROP INDEX {}", privileged::qualified_name(index)),
             format!(
-                "ALTER INDEX {schema_q}.{} RENAME TO {}",
+                "ALTER INDEX {schema}.{} RENAME TO {}",
                 ident(&tmp),
                 ident(constraint_name)
             ),
         ]
     };
     if !dry {
-        run(&finish);
+        run_as_owner(oid, &finish);
     }
     ddl.extend(finish);
     SetOfIterator::new(ddl)

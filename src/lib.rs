@@ -7,6 +7,7 @@
 
 use pgrx::prelude::*;
 
+mod audit;
 mod catalog;
 mod context;
 mod error;

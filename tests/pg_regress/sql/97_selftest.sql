@@ -14,6 +14,22 @@ SELECT count(*) AS protected_left FROM tenant_guard.protected;
 SELECT count(*) AS tables_left FROM pg_class WHERE relname LIKE 'selftest%';
 SELECT current_user, tenant_guard.tenant_id() AS context_left;
 
+-- With a registry configured (which knows neither scratch tenant) and other
+-- claim and column settings, every check still runs and passes (it used to
+-- fail with 28000); the registry and the settings are left as they were.
+CREATE TABLE tg_selftest_registry (id bigint PRIMARY KEY);
+SELECT tenant_guard.use_registry('tg_selftest_registry');
+SET tenant_guard.tenant_claim = 'org';
+SET tenant_guard.tenant_column = 'org_id';
+SELECT count(*) AS checks, bool_and(passed) AS all_passed FROM tenant_guard.selftest();
+SELECT tenant_table, id_column FROM tenant_guard.registry;
+SHOW tenant_guard.tenant_claim;
+SHOW tenant_guard.tenant_column;
+RESET tenant_guard.tenant_claim;
+RESET tenant_guard.tenant_column;
+DELETE FROM tenant_guard.registry;
+DROP TABLE tg_selftest_registry;
+
 -- Only a superuser can run it.
 CREATE ROLE tg_selftest_dba LOGIN;
 SET ROLE tg_selftest_dba;

@@ -1,0 +1,315 @@
+//! The counts behind the audit views (`null_tenant_rows`,
+//! `orphan_tenant_rows`, `cross_tenant_references`).
+//!
+//! Whose rights: the caller must be able to read every row of each table it
+//! audits (`privileged::require_full_read`: SELECT, and row-level security
+//! does not restrict it), else 42501; an auditor restricted by row-level
+//! security gets an error, not the counts of every tenant. The counts then
+//! run as **the table's owner** (`privileged::as_table_owner`), because they
+//! evaluate the table's column types (casts to text, equality) which the
+//! owner may have written: a cast `WITH FUNCTION` runs with the owner's
+//! rights, which it has anyway, never with the auditor's (a DBA's).
+//! The registry configuration is read as the extension owner; the
+//! registry's ids as the registry table's owner.
+
+use crate::error::{one, spi, Code, Failure};
+use crate::integrity;
+use crate::privileged::{
+    self, as_extension_owner, as_role, as_table_owner, pinned, qualified_name, require_full_read,
+};
+use crate::quote::ident;
+use pgrx::iter::TableIterator;
+use pgrx::prelude::*;
+
+type Oid = pg_sys::Oid;
+
+/// Types with an OID below this are built into PostgreSQL (their casts to
+/// text and their operators cannot be user code).
+const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
+
+/// The type of a column; 42703 when it does not exist.
+fn column_type(rel: Oid, col: &str) -> Oid {
+    pinned(|| {
+        one::<Oid>(
+            "SELECT a.atttypid FROM pg_catalog.pg_attribute a \
+              WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
+                AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped",
+            &[rel.into(), col.into()],
+        )
+    })
+    .unwrap_or_else(|| {
+        Failure::new(
+            Code::ERRCODE_UNDEFINED_COLUMN,
+            format!(
+                "column \"{col}\" of relation {} does not exist",
+                qualified_name(rel)
+            ),
+        )
+        .raise()
+    })
+}
+
+/// Counts the rows of `tbl` whose `tenant_column` is NULL, as the table's
+/// owner, after checking the caller may read every row (42501 otherwise).
+#[pg_extern(stable, parallel_unsafe, schema = "tenant_guard")]
+fn count_null_tenant_rows(tbl: pgrx::PgRelation, tenant_column: &str) -> i64 {
+    let oid = tbl.oid();
+    drop(tbl);
+    column_type(oid, tenant_column);
+    require_full_read(oid);
+    let sql = format!(
+        "SELECT pg_catalog.count(*) FROM {} x WHERE x.{} IS NULL",
+        qualified_name(oid),
+        ident(tenant_column)
+    );
+    as_table_owner(oid, || one::<i64>(&sql, &[])).unwrap_or(0)
+}
+
+/// The registry's table and id column, read as the extension owner.
+fn registry() -> Option<(Oid, String)> {
+    as_extension_owner(|| {
+        Spi::connect(|c| {
+            let rows = spi(c.select(
+                "SELECT r.tenant_table::pg_catalog.oid, r.id_column::pg_catalog.text \
+                   FROM tenant_guard.registry r LIMIT 1",
+                None,
+                &[],
+            ));
+            rows.into_iter().next().and_then(|r| {
+                Some((
+                    spi(r.get::<Oid>(1))?,
+                    spi(r.get::<String>(2))?,
+                ))
+            })
+        })
+    })
+}
+
+/// Rows of `tbl` whose tenant id is not in the registry, per tenant id (as
+/// text), ordered by it; nothing when no registry is configured. The
+/// registry's ids are read as the registry table's owner, the child's
+/// tenant values grouped as the child's owner, the two joined as text
+/// (a hash anti-join against the ids passed as one `text[]`).
+#[pg_extern(stable, parallel_unsafe, schema = "tenant_guard")]
+fn count_orphan_tenant_rows(
+    tbl: pgrx::PgRelation,
+    tenant_column: &str,
+) -> TableIterator<'static, (name!(tenant_id, Option<String>), name!(rows, i64))> {
+    let oid = tbl.oid();
+    drop(tbl);
+    column_type(oid, tenant_column);
+    require_full_read(oid);
+    let Some((reg, id_col)) = registry() else {
+        return TableIterator::new(Vec::new());
+    };
+    let reg_sql = format!(
+        "SELECT r.{id}::pg_catalog.text FROM {} r WHERE r.{id} IS NOT NULL",
+        qualified_name(reg),
+        id = ident(&id_col)
+    );
+    let ids: Vec<Option<String>> = as_table_owner(reg, || {
+        Spi::connect(|c| {
+            spi(c.select(&reg_sql, None, &[]))
+                .map(|row| spi(row.get::<String>(1)))
+                .collect()
+        })
+    });
+    let ids: Vec<Option<String>> = ids.into_iter().filter(Option::is_some).collect();
+    let col = ident(tenant_column);
+    let sql = format!(
+        "SELECT x.t, pg_catalog.count(*) \
+           FROM (SELECT c.{col}::pg_catalog.text AS t FROM {} c WHERE c.{col} IS NOT NULL) x \
+          WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.unnest($1::pg_catalog.text[]) r(id) \
+                             WHERE r.id OPERATOR(pg_catalog.=) x.t) \
+          GROUP BY x.t ORDER BY x.t",
+        qualified_name(oid)
+    );
+    let rows: Vec<(Option<String>, i64)> = as_table_owner(oid, || {
+        Spi::connect(|c| {
+            spi(c.select(&sql, None, &[ids.into()]))
+                .map(|row| (spi(row.get::<String>(1)), spi(row.get::<i64>(2)).unwrap_or(0)))
+                .collect()
+        })
+    });
+    TableIterator::new(rows)
+}
+
+/// A foreign key, as the cross-tenant count needs it.
+struct Fk {
+    child: Oid,
+    parent: Oid,
+    cols: Vec<String>,
+    pcols: Vec<String>,
+    /// `conpfeqop`, as `(schema, name)`.
+    ops: Vec<(String, String)>,
+}
+
+fn foreign_key(con: Oid) -> Fk {
+    let row = pinned(|| {
+        Spi::connect(|c| {
+            let rows = spi(c.select(
+                "SELECT c.conrelid, c.confrelid, \
+                   ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(n, o) \
+                           JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid \
+                            AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o), \
+                   ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY k(n, o) \
+                           JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.confrelid \
+                            AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o), \
+                   ARRAY(SELECT n.nspname::pg_catalog.text FROM pg_catalog.unnest(c.conpfeqop) WITH ORDINALITY k(op, o) \
+                           JOIN pg_catalog.pg_operator x ON x.oid OPERATOR(pg_catalog.=) k.op \
+                           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) x.oprnamespace ORDER BY k.o), \
+                   ARRAY(SELECT x.oprname::pg_catalog.text FROM pg_catalog.unnest(c.conpfeqop) WITH ORDINALITY k(op, o) \
+                           JOIN pg_catalog.pg_operator x ON x.oid OPERATOR(pg_catalog.=) k.op ORDER BY k.o) \
+                  FROM pg_catalog.pg_constraint c \
+                 WHERE c.oid OPERATOR(pg_catalog.=) $1 AND c.contype OPERATOR(pg_catalog.=) 'f'::pg_catalog.\"char\"",
+                None,
+                &[con.into()],
+            ));
+            rows.into_iter().next().map(|r| {
+                let nsps: Vec<String> = spi(r.get(5)).unwrap_or_default();
+                let oprs: Vec<String> = spi(r.get(6)).unwrap_or_default();
+                Fk {
+                    child: spi(r.get(1)).unwrap_or(Oid::INVALID),
+                    parent: spi(r.get(2)).unwrap_or(Oid::INVALID),
+                    cols: spi(r.get(3)).unwrap_or_default(),
+                    pcols: spi(r.get(4)).unwrap_or_default(),
+                    ops: nsps.into_iter().zip(oprs).collect(),
+                }
+            })
+        })
+    });
+    row.unwrap_or_else(|| {
+        Failure::new(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            format!("foreign key with OID {} does not exist", u32::from(con)),
+        )
+        .raise()
+    })
+}
+
+/// The tenant column of a table: its protection's, else the setting's.
+fn tenant_column_of(rel: Oid) -> String {
+    pinned(|| {
+        one::<String>(
+            "SELECT p.tenant_column::pg_catalog.text FROM tenant_guard.protected p \
+              WHERE p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+            &[rel.into()],
+        )
+    })
+    .unwrap_or_else(|| crate::protect::tenant_column(None))
+}
+
+/// Whether `role` may read every row of `rel`: SELECT, and row-level
+/// security does not filter it (its own tables count as unfiltered: the
+/// counts run with `SECURITY_NOFORCE_RLS`).
+fn role_reads_all(role: Oid, rel: Oid) -> bool {
+    // SAFETY: catalog look-ups for an existing role and relation.
+    unsafe {
+        if pg_sys::pg_class_aclcheck(rel, role, pg_sys::ACL_SELECT as pg_sys::AclMode)
+            != pg_sys::AclResult::ACLCHECK_OK
+        {
+            return false;
+        }
+        if privileged::table_owner(rel) == role {
+            return true;
+        }
+        pg_sys::check_enable_rls(rel, role, true)
+            != pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
+    }
+}
+
+fn is_builtin(ty: Oid) -> bool {
+    u32::from(ty) < FIRST_NORMAL_OBJECT_ID
+}
+
+/// Counts the rows of a foreign key's child whose parent row (through the
+/// key, compared with the key's own equality operators) has another tenant
+/// (both tenants non-NULL, compared as text). Tenant columns default to the
+/// tables' protections, else `tenant_guard.tenant_column`.
+///
+/// Whose rights: the caller must read every row of both tables (42501).
+/// The count runs as the child's owner when it owns the parent too or may
+/// read all of it (and the parent's tenant column is of a built-in type,
+/// so no cast written by another role runs), else as the parent's owner
+/// under the mirror conditions; when neither owner can, the result is NULL
+/// with a WARNING.
+#[pg_extern(stable, parallel_unsafe, schema = "tenant_guard")]
+fn count_cross_tenant_references(
+    constraint_oid: Oid,
+    child_tenant: default!(Option<&str>, "NULL"),
+    parent_tenant: default!(Option<&str>, "NULL"),
+) -> Option<i64> {
+    let fk = foreign_key(constraint_oid);
+    let ct = child_tenant.map_or_else(|| tenant_column_of(fk.child), str::to_owned);
+    let pt = parent_tenant.map_or_else(|| tenant_column_of(fk.parent), str::to_owned);
+    let ct_type = column_type(fk.child, &ct);
+    let pt_type = column_type(fk.parent, &pt);
+    require_full_read(fk.child);
+    require_full_read(fk.parent);
+    let co = privileged::table_owner(fk.child);
+    let po = privileged::table_owner(fk.parent);
+    let run_as = if co == po {
+        Some(co)
+    } else if role_reads_all(co, fk.parent) && is_builtin(pt_type) {
+        Some(co)
+    } else if role_reads_all(po, fk.child) && is_builtin(ct_type) {
+        Some(po)
+    } else {
+        None
+    };
+    let Some(role) = run_as else {
+        ereport!(
+            WARNING,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "tenant_guard: cross-tenant references of {} to {} not counted",
+                qualified_name(fk.child),
+                qualified_name(fk.parent)
+            ),
+            "Neither table's owner may read all of the other table (or the other table's tenant column is of a user-defined type): the count would run another role's code."
+        );
+        return None;
+    };
+    let ops: Vec<String> = fk
+        .ops
+        .iter()
+        .map(|(n, o)| {
+            integrity::operator(n, o).unwrap_or_else(|| {
+                Failure::new(
+                    Code::ERRCODE_INTERNAL_ERROR,
+                    format!("unexpected operator name \"{o}\""),
+                )
+                .raise()
+            })
+        })
+        .collect();
+    let c: Vec<&str> = fk.cols.iter().map(String::as_str).collect();
+    let p: Vec<&str> = fk.pcols.iter().map(String::as_str).collect();
+    let sql = format!(
+        "SELECT pg_catalog.count(*) FROM {} c JOIN {} p ON {} \
+          WHERE c.{ct}::pg_catalog.text OPERATOR(pg_catalog.<>) p.{pt}::pg_catalog.text",
+        qualified_name(fk.child),
+        qualified_name(fk.parent),
+        integrity::key_join(&c, &p, &ops),
+        ct = ident(&ct),
+        pt = ident(&pt)
+    );
+    as_role(role, || one::<i64>(&sql, &[]))
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION tenant_guard.count_null_tenant_rows(regclass, text) IS
+  'rows of a table with a NULL tenant (caller must read every row; counts as the table owner)';
+COMMENT ON FUNCTION tenant_guard.count_orphan_tenant_rows(regclass, text) IS
+  'rows per tenant id not in the registry (caller must read every row; counts as the table owners)';
+COMMENT ON FUNCTION tenant_guard.count_cross_tenant_references(oid, text, text) IS
+  'child rows of a foreign key whose parent has another tenant (caller must read both tables; counts as an owner)';
+"#,
+    name = "audit_count_comments",
+    requires = [
+        count_null_tenant_rows,
+        count_orphan_tenant_rows,
+        count_cross_tenant_references
+    ]
+);

@@ -1,0 +1,164 @@
+-- Tests that the DBA's integrity tools and audits run an application role's
+-- code (BEFORE UPDATE trigger, CHECK constraint, expression index, partial
+-- index predicate, and a cast of its enum tenant type to text) with that
+-- role's rights only, never the caller's (a superuser); the "s." schema
+-- injection through scope_unique; a 63-byte index name
+CREATE EXTENSION tenant_guard;
+\set VERBOSITY sqlstate
+\set SHOW_CONTEXT never
+CREATE ROLE tg_or_app LOGIN;
+CREATE ROLE tg_or_auditor LOGIN;
+GRANT CREATE ON SCHEMA public TO tg_or_app;
+-- Attacker code that ran as anyone but tg_or_app advances this sequence
+-- (sequences survive a rollback); code that ran as tg_or_app advances the
+-- other one (so the attack is known to have been exercised).
+CREATE SEQUENCE tg_or_escalations;
+CREATE SEQUENCE tg_or_ran_as_app;
+GRANT USAGE, SELECT, UPDATE ON SEQUENCE tg_or_escalations, tg_or_ran_as_app TO PUBLIC;
+
+SET ROLE tg_or_app;
+CREATE FUNCTION public.tg_or_pwn() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  IF current_user::text <> 'tg_or_app' THEN
+    PERFORM nextval('public.tg_or_escalations');
+    BEGIN
+      ALTER ROLE tg_or_app SUPERUSER BYPASSRLS CREATEROLE;
+    EXCEPTION WHEN OTHERS THEN NULL;
+    END;
+  ELSE
+    PERFORM nextval('public.tg_or_ran_as_app');
+  END IF;
+  RETURN true;
+END $$;
+CREATE TYPE public.tg_or_tenant AS ENUM ('acme', 'globex');
+-- Index expressions and predicates need IMMUTABLE: a wrapper that lies.
+CREATE FUNCTION public.tg_or_pwn_imm(public.tg_or_tenant) RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RETURN public.tg_or_pwn(); END';
+CREATE FUNCTION public.tg_or_tenant_text(public.tg_or_tenant) RETURNS text
+  LANGUAGE plpgsql AS 'BEGIN PERFORM public.tg_or_pwn(); RETURN format(''%s'', $1); END';
+CREATE CAST (public.tg_or_tenant AS text) WITH FUNCTION public.tg_or_tenant_text(public.tg_or_tenant) AS ASSIGNMENT;
+-- A second type whose cast is implicit: comparing it with a text column
+-- (tenant = tenant) silently calls the cast.
+CREATE TYPE public.tg_or_tenant2 AS ENUM ('acme', 'globex');
+CREATE FUNCTION public.tg_or_tenant2_text(public.tg_or_tenant2) RETURNS text
+  LANGUAGE plpgsql AS 'BEGIN PERFORM public.tg_or_pwn(); RETURN format(''%s'', $1); END';
+CREATE CAST (public.tg_or_tenant2 AS text) WITH FUNCTION public.tg_or_tenant2_text(public.tg_or_tenant2) AS IMPLICIT;
+CREATE FUNCTION public.tg_or_trigger() RETURNS trigger
+  LANGUAGE plpgsql AS 'BEGIN PERFORM public.tg_or_pwn(); RETURN NEW; END';
+
+CREATE TABLE tg_or_parent (id int PRIMARY KEY, tenant_id public.tg_or_tenant NOT NULL);
+CREATE TABLE tg_or_child (id int PRIMARY KEY, tenant_id public.tg_or_tenant CHECK (public.tg_or_pwn()),
+                          parent_id int REFERENCES tg_or_parent (id), code text);
+CREATE INDEX tg_or_child_expr ON tg_or_child ((public.tg_or_pwn_imm(tenant_id)));
+CREATE UNIQUE INDEX tg_or_child_code ON tg_or_child (code) WHERE public.tg_or_pwn_imm(tenant_id);
+CREATE TRIGGER tg_or_before_update BEFORE UPDATE ON tg_or_child
+  FOR EACH ROW EXECUTE FUNCTION public.tg_or_trigger();
+-- A parent whose tenant is text, so comparing tenants takes the implicit cast.
+CREATE TABLE tg_or_users (id int PRIMARY KEY, tenant_id text NOT NULL);
+CREATE TABLE tg_or_docs (id int PRIMARY KEY, tenant_id public.tg_or_tenant2 NOT NULL,
+                         user_id int REFERENCES tg_or_users (id));
+CREATE TABLE tg_or_tenants (id text PRIMARY KEY);
+INSERT INTO tg_or_tenants VALUES ('acme');
+INSERT INTO tg_or_parent VALUES (1, 'acme'), (2, 'globex');
+INSERT INTO tg_or_child VALUES (1, NULL, 1, 'a'), (2, NULL, 1, 'b'), (3, NULL, 2, 'c'), (4, NULL, NULL, 'd');
+INSERT INTO tg_or_users VALUES (1, 'acme');
+INSERT INTO tg_or_docs VALUES (1, 'globex', 1);
+RESET ROLE;
+SELECT tenant_guard.use_registry('tg_or_tenants');
+SELECT setval('tg_or_ran_as_app', 1, false);
+
+-- The DBA (a superuser) runs every tool on the application's tables.
+\set VERBOSITY default
+SELECT tenant_guard.backfill_tenant('tg_or_child', 'tg_or_child_parent_id_fkey');
+\set VERBOSITY sqlstate
+SET ROLE tg_or_app;
+DELETE FROM tg_or_child WHERE id = 4;
+UPDATE tg_or_child SET tenant_id = 'globex' WHERE id = 2;   -- its parent is acme's
+RESET ROLE;
+SELECT * FROM tenant_guard.enforce_not_null('tg_or_child');
+\set VERBOSITY default
+SELECT count(*) FROM tenant_guard.add_tenant_fk('tg_or_child', ARRAY['parent_id'], 'tg_or_parent');
+\set VERBOSITY sqlstate
+SELECT conname, convalidated FROM pg_constraint WHERE conrelid = 'tg_or_child'::regclass AND contype = 'f' ORDER BY 1;
+SELECT count(*) FROM tenant_guard.scope_unique('tg_or_child', 'tg_or_child_code');
+SELECT pg_get_indexdef('tg_or_child_code'::regclass);
+SELECT * FROM tenant_guard.null_tenant_rows ORDER BY 1;
+SELECT * FROM tenant_guard.orphan_tenant_rows ORDER BY 1, 3;
+SELECT * FROM tenant_guard.cross_tenant_references ORDER BY 1;
+SELECT count(*) >= 0 AS status_ran FROM tenant_guard.status;
+SELECT count(*) >= 0 AS advisor_ran FROM tenant_guard.advisor;
+
+-- Nothing ran with the DBA's rights; the application's code did run.
+SELECT last_value, is_called FROM tg_or_escalations;
+SELECT is_called AS app_code_ran FROM tg_or_ran_as_app;
+SELECT rolname FROM pg_roles WHERE rolname LIKE 'tg_or%' AND (rolsuper OR rolbypassrls OR rolcreaterole);
+
+-- The owner of a strict, forced table backfills it and is told how many
+-- rows are left (counted as the owner, not hidden by its own policies).
+SET ROLE tg_or_app;
+CREATE TABLE tg_or_orgs (id int PRIMARY KEY, tenant_id text);
+CREATE TABLE tg_or_items (id int PRIMARY KEY, tenant_id text, org_id int REFERENCES tg_or_orgs (id));
+INSERT INTO tg_or_orgs VALUES (1, 'acme'), (2, NULL);
+INSERT INTO tg_or_items VALUES (1, NULL, 1), (2, NULL, 2), (3, NULL, 2);
+RESET ROLE;
+SELECT count(*) FROM tenant_guard.protect('tg_or_items', force => true);
+GRANT EXECUTE ON FUNCTION tenant_guard.backfill_tenant(regclass, text, integer, text) TO tg_or_app, tg_or_auditor;
+SET ROLE tg_or_app;
+\set VERBOSITY default
+SELECT tenant_guard.backfill_tenant('tg_or_items', 'tg_or_items_org_id_fkey');
+\set VERBOSITY sqlstate
+-- An application role with UPDATE that row-level security restricts may not
+-- backfill (it would fill every tenant's rows).
+GRANT SELECT, UPDATE ON tg_or_items, tg_or_orgs TO tg_or_auditor;
+SET ROLE tg_or_auditor;
+\set VERBOSITY default
+SELECT tenant_guard.backfill_tenant('tg_or_items', 'tg_or_items_org_id_fkey');
+-- An auditor restricted by row-level security gets 42501 from the counts,
+-- not every tenant's numbers, and the views skip the table with a WARNING.
+SELECT tenant_guard.count_null_tenant_rows('tg_or_items', 'tenant_id');
+RESET ROLE;
+GRANT SELECT ON tenant_guard.null_tenant_rows TO tg_or_auditor;
+GRANT EXECUTE ON FUNCTION tenant_guard.audit_null_tenant_rows(), tenant_guard.tenant_tables() TO tg_or_auditor;
+SET ROLE tg_or_auditor;
+SELECT * FROM tenant_guard.null_tenant_rows WHERE table_name = 'tg_or_items'::regclass;
+RESET ROLE;
+SELECT * FROM tenant_guard.null_tenant_rows WHERE table_name = 'tg_or_items'::regclass;
+\set VERBOSITY sqlstate
+
+-- scope_unique never splits a qualified name: a schema named "s." and an
+-- index name crafted to close the quote run nothing.
+CREATE SCHEMA "s." AUTHORIZATION tg_or_app;
+SET ROLE tg_or_app;
+CREATE TABLE "s.".t (id int, tenant_id text NOT NULL, code text);
+CREATE TABLE "s.".other (x int);
+CREATE INDEX i ON "s.".other (x);
+CREATE UNIQUE INDEX ".i; SELECT public.tg_or_pwn(); --" ON "s.".t (code);
+RESET ROLE;
+SELECT * FROM tenant_guard.scope_unique('"s.".t', '.i; SELECT public.tg_or_pwn(); --');
+SELECT indexrelid::regclass AS index, pg_get_indexdef(indexrelid) FROM pg_index
+ WHERE indrelid = '"s.".t'::regclass;
+SELECT count(*) AS other_index_kept FROM pg_class WHERE relname = 'i' AND relnamespace = '"s."'::regnamespace;
+
+-- A 63-byte index name (PostgreSQL's longest) is rewritten too.
+CREATE TABLE tg_or_long (id int, tenant_id text NOT NULL, code text);
+CREATE UNIQUE INDEX tg_or_long_code_0123456789012345678901234567890123456789012345 ON tg_or_long (code);
+SELECT length('tg_or_long_code_0123456789012345678901234567890123456789012345') AS name_bytes;
+SELECT * FROM tenant_guard.scope_unique('tg_or_long', 'tg_or_long_code_0123456789012345678901234567890123456789012345');
+SELECT pg_get_indexdef('tg_or_long_code_0123456789012345678901234567890123456789012345'::regclass);
+
+SELECT last_value, is_called FROM tg_or_escalations;
+SELECT rolname FROM pg_roles WHERE rolname LIKE 'tg_or%' AND (rolsuper OR rolbypassrls OR rolcreaterole);
+
+DELETE FROM tenant_guard.registry;
+DROP SCHEMA "s." CASCADE;
+DROP TABLE tg_or_docs, tg_or_users, tg_or_child, tg_or_parent, tg_or_tenants, tg_or_items, tg_or_orgs, tg_or_long;
+DROP EXTENSION tenant_guard;
+DROP FUNCTION tg_or_trigger();
+DROP CAST (tg_or_tenant AS text);
+DROP CAST (tg_or_tenant2 AS text);
+DROP FUNCTION tg_or_tenant_text(tg_or_tenant), tg_or_tenant2_text(tg_or_tenant2), tg_or_pwn_imm(tg_or_tenant), tg_or_pwn();
+DROP TYPE tg_or_tenant, tg_or_tenant2;
+DROP SEQUENCE tg_or_escalations, tg_or_ran_as_app;
+REVOKE CREATE ON SCHEMA public FROM tg_or_app;
+DROP ROLE tg_or_app;
+DROP ROLE tg_or_auditor;
