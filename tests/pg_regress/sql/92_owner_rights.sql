@@ -139,12 +139,13 @@ SELECT indexrelid::regclass AS index, pg_get_indexdef(indexrelid) FROM pg_index
  WHERE indrelid = '"s.".t'::regclass;
 SELECT count(*) AS other_index_kept FROM pg_class WHERE relname = 'i' AND relnamespace = '"s."'::regnamespace;
 
--- A 63-byte index name (PostgreSQL's longest) is rewritten too.
+-- A 63-byte index name (PostgreSQL's longest) is rewritten too (its temporary
+-- twin used to be truncated back to the same name: 42P07).
 CREATE TABLE tg_or_long (id int, tenant_id text NOT NULL, code text);
-CREATE UNIQUE INDEX tg_or_long_code_0123456789012345678901234567890123456789012345 ON tg_or_long (code);
-SELECT length('tg_or_long_code_0123456789012345678901234567890123456789012345') AS name_bytes;
-SELECT * FROM tenant_guard.scope_unique('tg_or_long', 'tg_or_long_code_0123456789012345678901234567890123456789012345');
-SELECT pg_get_indexdef('tg_or_long_code_0123456789012345678901234567890123456789012345'::regclass);
+CREATE UNIQUE INDEX tg_or_long_code_01234567890123456789012345678901234567890123456 ON tg_or_long (code);
+SELECT length('tg_or_long_code_01234567890123456789012345678901234567890123456') AS name_bytes;
+SELECT * FROM tenant_guard.scope_unique('tg_or_long', 'tg_or_long_code_01234567890123456789012345678901234567890123456');
+SELECT pg_get_indexdef('tg_or_long_code_01234567890123456789012345678901234567890123456'::regclass);
 
 SELECT last_value, is_called FROM tg_or_escalations;
 SELECT rolname FROM pg_roles WHERE rolname LIKE 'tg_or%' AND (rolsuper OR rolbypassrls OR rolcreaterole);
