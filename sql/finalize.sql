@@ -131,6 +131,7 @@ REVOKE ALL ON FUNCTION tenant_guard.config_changed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.protect(regclass, text, text, boolean, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.protect_schema(text, text, text, boolean, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.unprotect(regclass, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.protection_drift(regclass) FROM PUBLIC;
 -- Trigger functions cannot be called directly; a table owner needs EXECUTE
 -- on them because protect() creates its triggers with the owner's rights.
 GRANT EXECUTE ON FUNCTION tenant_guard.refuse_truncate() TO PUBLIC;
@@ -177,6 +178,8 @@ COMMENT ON FUNCTION tenant_guard.protect(regclass, text, text, boolean, boolean)
   'enable row-level security with tenant policies, default and triggers on a table (and its partitions); returns the DDL';
 COMMENT ON FUNCTION tenant_guard.protect_schema(text, text, text, boolean, boolean) IS
   'protect every table of a schema that has the tenant column; returns the DDL';
+COMMENT ON FUNCTION tenant_guard.protection_drift(regclass) IS
+  'how a protected table differs from what protect would leave (policies, row-level security, triggers, default); NULL when not protected';
 COMMENT ON FUNCTION tenant_guard.unprotect(regclass, boolean) IS
   'remove exactly what protect added; returns the DDL';
 COMMENT ON FUNCTION tenant_guard.visible_tenants() IS

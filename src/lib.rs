@@ -2,8 +2,13 @@
 //!
 //! Module map: `token` (pure JWS/JWT verification), `gucs` (settings and the
 //! context storage), `keys` (key ring and cache), `registry` (optional tenant
-//! registry), `context` (set_context and accessors), `catalog` (definer
-//! rights, catalog look-ups), `quote` (SQL quoting), `error` (SQLSTATEs).
+//! registry), `context` (set_context and accessors), `privileged` (the one
+//! door for SQL run with rights other than the caller's: pinned search_path,
+//! restricted owner scopes), `catalog` (catalog look-ups), `policy` and
+//! `protect` (row-level security generator, drift), `integrity` and
+//! `integrity_sql` (composite keys, backfill, NOT NULL, scoped uniques),
+//! `audit` (row counts behind the audit views), `rollout` (staged rollout),
+//! `quote` (SQL quoting), `error` (SQLSTATEs).
 
 use pgrx::prelude::*;
 
@@ -16,6 +21,7 @@ mod integrity;
 mod integrity_sql;
 mod keys;
 mod policy;
+mod privileged;
 mod protect;
 mod quote;
 mod registry;

@@ -134,7 +134,7 @@ pub fn load() -> Option<Registry> {
         })
     });
     let (relid, id, active) = conf?;
-    let (nsp, rel, owner, ty) = pinned(|| {
+    let found = pinned(|| {
         Spi::connect(|c| {
             let rows = spi(c.select(
                 "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relowner \
@@ -157,7 +157,19 @@ pub fn load() -> Option<Registry> {
                 .unwrap_or_default();
             (n, r, o, ty)
         })
-    })?;
+    });
+    // A registry whose table was dropped (or whose id column is gone) fails
+    // closed: every tenant is refused until use_registry is run again.
+    let Some((nsp, rel, owner, ty)) = found else {
+        return Some(Registry {
+            table: format!("with OID {}", u32::from(relid)),
+            relid,
+            owner: pg_sys::Oid::INVALID,
+            kind: IdKind::Other,
+            sql: String::new(),
+            all_sql: String::new(),
+        });
+    };
     let table = format!("{}.{}", quote::ident(&nsp), quote::ident(&rel));
     let kind = IdKind::of(&ty);
     Some(Registry {
@@ -172,9 +184,15 @@ pub fn load() -> Option<Registry> {
 
 /// Whether a tenant may be used: `Ok(())`, or the reason for refusing it.
 pub fn check(reg: &Registry, tenant: &str) -> Result<(), String> {
+    if reg.owner == pg_sys::Oid::INVALID {
+        return Err(format!(
+            "the registry table {} no longer exists; run tenant_guard.use_registry again",
+            reg.table
+        ));
+    }
     if reg.kind == IdKind::Other {
         return Err(format!(
-            "the id column of the registry {} is not of an integer, uuid or text type",
+            "the registry {} has no id column of an integer, uuid or text type; run tenant_guard.use_registry again",
             reg.table
         ));
     }
