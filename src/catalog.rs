@@ -20,8 +20,8 @@ pub struct Relation {
 pub fn relation(oid: pg_sys::Oid) -> Relation {
     pinned(|| Spi::connect(|c| {
         let row = spi(c.select(
-            "SELECT n.nspname::text, c.relname::text, c.relkind::text, c.relispartition, \
-                    c.relrowsecurity, c.relforcerowsecurity, c.relname::text \
+            "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relkind::pg_catalog.text, c.relispartition, \
+                    c.relrowsecurity, c.relforcerowsecurity, c.relname::pg_catalog.text \
                FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
               WHERE c.oid = $1",
             Some(1),

@@ -381,10 +381,7 @@ fn context_valid(value: &CStr) -> bool {
             }
             CHECKED.with(|c| c.borrow_mut().checking = true);
             let _checking = Checking;
-            why = facts
-                .tenants
-                .iter()
-                .find_map(|t| registry::check(reg, t).err());
+            why = registry::check_all(reg, &facts.tenants).err();
         }
     }
     let valid = why.is_none();
@@ -536,15 +533,14 @@ fn set_context_inner(token: Option<&str>, is_local: Option<bool>) -> String {
     if let Some(reg) = &ring.registry {
         // Checked at every use, cached or not: deactivating a tenant takes
         // effect at once.
-        let named = v.tenant.iter().chain(if v.bypass {
-            [].iter()
-        } else {
-            v.tenants.iter()
-        });
-        for t in named {
-            if let Err(why) = registry::check(reg, t) {
-                refuse_tenant(why);
-            }
+        let named: Vec<String> = v
+            .tenant
+            .iter()
+            .chain(if v.bypass { [].iter() } else { v.tenants.iter() })
+            .cloned()
+            .collect();
+        if let Err(why) = registry::check_all(reg, &named) {
+            refuse_tenant(why);
         }
     }
     let (value, readable) = match &cached.packed {

@@ -83,6 +83,30 @@ pub fn lookup_sql(
     format!("SELECT {active} FROM {table} WHERE {id} OPERATOR(pg_catalog.=) $1::pg_catalog.{ty} LIMIT 1")
 }
 
+/// Builds the look-up of a set of ids (`$1`, a text array): how many
+/// distinct active ids of the set the registry holds. One statement for a
+/// multi-tenant context, whatever its size.
+pub fn lookup_many_sql(
+    table: &str,
+    id_column: &str,
+    kind: IdKind,
+    active_column: Option<&str>,
+) -> String {
+    let id = quote::ident(id_column);
+    let ty = match kind {
+        IdKind::Integer => "int8",
+        IdKind::Uuid => "uuid",
+        IdKind::Text | IdKind::Other => "text",
+    };
+    let active = active_column.map_or(String::new(), |a| {
+        format!(" AND coalesce({}, false)", quote::ident(a))
+    });
+    format!(
+        "SELECT pg_catalog.count(DISTINCT {id}) FROM {table} \
+          WHERE {id} OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]::pg_catalog.{ty}[]){active}"
+    )
+}
+
 /// Lists every active tenant id, as text (what a bypass token reads).
 pub fn all_sql(table: &str, id_column: &str, active_column: Option<&str>) -> String {
     let id = quote::ident(id_column);
@@ -100,6 +124,7 @@ pub struct Registry {
     pub owner: pg_sys::Oid,
     pub kind: IdKind,
     pub sql: String,
+    pub many_sql: String,
     pub all_sql: String,
 }
 
@@ -167,6 +192,7 @@ pub fn load() -> Option<Registry> {
             owner: pg_sys::Oid::INVALID,
             kind: IdKind::Other,
             sql: String::new(),
+            many_sql: String::new(),
             all_sql: String::new(),
         });
     };
@@ -174,6 +200,7 @@ pub fn load() -> Option<Registry> {
     let kind = IdKind::of(&ty);
     Some(Registry {
         sql: lookup_sql(&table, &id, kind, active.as_deref()),
+        many_sql: lookup_many_sql(&table, &id, kind, active.as_deref()),
         all_sql: all_sql(&table, &id, active.as_deref()),
         table,
         relid,
@@ -214,6 +241,47 @@ pub fn check(reg: &Registry, tenant: &str) -> Result<(), String> {
         )),
         Some(true) => Ok(()),
     }
+}
+
+/// Whether every tenant of `tenants` may be used: one statement for the
+/// whole set; on failure, the first refused tenant's reason.
+pub fn check_all(reg: &Registry, tenants: &[String]) -> Result<(), String> {
+    if tenants.len() <= 1 {
+        return tenants.iter().try_for_each(|t| check(reg, t));
+    }
+    if reg.owner == pg_sys::Oid::INVALID
+        || reg.kind == IdKind::Other
+        || !tenants.iter().all(|t| reg.kind.admits(t))
+    {
+        return tenants.iter().try_for_each(|t| check(reg, t));
+    }
+    let distinct = distinct_ids(reg.kind, tenants);
+    let found = as_role(reg.owner, || {
+        one::<i64>(&reg.many_sql, &[tenants.to_vec().into()])
+    })
+    .unwrap_or(0);
+    if usize::try_from(found).unwrap_or(0) >= distinct {
+        Ok(())
+    } else {
+        // Which one: the slow path runs only when a tenant is refused.
+        tenants.iter().try_for_each(|t| check(reg, t))
+    }
+}
+
+/// How many distinct values `ids` are in the column's type (`7` and `07`
+/// are one integer; uuids ignore case).
+pub fn distinct_ids(kind: IdKind, ids: &[String]) -> usize {
+    let mut set: Vec<String> = ids
+        .iter()
+        .map(|t| match kind {
+            IdKind::Integer => t.parse::<i64>().map_or_else(|_| t.clone(), |n| n.to_string()),
+            IdKind::Uuid => t.to_ascii_lowercase(),
+            IdKind::Text | IdKind::Other => t.clone(),
+        })
+        .collect();
+    set.sort();
+    set.dedup();
+    set.len()
 }
 
 /// Every active tenant of the registry (for a bypass token).
@@ -316,6 +384,29 @@ mod tests {
         assert!(IdKind::Uuid.admits("0b9e7c2a-54d1-4f3a-9c51-6f1e2d3c4b5a"));
         assert!(!IdKind::Uuid.admits("0b9e7c2a54d14f3a9c516f1e2d3c4b5a"));
         assert!(!IdKind::Uuid.admits("zb9e7c2a-54d1-4f3a-9c51-6f1e2d3c4b5a"));
+    }
+
+    #[test]
+    fn many_ids_in_one_statement() {
+        assert_eq!(
+            lookup_many_sql("public.\"T\"", "id", IdKind::Integer, Some("on")),
+            "SELECT pg_catalog.count(DISTINCT \"id\") FROM public.\"T\" \
+             WHERE \"id\" OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]::pg_catalog.int8[]) \
+             AND coalesce(\"on\", false)"
+        );
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(distinct_ids(IdKind::Integer, &ids(&["7", "07", "8"])), 2);
+        assert_eq!(distinct_ids(IdKind::Text, &ids(&["a", "A", "a"])), 2);
+        assert_eq!(
+            distinct_ids(
+                IdKind::Uuid,
+                &ids(&[
+                    "0b9e7c2a-54d1-4f3a-9c51-6f1e2d3c4b5a",
+                    "0B9E7C2A-54D1-4F3A-9C51-6F1E2D3C4B5A"
+                ])
+            ),
+            1
+        );
     }
 
     #[test]
