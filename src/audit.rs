@@ -27,17 +27,36 @@ type Oid = pg_sys::Oid;
 /// text and their operators cannot be user code).
 const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
 
-/// The type of a column; 42703 when it does not exist.
-fn column_type(rel: Oid, col: &str) -> Oid {
-    pinned(|| {
-        one::<Oid>(
-            "SELECT a.atttypid FROM pg_catalog.pg_attribute a \
-              WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
-                AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped",
-            &[rel.into(), col.into()],
-        )
-    })
-    .unwrap_or_else(|| {
+/// `"schema"."table"`, owner and the column's type, in one catalog read;
+/// 42703 when the column does not exist.
+fn table_and_column(rel: Oid, col: &str) -> (String, Oid, Oid) {
+    let row = pinned(|| {
+        Spi::connect(|c| {
+            let rows = spi(c.select(
+                "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relowner, a.atttypid \
+                   FROM pg_catalog.pg_class c \
+                   JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid \
+                    AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
+                    AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped \
+                  WHERE c.oid OPERATOR(pg_catalog.=) $1",
+                None,
+                &[rel.into(), col.into()],
+            ));
+            rows.into_iter().next().map(|r| {
+                (
+                    format!(
+                        "{}.{}",
+                        ident(&spi(r.get::<String>(1)).unwrap_or_default()),
+                        ident(&spi(r.get::<String>(2)).unwrap_or_default())
+                    ),
+                    spi(r.get::<Oid>(3)).unwrap_or(Oid::INVALID),
+                    spi(r.get::<Oid>(4)).unwrap_or(Oid::INVALID),
+                )
+            })
+        })
+    });
+    row.unwrap_or_else(|| {
         Failure::new(
             Code::ERRCODE_UNDEFINED_COLUMN,
             format!(
@@ -55,14 +74,13 @@ fn column_type(rel: Oid, col: &str) -> Oid {
 fn count_null_tenant_rows(tbl: pgrx::PgRelation, tenant_column: &str) -> i64 {
     let oid = tbl.oid();
     drop(tbl);
-    column_type(oid, tenant_column);
+    let (name, owner, _) = table_and_column(oid, tenant_column);
     require_full_read(oid);
     let sql = format!(
-        "SELECT pg_catalog.count(*) FROM {} x WHERE x.{} IS NULL",
-        qualified_name(oid),
+        "SELECT pg_catalog.count(*) FROM {name} x WHERE x.{} IS NULL",
         ident(tenant_column)
     );
-    as_table_owner(oid, || one::<i64>(&sql, &[])).unwrap_or(0)
+    as_role(owner, || one::<i64>(&sql, &[])).unwrap_or(0)
 }
 
 /// The registry's table and id column, read as the extension owner.
@@ -97,7 +115,7 @@ fn count_orphan_tenant_rows(
 ) -> TableIterator<'static, (name!(tenant_id, Option<String>), name!(rows, i64))> {
     let oid = tbl.oid();
     drop(tbl);
-    column_type(oid, tenant_column);
+    let (name, owner, _) = table_and_column(oid, tenant_column);
     require_full_read(oid);
     let Some((reg, id_col)) = registry() else {
         return TableIterator::new(Vec::new());
@@ -122,9 +140,9 @@ fn count_orphan_tenant_rows(
           WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.unnest($1::pg_catalog.text[]) r(id) \
                              WHERE r.id OPERATOR(pg_catalog.=) x.t) \
           GROUP BY x.t ORDER BY x.t",
-        qualified_name(oid)
+        name
     );
-    let rows: Vec<(Option<String>, i64)> = as_table_owner(oid, || {
+    let rows: Vec<(Option<String>, i64)> = as_role(owner, || {
         Spi::connect(|c| {
             spi(c.select(&sql, None, &[ids.into()]))
                 .map(|row| (spi(row.get::<String>(1)), spi(row.get::<i64>(2)).unwrap_or(0)))
@@ -242,12 +260,10 @@ fn count_cross_tenant_references(
     let fk = foreign_key(constraint_oid);
     let ct = child_tenant.map_or_else(|| tenant_column_of(fk.child), str::to_owned);
     let pt = parent_tenant.map_or_else(|| tenant_column_of(fk.parent), str::to_owned);
-    let ct_type = column_type(fk.child, &ct);
-    let pt_type = column_type(fk.parent, &pt);
+    let (child_name, co, ct_type) = table_and_column(fk.child, &ct);
+    let (parent_name, po, pt_type) = table_and_column(fk.parent, &pt);
     require_full_read(fk.child);
     require_full_read(fk.parent);
-    let co = privileged::table_owner(fk.child);
-    let po = privileged::table_owner(fk.parent);
     let run_as = if co == po {
         Some(co)
     } else if role_reads_all(co, fk.parent) && is_builtin(pt_type) {
@@ -286,10 +302,8 @@ fn count_cross_tenant_references(
     let c: Vec<&str> = fk.cols.iter().map(String::as_str).collect();
     let p: Vec<&str> = fk.pcols.iter().map(String::as_str).collect();
     let sql = format!(
-        "SELECT pg_catalog.count(*) FROM {} c JOIN {} p ON {} \
+        "SELECT pg_catalog.count(*) FROM {child_name} c JOIN {parent_name} p ON {} \
           WHERE c.{ct}::pg_catalog.text OPERATOR(pg_catalog.<>) p.{pt}::pg_catalog.text",
-        qualified_name(fk.child),
-        qualified_name(fk.parent),
         integrity::key_join(&c, &p, &ops),
         ct = ident(&ct),
         pt = ident(&pt)
