@@ -68,19 +68,63 @@ fn table_and_column(rel: Oid, col: &str) -> (String, Oid, Oid) {
     })
 }
 
+/// [`table_and_column`] from an open relation, without SPI (syscache
+/// look-ups only: the audit views call this once per table).
+fn open_table_and_column(rel: &pgrx::PgRelation, col: &str) -> (String, Oid, Oid) {
+    let name = format!("{}.{}", ident(rel.namespace()), ident(rel.name()));
+    // SAFETY: rd_rel of an open relation is valid while it is open.
+    let owner = unsafe { (*rel.rd_rel).relowner };
+    let ccol = std::ffi::CString::new(col).unwrap_or_default();
+    // SAFETY: syscache look-ups of an open relation's attribute.
+    let ty = unsafe {
+        let attnum = pg_sys::get_attnum(rel.oid(), ccol.as_ptr());
+        if attnum > 0 {
+            pg_sys::get_atttype(rel.oid(), attnum)
+        } else {
+            Oid::INVALID
+        }
+    };
+    if ty == Oid::INVALID {
+        Failure::new(
+            Code::ERRCODE_UNDEFINED_COLUMN,
+            format!("column \"{col}\" of relation {name} does not exist"),
+        )
+        .raise();
+    }
+    (name, owner, ty)
+}
+
 /// Counts the rows of `tbl` whose `tenant_column` is NULL, as the table's
-/// owner, after checking the caller may read every row (42501 otherwise).
+/// owner, after checking the caller may read every row: 42501 otherwise,
+/// or, with `skip_unreadable`, a WARNING and NULL (what the view does,
+/// without the cost of an exception block per table).
 #[pg_extern(stable, parallel_unsafe, schema = "tenant_guard")]
-fn count_null_tenant_rows(tbl: pgrx::PgRelation, tenant_column: &str) -> i64 {
+fn count_null_tenant_rows(
+    tbl: pgrx::PgRelation,
+    tenant_column: &str,
+    skip_unreadable: default!(bool, false),
+) -> Option<i64> {
     let oid = tbl.oid();
+    let (name, owner, _) = open_table_and_column(&tbl, tenant_column);
     drop(tbl);
-    let (name, owner, _) = table_and_column(oid, tenant_column);
+    if skip_unreadable
+        && (!privileged::has_table_privilege(oid, pg_sys::ACL_SELECT)
+            || privileged::rls_restricts_caller(oid))
+    {
+        ereport!(
+            WARNING,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied to audit {name}"),
+            "null_tenant_rows skipped this table."
+        );
+        return None;
+    }
     require_full_read(oid);
     let sql = format!(
         "SELECT pg_catalog.count(*) FROM {name} x WHERE x.{} IS NULL",
         ident(tenant_column)
     );
-    as_role(owner, || one::<i64>(&sql, &[])).unwrap_or(0)
+    Some(as_role(owner, || one::<i64>(&sql, &[])).unwrap_or(0))
 }
 
 /// The registry's table and id column, read as the extension owner.
@@ -114,8 +158,8 @@ fn count_orphan_tenant_rows(
     tenant_column: &str,
 ) -> TableIterator<'static, (name!(tenant_id, Option<String>), name!(rows, i64))> {
     let oid = tbl.oid();
+    let (name, owner, _) = open_table_and_column(&tbl, tenant_column);
     drop(tbl);
-    let (name, owner, _) = table_and_column(oid, tenant_column);
     require_full_read(oid);
     let Some((reg, id_col)) = registry() else {
         return TableIterator::new(Vec::new());
@@ -313,7 +357,7 @@ fn count_cross_tenant_references(
 
 extension_sql!(
     r#"
-COMMENT ON FUNCTION tenant_guard.count_null_tenant_rows(regclass, text) IS
+COMMENT ON FUNCTION tenant_guard.count_null_tenant_rows(regclass, text, boolean) IS
   'rows of a table with a NULL tenant (caller must read every row; counts as the table owner)';
 COMMENT ON FUNCTION tenant_guard.count_orphan_tenant_rows(regclass, text) IS
   'rows per tenant id not in the registry (caller must read every row; counts as the table owners)';
