@@ -132,6 +132,9 @@ REVOKE ALL ON FUNCTION tenant_guard.protect(regclass, text, text, boolean, boole
 REVOKE ALL ON FUNCTION tenant_guard.protect_schema(text, text, text, boolean, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.unprotect(regclass, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.protection_drift(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.count_null_tenant_rows(regclass, text, boolean),
+              tenant_guard.count_orphan_tenant_rows(regclass, text),
+              tenant_guard.count_cross_tenant_references(oid, text, text) FROM PUBLIC;
 -- Trigger functions cannot be called directly; a table owner needs EXECUTE
 -- on them because protect() creates its triggers with the owner's rights.
 GRANT EXECUTE ON FUNCTION tenant_guard.refuse_truncate() TO PUBLIC;
@@ -178,6 +181,12 @@ COMMENT ON FUNCTION tenant_guard.protect(regclass, text, text, boolean, boolean)
   'enable row-level security with tenant policies, default and triggers on a table (and its partitions); returns the DDL';
 COMMENT ON FUNCTION tenant_guard.protect_schema(text, text, text, boolean, boolean) IS
   'protect every table of a schema that has the tenant column; returns the DDL';
+COMMENT ON FUNCTION tenant_guard.count_null_tenant_rows(regclass, text, boolean) IS
+  'rows with a NULL tenant, counted as the table''s owner for a caller that may read every row (backs null_tenant_rows)';
+COMMENT ON FUNCTION tenant_guard.count_orphan_tenant_rows(regclass, text) IS
+  'rows whose tenant is not in the registry, per tenant id, counted as the owners (backs orphan_tenant_rows)';
+COMMENT ON FUNCTION tenant_guard.count_cross_tenant_references(oid, text, text) IS
+  'child rows of a tenant-blind foreign key whose parent has another tenant, counted as an owner (backs cross_tenant_references)';
 COMMENT ON FUNCTION tenant_guard.protection_drift(regclass) IS
   'how a protected table differs from what protect would leave (policies, row-level security, triggers, default); NULL when not protected';
 COMMENT ON FUNCTION tenant_guard.unprotect(regclass, boolean) IS

@@ -190,7 +190,13 @@ pub fn init() {
         c"Default tenant column name for the generators, audits and new-table guard.",
         c"",
         &TENANT_COLUMN,
-        GucContext::Userset,
+        // Superuser-only: the generators, audits and the DDL guard (which
+        // runs with the extension owner's rights) trust it, so a database
+        // owner's `ALTER DATABASE … SET` must not be able to point them at
+        // another column, or at none (a trailing blank) to switch them off.
+        // A DBA sets it once per database; a non-superuser administrator
+        // passes `tenant_column => …` or is granted SET on the parameter.
+        GucContext::Suset,
         rules,
     );
     GucRegistry::define_enum_guc(

@@ -11,7 +11,7 @@
 //! `contrib/amcheck/verify_common.c`):
 //!
 //! * Every scope opens a GUC nest level and pins
-//!   `search_path = pg_catalog, pg_temp` (pg_temp named last, so it is never
+//!   `search_path = pg_catalog, pg_temp` (and `standard_conforming_strings = on`) (pg_temp named last, so it is never
 //!   searched before the catalog, and never for functions or operators).
 //!   Leaving the scope (normally or by an error) rolls back every setting
 //!   changed inside it, also by code we did not write (a trigger calling
@@ -42,6 +42,15 @@ use std::ffi::CString;
 /// The search_path every scope pins.
 pub const SEARCH_PATH: &str = "pg_catalog, pg_temp";
 
+/// Settings every scope pins: the search_path, and the settings a database
+/// owner could otherwise impose (`ALTER DATABASE … SET`) to change what the
+/// SQL inside means or to make it fail (`standard_conforming_strings = off`
+/// turns `'\x00'` into an invalid escape).
+const PINNED: &[(&str, &str)] = &[
+    ("search_path", SEARCH_PATH),
+    ("standard_conforming_strings", "on"),
+];
+
 /// Restores the user, security context and settings of the caller on drop.
 struct Scope {
     nest_level: i32,
@@ -68,21 +77,23 @@ impl Scope {
         // SAFETY: a new GUC nest level, popped by AtEOXact_GUC on drop (or
         // by transaction abort).
         let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
-        let name = CString::new("search_path").unwrap();
-        let value = CString::new(SEARCH_PATH).unwrap();
-        // SAFETY: valid C strings; GUC_ACTION_SAVE ties the value to the
-        // nest level opened above.
-        unsafe {
-            pg_sys::set_config_option(
-                name.as_ptr(),
-                value.as_ptr(),
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-                pg_sys::GucAction::GUC_ACTION_SAVE,
-                true,
-                0,
-                false,
-            );
+        for (name, value) in PINNED {
+            let name = CString::new(*name).unwrap();
+            let value = CString::new(*value).unwrap();
+            // SAFETY: valid C strings; GUC_ACTION_SAVE ties the value to
+            // the nest level opened above.
+            unsafe {
+                pg_sys::set_config_option(
+                    name.as_ptr(),
+                    value.as_ptr(),
+                    pg_sys::GucContext::PGC_USERSET,
+                    pg_sys::GucSource::PGC_S_SESSION,
+                    pg_sys::GucAction::GUC_ACTION_SAVE,
+                    true,
+                    0,
+                    false,
+                );
+            }
         }
         Scope {
             nest_level,

@@ -129,7 +129,7 @@ fn actual_triggers(oid: pg_sys::Oid, column: &str) -> Vec<TriggerShape> {
                                   AND t.tgnargs OPERATOR(pg_catalog.=) 1::pg_catalog.int2 \
                                   AND t.tgargs OPERATOR(pg_catalog.=) \
                                       (pg_catalog.convert_to($5::pg_catalog.text, pg_catalog.getdatabaseencoding()) \
-                                       OPERATOR(pg_catalog.||) '\\x00'::pg_catalog.bytea) END, \
+                                       OPERATOR(pg_catalog.||) pg_catalog.decode('00'::pg_catalog.text, 'hex'::pg_catalog.text)) END, \
                         t.tgenabled OPERATOR(pg_catalog.=) ANY ('{O,A}'::pg_catalog.\"char\"[]) \
                    FROM pg_catalog.pg_trigger t \
                   WHERE t.tgrelid OPERATOR(pg_catalog.=) $1 AND t.tgparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid \
