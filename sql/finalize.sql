@@ -181,12 +181,6 @@ COMMENT ON FUNCTION tenant_guard.protect(regclass, text, text, boolean, boolean)
   'enable row-level security with tenant policies, default and triggers on a table (and its partitions); returns the DDL';
 COMMENT ON FUNCTION tenant_guard.protect_schema(text, text, text, boolean, boolean) IS
   'protect every table of a schema that has the tenant column; returns the DDL';
-COMMENT ON FUNCTION tenant_guard.count_null_tenant_rows(regclass, text, boolean) IS
-  'rows with a NULL tenant, counted as the table''s owner for a caller that may read every row (backs null_tenant_rows)';
-COMMENT ON FUNCTION tenant_guard.count_orphan_tenant_rows(regclass, text) IS
-  'rows whose tenant is not in the registry, per tenant id, counted as the owners (backs orphan_tenant_rows)';
-COMMENT ON FUNCTION tenant_guard.count_cross_tenant_references(oid, text, text) IS
-  'child rows of a tenant-blind foreign key whose parent has another tenant, counted as an owner (backs cross_tenant_references)';
 COMMENT ON FUNCTION tenant_guard.protection_drift(regclass) IS
   'how a protected table differs from what protect would leave (policies, row-level security, triggers, default); NULL when not protected';
 COMMENT ON FUNCTION tenant_guard.unprotect(regclass, boolean) IS
