@@ -444,14 +444,24 @@ BEGIN
   -- Protected tables owned by an ordinary login role (an application role
   -- that owns a table can switch its row-level security off).
   RETURN QUERY
+  -- Partitions too: ALTER TABLE … OWNER TO on a partitioned table leaves
+  -- its partitions' owner unchanged. A login role that is a member of the
+  -- owner role can act as the owner just the same.
   SELECT 'high', 'login_role_owns_tenant_table', format('%I.%I', n.nspname, c.relname),
-         format('%I.%I is owned by login role %I, which can disable its row-level security',
-                n.nspname, c.relname, r.rolname),
-         format('ALTER TABLE %I.%I OWNER TO <a NOLOGIN owner role>;', n.nspname, c.relname)
+         format('%s%I.%I is owned by %I, which login role %I can act as: it can disable its row-level security',
+                CASE WHEN p.parent IS NULL THEN '' ELSE 'partition ' END,
+                n.nspname, c.relname, r.rolname, l.rolname),
+         format('ALTER TABLE %I.%I OWNER TO <a NOLOGIN owner role>;%s', n.nspname, c.relname,
+                CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'p' THEN '  -- and each of its partitions' ELSE '' END)
     FROM tenant_guard.protected p
-    JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
-    JOIN pg_roles r ON r.oid = c.relowner
-   WHERE r.rolcanlogin AND NOT r.rolsuper AND p.parent IS NULL
+    JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::oid
+    JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    JOIN pg_roles r ON r.oid OPERATOR(pg_catalog.=) c.relowner
+    CROSS JOIN LATERAL (
+      SELECT min(x.rolname::pg_catalog.text) AS rolname FROM pg_roles x
+       WHERE x.rolcanlogin AND NOT x.rolsuper
+         AND pg_has_role(x.oid, c.relowner, 'USAGE')) l
+   WHERE NOT r.rolsuper AND l.rolname IS NOT NULL
    ORDER BY 3;
 
   -- TRUNCATE ignores row-level security.

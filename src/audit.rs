@@ -108,8 +108,7 @@ fn count_null_tenant_rows(
     let (name, owner, _) = open_table_and_column(&tbl, tenant_column);
     drop(tbl);
     if skip_unreadable
-        && (!privileged::has_table_privilege(oid, pg_sys::ACL_SELECT)
-            || privileged::rls_restricts_caller(oid))
+        && !privileged::can_read_all(oid)
     {
         ereport!(
             WARNING,
@@ -164,6 +163,9 @@ fn count_orphan_tenant_rows(
     let Some((reg, id_col)) = registry() else {
         return TableIterator::new(Vec::new());
     };
+    // The caller learns which ids the registry lacks: it must be able to
+    // read the registry itself (else anyone could probe it for tenant ids).
+    require_full_read(reg);
     let reg_sql = format!(
         "SELECT r.{id}::pg_catalog.text FROM {} r WHERE r.{id} IS NOT NULL",
         qualified_name(reg),

@@ -123,6 +123,39 @@ pub fn write_expr(column: &str, col_type: &str) -> String {
     )
 }
 
+/// Whether a deparsed column default is one [`default_expr`] produces:
+/// `tenant_guard.tenant_id()` alone or cast to a type name, e.g.
+/// `(tenant_guard.tenant_id())::character varying(40)`.
+pub fn is_our_default(d: &str) -> bool {
+    const CALL: &str = "tenant_guard.tenant_id()";
+    if d == CALL {
+        return true;
+    }
+    let Some(ty) = d.strip_prefix("(tenant_guard.tenant_id())::") else {
+        return false;
+    };
+    // A type name: words, quotes, dots and spaces, then at most one
+    // modifier of digits and commas, then at most an array suffix.
+    let ty = ty.strip_suffix("[]").unwrap_or(ty);
+    let (name, modifier) = match ty.find('(') {
+        Some(i) => (&ty[..i], Some(&ty[i..])),
+        None => (ty, None),
+    };
+    let name_ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ' ' | '.' | '"'));
+    let modifier_ok = modifier.is_none_or(|m| {
+        m.len() > 2
+            && m.starts_with('(')
+            && m.ends_with(')')
+            && m[1..m.len() - 1]
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ',')
+    });
+    name_ok && modifier_ok
+}
+
 /// The column default: the current tenant in the column's type.
 pub fn default_expr(col_type: &str) -> String {
     if col_type == "text" {
@@ -440,6 +473,26 @@ pub fn render_unprotect(t: &TableState, before: &Before) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_protects_own_default_is_ours() {
+        assert!(super::is_our_default("tenant_guard.tenant_id()"));
+        assert!(super::is_our_default("(tenant_guard.tenant_id())::uuid"));
+        assert!(super::is_our_default("(tenant_guard.tenant_id())::bigint"));
+        assert!(super::is_our_default(
+            "(tenant_guard.tenant_id())::character varying(40)"
+        ));
+        assert!(super::is_our_default("(tenant_guard.tenant_id())::public.\"Tenant\""));
+        // Tampered defaults that still mention the function.
+        assert!(!super::is_our_default(
+            "('globex'::text || left(tenant_guard.tenant_id(), 0))"
+        ));
+        assert!(!super::is_our_default(
+            "(tenant_guard.tenant_id())::text || 'x'::text"
+        ));
+        assert!(!super::is_our_default("coalesce(tenant_guard.tenant_id(), 'globex'::text)"));
+        assert!(!super::is_our_default("(tenant_guard.tenant_id())::text(1) || 'x'"));
+    }
+
     use super::*;
 
     fn fresh(ty: &str) -> TableState {

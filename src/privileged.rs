@@ -222,13 +222,12 @@ pub fn rls_restricts_caller(rel: pg_sys::Oid) -> bool {
     r == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
 }
 
-/// 42501 unless the caller may read every row of `rel`: SELECT on it and no
-/// row-level security restricting it (a superuser, a BYPASSRLS role, or the
-/// owner of a table whose row-level security is not forced). Audits count
+/// 42501 unless the caller may read every row of `rel` ([`can_read_all`]:
+/// a superuser, a BYPASSRLS role, or the table's owner, with SELECT). Audits count
 /// rows as the table's owner, so they first make sure the caller could have
 /// counted them itself.
 pub fn require_full_read(rel: pg_sys::Oid) {
-    if !has_table_privilege(rel, pg_sys::ACL_SELECT) || rls_restricts_caller(rel) {
+    if !can_read_all(rel) {
         Failure::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!("permission denied to audit {}", qualified_name(rel)),
@@ -237,6 +236,20 @@ pub fn require_full_read(rel: pg_sys::Oid) {
         .hint("Run audits as a superuser, a role with BYPASSRLS, or the table's owner.")
         .raise();
     }
+}
+
+/// Whether the caller may read every row of `rel`: SELECT on it, and either
+/// no row-level security restricting it or the rights of the table's owner
+/// (whose forced row-level security the owner-run count does not apply).
+pub fn can_read_all(rel: pg_sys::Oid) -> bool {
+    if !has_table_privilege(rel, pg_sys::ACL_SELECT) {
+        return false;
+    }
+    if !rls_restricts_caller(rel) {
+        return true;
+    }
+    // SAFETY: a catalog look-up of role membership.
+    unsafe { pg_sys::has_privs_of_role(pg_sys::GetUserId(), table_owner(rel)) }
 }
 
 /// 42501 unless the caller holds `mode` on `rel` (named `what` in the message).

@@ -285,10 +285,12 @@ fn tenant_guard_policies(oid: pg_sys::Oid) -> Vec<String> {
         .collect()
 }
 
+/// Whether a column default (as `pg_get_expr` deparses it) is the one
+/// protect sets: exactly `tenant_guard.tenant_id()`, or that cast to a
+/// type name (with an optional type modifier). Anything else, such as an
+/// expression that merely mentions the function, is not ours (drift).
 fn default_is_ours(default: &Option<String>) -> bool {
-    default
-        .as_deref()
-        .is_some_and(|d| d.contains("tenant_guard.tenant_id()"))
+    default.as_deref().is_some_and(policy::is_our_default)
 }
 
 /// 42501 unless the caller owns `oid` (is a member of its owner role) or is
