@@ -1,0 +1,686 @@
+\echo Use "ALTER EXTENSION tenant_guard UPDATE TO '0.2.0'" to load this file. \quit
+-- tenant_guard 0.1.0 -> 0.2.0 (the security round).
+--
+-- Hand-written; never edited once 0.2.0 is released. tests/upgrade/run checks
+-- that a 0.1.0 install updated with this script has the same catalog as a
+-- fresh 0.2.0 install (functions, bodies, views, tables, triggers, event
+-- triggers, privileges, comments, dump registrations).
+--
+-- No table of the extension changes, so the key ring, the registry and the
+-- record of protected tables are kept as they are; the policies, defaults
+-- and triggers protect() put on user tables are the same in both versions.
+-- The changes, in dependency order:
+--   1. new C functions: protection_drift and the audit counts that read user
+--      tables as their owner (count_null_tenant_rows, count_orphan_tenant_rows,
+--      count_cross_tenant_references)
+--   2. SQL and PL/pgSQL functions rewritten (pinned search_path, qualified
+--      operators, counts through the new C functions, selftest independent
+--      of the database's settings, on_ddl's hint built from the catalog)
+--   3. the status view: new column drift (at the end), policies_current and
+--      phase from protection_drift
+--   4. privileges and comments
+
+-- 1. New C functions -----------------------------------------------------
+
+CREATE FUNCTION tenant_guard.protection_drift(tbl regclass) RETURNS text[]
+  STRICT STABLE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'protection_drift_wrapper';
+
+CREATE FUNCTION tenant_guard.count_null_tenant_rows(tbl regclass, tenant_column text,
+                                                    skip_unreadable boolean DEFAULT false) RETURNS bigint
+  STRICT STABLE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'count_null_tenant_rows_wrapper';
+
+CREATE FUNCTION tenant_guard.count_orphan_tenant_rows(tbl regclass, tenant_column text)
+  RETURNS TABLE (tenant_id text, "rows" bigint)
+  STRICT STABLE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'count_orphan_tenant_rows_wrapper';
+
+CREATE FUNCTION tenant_guard.count_cross_tenant_references(constraint_oid oid, child_tenant text DEFAULT NULL,
+                                                           parent_tenant text DEFAULT NULL) RETURNS bigint
+  STABLE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'count_cross_tenant_references_wrapper';
+
+-- 2. Rewritten SQL and PL/pgSQL functions (same signatures and results) ---
+
+-- Still inlinable (no SET clause): every relation, function, cast and
+-- operator qualified instead.
+CREATE OR REPLACE FUNCTION tenant_guard.tenant_tables()
+RETURNS TABLE (table_name regclass, tenant_column name)
+LANGUAGE sql STABLE AS $$
+  SELECT c.oid::pg_catalog.regclass, a.attname
+    FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+                       AND a.attname OPERATOR(pg_catalog.=)
+                           (CASE WHEN COALESCE(pg_catalog.current_setting('tenant_guard.tenant_column'::pg_catalog.text, true),
+                                               ''::pg_catalog.text) OPERATOR(pg_catalog.=) ''::pg_catalog.text
+                                 THEN 'tenant_id'::pg_catalog.text
+                                 ELSE pg_catalog.current_setting('tenant_guard.tenant_column'::pg_catalog.text, true)
+                            END)::pg_catalog.name
+                       AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped
+   WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog."char"[]) AND NOT c.relispartition
+     AND NOT (n.nspname OPERATOR(pg_catalog.=) ANY ('{pg_catalog,information_schema,tenant_guard,pg_toast}'::pg_catalog.name[]))
+     AND NOT pg_catalog.starts_with(n.nspname::pg_catalog.text, 'pg_temp_'::pg_catalog.text)
+     AND NOT pg_catalog.starts_with(n.nspname::pg_catalog.text, 'pg_toast_temp_'::pg_catalog.text)
+  UNION
+  SELECT p.relid, p.tenant_column FROM tenant_guard.protected p
+   WHERE p.parent IS NULL
+$$;
+
+CREATE OR REPLACE FUNCTION tenant_guard.tenant_blind_foreign_keys()
+RETURNS TABLE (constraint_oid oid, child_table regclass, constraint_name name, parent_table regclass,
+               child_tenant name, parent_tenant name, child_columns name[], parent_columns name[])
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT k.oid, k.conrelid::pg_catalog.regclass, k.conname, k.confrelid::pg_catalog.regclass,
+         ct.tenant_column, pt.tenant_column,
+         ARRAY(SELECT a.attname FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY u(n, o)
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid
+                                               AND a.attnum OPERATOR(pg_catalog.=) u.n ORDER BY u.o),
+         ARRAY(SELECT a.attname FROM pg_catalog.unnest(k.confkey) WITH ORDINALITY u(n, o)
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.confrelid
+                                               AND a.attnum OPERATOR(pg_catalog.=) u.n ORDER BY u.o)
+    FROM pg_catalog.pg_constraint k
+    JOIN tenant_guard.tenant_tables() ct ON ct.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) k.conrelid
+    JOIN tenant_guard.tenant_tables() pt ON pt.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) k.confrelid
+   WHERE k.contype OPERATOR(pg_catalog.=) 'f'::pg_catalog."char"
+     AND k.conparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+     AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(k.conkey) u(n)
+                       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid
+                                                     AND a.attnum OPERATOR(pg_catalog.=) u.n
+                      WHERE a.attname OPERATOR(pg_catalog.=) ct.tenant_column)
+$$;
+
+-- The audit counts: the caller must read every row; counted as the owner.
+CREATE OR REPLACE FUNCTION tenant_guard.audit_null_tenant_rows()
+RETURNS TABLE (table_name regclass, tenant_column name, null_rows bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE t record; n bigint;
+BEGIN
+  -- NOT NULL columns are skipped without a scan; the others are counted
+  -- with the same query one would write by hand (an index on the tenant
+  -- column serves IS NULL), as the table's owner.
+  FOR t IN SELECT tt.table_name, tt.tenant_column
+             FROM tenant_guard.tenant_tables() tt
+             JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) tt.table_name::pg_catalog.oid
+                                          AND a.attname OPERATOR(pg_catalog.=) tt.tenant_column
+            WHERE NOT a.attnotnull
+            ORDER BY tt.table_name::pg_catalog.text LOOP
+    -- A table the caller may not read in full: WARNING, NULL, skipped.
+    n := tenant_guard.count_null_tenant_rows(t.table_name, t.tenant_column::pg_catalog.text, true);
+    IF n OPERATOR(pg_catalog.>) 0 THEN
+      table_name := t.table_name; tenant_column := t.tenant_column; null_rows := n;
+      RETURN NEXT;
+    END IF;
+  END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION tenant_guard.audit_orphan_tenant_rows()
+RETURNS TABLE (table_name regclass, tenant_column name, tenant_id text, "rows" bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE t record;
+BEGIN
+  -- Orphans need a registry to be orphans of: without one the counts
+  -- return nothing. The registry's ids are read as its owner, each table's
+  -- tenant values grouped as that table's owner (see src/audit.rs).
+  FOR t IN SELECT * FROM tenant_guard.tenant_tables() tt ORDER BY tt.table_name::pg_catalog.text LOOP
+    BEGIN
+      RETURN QUERY SELECT t.table_name, t.tenant_column, o.tenant_id, o."rows"
+                     FROM tenant_guard.count_orphan_tenant_rows(t.table_name, t.tenant_column::pg_catalog.text) o;
+    EXCEPTION WHEN insufficient_privilege THEN
+      RAISE WARNING '%', SQLERRM USING DETAIL = 'orphan_tenant_rows skipped this table.';
+    END;
+  END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION tenant_guard.audit_cross_tenant_references()
+RETURNS TABLE (child_table regclass, constraint_name name, parent_table regclass, mismatched_rows bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE f record; n bigint;
+BEGIN
+  -- Counted as a table owner with the key's own equality operators, the
+  -- tenants compared as text (see src/audit.rs). NULL: neither owner could
+  -- count without running another role's code (a WARNING says so).
+  FOR f IN SELECT * FROM tenant_guard.tenant_blind_foreign_keys() b
+            ORDER BY b.child_table::pg_catalog.text, b.constraint_name LOOP
+    BEGIN
+      n := tenant_guard.count_cross_tenant_references(f.constraint_oid, f.child_tenant::pg_catalog.text,
+                                                      f.parent_tenant::pg_catalog.text);
+    EXCEPTION WHEN insufficient_privilege THEN
+      RAISE WARNING '%', SQLERRM USING DETAIL = 'cross_tenant_references skipped this foreign key.';
+      CONTINUE;
+    END;
+    IF n IS NULL OR n OPERATOR(pg_catalog.>) 0 THEN
+      child_table := f.child_table; constraint_name := f.constraint_name;
+      parent_table := f.parent_table; mismatched_rows := n;
+      RETURN NEXT;
+    END IF;
+  END LOOP;
+END $$;
+
+-- New finding protection_drift; names from nspname/relname.
+CREATE OR REPLACE FUNCTION tenant_guard.advisor_findings()
+RETURNS TABLE (severity text, code text, object text, detail text, remedy text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE col name := coalesce(nullif(current_setting('tenant_guard.tenant_column', true), ''), 'tenant_id');
+BEGIN
+  -- Tenant tables never protected.
+  RETURN QUERY
+  SELECT 'high', 'unprotected_tenant_table', format('%I.%I', n.nspname, c.relname),
+         format('%I.%I has the tenant column %I but no tenant_guard protection', n.nspname, c.relname, t.tenant_column),
+         format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);',
+                format('%I.%I', n.nspname, c.relname), t.tenant_column)
+    FROM tenant_guard.tenant_tables() t
+    JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE NOT EXISTS (SELECT 1 FROM tenant_guard.protected p WHERE p.relid = t.table_name)
+   ORDER BY 3;
+
+  -- A protected table that no longer looks like what protect renders for
+  -- its recorded options: a policy dropped or altered (expression, roles,
+  -- command, permissiveness), row-level security disabled or not forced,
+  -- a trigger dropped or disabled, the default dropped, or a permissive
+  -- policy of its own. Re-running protect repairs all but the last.
+  RETURN QUERY
+  SELECT 'high', 'protection_drift', x.qn,
+         format('%s differs from what tenant_guard.protect renders: %s', x.qn, array_to_string(x.drift, '; ')),
+         format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L, mode => %L, force => %s);',
+                x.qn, x.tenant_column, x.mode, CASE WHEN x.force THEN 'true' ELSE 'false' END)
+         || coalesce('  -- then review (protect keeps them): '
+                     || (SELECT string_agg(format('DROP POLICY %I ON %s;', substr(e, 25), x.qn), ' ' ORDER BY e)
+                           FROM unnest(x.drift) e WHERE starts_with(e, 'extra permissive policy ')), '')
+    FROM (SELECT format('%I.%I', n.nspname, c.relname) AS qn, p.tenant_column, p.mode, p.force,
+                 tenant_guard.protection_drift(p.relid) AS drift
+            FROM tenant_guard.protected p
+            JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+          OFFSET 0) x
+   WHERE cardinality(x.drift) > 0
+   ORDER BY 3;
+
+  -- Row-level security switched off, or not forced, on a tenant table.
+  RETURN QUERY
+  SELECT 'high', 'rls_disabled', format('%I.%I', n.nspname, c.relname),
+         format('row-level security is off on %I.%I: every role with SELECT sees every tenant', n.nspname, c.relname),
+         format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);',
+                format('%I.%I', n.nspname, c.relname), t.tenant_column)
+    FROM tenant_guard.tenant_tables() t
+    JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE NOT c.relrowsecurity
+     AND EXISTS (SELECT 1 FROM tenant_guard.protected p WHERE p.relid = t.table_name)
+   ORDER BY 3;
+  RETURN QUERY
+  SELECT 'medium', 'rls_not_forced', format('%I.%I', n.nspname, c.relname),
+         format('row-level security on %I.%I is not forced: its owner %I bypasses every policy',
+                n.nspname, c.relname, pg_get_userbyid(c.relowner)),
+         format('ALTER TABLE %I.%I FORCE ROW LEVEL SECURITY;', n.nspname, c.relname)
+    FROM tenant_guard.tenant_tables() t
+    JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relrowsecurity AND NOT c.relforcerowsecurity
+   ORDER BY 3;
+
+  -- Row-level security on, but no restrictive policy: permissive policies
+  -- OR together, so any USING (true) opens the table.
+  RETURN QUERY
+  SELECT 'high', 'no_restrictive_policy', format('%I.%I', n.nspname, c.relname),
+         format('%I.%I has row-level security but no restrictive policy holding the tenant rule', n.nspname, c.relname),
+         format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);',
+                format('%I.%I', n.nspname, c.relname), t.tenant_column)
+    FROM tenant_guard.tenant_tables() t
+    JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relrowsecurity
+     AND NOT EXISTS (SELECT 1 FROM pg_policy pol WHERE pol.polrelid = t.table_name AND NOT pol.polpermissive)
+   ORDER BY 3;
+
+  -- Policies that trust a setting any session can change (a fixed pattern,
+  -- not built from any name).
+  RETURN QUERY
+  SELECT 'high', 'policy_trusts_setting', format('%s on %I.%I', pol.polname, n.nspname, c.relname),
+         format('policy %I trusts a setting any session can SET: %s', pol.polname,
+                coalesce(pg_get_expr(pol.polqual, pol.polrelid), pg_get_expr(pol.polwithcheck, pol.polrelid))),
+         format('DROP POLICY %I ON %I.%I;  -- after tenant_guard.protect(%L)', pol.polname, n.nspname, c.relname,
+                format('%I.%I', n.nspname, c.relname))
+    FROM pg_policy pol
+    JOIN pg_class c ON c.oid = pol.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE concat(pg_get_expr(pol.polqual, pol.polrelid), ' ', pg_get_expr(pol.polwithcheck, pol.polrelid))
+         ~ 'current_setting\(''(?!tenant_guard\.)'
+   ORDER BY 3;
+
+  -- Nullable tenant columns.
+  RETURN QUERY
+  SELECT 'medium', 'nullable_tenant_column', format('%I.%I.%I', n.nspname, c.relname, t.tenant_column),
+         format('%I.%I.%I allows NULL: rows without a tenant', n.nspname, c.relname, t.tenant_column),
+         format('SELECT * FROM tenant_guard.enforce_not_null(%L, tenant_column => %L);',
+                format('%I.%I', n.nspname, c.relname), t.tenant_column)
+    FROM tenant_guard.tenant_tables() t
+    JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_attribute a ON a.attrelid = t.table_name AND a.attname = t.tenant_column
+   WHERE NOT a.attnotnull
+   ORDER BY 3;
+
+  -- Unique constraints and indexes (other than the primary key) that leave
+  -- the tenant out: a duplicate error tells a tenant another tenant's value.
+  RETURN QUERY
+  SELECT 'medium', 'tenant_blind_unique', format('%s on %I.%I', ic.relname, n.nspname, c.relname),
+         format('unique %s on %I.%I does not include %I: a duplicate reveals another tenant''s value',
+                CASE WHEN k.oid IS NULL THEN 'index' ELSE 'constraint' END, n.nspname, c.relname, t.tenant_column),
+         format('SELECT * FROM tenant_guard.scope_unique(%L, %L, tenant_column => %L);',
+                format('%I.%I', n.nspname, c.relname), coalesce(k.conname, ic.relname), t.tenant_column)
+    FROM tenant_guard.tenant_tables() t
+    JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_index i ON i.indrelid = t.table_name AND i.indisunique AND NOT i.indisprimary
+    JOIN pg_class ic ON ic.oid = i.indexrelid
+    JOIN pg_attribute a ON a.attrelid = t.table_name AND a.attname = t.tenant_column
+    LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid AND k.contype = 'u'
+   WHERE NOT (a.attnum = ANY (i.indkey))
+   ORDER BY 3;
+
+  -- Foreign keys between tenant tables without the tenant column.
+  RETURN QUERY
+  SELECT 'high', 'tenant_blind_fk', format('%s on %I.%I', b.constraint_name, cn.nspname, cc.relname),
+         format('%I.%I references %I.%I without the tenant column: a row can point at another tenant''s row',
+                cn.nspname, cc.relname, pn.nspname, pc.relname),
+         format('SELECT * FROM tenant_guard.add_tenant_fk(%L, %L, %L, %L, tenant_column => %L);',
+                format('%I.%I', cn.nspname, cc.relname), b.child_columns::text,
+                format('%I.%I', pn.nspname, pc.relname), b.parent_columns::text, b.child_tenant)
+    FROM tenant_guard.tenant_blind_foreign_keys() b
+    JOIN pg_class cc ON cc.oid = b.child_table JOIN pg_namespace cn ON cn.oid = cc.relnamespace
+    JOIN pg_class pc ON pc.oid = b.parent_table JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+   ORDER BY 3;
+
+  -- No index led by the tenant column: every tenant query scans.
+  RETURN QUERY
+  SELECT 'low', 'no_tenant_index', format('%I.%I', n.nspname, c.relname),
+         format('no index on %I.%I starts with %I', n.nspname, c.relname, t.tenant_column),
+         format('CREATE INDEX ON %I.%I (%I);', n.nspname, c.relname, t.tenant_column)
+    FROM tenant_guard.tenant_tables() t
+    JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_attribute a ON a.attrelid = t.table_name AND a.attname = t.tenant_column
+   WHERE NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = t.table_name AND i.indkey[0] = a.attnum)
+   ORDER BY 3;
+
+  -- Views over protected tables that run as their owner.
+  RETURN QUERY
+  SELECT DISTINCT 'high', 'view_without_security_invoker', format('%I.%I', vn.nspname, v.relname),
+         format('view %I.%I reads %I.%I with its owner''s rights, so row-level security is checked against the owner',
+                vn.nspname, v.relname, tn.nspname, tc.relname),
+         format('ALTER VIEW %I.%I SET (security_invoker = true);', vn.nspname, v.relname)
+    FROM pg_class v
+    JOIN pg_namespace vn ON vn.oid = v.relnamespace
+    JOIN pg_rewrite r ON r.ev_class = v.oid
+    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+    JOIN tenant_guard.protected p ON p.relid = d.refobjid
+    JOIN pg_class tc ON tc.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+   WHERE v.relkind = 'v' AND v.oid <> d.refobjid
+     AND NOT coalesce(v.reloptions @> ARRAY['security_invoker=true']
+                      OR v.reloptions @> ARRAY['security_invoker=on'], false)
+   ORDER BY 3;
+
+  -- Materialized views over protected tables (they have no row-level security).
+  RETURN QUERY
+  SELECT DISTINCT 'high', 'materialized_view_exposes_tenants', format('%I.%I', vn.nspname, v.relname),
+         format('materialized view %I.%I holds rows of %I.%I without row-level security',
+                vn.nspname, v.relname, tn.nspname, tc.relname),
+         format('REVOKE ALL ON %I.%I FROM PUBLIC;', vn.nspname, v.relname)
+    FROM pg_class v
+    JOIN pg_namespace vn ON vn.oid = v.relnamespace
+    JOIN pg_rewrite r ON r.ev_class = v.oid
+    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+    JOIN tenant_guard.protected p ON p.relid = d.refobjid
+    JOIN pg_class tc ON tc.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+   WHERE v.relkind = 'm'
+   ORDER BY 3;
+
+  -- Foreign tables with the tenant column (no row-level security there either).
+  RETURN QUERY
+  SELECT 'medium', 'foreign_table_with_tenant_column', format('%I.%I', n.nspname, c.relname),
+         format('foreign table %I.%I has the tenant column %I but cannot have row-level security',
+                n.nspname, c.relname, col),
+         NULL::text
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = col AND NOT a.attisdropped
+   WHERE c.relkind = 'f'
+   ORDER BY 3;
+
+  -- SECURITY DEFINER functions that name a protected table: they read it
+  -- with their owner's rights. The body is split into words with a fixed
+  -- pattern and the table's name compared as a string (a name is never
+  -- made into a regular expression); a name that is not a plain word
+  -- (quoted, e.g. "evil(") is looked for as a substring. SQL-standard
+  -- bodies (BEGIN ATOMIC) record the dependency in pg_depend.
+  RETURN QUERY
+  SELECT DISTINCT 'high', 'security_definer_reads_tenant_table', fx.fname,
+         format('SECURITY DEFINER function %s mentions %I.%I and runs as %I', fx.fname, tn.nspname, tc.relname,
+                pg_get_userbyid(fx.proowner)),
+         format('ALTER FUNCTION %s SECURITY INVOKER;', fx.fname)
+    FROM (SELECT f.oid, f.proowner, lower(f.prosrc) AS src,
+                 format('%I.%I(%s)', n.nspname, f.proname,
+                        array_to_string(ARRAY(SELECT format_type(u.t, NULL) FROM unnest(f.proargtypes::oid[]) WITH ORDINALITY u(t, o)
+                                               ORDER BY u.o), ',')) AS fname
+            FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
+           WHERE f.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant_guard')) fx
+    JOIN tenant_guard.protected p ON true
+    JOIN pg_class tc ON tc.oid = p.relid JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+   WHERE EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_proc'::regclass AND d.objid = fx.oid
+                    AND d.refclassid = 'pg_class'::regclass AND d.refobjid = p.relid)
+      OR (lower(tc.relname) ~ '^[a-z_][a-z0-9_$]*$'
+          AND lower(tc.relname) IN (SELECT w FROM regexp_split_to_table(fx.src, '[^a-z0-9_$]+') w))
+      OR (lower(tc.relname) !~ '^[a-z_][a-z0-9_$]*$' AND strpos(fx.src, lower(tc.relname)) > 0)
+   ORDER BY 3;
+
+  -- User LEAKPROOF functions run before row-level security filters.
+  RETURN QUERY
+  SELECT 'medium', 'user_leakproof_function', fx.fname,
+         format('%s is LEAKPROOF: it runs on rows before the tenant filter', fx.fname),
+         format('ALTER FUNCTION %s NOT LEAKPROOF;', fx.fname)
+    FROM (SELECT format('%I.%I(%s)', n.nspname, f.proname,
+                        array_to_string(ARRAY(SELECT format_type(u.t, NULL) FROM unnest(f.proargtypes::oid[]) WITH ORDINALITY u(t, o)
+                                               ORDER BY u.o), ',')) AS fname
+            FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
+           WHERE f.proleakproof AND n.nspname NOT IN ('pg_catalog', 'information_schema')) fx
+   ORDER BY 3;
+
+  -- Login roles that bypass row-level security.
+  RETURN QUERY
+  SELECT CASE WHEN r.rolsuper THEN 'warning' ELSE 'high' END,
+         'login_role_bypasses_rls', r.rolname::text,
+         format('login role %I %s: if the application connects as it, no tenant isolation applies',
+                r.rolname, CASE WHEN r.rolsuper THEN 'is a superuser' ELSE 'has BYPASSRLS' END),
+         CASE WHEN r.rolsuper THEN NULL ELSE format('ALTER ROLE %I NOBYPASSRLS;', r.rolname) END
+    FROM pg_roles r
+   WHERE r.rolcanlogin AND (r.rolsuper OR r.rolbypassrls)
+   ORDER BY 3;
+  RETURN QUERY
+  SELECT 'high', 'login_role_bypasses_rls', r.rolname::text,
+         format('login role %I can SET ROLE to %I, which %s', r.rolname, b.rolname,
+                CASE WHEN b.rolsuper THEN 'is a superuser' ELSE 'has BYPASSRLS' END),
+         format('REVOKE %I FROM %I;', b.rolname, r.rolname)
+    FROM pg_roles r
+    JOIN pg_roles b ON b.oid <> r.oid AND (b.rolsuper OR b.rolbypassrls) AND NOT b.rolcanlogin
+   WHERE r.rolcanlogin AND NOT (r.rolsuper OR r.rolbypassrls)
+     AND pg_has_role(r.oid, b.oid, 'MEMBER')
+   ORDER BY 3;
+
+  -- Protected tables owned by an ordinary login role (an application role
+  -- that owns a table can switch its row-level security off).
+  RETURN QUERY
+  -- Partitions too: ALTER TABLE … OWNER TO on a partitioned table leaves
+  -- its partitions' owner unchanged. A login role that is a member of the
+  -- owner role can act as the owner just the same.
+  SELECT 'high', 'login_role_owns_tenant_table', format('%I.%I', n.nspname, c.relname),
+         format('%s%I.%I is owned by %I, which login role %I can act as: it can disable its row-level security',
+                CASE WHEN p.parent IS NULL THEN '' ELSE 'partition ' END,
+                n.nspname, c.relname, r.rolname, l.rolname),
+         format('ALTER TABLE %I.%I OWNER TO <a NOLOGIN owner role>;%s', n.nspname, c.relname,
+                CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'p' THEN '  -- and each of its partitions' ELSE '' END)
+    FROM tenant_guard.protected p
+    JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::oid
+    JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    JOIN pg_roles r ON r.oid OPERATOR(pg_catalog.=) c.relowner
+    CROSS JOIN LATERAL (
+      SELECT min(x.rolname::pg_catalog.text) AS rolname FROM pg_roles x
+       WHERE x.rolcanlogin AND NOT x.rolsuper
+         AND pg_has_role(x.oid, c.relowner, 'USAGE')) l
+   WHERE NOT r.rolsuper AND l.rolname IS NOT NULL
+   ORDER BY 3;
+
+  -- TRUNCATE ignores row-level security.
+  RETURN QUERY
+  SELECT 'medium', 'truncate_granted', format('%I.%I to %s', n.nspname, c.relname, g.grantee),
+         format('%s may TRUNCATE %I.%I, which ignores row-level security (tenant_guard refuses it under a context)',
+                g.grantee, n.nspname, c.relname),
+         format('REVOKE TRUNCATE ON %I.%I FROM %s;', n.nspname, c.relname,
+                CASE WHEN g.grantee = 'PUBLIC' THEN 'PUBLIC' ELSE quote_ident(g.grantee) END)
+    FROM tenant_guard.protected p
+    JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+    CROSS JOIN LATERAL (
+      SELECT CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END AS grantee
+        FROM aclexplode(c.relacl) x
+       WHERE x.privilege_type = 'TRUNCATE' AND x.grantee <> c.relowner) g
+   ORDER BY 3;
+
+  -- Partitions of protected tables that are not protected themselves.
+  RETURN QUERY
+  SELECT 'high', 'unprotected_partition', format('%I.%I', n.nspname, c.relname),
+         format('partition %I.%I of protected %I.%I has no tenant policies; named directly it shows every tenant',
+                n.nspname, c.relname, pn.nspname, pc.relname),
+         format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);',
+                format('%I.%I', n.nspname, c.relname), p.tenant_column)
+    FROM tenant_guard.protected p
+    JOIN pg_inherits i ON i.inhparent = p.relid
+    JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_class pc ON pc.oid = p.relid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+   WHERE NOT EXISTS (SELECT 1 FROM tenant_guard.protected q WHERE q.relid = i.inhrelid)
+   ORDER BY 3;
+END $$;
+
+-- Independent of the registry and the settings of the database.
+CREATE OR REPLACE FUNCTION tenant_guard.selftest()
+RETURNS TABLE ("check" text, passed boolean, detail text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  names text[] := '{}';
+  oks boolean[] := '{}';
+  details text[] := '{}';
+  acme text; globex text; expired text; tampered text; none_tok text; st text; n bigint;
+  app name := 'tenant_guard_selftest_app';
+BEGIN
+  IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+    RAISE EXCEPTION 'tenant_guard.selftest() must be run by a superuser'
+      USING ERRCODE = '42501', HINT = 'It creates a scratch key, role and tables, and rolls them back.';
+  END IF;
+  BEGIN
+    -- The checks must not depend on how this database is configured: the
+    -- scratch tenants are in no registry (with one configured, set_context
+    -- would refuse them: 28000), and the settings the fixture relies on are
+    -- pinned. All of it is undone with the rest below (the subtransaction
+    -- rolls back the registry row and every set_config(..., true)).
+    DELETE FROM tenant_guard.registry;
+    PERFORM set_config('tenant_guard.tenant_column', 'tenant_id', true),
+            set_config('tenant_guard.tenant_claim', 'tenant_id', true),
+            set_config('tenant_guard.issuer', '', true),
+            set_config('tenant_guard.audience', '', true),
+            set_config('tenant_guard.missing_context', 'error', true),
+            set_config('tenant_guard.on_new_table', 'off', true);
+    -- Fixture: a key, an application role, a protected table with two
+    -- tenants, a protected partitioned table, a composite foreign key.
+    PERFORM tenant_guard.add_key('tenant_guard_selftest', gen_random_uuid()::text::bytea || gen_random_uuid()::text::bytea);
+    EXECUTE format('CREATE ROLE %I NOLOGIN', app);
+    CREATE TABLE pg_temp.selftest_parent (id int, tenant_id text NOT NULL, PRIMARY KEY (tenant_id, id));
+    CREATE TABLE pg_temp.selftest_rows (id int PRIMARY KEY, tenant_id text NOT NULL, parent_id int, secret text);
+    CREATE TABLE pg_temp.selftest_parts (tenant_id text NOT NULL, v int) PARTITION BY LIST (tenant_id);
+    CREATE TABLE pg_temp.selftest_parts_acme PARTITION OF pg_temp.selftest_parts FOR VALUES IN ('acme');
+    CREATE TABLE pg_temp.selftest_parts_globex PARTITION OF pg_temp.selftest_parts FOR VALUES IN ('globex');
+    INSERT INTO pg_temp.selftest_parent VALUES (1, 'acme'), (2, 'globex');
+    INSERT INTO pg_temp.selftest_rows VALUES (1, 'acme', 1, 'a'), (2, 'globex', 2, 'g');
+    INSERT INTO pg_temp.selftest_parts VALUES ('acme', 1), ('globex', 2);
+    PERFORM count(*) FROM tenant_guard.protect('pg_temp.selftest_parent');
+    PERFORM count(*) FROM tenant_guard.protect('pg_temp.selftest_rows');
+    PERFORM count(*) FROM tenant_guard.protect('pg_temp.selftest_parts');
+    PERFORM count(*) FROM tenant_guard.add_tenant_fk('pg_temp.selftest_rows', ARRAY['parent_id'],
+                                                     'pg_temp.selftest_parent', ARRAY['id']);
+    -- (Every role with TEMP on the database may use this session's temp schema.)
+    EXECUTE format('GRANT EXECUTE ON FUNCTION tenant_guard.selftest_try(text), '
+                   'tenant_guard.selftest_count(text) TO %I', app);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON pg_temp.selftest_rows, pg_temp.selftest_parent, '
+                   'pg_temp.selftest_parts, pg_temp.selftest_parts_acme, pg_temp.selftest_parts_globex TO %I', app);
+    acme := tenant_guard.sign('{"tenant_id": "acme", "exp": 4102444800}', 'tenant_guard_selftest');
+    globex := tenant_guard.sign('{"tenant_id": "globex", "exp": 4102444800}', 'tenant_guard_selftest');
+    expired := tenant_guard.sign('{"tenant_id": "globex", "exp": 1000000000}', 'tenant_guard_selftest');
+    tampered := split_part(acme, '.', 1) || '.' || split_part(globex, '.', 2) || '.' || split_part(acme, '.', 3);
+    none_tok := 'eyJhbGciOiJub25lIn0.' || split_part(globex, '.', 2) || '.';
+
+    -- From here on: the application role.
+    PERFORM set_config('role', app, true);
+
+    st := tenant_guard.selftest_try($q$SELECT set_config('tenant_guard.context', 'globex', true)$q$);
+    names := names || 'forged context (set_config)'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
+    st := tenant_guard.selftest_try($q$SET tenant_guard.context = 'globex'$q$);
+    names := names || 'forged context (SET)'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
+    st := tenant_guard.selftest_try(format('SELECT tenant_guard.set_context(%L, false)', none_tok));
+    names := names || 'unsigned token (alg none)'::text; oks := oks || (st = '28000'); details := details || ('SQLSTATE ' || st);
+    st := tenant_guard.selftest_try(format('SELECT tenant_guard.set_context(%L, false)', tampered));
+    names := names || 'tampered token'::text; oks := oks || (st = '28000'); details := details || ('SQLSTATE ' || st);
+    st := tenant_guard.selftest_try(format('SELECT tenant_guard.set_context(%L, false)', expired));
+    names := names || 'expired token'::text; oks := oks || (st = '28000'); details := details || ('SQLSTATE ' || st);
+
+    st := tenant_guard.selftest_try('SELECT count(*) FROM pg_temp.selftest_rows');
+    names := names || 'no context, no rows'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
+
+    PERFORM tenant_guard.set_context(acme, false);
+    n := tenant_guard.selftest_count($q$SELECT count(*) FROM pg_temp.selftest_rows WHERE tenant_id <> 'acme'$q$);
+    names := names || 'other tenant''s rows invisible'::text; oks := oks || (n = 0); details := details || (coalesce(n::text, 'error') || ' foreign rows seen');
+    n := tenant_guard.selftest_count('SELECT count(*) FROM pg_temp.selftest_rows');
+    names := names || 'own rows visible'::text; oks := oks || (n = 1); details := details || (coalesce(n::text, 'error') || ' rows seen');
+    st := tenant_guard.selftest_try($q$INSERT INTO pg_temp.selftest_rows VALUES (3, 'globex', 2, 'x')$q$);
+    names := names || 'insert into another tenant'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
+    n := tenant_guard.selftest_count($q$WITH u AS (UPDATE pg_temp.selftest_rows SET secret = 'owned' WHERE id = 2 RETURNING 1) SELECT count(*) FROM u$q$);
+    names := names || 'update another tenant''s row'::text; oks := oks || (n = 0); details := details || (coalesce(n::text, 'error') || ' rows updated');
+    n := tenant_guard.selftest_count($q$WITH d AS (DELETE FROM pg_temp.selftest_rows WHERE id = 2 RETURNING 1) SELECT count(*) FROM d$q$);
+    names := names || 'delete another tenant''s row'::text; oks := oks || (n = 0); details := details || (coalesce(n::text, 'error') || ' rows deleted');
+    st := tenant_guard.selftest_try($q$UPDATE pg_temp.selftest_rows SET tenant_id = 'globex' WHERE id = 1$q$);
+    names := names || 'move a row to another tenant'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
+    st := tenant_guard.selftest_try('TRUNCATE pg_temp.selftest_rows');
+    names := names || 'TRUNCATE'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
+    n := tenant_guard.selftest_count('SELECT count(*) FROM pg_temp.selftest_parts_globex');
+    names := names || 'partition named directly'::text; oks := oks || (n = 0); details := details || (coalesce(n::text, 'error') || ' foreign rows seen');
+    st := tenant_guard.selftest_try($q$INSERT INTO pg_temp.selftest_rows VALUES (4, 'acme', 2, 'x')$q$);
+    names := names || 'reference another tenant''s parent'::text; oks := oks || (st = '23503'); details := details || ('SQLSTATE ' || st);
+    st := tenant_guard.selftest_try('SELECT * FROM tenant_guard.unprotect(''pg_temp.selftest_rows'')');
+    names := names || 'application role calls unprotect'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
+    st := tenant_guard.selftest_try('ALTER TABLE pg_temp.selftest_rows DISABLE ROW LEVEL SECURITY');
+    names := names || 'application role disables row-level security'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
+    st := tenant_guard.selftest_try('SELECT count(*) FROM tenant_guard.keys');
+    names := names || 'application role reads the key ring'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
+    PERFORM tenant_guard.clear_context();
+    n := tenant_guard.selftest_count('SELECT count(*) FROM pg_temp.selftest_rows');
+    names := names || 'cleared context, no rows'::text; oks := oks || (n IS NULL); details := details || CASE WHEN n IS NULL THEN 'refused' ELSE n || ' rows seen' END;
+
+    -- Undo every change (fixture, key, role, settings).
+    RAISE EXCEPTION USING ERRCODE = 'TGST1', MESSAGE = 'tenant_guard selftest rollback';
+  EXCEPTION WHEN SQLSTATE 'TGST1' THEN
+    NULL;
+  END;
+  RETURN QUERY SELECT * FROM unnest(names, oks, details);
+END $$;
+
+-- The hint names the table from the catalog (nspname, relname).
+CREATE OR REPLACE FUNCTION tenant_guard.on_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  cmd record;
+  part record;
+  col name := coalesce(nullif(current_setting('tenant_guard.tenant_column', true), ''), 'tenant_id');
+  action text := coalesce(current_setting('tenant_guard.on_new_table', true), 'off');
+  p tenant_guard.protected;
+BEGIN
+  IF tenant_guard.in_protect() THEN
+    RETURN;  -- protect/unprotect's own DDL
+  END IF;
+  FOR cmd IN
+    SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
+     WHERE object_type IN ('table', 'table column')
+       AND command_tag IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')
+  LOOP
+    -- Partitions of protected tables (new ones, and ones just attached).
+    -- The table itself and everything below it, read from pg_inherits
+    -- without locking the partitions (pg_partition_tree would lock them all,
+    -- which can deadlock with a concurrent load, e.g. a parallel pg_restore).
+    FOR part IN
+      WITH RECURSIVE tree(relid, depth) AS (
+        SELECT cmd.objid, 0
+        UNION ALL
+        SELECT i.inhrelid, t.depth + 1 FROM pg_inherits i JOIN tree t ON i.inhparent = t.relid
+      )
+      SELECT t.relid, i.inhparent FROM tree t JOIN pg_inherits i ON i.inhrelid = t.relid
+       ORDER BY t.depth
+    LOOP
+      SELECT * INTO p FROM tenant_guard.protected WHERE relid = part.inhparent;
+      CONTINUE WHEN NOT FOUND;
+      -- A table protected on its own before it was attached: record its parent.
+      UPDATE tenant_guard.protected SET parent = part.inhparent
+       WHERE relid = part.relid AND parent IS NULL;
+      CONTINUE WHEN EXISTS (SELECT 1 FROM tenant_guard.protected WHERE relid = part.relid);
+      PERFORM tenant_guard.protect(part.relid::regclass, p.tenant_column, p.mode, p.force);
+      RAISE NOTICE 'tenant_guard: protected partition % of %', part.relid::regclass, part.inhparent::regclass;
+    END LOOP;
+    -- New tables with the tenant column.
+    CONTINUE WHEN action = 'off'
+      OR EXISTS (SELECT 1 FROM tenant_guard.protected WHERE relid = cmd.objid)
+      OR NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = cmd.objid AND c.relkind IN ('r', 'p') AND NOT c.relispartition)
+      OR NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = cmd.objid AND a.attname = col
+                        AND a.attnum > 0 AND NOT a.attisdropped)
+      OR NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() d
+                      WHERE d.objid = cmd.objid AND d.command_tag <> 'ALTER TABLE');
+    IF action = 'protect' THEN
+      PERFORM tenant_guard.protect(cmd.objid::regclass, col);
+      RAISE NOTICE 'tenant_guard: protected new table % (tenant column %)', cmd.objid::regclass, col;
+    ELSE
+      RAISE WARNING 'table % has the tenant column % but is not protected', cmd.objid::regclass, col
+        USING HINT = (SELECT format('Run SELECT tenant_guard.protect(%L);', format('%I.%I', n.nspname, c.relname))
+                        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE c.oid = cmd.objid);
+    END IF;
+  END LOOP;
+END $$;
+
+-- 3. The status view ------------------------------------------------------
+
+-- The eleven columns of 0.1.0 keep their names, types and order; drift is
+-- appended, so CREATE OR REPLACE keeps the view's privileges.
+CREATE OR REPLACE VIEW tenant_guard.status AS
+SELECT t.table_name,
+       t.tenant_column,
+       NOT a.attnotnull AS nullable,
+       c.relrowsecurity AS rls_enabled,
+       c.relforcerowsecurity AS rls_forced,
+       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_policy pol
+         WHERE pol.polrelid OPERATOR(pg_catalog.=) c.oid
+           AND pol.polname OPERATOR(pg_catalog.=) ANY
+               ('{tenant_guard_access,tenant_guard_select,tenant_guard_insert,tenant_guard_update,tenant_guard_delete}'::pg_catalog.name[])
+       )::pg_catalog.int4 AS policies,
+       p.relid IS NOT NULL AND pg_catalog.cardinality(d.drift) OPERATOR(pg_catalog.=) 0 AS policies_current,
+       p.mode,
+       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_constraint k
+         WHERE k.contype OPERATOR(pg_catalog.=) 'f'::pg_catalog."char"
+           AND k.conrelid OPERATOR(pg_catalog.=) c.oid
+           AND a.attnum OPERATOR(pg_catalog.=) ANY (k.conkey))::pg_catalog.int4 AS composite_fks,
+       (SELECT pg_catalog.count(*) FROM tenant_guard.tenant_blind_foreign_keys() b
+         WHERE b.child_table::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid)::pg_catalog.int4 AS tenant_blind_fks,
+       CASE
+         WHEN p.relid IS NULL THEN 'none'
+         WHEN pg_catalog.cardinality(d.drift) OPERATOR(pg_catalog.<>) 0 THEN 'drifted'
+         WHEN p.mode OPERATOR(pg_catalog.=) 'strict'::pg_catalog.text AND c.relforcerowsecurity AND a.attnotnull
+              AND NOT EXISTS (SELECT 1 FROM tenant_guard.tenant_blind_foreign_keys() b
+                               WHERE b.child_table::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid) THEN 'enforce'
+         WHEN p.mode OPERATOR(pg_catalog.=) 'strict'::pg_catalog.text THEN 'tighten'
+         ELSE 'prepare'
+       END AS phase,
+       d.drift
+  FROM tenant_guard.tenant_tables() t
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.table_name::pg_catalog.oid
+  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+                                AND a.attname OPERATOR(pg_catalog.=) t.tenant_column
+  LEFT JOIN tenant_guard.protected p ON p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid
+  -- OFFSET 0: evaluated once per table, not once per reference.
+  CROSS JOIN LATERAL (SELECT CASE WHEN p.relid IS NOT NULL
+                                  THEN tenant_guard.protection_drift(t.table_name) END AS drift
+                       OFFSET 0) d;
+COMMENT ON VIEW tenant_guard.status IS
+  'one row per tenant table: column, nullability, row-level security, policies, keys, rollout phase reached and drift from what protect renders';
+
+-- 4. Privileges and comments ---------------------------------------------
+
+-- As in finalize.sql: drift and the counts are not for PUBLIC.
+REVOKE ALL ON FUNCTION tenant_guard.protection_drift(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.count_null_tenant_rows(regclass, text, boolean),
+              tenant_guard.count_orphan_tenant_rows(regclass, text),
+              tenant_guard.count_cross_tenant_references(oid, text, text) FROM PUBLIC;
+-- Trigger functions cannot be called directly; a table owner needs EXECUTE
+-- on them because protect() now creates its triggers with the owner's rights.
+GRANT EXECUTE ON FUNCTION tenant_guard.refuse_truncate() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION tenant_guard.refuse_tenant_change() TO PUBLIC;
+
+COMMENT ON FUNCTION tenant_guard.protection_drift(regclass) IS
+  'how a protected table differs from what protect would leave (policies, row-level security, triggers, default); NULL when not protected';
+COMMENT ON FUNCTION tenant_guard.count_null_tenant_rows(regclass, text, boolean) IS
+  'rows of a table with a NULL tenant (caller must read every row; counts as the table owner)';
+COMMENT ON FUNCTION tenant_guard.count_orphan_tenant_rows(regclass, text) IS
+  'rows per tenant id not in the registry (caller must read every row; counts as the table owners)';
+COMMENT ON FUNCTION tenant_guard.count_cross_tenant_references(oid, text, text) IS
+  'child rows of a foreign key whose parent has another tenant (caller must read both tables; counts as an owner)';
