@@ -23,22 +23,13 @@ BEGIN
   RETURN NULL;
 END $$;
 
--- A row's tenant never changes (a NULL tenant may be filled in once, which
--- is what backfills do).
+-- A row's tenant never changes under a tenant context or for a role that
+-- row-level security restricts; a NULL tenant may be filled in (backfills),
+-- and an operator (no tenant context, not restricted by row-level security)
+-- may repair a row's tenant. C (src/triggers.rs): one column comparison per
+-- updated row.
 CREATE FUNCTION tenant_guard.refuse_tenant_change() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  before jsonb := to_jsonb(OLD) -> TG_ARGV[0];
-  after  jsonb := to_jsonb(NEW) -> TG_ARGV[0];
-BEGIN
-  IF before IS DISTINCT FROM after AND before <> 'null'::jsonb THEN
-    RAISE EXCEPTION 'the tenant of a row cannot be changed'
-      USING ERRCODE = '42501',
-            DETAIL = format('Column %I of %s holds the row''s tenant.', TG_ARGV[0], TG_RELID::regclass),
-            HINT = 'Insert a copy under the other tenant and delete this row instead.';
-  END IF;
-  RETURN NEW;
-END $$;
+  LANGUAGE c AS 'MODULE_PATHNAME', 'tg_refuse_tenant_change';
 
 -- DDL guard: protects partitions created in or attached to a protected
 -- table, and (tenant_guard.on_new_table = warn | protect) new tables that
@@ -214,6 +205,7 @@ COMMENT ON FUNCTION tenant_guard.advisor_findings() IS 'backs the view tenant_gu
 COMMENT ON FUNCTION tenant_guard.in_protect() IS 'whether protect/unprotect is running DDL in this backend (for the DDL guard)';
 COMMENT ON FUNCTION tenant_guard.config_changed() IS 'trigger: drops every backend''s cached key ring when keys or registry change';
 COMMENT ON FUNCTION tenant_guard.refuse_truncate() IS 'trigger: refuses TRUNCATE of a protected table under a tenant context';
-COMMENT ON FUNCTION tenant_guard.refuse_tenant_change() IS 'trigger: refuses changing the tenant of a row';
+COMMENT ON FUNCTION tenant_guard.refuse_tenant_change() IS
+  'trigger: refuses changing the tenant of a row, except an operator''s repair without tenant context and row-level security';
 COMMENT ON FUNCTION tenant_guard.on_ddl() IS 'event trigger: protects new partitions of protected tables and (on_new_table) new tenant tables';
 COMMENT ON FUNCTION tenant_guard.on_drop() IS 'event trigger: forgets dropped tables in tenant_guard.protected';

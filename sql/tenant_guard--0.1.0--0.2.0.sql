@@ -37,6 +37,13 @@ CREATE FUNCTION tenant_guard.count_cross_tenant_references(constraint_oid oid, c
                                                            parent_tenant text DEFAULT NULL) RETURNS bigint
   STABLE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'count_cross_tenant_references_wrapper';
 
+-- The tenant-keeping row trigger, now C (one column comparison per row,
+-- no JSON), and it lets an operator (no tenant context, not restricted by
+-- row-level security) repair a row's tenant. Same name and signature, so
+-- the triggers protect() created keep working.
+CREATE OR REPLACE FUNCTION tenant_guard.refuse_tenant_change() RETURNS trigger
+  LANGUAGE c AS 'MODULE_PATHNAME', 'tg_refuse_tenant_change';
+
 -- 2. Rewritten SQL and PL/pgSQL functions (same signatures and results) ---
 
 -- Still inlinable (no SET clause): every relation, function, cast and
@@ -676,6 +683,8 @@ REVOKE ALL ON FUNCTION tenant_guard.count_null_tenant_rows(regclass, text, boole
 GRANT EXECUTE ON FUNCTION tenant_guard.refuse_truncate() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant_guard.refuse_tenant_change() TO PUBLIC;
 
+COMMENT ON FUNCTION tenant_guard.refuse_tenant_change() IS
+  'trigger: refuses changing the tenant of a row, except an operator''s repair without tenant context and row-level security';
 COMMENT ON FUNCTION tenant_guard.protection_drift(regclass) IS
   'how a protected table differs from what protect would leave (policies, row-level security, triggers, default); NULL when not protected';
 COMMENT ON FUNCTION tenant_guard.count_null_tenant_rows(regclass, text, boolean) IS

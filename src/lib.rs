@@ -8,7 +8,8 @@
 //! `protect` (row-level security generator, drift), `integrity` and
 //! `integrity_sql` (composite keys, backfill, NOT NULL, scoped uniques),
 //! `audit` (row counts behind the audit views), `rollout` (staged rollout),
-//! `quote` (SQL quoting), `error` (SQLSTATEs).
+//! `triggers` (the tenant-keeping row trigger), `quote` (SQL quoting),
+//! `error` (SQLSTATEs).
 
 use pgrx::prelude::*;
 
@@ -27,6 +28,7 @@ mod quote;
 mod registry;
 mod rollout;
 pub mod token;
+mod triggers;
 
 ::pgrx::pg_module_magic!(name, version);
 
