@@ -26,3 +26,4 @@ CREATE POLICY hand_rolled ON items_hr
   USING (tenant_id = current_setting('app.current_tenant_id', true))
   WITH CHECK (tenant_id = current_setting('app.current_tenant_id', true));
 GRANT SELECT ON bench_tenants, items_tg, items_hr, items_plain TO bench_app;
+GRANT UPDATE ON items_tg, items_hr TO bench_app;
