@@ -12,7 +12,17 @@
 //!   owner wrote never runs with the caller's (a DBA's) rights;
 //! * before that, the caller must own the table (or be a member of its
 //!   owner, or a superuser) for DDL, exactly as if it ran the DDL itself
-//!   (42501 otherwise); a dry run only needs to be able to read every row.
+//!   (42501 otherwise); a dry run only needs to be able to read every row;
+//! * a statement run as one table's owner that reads another role's table
+//!   (the parent in a backfill, a violation count, VALIDATE) runs only when
+//!   that runs none of the other role's code: SELECT, no row-level
+//!   security applying to the reader (policies are the other role's code),
+//!   compared or cast columns of built-in types, built-in operators
+//!   ([`require_safe_read`]; 42501 "give both tables the same owner");
+//! * a table written or validated as its owner must have no partition or
+//!   inheritance child of another owner, whose triggers, CHECKs and index
+//!   expressions would run with the first owner's rights
+//!   ([`require_owned_tree`]; 42501 naming the partition).
 //!
 //! All of them are all-or-nothing (one transaction: an error undoes every
 //! step), and never modify user rows except the tenant column in
@@ -208,6 +218,176 @@ fn require_owner_privilege(table: Oid, other: Oid, mode: u32, what: &str, why: &
     }
 }
 
+/// Types with an OID below this are built into PostgreSQL.
+const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
+
+/// Whether comparing or casting values of type `ty` runs no role's code:
+/// a built-in type, or a domain or array over one (enums, composites,
+/// ranges and other user-defined types carry their creator's operators
+/// and casts). Base types cannot be created without superuser rights, so
+/// a non-built-in base type with an element type is an array type.
+fn is_safe_type(ty: Oid) -> bool {
+    let mut ty = ty;
+    for _ in 0..16 {
+        if ty == Oid::INVALID {
+            return false;
+        }
+        if u32::from(ty) < FIRST_NORMAL_OBJECT_ID {
+            return true;
+        }
+        let row = pinned(|| {
+            Spi::connect(|c| {
+                let rows = spi(c.select(
+                    "SELECT t.typtype::pg_catalog.text, t.typbasetype, t.typelem \
+                       FROM pg_catalog.pg_type t WHERE t.oid OPERATOR(pg_catalog.=) $1",
+                    None,
+                    &[ty.into()],
+                ));
+                rows.into_iter().next().map(|r| {
+                    (
+                        spi(r.get::<String>(1)).unwrap_or_default(),
+                        spi(r.get::<Oid>(2)).unwrap_or(Oid::INVALID),
+                        spi(r.get::<Oid>(3)).unwrap_or(Oid::INVALID),
+                    )
+                })
+            })
+        });
+        match row {
+            Some((k, base, _)) if k == "d" => ty = base,
+            Some((k, _, elem)) if k == "b" && elem != Oid::INVALID => ty = elem,
+            _ => return false,
+        }
+    }
+    false
+}
+
+fn type_name(ty: Oid) -> String {
+    pinned(|| {
+        one::<String>(
+            "SELECT pg_catalog.format_type($1, NULL)",
+            &[ty.into()],
+        )
+    })
+    .unwrap_or_else(|| u32::from(ty).to_string())
+}
+
+/// 42501 unless statements that run as the owner of `table` may read
+/// `other` (compare its columns `cols` with the operators `ops`, rendered)
+/// without running code of `other`'s owner with the rights of `table`'s:
+/// nothing to check when one role owns both; otherwise that owner must
+/// hold SELECT on `other`, row-level security of `other` must not apply to
+/// it (its policies are the other owner's code), every column compared or
+/// cast must be of a built-in type (or a domain or array over one), and
+/// every operator built in (`pg_catalog`). `why` names the statements.
+fn require_safe_read(table: Oid, other: Oid, cols: &[String], ops: &[String], why: &str) {
+    let reader = privileged::table_owner(table);
+    let owner = privileged::table_owner(other);
+    if reader == owner {
+        return;
+    }
+    let other_name = privileged::qualified_name(other);
+    let mut reasons = Vec::new();
+    if !role_has(reader, other, pg_sys::ACL_SELECT) {
+        reasons.push(format!("\"{}\" lacks SELECT on it", owner_name(reader)));
+    }
+    // SAFETY: a catalog look-up for an existing role and relation; noError.
+    let rls = unsafe { pg_sys::check_enable_rls(other, reader, true) };
+    if rls == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32 {
+        reasons.push(format!(
+            "its row-level security applies to \"{}\" (its policies would run as that role)",
+            owner_name(reader)
+        ));
+    }
+    for c in cols {
+        let ty = column_type(other, c);
+        if !is_safe_type(ty) {
+            reasons.push(format!(
+                "its column \"{c}\" is of the user-defined type {} (its operators and casts would run as \"{}\")",
+                type_name(ty),
+                owner_name(reader)
+            ));
+        }
+    }
+    for op in ops {
+        if !(op.starts_with("OPERATOR(pg_catalog.") || op.starts_with("OPERATOR(\"pg_catalog\".")) {
+            reasons.push(format!("the key compares with the user-defined operator {op}"));
+        }
+    }
+    if reasons.is_empty() {
+        return;
+    }
+    Failure::new(
+        Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!(
+            "tenant_guard will not read table {other_name} (owner \"{}\") as \"{}\", the owner of table {}",
+            owner_name(owner),
+            owner_name(reader),
+            privileged::qualified_name(table)
+        ),
+    )
+    .detail(format!(
+        "tenant_guard runs {why} as the owner of {}, and {other_name} belongs to another role: {}.",
+        privileged::qualified_name(table),
+        reasons.join("; ")
+    ))
+    .hint("Give both tables the same owner (ALTER TABLE ... OWNER TO ...), or lift the condition named.")
+    .raise();
+}
+
+/// 42501 unless the owner of `rel` also owns every partition and
+/// inheritance child of it (recursively): statements that write or
+/// validate `rel` as its owner reach them, and their triggers, CHECK
+/// constraints and index expressions would run with that owner's rights.
+/// `why` names the statements.
+fn require_owned_tree(rel: Oid, why: &str) {
+    let owner = privileged::table_owner(rel);
+    let other = pinned(|| {
+        Spi::connect(|c| {
+            let rows = spi(c.select(
+                "WITH RECURSIVE t(relid) AS ( \
+                     SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) $1 \
+                     UNION \
+                     SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN t ON i.inhparent OPERATOR(pg_catalog.=) t.relid) \
+                 SELECT k.oid, k.relowner, k.relispartition FROM t \
+                   JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) t.relid \
+                  WHERE k.relowner OPERATOR(pg_catalog.<>) $2 \
+                  ORDER BY k.relname LIMIT 1",
+                None,
+                &[rel.into(), owner.into()],
+            ));
+            rows.into_iter().next().map(|r| {
+                (
+                    spi(r.get::<Oid>(1)).unwrap_or(Oid::INVALID),
+                    spi(r.get::<Oid>(2)).unwrap_or(Oid::INVALID),
+                    spi(r.get::<bool>(3)).unwrap_or(false),
+                )
+            })
+        })
+    });
+    if let Some((child, child_owner, partition)) = other {
+        let what = if partition { "partition" } else { "inheritance child" };
+        let child_name = privileged::qualified_name(child);
+        Failure::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "{what} {child_name} of table {} belongs to \"{}\", not to \"{}\"",
+                privileged::qualified_name(rel),
+                owner_name(child_owner),
+                owner_name(owner)
+            ),
+        )
+        .detail(format!(
+            "tenant_guard runs {why} as \"{}\"; the triggers, CHECK constraints and index expressions of {child_name} would run with that role's rights.",
+            owner_name(owner)
+        ))
+        .hint(format!(
+            "Give it the same owner: ALTER TABLE {child_name} OWNER TO {};",
+            ident(&owner_name(owner))
+        ))
+        .raise();
+    }
+}
+
 /// Runs statements as the owner of `rel`.
 fn run_as_owner(rel: Oid, ddl: &[String]) {
     as_table_owner(rel, || {
@@ -362,7 +542,10 @@ const DEFAULT_ACTIONS: Actions = Actions {
 /// every row of both instead. The DDL, the violation count and the sample
 /// run as the child's owner (the parent's unique key as the parent's
 /// owner), which needs REFERENCES and SELECT on the parent (42501 naming
-/// the missing grant otherwise).
+/// the missing grant otherwise); the count, sample and VALIDATE read the
+/// parent as the child's owner, so a parent of another owner must pass
+/// [`require_safe_read`], and the child (and the parent, when its unique
+/// key is created) must own all its partitions ([`require_owned_tree`]).
 #[allow(clippy::too_many_arguments)]
 fn add_fk_core(
     child: Oid,
@@ -463,6 +646,7 @@ fn add_fk_core(
         require_read_or_own(parent);
     } else {
         require_owner(child);
+        require_owned_tree(child, "the foreign key's DDL and its validation");
     }
     let mut ddl = Vec::new();
     let existing = fk_rows(
@@ -502,6 +686,7 @@ fn add_fk_core(
                 ));
                 if !dry {
                     require_owner(parent);
+                    require_owned_tree(parent, "the parent's new unique key");
                 }
             }
             let has_index = index_keys(child)
@@ -536,6 +721,33 @@ fn add_fk_core(
     if !validate {
         return (ddl, false, fk_name);
     }
+    // The key just added compares with the operators of the parent's
+    // unique index (its operator class), which VALIDATE will use: count
+    // with those.
+    if !dry && existing.is_none() {
+        if let Some((f, _)) = fk_rows(
+            &format!(
+                "WHERE {IS_FK} AND c.conrelid OPERATOR(pg_catalog.=) $1 AND c.conname OPERATOR(pg_catalog.=) $2::pg_catalog.name"
+            ),
+            &[child.into(), fk_name.as_str().into()],
+        )
+        .into_iter()
+        .next()
+        {
+            if f.ops.len() == all.len() {
+                spec.ops = f.ops;
+            }
+        }
+    }
+    // The count, the sample and VALIDATE read the parent as the child's
+    // owner: only when that runs none of the parent owner's code.
+    require_safe_read(
+        child,
+        parent,
+        &pall,
+        &spec.ops,
+        "the violation count and the validation of the foreign key",
+    );
     let (count_sql, sample_sql) = integrity::violation_queries(&spec);
     let bad = as_table_owner(child, || one::<i64>(&count_sql, &[])).unwrap_or(0);
     if bad > 0 {
@@ -744,7 +956,11 @@ fn find_constraint(table: Oid, r: &Relation, name: &str) -> (FkRow, char) {
 /// every tenant). The batches and counts run as the child's **owner**
 /// (whose triggers and index expressions run with its own rights, and
 /// whose forced row-level security does not hide rows from it); that owner
-/// needs SELECT on the parent (42501 naming the grant otherwise).
+/// needs SELECT on the parent (42501 naming the grant otherwise), must own
+/// every partition of the child, and may read a parent of another owner
+/// only when that runs none of its code ([`require_safe_read`]: no
+/// row-level security applying, built-in key and tenant types and
+/// operators; 42501 otherwise).
 #[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
 fn backfill_tenant(
     child: pgrx::PgRelation,
@@ -803,6 +1019,12 @@ fn backfill_tenant(
     let c_refs: Vec<&str> = cols.iter().map(String::as_str).collect();
     let p_refs: Vec<&str> = pcols.iter().map(String::as_str).collect();
     let join = integrity::key_join(&c_refs, &p_refs, &ops);
+    // The batches update the child (and its partitions) as its owner and
+    // read the parent's key and tenant as that owner too.
+    require_owned_tree(oid, "the backfill");
+    let mut read_cols = pcols.clone();
+    read_cols.push(tenant.clone());
+    require_safe_read(oid, fk.parent, &read_cols, &ops, "the backfill");
     let t = ident(&tenant);
     let todo = as_table_owner(oid, || {
         one::<i64>(
@@ -907,6 +1129,7 @@ pub fn not_null_core(oid: Oid, tenant: &str, dry: bool) -> Vec<String> {
         require_read_or_own(oid);
     } else {
         require_owner(oid);
+        require_owned_tree(oid, "the NOT NULL steps");
     }
     let nulls = as_table_owner(oid, || {
         one::<i64>(
@@ -1038,6 +1261,7 @@ fn scope_unique(
         require_read_or_own(oid);
     } else {
         require_owner(oid);
+        require_owned_tree(oid, "the new unique key");
     }
     // Foreign keys that reference this key must move to the new one.
     let deps: Vec<FkRow> = fk_rows(
@@ -1064,6 +1288,7 @@ fn scope_unique(
     if !dry {
         for f in &deps {
             require_owner(f.child);
+            require_owned_tree(f.child, "the rebuilt foreign key");
         }
     }
     let tmp = integrity::with_suffix(constraint_name, "tenant");

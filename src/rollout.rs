@@ -10,7 +10,9 @@
 //! Before `tighten` and `enforce` the audits must be clean for the schema:
 //! no NULL tenants, no orphan tenants (with a registry), no cross-tenant
 //! references. Otherwise `55000` with every blocker in DETAIL, and nothing
-//! is changed (the check comes before the first statement).
+//! is changed (the check comes before the first statement). A table the
+//! caller may not read in full (the audit views skip it with a WARNING),
+//! and a cross-tenant count no owner could run safely, are blockers too.
 //!
 //! Whose rights: the audits run with the caller's rights (pinned
 //! `search_path`); the DDL on each table runs as that table's owner
@@ -73,7 +75,9 @@ pub fn blocker_detail(mut blockers: Vec<String>) -> String {
 
 /// Runs `f` with `tenant_guard.tenant_column` set to `col` (the audit views
 /// read it), restoring the caller's value afterwards, like a function's
-/// `SET` clause does.
+/// `SET` clause does. Set with superuser context: the setting is
+/// superuser-only, and a non-superuser administrator granted `rollout`
+/// passes `tenant_column => …` instead (the value only lives for this call).
 fn with_tenant_column<R>(col: &str, f: impl FnOnce() -> R) -> R {
     // SAFETY: a GUC nest level opened and closed around f.
     let level = unsafe { pg_sys::NewGUCNestLevel() };
@@ -82,7 +86,7 @@ fn with_tenant_column<R>(col: &str, f: impl FnOnce() -> R) -> R {
         pg_sys::set_config_option(
             c"tenant_guard.tenant_column".as_ptr(),
             value.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucContext::PGC_SUSET,
             pg_sys::GucSource::PGC_S_SESSION,
             pg_sys::GucAction::GUC_ACTION_SAVE,
             true,
@@ -112,14 +116,37 @@ fn blockers(schema: &str, col: &str) -> Vec<String> {
            JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) o.table_name::pg_catalog.oid \
            JOIN pg_catalog.pg_namespace ns ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace \
           WHERE ns.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
-        "SELECT pg_catalog.format('%I.%I: %s row(s) reference a row of %I.%I of another tenant through %I', \
-                                 ns.nspname, c.relname, x.mismatched_rows, pns.nspname, pc.relname, x.constraint_name) \
+        "SELECT CASE WHEN x.mismatched_rows IS NULL \
+                    THEN pg_catalog.format('%I.%I: references to %I.%I through %I were not counted (neither owner may read the other table without running the other''s code)', \
+                                           ns.nspname, c.relname, pns.nspname, pc.relname, x.constraint_name) \
+                    ELSE pg_catalog.format('%I.%I: %s row(s) reference a row of %I.%I of another tenant through %I', \
+                                           ns.nspname, c.relname, x.mismatched_rows, pns.nspname, pc.relname, x.constraint_name) END \
            FROM tenant_guard.cross_tenant_references x \
            JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) x.child_table::pg_catalog.oid \
            JOIN pg_catalog.pg_namespace ns ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace \
            JOIN pg_catalog.pg_class pc ON pc.oid OPERATOR(pg_catalog.=) x.parent_table::pg_catalog.oid \
            JOIN pg_catalog.pg_namespace pns ON pns.oid OPERATOR(pg_catalog.=) pc.relnamespace \
           WHERE ns.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+        // The audit views skip (with a WARNING) a table the caller may not
+        // read in full: such a table blocks the rollout instead, since its
+        // rows were not counted. (The condition of
+        // `privileged::require_full_read` and `count_null_tenant_rows`.)
+        "SELECT DISTINCT pg_catalog.format('%I.%I: not audited: this role lacks SELECT on it or row-level security restricts it', ns.nspname, c.relname) \
+           FROM (SELECT tt.table_name::pg_catalog.oid AS relid, tt.table_name::pg_catalog.oid AS scoped \
+                   FROM tenant_guard.tenant_tables() tt \
+                 UNION \
+                 SELECT b.child_table::pg_catalog.oid, b.child_table::pg_catalog.oid \
+                   FROM tenant_guard.tenant_blind_foreign_keys() b \
+                 UNION \
+                 SELECT b.parent_table::pg_catalog.oid, b.child_table::pg_catalog.oid \
+                   FROM tenant_guard.tenant_blind_foreign_keys() b) t \
+           JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) t.scoped \
+           JOIN pg_catalog.pg_namespace sns ON sns.oid OPERATOR(pg_catalog.=) s.relnamespace \
+           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid \
+           JOIN pg_catalog.pg_namespace ns ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace \
+          WHERE sns.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.name \
+            AND (NOT pg_catalog.has_table_privilege(t.relid, 'SELECT'::pg_catalog.text) \
+                 OR pg_catalog.row_security_active(t.relid::pg_catalog.regclass))",
     ];
     with_tenant_column(col, || {
         pinned(|| {

@@ -115,6 +115,9 @@ SET ROLE tg_or_auditor;
 SELECT tenant_guard.backfill_tenant('tg_or_items', 'tg_or_items_org_id_fkey');
 -- An auditor restricted by row-level security gets 42501 from the counts,
 -- not every tenant's numbers, and the views skip the table with a WARNING.
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION tenant_guard.count_null_tenant_rows(regclass, text, boolean) TO tg_or_auditor;
+SET ROLE tg_or_auditor;
 SELECT tenant_guard.count_null_tenant_rows('tg_or_items', 'tenant_id');
 RESET ROLE;
 GRANT SELECT ON tenant_guard.null_tenant_rows TO tg_or_auditor;
@@ -149,6 +152,156 @@ SELECT pg_get_indexdef('tg_or_long_code_0123456789012345678901234567890123456789
 
 SELECT last_value, is_called FROM tg_or_escalations;
 SELECT rolname FROM pg_roles WHERE rolname LIKE 'tg_or%' AND (rolsuper OR rolbypassrls OR rolcreaterole);
+
+-- A statement run as one table's owner never reads another role's table
+-- when that runs the other role's code: a parent owned by the application
+-- with a row-level security policy that, run as the child's owner (a
+-- victim role owning another table), would grant the application that
+-- table. backfill_tenant, add_tenant_fk, upgrade_foreign_keys and rollout
+-- refuse (42501, or a blocker); the policy never runs as the victim.
+DELETE FROM tenant_guard.registry;
+CREATE ROLE tg_or_victim NOLOGIN;
+CREATE SCHEMA tg_or_x;
+GRANT USAGE, CREATE ON SCHEMA tg_or_x TO tg_or_app, tg_or_victim;
+CREATE SEQUENCE tg_or_ran_as_victim;
+GRANT USAGE, SELECT, UPDATE ON SEQUENCE tg_or_ran_as_victim TO PUBLIC;
+CREATE TABLE tg_or_x.tg_or_vsecret (id int, tenant_id text NOT NULL);
+INSERT INTO tg_or_x.tg_or_vsecret VALUES (1, 'globex');
+ALTER TABLE tg_or_x.tg_or_vsecret ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tg_or_x.tg_or_vsecret OWNER TO tg_or_victim;
+SET ROLE tg_or_app;
+CREATE FUNCTION public.tg_or_steal() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  IF current_user::text <> 'tg_or_app' THEN
+    PERFORM nextval('public.tg_or_ran_as_victim');
+    EXECUTE 'GRANT ALL ON tg_or_x.tg_or_vsecret TO tg_or_app';
+    EXECUTE 'ALTER TABLE tg_or_x.tg_or_vsecret DISABLE ROW LEVEL SECURITY';
+  END IF;
+  RETURN true;
+END $$;
+CREATE FUNCTION public.tg_or_steal_trigger() RETURNS trigger
+  LANGUAGE plpgsql AS 'BEGIN PERFORM public.tg_or_steal(); RETURN NEW; END';
+RESET ROLE;
+CREATE TABLE tg_or_x.tg_or_ap (id int PRIMARY KEY, tenant_id text NOT NULL);
+ALTER TABLE tg_or_x.tg_or_ap OWNER TO tg_or_app;
+SET ROLE tg_or_app;
+INSERT INTO tg_or_x.tg_or_ap VALUES (1, 'acme');
+ALTER TABLE tg_or_x.tg_or_ap ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tg_or_spy ON tg_or_x.tg_or_ap USING (public.tg_or_steal());
+GRANT SELECT, REFERENCES ON tg_or_x.tg_or_ap TO tg_or_victim;
+RESET ROLE;
+CREATE TABLE tg_or_x.tg_or_vc (id int PRIMARY KEY, tenant_id text,
+                               ap_id int CONSTRAINT tg_or_vc_ap_fk REFERENCES tg_or_x.tg_or_ap (id));
+INSERT INTO tg_or_x.tg_or_vc VALUES (1, NULL, 1);
+ALTER TABLE tg_or_x.tg_or_vc OWNER TO tg_or_victim;
+\set VERBOSITY default
+SELECT tenant_guard.backfill_tenant('tg_or_x.tg_or_vc', 'tg_or_vc_ap_fk');
+\set VERBOSITY sqlstate
+SELECT tenant_id FROM tg_or_x.tg_or_vc;
+UPDATE tg_or_x.tg_or_vc SET tenant_id = 'acme';
+ALTER TABLE tg_or_x.tg_or_vc ALTER COLUMN tenant_id SET NOT NULL;
+\set VERBOSITY default
+SELECT count(*) FROM tenant_guard.add_tenant_fk('tg_or_x.tg_or_vc', ARRAY['ap_id'], 'tg_or_x.tg_or_ap');
+SELECT count(*) FROM tenant_guard.upgrade_foreign_keys('tg_or_x');
+SELECT count(*) FROM tenant_guard.rollout('enforce', 'tg_or_x', dry_run => false);
+\set VERBOSITY sqlstate
+SELECT conname, convalidated FROM pg_constraint WHERE conrelid = 'tg_or_x.tg_or_vc'::regclass AND contype = 'f';
+
+-- A partitioned table given to the victim keeps its partitions' owner: a
+-- backfill or NOT NULL steps as the victim would fire the application's
+-- trigger on the partition as the victim. Refused, naming the partition.
+CREATE TABLE tg_or_x.tg_or_cust (id int PRIMARY KEY, tenant_id text NOT NULL);
+INSERT INTO tg_or_x.tg_or_cust VALUES (1, 'acme');
+CREATE TABLE tg_or_x.tg_or_ord (id int, tenant_id text,
+                                cust_id int CONSTRAINT tg_or_ord_cust_fk REFERENCES tg_or_x.tg_or_cust (id))
+  PARTITION BY RANGE (id);
+CREATE TABLE tg_or_x.tg_or_ord_1 PARTITION OF tg_or_x.tg_or_ord FOR VALUES FROM (0) TO (100);
+INSERT INTO tg_or_x.tg_or_ord VALUES (1, NULL, 1);
+ALTER TABLE tg_or_x.tg_or_ord_1 OWNER TO tg_or_app;
+SET ROLE tg_or_app;
+CREATE TRIGGER tg_or_ord_steal BEFORE UPDATE ON tg_or_x.tg_or_ord_1
+  FOR EACH ROW EXECUTE FUNCTION public.tg_or_steal_trigger();
+RESET ROLE;
+ALTER TABLE tg_or_x.tg_or_cust OWNER TO tg_or_victim;
+ALTER TABLE tg_or_x.tg_or_ord OWNER TO tg_or_victim;
+\set VERBOSITY default
+SELECT tenant_guard.backfill_tenant('tg_or_x.tg_or_ord', 'tg_or_ord_cust_fk');
+SELECT * FROM tenant_guard.enforce_not_null('tg_or_x.tg_or_ord');
+\set VERBOSITY sqlstate
+SELECT tenant_id FROM tg_or_x.tg_or_ord;
+
+-- No policy, but a parent tenant of the application's type: its cast to
+-- the child's text column would run as the victim. Refused too.
+SET ROLE tg_or_app;
+CREATE TYPE public.tg_or_t3 AS ENUM ('acme');
+CREATE FUNCTION public.tg_or_t3_text(public.tg_or_t3) RETURNS text
+  LANGUAGE plpgsql AS 'BEGIN PERFORM public.tg_or_steal(); RETURN format(''%s'', $1); END';
+CREATE CAST (public.tg_or_t3 AS text) WITH FUNCTION public.tg_or_t3_text(public.tg_or_t3) AS ASSIGNMENT;
+RESET ROLE;
+CREATE TABLE tg_or_x.tg_or_ap3 (id int PRIMARY KEY, tenant_id public.tg_or_t3 NOT NULL);
+INSERT INTO tg_or_x.tg_or_ap3 VALUES (1, 'acme');
+ALTER TABLE tg_or_x.tg_or_ap3 OWNER TO tg_or_app;
+GRANT SELECT, REFERENCES ON tg_or_x.tg_or_ap3 TO tg_or_victim;
+CREATE TABLE tg_or_x.tg_or_vc3 (id int PRIMARY KEY, tenant_id text,
+                                ap_id int CONSTRAINT tg_or_vc3_ap_fk REFERENCES tg_or_x.tg_or_ap3 (id));
+INSERT INTO tg_or_x.tg_or_vc3 VALUES (1, NULL, 1);
+ALTER TABLE tg_or_x.tg_or_vc3 OWNER TO tg_or_victim;
+\set VERBOSITY default
+SELECT tenant_guard.backfill_tenant('tg_or_x.tg_or_vc3', 'tg_or_vc3_ap_fk');
+\set VERBOSITY sqlstate
+
+-- No application code ran as the victim; the application gained nothing.
+SELECT is_called AS ran_as_victim FROM tg_or_ran_as_victim;
+SELECT has_table_privilege('tg_or_app', 'tg_or_x.tg_or_vsecret', 'SELECT') AS app_reads_vsecret,
+       relrowsecurity FROM pg_class WHERE oid = 'tg_or_x.tg_or_vsecret'::regclass;
+
+-- A rollout by a role that cannot read every row of a table it audits is
+-- blocked (the views skip such a table with a WARNING): here the parent of
+-- the application's table, whose row-level security restricts the application.
+CREATE SCHEMA tg_or_y AUTHORIZATION tg_or_app;
+CREATE TABLE tg_or_x.tg_or_yp (id int PRIMARY KEY, tenant_id text NOT NULL);
+INSERT INTO tg_or_x.tg_or_yp VALUES (1, 'acme'), (2, 'globex');
+ALTER TABLE tg_or_x.tg_or_yp ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tg_or_yp_acme ON tg_or_x.tg_or_yp USING (tenant_id = 'acme');
+GRANT SELECT, REFERENCES ON tg_or_x.tg_or_yp TO tg_or_app;
+SET ROLE tg_or_app;
+CREATE TABLE tg_or_y.tg_or_yc (id int PRIMARY KEY, tenant_id text NOT NULL,
+                               yp_id int REFERENCES tg_or_x.tg_or_yp (id));
+RESET ROLE;
+INSERT INTO tg_or_y.tg_or_yc VALUES (1, 'acme', 2);   -- globex's parent: a cross-tenant reference
+GRANT EXECUTE ON FUNCTION tenant_guard.rollout(text, text, text, boolean),
+                          tenant_guard.tenant_tables(), tenant_guard.tenant_blind_foreign_keys(),
+                          tenant_guard.audit_null_tenant_rows(), tenant_guard.audit_orphan_tenant_rows(),
+                          tenant_guard.audit_cross_tenant_references(),
+                          tenant_guard.count_null_tenant_rows(regclass, text, boolean),
+                          tenant_guard.count_orphan_tenant_rows(regclass, text),
+                          tenant_guard.count_cross_tenant_references(oid, text, text) TO tg_or_app;
+GRANT SELECT ON tenant_guard.null_tenant_rows, tenant_guard.orphan_tenant_rows,
+                tenant_guard.cross_tenant_references TO tg_or_app;
+SET ROLE tg_or_app;
+SET client_min_messages = error;   -- the views' WARNINGs for every other table
+\set VERBOSITY default
+SELECT count(*) FROM tenant_guard.rollout('tighten', 'tg_or_y');
+\set VERBOSITY sqlstate
+RESET client_min_messages;
+RESET ROLE;
+REVOKE ALL ON FUNCTION tenant_guard.rollout(text, text, text, boolean),
+                       tenant_guard.tenant_tables(), tenant_guard.tenant_blind_foreign_keys(),
+                       tenant_guard.audit_null_tenant_rows(), tenant_guard.audit_orphan_tenant_rows(),
+                       tenant_guard.audit_cross_tenant_references(),
+                       tenant_guard.count_null_tenant_rows(regclass, text, boolean),
+                       tenant_guard.count_orphan_tenant_rows(regclass, text),
+                       tenant_guard.count_cross_tenant_references(oid, text, text) FROM tg_or_app;
+REVOKE ALL ON tenant_guard.null_tenant_rows, tenant_guard.orphan_tenant_rows,
+              tenant_guard.cross_tenant_references FROM tg_or_app;
+DROP SCHEMA tg_or_y CASCADE;
+DROP SCHEMA tg_or_x CASCADE;
+DROP CAST (tg_or_t3 AS text);
+DROP FUNCTION tg_or_t3_text(tg_or_t3);
+DROP TYPE tg_or_t3;
+DROP FUNCTION tg_or_steal_trigger(), tg_or_steal();
+DROP SEQUENCE tg_or_ran_as_victim;
+DROP ROLE tg_or_victim;
 
 DELETE FROM tenant_guard.registry;
 DROP SCHEMA "s." CASCADE;
