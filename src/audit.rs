@@ -310,11 +310,15 @@ fn count_cross_tenant_references(
     let (parent_name, po, pt_type) = table_and_column(fk.parent, &pt);
     require_full_read(fk.child);
     require_full_read(fk.parent);
+    // Between two owners, the key's equality operators must be the
+    // catalog's too: an operator class of the other owner's would run its
+    // code as this one.
+    let catalog_ops = fk.ops.iter().all(|(n, _)| n == "pg_catalog");
     let run_as = if co == po {
         Some(co)
-    } else if role_reads_all(co, fk.parent) && is_builtin(pt_type) {
+    } else if catalog_ops && role_reads_all(co, fk.parent) && is_builtin(pt_type) {
         Some(co)
-    } else if role_reads_all(po, fk.child) && is_builtin(ct_type) {
+    } else if catalog_ops && role_reads_all(po, fk.child) && is_builtin(ct_type) {
         Some(po)
     } else {
         None

@@ -146,7 +146,8 @@ fn blockers(schema: &str, col: &str) -> Vec<String> {
            JOIN pg_catalog.pg_namespace ns ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace \
           WHERE sns.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.name \
             AND (NOT pg_catalog.has_table_privilege(t.relid, 'SELECT'::pg_catalog.text) \
-                 OR pg_catalog.row_security_active(t.relid::pg_catalog.regclass))",
+                 OR (pg_catalog.row_security_active(t.relid::pg_catalog.regclass) \
+                     AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE'::pg_catalog.text)))",
     ];
     with_tenant_column(col, || {
         pinned(|| {
