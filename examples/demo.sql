@@ -152,5 +152,18 @@ SELECT count(*) AS statements FROM tenant_guard.rollout('tighten', 'crm', dry_ru
 SELECT * FROM tenant_guard.rollout('enforce', 'crm', dry_run => false);
 SELECT table_name, nullable, rls_forced, composite_fks, phase FROM tenant_guard.status
  WHERE table_name::text LIKE 'crm.%' ORDER BY 1;
+
+-- 8. Tampering is reported and repaired: a table owner (here the superuser)
+--    widens a policy and stops forcing row-level security.
+ALTER POLICY tenant_guard_select ON crm.accounts USING (true);
+ALTER TABLE crm.contacts NO FORCE ROW LEVEL SECURITY;
+SELECT table_name, policies_current, phase, drift FROM tenant_guard.status
+ WHERE table_name::text LIKE 'crm.%' ORDER BY 1;
+SELECT severity, code, object FROM tenant_guard.advisor WHERE code = 'protection_drift' ORDER BY object;
+--    protect() repairs exactly what drifted.
+SELECT * FROM tenant_guard.protect('crm.accounts');
+SELECT * FROM tenant_guard.protect('crm.contacts');
+SELECT table_name, policies_current, phase, drift FROM tenant_guard.status
+ WHERE table_name::text LIKE 'crm.%' ORDER BY 1;
 DROP SCHEMA crm CASCADE;
 DROP ROLE demo_app;
