@@ -89,10 +89,119 @@ struct Scope {
 /// emptied whenever the key ring is reloaded (any change to keys or registry
 /// settings, see `keys`) or a verification setting differs; and every hit
 /// re-checks what depends on the clock (`exp`, `nbf`, `iat`, key expiry).
+///
+/// Bounded by `tenant_guard.token_cache_bytes` (what the entries hold, see
+/// [`footprint`]) and by [`VERIFY_CACHE_SIZE`] entries, whichever is hit
+/// first, with least-recently-used eviction ([`Lru`]).
 struct VerifyCache {
     generation: u64,
     rules: Option<Rules>,
-    map: HashMap<String, Rc<Cached>>,
+    map: Lru<Rc<Cached>>,
+}
+
+/// A cache bounded in bytes and entries with approximate LRU eviction, in
+/// two generations: entries go into `young`; when `young` holds half the
+/// budget (bytes or entries), `old` is dropped and `young` becomes `old`. A
+/// hit in `old` moves the entry back to `young`. So the cache never holds
+/// more than the budget, every entry used within the last half-budget of
+/// insertions stays, and every operation is O(1).
+struct Lru<V> {
+    young: HashMap<String, (V, usize)>,
+    old: HashMap<String, (V, usize)>,
+    young_bytes: usize,
+    old_bytes: usize,
+    max_bytes: usize,
+    max_entries: usize,
+}
+
+impl<V: Clone> Lru<V> {
+    fn new(max_bytes: usize, max_entries: usize) -> Self {
+        Lru {
+            young: HashMap::new(),
+            old: HashMap::new(),
+            young_bytes: 0,
+            old_bytes: 0,
+            max_bytes,
+            max_entries,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.young = HashMap::new();
+        self.old = HashMap::new();
+        self.young_bytes = 0;
+        self.old_bytes = 0;
+    }
+
+    /// Changes the budget; a smaller one empties the cache.
+    fn set_limits(&mut self, max_bytes: usize, max_entries: usize) {
+        if max_bytes < self.max_bytes || max_entries < self.max_entries {
+            self.clear();
+        }
+        self.max_bytes = max_bytes;
+        self.max_entries = max_entries;
+    }
+
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.young_bytes + self.old_bytes
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.young.len() + self.old.len()
+    }
+
+    fn get(&mut self, key: &str) -> Option<V> {
+        if let Some((v, _)) = self.young.get(key) {
+            return Some(v.clone());
+        }
+        let (key, (v, size)) = self.old.remove_entry(key)?;
+        self.old_bytes -= size;
+        let out = v.clone();
+        self.put(key, v, size);
+        Some(out)
+    }
+
+    /// Caches `v` under `key`, counted as `size` bytes. An entry bigger
+    /// than half the budget is not cached.
+    fn insert(&mut self, key: String, v: V, size: usize) {
+        if let Some((_, s)) = self.young.remove(&key) {
+            self.young_bytes -= s;
+        }
+        if let Some((_, s)) = self.old.remove(&key) {
+            self.old_bytes -= s;
+        }
+        self.put(key, v, size);
+    }
+
+    fn put(&mut self, key: String, v: V, size: usize) {
+        let (half_bytes, half_entries) = (self.max_bytes / 2, self.max_entries / 2);
+        if self.max_bytes == 0 || size > half_bytes || half_entries == 0 {
+            return;
+        }
+        if self.young_bytes + size > half_bytes || self.young.len() + 1 > half_entries {
+            self.old = std::mem::take(&mut self.young);
+            self.old_bytes = std::mem::replace(&mut self.young_bytes, 0);
+        }
+        self.young_bytes += size;
+        self.young.insert(key, (v, size));
+    }
+}
+
+/// What a cache entry holds, in bytes (an estimate that errs high): the
+/// token (the key), the claims as text and parsed (a JSON map takes about
+/// twice its text), the setting value, the tenant ids, and the overhead of
+/// the entry and its allocations.
+fn footprint(token: &str, c: &Cached) -> usize {
+    const OVERHEAD: usize = 512;
+    token.len()
+        + 3 * c.v.payload.len()
+        + c.packed.as_ref().map_or(0, String::len)
+        + c.v.tenants.iter().map(|t| t.len() + 32).sum::<usize>()
+        + c.v.kid.len()
+        + c.v.user.as_ref().map_or(0, String::len)
+        + OVERHEAD
 }
 
 /// A verified token and, unless it is a bypass token (whose read set comes
@@ -125,14 +234,19 @@ fn packed_value(v: &Verified, visible: &[String]) -> String {
     )
 }
 
+/// Most entries the verified-token cache holds, whatever their size.
 const VERIFY_CACHE_SIZE: usize = 4096;
 
 thread_local! {
     static VERIFIED: RefCell<VerifyCache> = RefCell::new(VerifyCache {
         generation: 0,
         rules: None,
-        map: HashMap::new(),
+        map: Lru::new(gucs::TOKEN_CACHE_BYTES_DEFAULT as usize, VERIFY_CACHE_SIZE),
     });
+}
+
+fn cache_budget() -> usize {
+    usize::try_from(gucs::TOKEN_CACHE_BYTES.get()).unwrap_or(0)
 }
 
 fn verify_cached(
@@ -148,7 +262,8 @@ fn verify_cached(
             c.generation = ring.generation;
             c.rules = Some(rules.clone());
         }
-        c.map.get(token).cloned()
+        c.map.set_limits(cache_budget(), VERIFY_CACHE_SIZE);
+        c.map.get(token)
     });
     if let Some(c) = hit {
         let key_ok = ring
@@ -163,13 +278,8 @@ fn verify_cached(
     let v = token::verify(token.as_bytes(), &ring.keys, rules, now)?;
     let packed = (!v.bypass).then(|| packed_value(&v, &v.tenants));
     let v = Rc::new(Cached { v, packed });
-    VERIFIED.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.map.len() >= VERIFY_CACHE_SIZE {
-            c.map.clear();
-        }
-        c.map.insert(token.to_owned(), v.clone());
-    });
+    let size = footprint(token, &v);
+    VERIFIED.with(|c| c.borrow_mut().map.insert(token.to_owned(), v.clone(), size));
     Ok(v)
 }
 
@@ -447,10 +557,64 @@ fn put(name: &CStr, value: &str, is_local: bool) {
     }
 }
 
+/// With `tenant_guard.log_rejections = sampled`: at most one rejection line
+/// per backend in this many seconds.
+pub const SAMPLE_SECONDS: f64 = 10.0;
+
+/// Rate limit of the sampled rejection lines (per backend).
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Sampler {
+    /// When the last line was written (Unix seconds), if ever.
+    last: Option<f64>,
+    /// Lines skipped since.
+    skipped: u64,
+}
+
+impl Sampler {
+    /// Whether to write a line at `now`: `Some(n)` with the number of lines
+    /// skipped before it, or `None` (counted as skipped).
+    fn admit(&mut self, now: f64, every: f64) -> Option<u64> {
+        match self.last {
+            // A clock that went back also lets a line through.
+            Some(t) if now >= t && now - t < every => {
+                self.skipped += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.skipped))
+            }
+        }
+    }
+}
+
+thread_local! {
+    static SAMPLER: RefCell<Sampler> = RefCell::new(Sampler::default());
+}
+
+/// tenant_guard's LOG line for a refused token, as
+/// `tenant_guard.log_rejections` says: every one, sampled, or none.
+fn log_rejection(message: String) {
+    match gucs::LOG_REJECTIONS.get() {
+        gucs::LogRejections::All => log_line(message),
+        gucs::LogRejections::Off => {}
+        gucs::LogRejections::Sampled => {
+            let admitted = SAMPLER.with(|s| s.borrow_mut().admit(keys::now(), SAMPLE_SECONDS));
+            match admitted {
+                None => {}
+                Some(0) => log_line(message),
+                Some(n) => log_line(format!(
+                    "{message} ({n} more rejected in this backend since the last line, not logged: tenant_guard.log_rejections = sampled)"
+                )),
+            }
+        }
+    }
+}
+
 fn refuse(r: &Rejection, kid: Option<&str>) -> ! {
     // Logged for the DBA (server log only at the default client_min_messages);
     // never the token itself.
-    log_line(format!(
+    log_rejection(format!(
         "tenant_guard: token rejected: {r} (kid \"{}\"): {}",
         token::clip(kid.unwrap_or("")),
         r.detail()
@@ -524,7 +688,7 @@ fn set_context_inner(token: Option<&str>, is_local: Option<bool>) -> String {
         .unwrap_or_else(|r| refuse(&r, header_kid(token).as_deref()));
     let v = &cached.v;
     let refuse_tenant = |why: String| -> ! {
-        log_line(format!(
+        log_rejection(format!(
             "tenant_guard: token rejected: tenant not accepted (kid \"{}\"): {why}",
             v.kid
         ));
@@ -550,7 +714,7 @@ fn set_context_inner(token: Option<&str>, is_local: Option<bool>) -> String {
             // stays `tenant = ANY (visible set)`, so ordinary tenant queries
             // keep their index scans and never pay for an `OR bypass` branch.
             let Some(reg) = &ring.registry else {
-                log_line(format!(
+                log_rejection(format!(
                     "tenant_guard: token rejected: bypass without a registry (kid \"{}\")",
                     v.kid
                 ));
@@ -960,6 +1124,106 @@ mod unit {
         // ...a transaction-local one not before its transaction ends.
         assert!(!registry_due(Some((s1, true)), (10, 12)));
         assert!(registry_due(Some((s1, true)), (20, 21)));
+    }
+
+    #[test]
+    fn lru_stays_within_its_budget() {
+        // 1000 bytes, 100 entries: each generation holds up to 500 bytes.
+        let mut c: Lru<u32> = Lru::new(1000, 100);
+        for i in 0..10_000u32 {
+            c.insert(format!("t{i}"), i, 10 + (i as usize % 90));
+            assert!(c.bytes() <= 1000, "{} bytes after {i}", c.bytes());
+            assert!(c.len() <= 100);
+        }
+        // The most recent entries are there, old ones gone.
+        assert_eq!(c.get("t9999"), Some(9999));
+        assert_eq!(c.get("t0"), None);
+        // Entry cap: many tiny entries.
+        let mut c: Lru<u32> = Lru::new(1 << 20, 10);
+        for i in 0..1000u32 {
+            c.insert(i.to_string(), i, 1);
+            assert!(c.len() <= 10);
+        }
+        // Too big for half the budget: not cached at all.
+        let mut c: Lru<u32> = Lru::new(100, 10);
+        c.insert("big".into(), 1, 51);
+        assert_eq!((c.get("big"), c.bytes(), c.len()), (None, 0, 0));
+        c.insert("fits".into(), 2, 50);
+        assert_eq!(c.get("fits"), Some(2));
+        // A zero budget caches nothing.
+        let mut c: Lru<u32> = Lru::new(0, 10);
+        c.insert("x".into(), 1, 0);
+        assert_eq!(c.get("x"), None);
+    }
+
+    #[test]
+    fn lru_keeps_what_is_used() {
+        // Budget 100 bytes: generations of 50, entries of 10 (5 per generation).
+        let mut c: Lru<u32> = Lru::new(100, 1000);
+        c.insert("hot".into(), 0, 10);
+        for i in 1..1000u32 {
+            // The hot token is used between every two new ones: never evicted.
+            assert_eq!(c.get("hot"), Some(0), "evicted at {i}");
+            c.insert(format!("cold{i}"), i, 10);
+            assert!(c.bytes() <= 100);
+        }
+        // Re-inserting a key replaces it and counts it once.
+        let mut c: Lru<u32> = Lru::new(100, 1000);
+        c.insert("k".into(), 1, 10);
+        c.insert("k".into(), 2, 20);
+        assert_eq!((c.get("k"), c.bytes(), c.len()), (Some(2), 20, 1));
+        // A smaller budget empties it; a larger one keeps it.
+        c.set_limits(200, 1000);
+        assert_eq!(c.len(), 1);
+        c.set_limits(50, 1000);
+        assert_eq!((c.len(), c.bytes()), (0, 0));
+        // clear() returns the memory.
+        c.insert("k".into(), 1, 10);
+        c.clear();
+        assert_eq!((c.get("k"), c.bytes()), (None, 0));
+    }
+
+    #[test]
+    fn footprint_counts_what_an_entry_holds() {
+        let big = "x".repeat(5000);
+        let v = Verified {
+            kid: "k".into(),
+            tenant: Some("acme".into()),
+            tenants: vec!["acme".into()],
+            bypass: false,
+            user: Some("u".into()),
+            claims: serde_json::Map::new(),
+            payload: big.clone(),
+        };
+        let packed = packed_value(&v, &v.tenants);
+        let c = Cached { v, packed: Some(packed) };
+        let token = "t".repeat(7700);
+        let n = footprint(&token, &c);
+        // Token, payload (text, parsed, in the setting value) and more.
+        assert!(n >= 7700 + 3 * 5000, "{n}");
+        assert!(n < 7700 + 5 * 5000, "{n}");
+    }
+
+    #[test]
+    fn sampled_rejection_lines() {
+        let mut s = Sampler::default();
+        // The first line is written, then one per interval, each with the
+        // count of lines skipped since the last.
+        assert_eq!(s.admit(100.0, 10.0), Some(0));
+        assert_eq!(s.admit(100.5, 10.0), None);
+        assert_eq!(s.admit(109.9, 10.0), None);
+        assert_eq!(s.admit(110.0, 10.0), Some(2));
+        assert_eq!(s.admit(110.0, 10.0), None);
+        assert_eq!(s.admit(500.0, 10.0), Some(1));
+        assert_eq!(s.admit(500.1, 10.0), None);
+        // A clock that went back lets a line through.
+        assert_eq!(s.admit(50.0, 10.0), Some(1));
+        // A burst of a million rejections within one interval: one line.
+        let mut s = Sampler::default();
+        let lines = (0..1_000_000)
+            .filter(|i| s.admit(1000.0 + f64::from(*i) * 1e-6, 10.0).is_some())
+            .count();
+        assert_eq!(lines, 1);
     }
 
     #[test]

@@ -192,3 +192,18 @@ pub fn one<T: pgrx::FromDatum + pgrx::IntoDatum>(
         Err(e) => spi(Err(e)),
     }
 }
+
+/// `25006` unless the transaction may write: PostgreSQL's own check and
+/// message ("cannot execute tenant_guard.add_key() in a read-only
+/// transaction"), as `INSERT` gets it. Every transaction on a hot standby is
+/// read-only, as is one after `SET TRANSACTION READ ONLY`.
+///
+/// Write-side functions call it first: otherwise, on a standby, their first
+/// write fails inside pgrx (which asks for a transaction id before a
+/// read-write SPI statement) with `XX000` "cannot assign TransactionIds
+/// during recovery", and after `SET TRANSACTION READ ONLY` they would burn a
+/// transaction id before PostgreSQL refuses the statement.
+pub fn require_writable(function: &CStr) {
+    // SAFETY: a NUL-terminated name; raises 25006 (an ERROR) or returns.
+    unsafe { pg_sys::PreventCommandIfReadOnly(function.as_ptr()) }
+}

@@ -41,6 +41,28 @@ pub static MISSING_CONTEXT: GucSetting<MissingContext> =
 pub static TENANT_COLUMN: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
 pub static ON_NEW_TABLE: GucSetting<OnNewTable> = GucSetting::<OnNewTable>::new(OnNewTable::Off);
+pub static LOG_REJECTIONS: GucSetting<LogRejections> =
+    GucSetting::<LogRejections>::new(LogRejections::All);
+/// Default bound of the verified-token cache: 4 MB per backend.
+pub const TOKEN_CACHE_BYTES_DEFAULT: i32 = 4 * 1024 * 1024;
+pub static TOKEN_CACHE_BYTES: GucSetting<i32> =
+    GucSetting::<i32>::new(TOKEN_CACHE_BYTES_DEFAULT);
+
+/// tenant_guard's own LOG line for a refused token.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LogRejections {
+    /// One line per refused token.
+    #[name = c"all"]
+    All,
+    /// At most one line per backend every `context::SAMPLE_SECONDS`
+    /// seconds, counting the lines skipped since the last one.
+    #[name = c"sampled"]
+    Sampled,
+    /// None (the client still gets its 28000 error, which PostgreSQL logs
+    /// according to `log_min_messages`).
+    #[name = c"off"]
+    Off,
+}
 
 /// What a protected table does for a session without a tenant context.
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -206,6 +228,26 @@ pub fn init() {
         &ON_NEW_TABLE,
         GucContext::Suset,
         rules,
+    );
+
+    GucRegistry::define_enum_guc(
+        c"tenant_guard.log_rejections",
+        c"tenant_guard's LOG line for refused tokens: all, sampled or off.",
+        c"sampled writes at most one line per backend every 10 seconds, with the count of lines skipped since. \
+          PostgreSQL still logs each ERROR according to log_min_messages.",
+        &LOG_REJECTIONS,
+        GucContext::Suset,
+        rules,
+    );
+    GucRegistry::define_int_guc(
+        c"tenant_guard.token_cache_bytes",
+        c"Memory bound of each backend's cache of verified tokens; 0 disables the cache.",
+        c"Counts the tokens and the values they produce; least recently used tokens are dropped first.",
+        &TOKEN_CACHE_BYTES,
+        0,
+        1024 * 1024 * 1024,
+        GucContext::Suset,
+        rules | GucFlags::UNIT_BYTE,
     );
 
     // Context: written only by set_context / clear_context. The assign hook

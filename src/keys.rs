@@ -16,9 +16,19 @@
 //! command), and the callback drops the cache. So a retired key stops
 //! verifying in all sessions from their next transaction on. Key expiry
 //! needs no invalidation: it is checked against the clock on every use.
+//!
+//! Hot standbys: the invalidation is part of the commit's WAL record
+//! (`wal_level` replica or logical), so when a standby replays that commit
+//! its startup process queues the same message for the standby's backends,
+//! and a key retired on the primary stops verifying on the standby from the
+//! next transaction after the replay (tests/standby checks it). Loading the
+//! ring only reads (`SELECT` through read-only SPI): it assigns no
+//! transaction id and works during recovery.
 
 use crate::privileged::as_extension_owner;
-use crate::error::{invalid_parameter, one, spi, undefined_object, Code, Failure};
+use crate::error::{
+    invalid_parameter, one, require_writable, spi, undefined_object, Code, Failure,
+};
 use crate::registry::Registry;
 use crate::token::{self, Alg, Key};
 use pgrx::prelude::*;
@@ -174,6 +184,7 @@ fn add_key(
     algorithm: default!(&str, "'HS256'"),
     expires_at: default!(Option<pgrx::datum::TimestampWithTimeZone>, "NULL"),
 ) {
+    require_writable(c"tenant_guard.add_key()");
     if kid.is_empty() {
         invalid_parameter("kid must not be empty").raise();
     }
@@ -223,6 +234,7 @@ fn add_key(
 /// signed with it verify nothing. Retiring a retired key does nothing.
 #[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
 fn retire_key(kid: &str) {
+    require_writable(c"tenant_guard.retire_key()");
     as_extension_owner(|| {
         let state = one::<bool>(
             "SELECT k.retired_at IS NOT NULL FROM tenant_guard.keys k \

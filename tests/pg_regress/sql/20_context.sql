@@ -115,5 +115,32 @@ COMMIT;
 RESET ROLE;
 DROP TABLE ctx_rows;
 
+-- The verified-token cache is bounded in bytes per backend
+-- (tenant_guard.token_cache_bytes, default 4MB; 0 turns it off). A context
+-- is the same with or without it.
+SHOW tenant_guard.token_cache_bytes;
+SET tenant_guard.token_cache_bytes = 0;
+BEGIN;
+SELECT tenant_guard.set_context(:'acme');
+SELECT tenant_guard.set_context(:'acme');
+COMMIT;
+SET tenant_guard.token_cache_bytes = '64kB';
+SHOW tenant_guard.token_cache_bytes;
+BEGIN;
+SELECT tenant_guard.set_context(:'globex');
+SELECT tenant_guard.set_context(:'globex');
+COMMIT;
+\set VERBOSITY sqlstate
+SET tenant_guard.token_cache_bytes = -1;
+SET tenant_guard.token_cache_bytes = '2GB';
+RESET tenant_guard.token_cache_bytes;
+-- Superuser-only: an application role cannot grow its backend's cache.
+SET ROLE tg_ctx_app;
+SET tenant_guard.token_cache_bytes = '1GB';
+SELECT set_config('tenant_guard.token_cache_bytes', '1GB', false);
+SHOW tenant_guard.token_cache_bytes;
+RESET ROLE;
+\set VERBOSITY default
+
 DROP EXTENSION tenant_guard;
 DROP ROLE tg_ctx_app;

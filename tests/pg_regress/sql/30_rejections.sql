@@ -111,7 +111,33 @@ ROLLBACK;
 BEGIN;
 SELECT tenant_guard.set_context(token) FROM spec.tokens WHERE name = 'signed by another key';
 ROLLBACK;
+
+-- tenant_guard.log_rejections: all (the default: one line per rejection,
+-- above), sampled (at most one line per backend every 10 seconds, with the
+-- count skipped since), off (none; the ERROR itself still reaches the
+-- client and, per log_min_messages, the log).
+SHOW tenant_guard.log_rejections;
+SET tenant_guard.log_rejections = sampled;
+BEGIN;
+SELECT tenant_guard.set_context(token) FROM spec.tokens WHERE name = 'expired';
+ROLLBACK;
+BEGIN;
+SELECT tenant_guard.set_context(token) FROM spec.tokens WHERE name = 'expired';
+ROLLBACK;
+SET tenant_guard.log_rejections = off;
+BEGIN;
+SELECT tenant_guard.set_context(token) FROM spec.tokens WHERE name = 'signed by another key';
+ROLLBACK;
+SET tenant_guard.log_rejections = everything;
+RESET tenant_guard.log_rejections;
 RESET client_min_messages;
+-- Superuser-only: an application role can neither silence nor flood the log.
+\set VERBOSITY sqlstate
+SET ROLE tg_rej_app;
+SET tenant_guard.log_rejections = off;
+SELECT set_config('tenant_guard.log_rejections', 'all', false);
+RESET ROLE;
+\set VERBOSITY default
 
 -- A retired key stops verifying at once (and in every other session from
 -- its next transaction).
