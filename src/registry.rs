@@ -307,6 +307,7 @@ fn use_registry(
     id_column: default!(Option<&str>, "'id'"),
     active_column: default!(Option<&str>, "NULL"),
 ) {
+    crate::error::require_writable(c"tenant_guard.use_registry()");
     let Some(rel) = tenant_table else {
         as_extension_owner(|| spi(Spi::run("DELETE FROM tenant_guard.registry")));
         return;
