@@ -144,6 +144,54 @@ SELECT tenant_guard.use_registry('tg_priv_colors', 'id');
 
 SELECT * FROM tg_priv_verdict();
 
+-- The attacker's temporary objects above live in this test session's own
+-- temporary schema (a real attacker cannot put them in a DBA's session:
+-- PostgreSQL refuses temporary types and relations inside a restricted
+-- operation). Drop them before the DBA works on.
+DISCARD TEMP;
+
+-- A database owner cannot change what tenant_guard's SQL means through the
+-- settings it may impose: standard_conforming_strings = off breaks nothing.
+SELECT tenant_guard.use_registry('tg_priv_tenants', 'id', 'active');
+CREATE TABLE tg_priv_items (tenant_id text NOT NULL, id int PRIMARY KEY);
+SELECT count(*) AS ddl FROM tenant_guard.protect('tg_priv_items');
+SET standard_conforming_strings = off;
+SELECT tenant_guard.protection_drift('tg_priv_items') AS drift;
+SELECT policies_current, phase FROM tenant_guard.status WHERE table_name = 'tg_priv_items'::regclass;
+RESET standard_conforming_strings;
+-- ... nor redirect the generators to another column: the setting is
+-- superuser-only.
+SET ROLE tg_priv_app;
+\set VERBOSITY sqlstate
+SET tenant_guard.tenant_column = 'id';
+\set VERBOSITY default
+RESET ROLE;
+
+-- The registry cannot be probed for tenant ids through the orphan count:
+-- the caller must be able to read the registry itself.
+GRANT EXECUTE ON FUNCTION tenant_guard.count_orphan_tenant_rows(regclass, text) TO tg_priv_app;
+SET ROLE tg_priv_app;
+CREATE TEMP TABLE guesses (tenant_id text);
+INSERT INTO guesses VALUES ('acme'), ('initech');
+\set VERBOSITY sqlstate
+SELECT * FROM tenant_guard.count_orphan_tenant_rows('pg_temp.guesses', 'tenant_id');
+\set VERBOSITY terse
+SELECT * FROM tenant_guard.count_orphan_tenant_rows('pg_temp.guesses', 'tenant_id');
+\set VERBOSITY default
+RESET ROLE;
+DROP TABLE pg_temp.guesses;
+
+-- A partition keeps its owner when its parent's changes: the advisor names
+-- a partition a login role owns.
+CREATE TABLE tg_priv_parts (tenant_id text NOT NULL, id int) PARTITION BY LIST (tenant_id);
+CREATE TABLE tg_priv_parts_acme PARTITION OF tg_priv_parts FOR VALUES IN ('acme');
+ALTER TABLE tg_priv_parts_acme OWNER TO tg_priv_app;
+SELECT count(*) AS ddl FROM tenant_guard.protect('tg_priv_parts');
+SELECT code, object FROM tenant_guard.advisor
+ WHERE code = 'login_role_owns_tenant_table' ORDER BY object;
+DROP TABLE tg_priv_parts, tg_priv_items;
+SELECT * FROM tg_priv_verdict();
+
 DROP EXTENSION tenant_guard;
 DROP SCHEMA tg_priv_moved;
 REVOKE CREATE ON SCHEMA public FROM tg_priv_app;
@@ -152,6 +200,5 @@ DROP TYPE tg_priv_color;
 DROP FUNCTION tg_priv_verdict();
 DROP FUNCTION public.tg_priv_seen(bigint);
 DROP SEQUENCE tg_priv_ran;
-DISCARD TEMP;
 DROP ROLE tg_priv_app;
 DROP ROLE tg_priv_keyadmin;
