@@ -47,6 +47,9 @@ pub static LOG_REJECTIONS: GucSetting<LogRejections> =
 pub const TOKEN_CACHE_BYTES_DEFAULT: i32 = 4 * 1024 * 1024;
 pub static TOKEN_CACHE_BYTES: GucSetting<i32> =
     GucSetting::<i32>::new(TOKEN_CACHE_BYTES_DEFAULT);
+/// How long a DDL helper may wait for the locks it takes up front, in
+/// milliseconds (0: no limit). See `integrity_sql::locks`.
+pub static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
 
 /// tenant_guard's own LOG line for a refused token.
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -248,6 +251,21 @@ pub fn init() {
         1024 * 1024 * 1024,
         GucContext::Suset,
         rules | GucFlags::UNIT_BYTE,
+    );
+    GucRegistry::define_int_guc(
+        c"tenant_guard.lock_timeout",
+        c"How long a DDL helper waits for the table locks it takes up front; 0 means no limit.",
+        c"The helpers (add_tenant_fk, upgrade_foreign_keys, enforce_not_null, scope_unique, protect, \
+          protect_schema, unprotect, rollout) take every lock first, never waiting while holding another, \
+          and fail with 55P03 naming the table, changing nothing, when this time has passed. \
+          Any role may set it: it only bounds its own helper calls.",
+        &LOCK_TIMEOUT,
+        0,
+        i32::MAX,
+        // User-settable: a shorter or longer wait only affects the caller's
+        // own helper call (0 waits as PostgreSQL would, without limit).
+        GucContext::Userset,
+        rules | GucFlags::UNIT_MS,
     );
 
     // Context: written only by set_context / clear_context. The assign hook

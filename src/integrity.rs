@@ -188,6 +188,54 @@ pub fn render_unique(
     }
 }
 
+/// How a unique key led by the tenant column is built, one statement per
+/// step. On a plain table a constraint becomes two steps, the index build
+/// and `ADD CONSTRAINT … UNIQUE USING INDEX` (which only attaches it), so
+/// that `concurrently` (the dry runs: statements to run one per
+/// transaction on a live table) can build the index with `CREATE UNIQUE
+/// INDEX CONCURRENTLY`, which PostgreSQL refuses inside a function or a
+/// transaction block. A partitioned table supports neither, and keeps the
+/// single `ADD CONSTRAINT … UNIQUE` (or a plain `CREATE UNIQUE INDEX`).
+#[allow(clippy::too_many_arguments)]
+pub fn unique_steps(
+    table: &str,
+    name: &str,
+    tenant: &str,
+    cols: &[String],
+    index: bool,
+    predicate: Option<&str>,
+    partitioned: bool,
+    concurrently: bool,
+) -> Vec<String> {
+    if partitioned {
+        return vec![render_unique(table, name, tenant, cols, index, predicate)];
+    }
+    let mut build = render_unique(table, name, tenant, cols, true, predicate);
+    if concurrently {
+        build = build.replacen("CREATE UNIQUE INDEX ", "CREATE UNIQUE INDEX CONCURRENTLY ", 1);
+    }
+    let mut steps = vec![build];
+    if !index {
+        steps.push(format!(
+            "ALTER TABLE {table} ADD CONSTRAINT {} UNIQUE USING INDEX {}",
+            ident(name),
+            ident(name)
+        ));
+    }
+    steps
+}
+
+/// `CREATE INDEX [CONCURRENTLY] name ON table (cols)`.
+pub fn render_index(table: &str, name: &str, cols: &[String], concurrently: bool) -> String {
+    let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+    format!(
+        "CREATE INDEX {}{} ON {table} ({})",
+        if concurrently { "CONCURRENTLY " } else { "" },
+        ident(name),
+        col_list(&refs)
+    )
+}
+
 /// `p.a OP c.x AND p.b OP c.y …`: the key join, each pair with its own
 /// (schema-qualified) equality operator.
 pub fn key_join(cols: &[&str], pcols: &[&str], ops: &[String]) -> String {
@@ -420,6 +468,31 @@ mod tests {
                 Some("(deleted IS NULL)")
             ),
             "CREATE UNIQUE INDEX \"i\" ON t (\"tenant_id\", \"slug\") WHERE (deleted IS NULL)"
+        );
+    }
+
+    /// Dry runs: the index is built CONCURRENTLY and then attached, so each
+    /// statement can run in its own transaction; partitioned tables keep
+    /// the one-statement form (PostgreSQL supports neither step there).
+    #[test]
+    fn unique_keys_build_the_index_first() {
+        let s = unique_steps("t", "k", "tenant_id", &["a".into()], false, None, false, true);
+        assert_eq!(
+            s,
+            vec![
+                "CREATE UNIQUE INDEX CONCURRENTLY \"k\" ON t (\"tenant_id\", \"a\")".to_owned(),
+                "ALTER TABLE t ADD CONSTRAINT \"k\" UNIQUE USING INDEX \"k\"".to_owned(),
+            ]
+        );
+        let s = unique_steps("t", "k", "tenant_id", &["a".into()], false, None, false, false);
+        assert_eq!(s[0], "CREATE UNIQUE INDEX \"k\" ON t (\"tenant_id\", \"a\")");
+        let s = unique_steps("t", "k", "tenant_id", &["a".into()], true, Some("(x)"), false, true);
+        assert_eq!(s, vec!["CREATE UNIQUE INDEX CONCURRENTLY \"k\" ON t (\"tenant_id\", \"a\") WHERE (x)".to_owned()]);
+        let s = unique_steps("t", "k", "tenant_id", &["a".into()], false, None, true, true);
+        assert_eq!(s, vec!["ALTER TABLE t ADD CONSTRAINT \"k\" UNIQUE (\"tenant_id\", \"a\")".to_owned()]);
+        assert_eq!(
+            render_index("t", "i", &["tenant_id".into(), "a".into()], true),
+            "CREATE INDEX CONCURRENTLY \"i\" ON t (\"tenant_id\", \"a\")"
         );
     }
 

@@ -397,6 +397,214 @@ fn run_as_owner(rel: Oid, ddl: &[String]) {
     })
 }
 
+/// The lock discipline of the DDL helpers (add_tenant_fk,
+/// upgrade_foreign_keys, enforce_not_null, scope_unique, protect,
+/// protect_schema, unprotect, rollout): before any DDL, a helper takes every
+/// table lock its statements need, at the strongest mode any of them takes,
+/// in one order (the order given: referenced tables first, then by OID; each
+/// table with its partitions). It never waits for a lock while it holds
+/// another one it took here: it waits for one (at most [`SLICE_MS`] at a
+/// time, so clients queued behind it are not held longer), then tries the
+/// others without waiting; when one is busy it lets go of all of them
+/// (a subtransaction, rolled back) and waits for that one first. So it
+/// cannot deadlock with the application (the measured case: ACCESS
+/// EXCLUSIVE on the child, then waiting for the parent the application held
+/// while the application waited for the child). After
+/// `tenant_guard.lock_timeout` it fails with 55P03 naming the table it
+/// waited for; nothing was changed, since no DDL ran yet.
+pub mod locks {
+    use super::Oid;
+    use crate::error::{spi, Code, Failure};
+    use crate::privileged::{self, pinned};
+    use pgrx::prelude::*;
+
+    pub const ROW_SHARE: i32 = pg_sys::RowShareLock as i32;
+    pub const SHARE_UPDATE_EXCLUSIVE: i32 = pg_sys::ShareUpdateExclusiveLock as i32;
+    pub const SHARE_ROW_EXCLUSIVE: i32 = pg_sys::ShareRowExclusiveLock as i32;
+    pub const ACCESS_EXCLUSIVE: i32 = pg_sys::AccessExclusiveLock as i32;
+
+    /// Longest single wait in a lock queue (clients asking for the table
+    /// after the helper queue behind it meanwhile).
+    pub const SLICE_MS: i64 = 500;
+    /// Pause after letting go, so the clients queued behind get through.
+    const BACKOFF_US: i64 = 50_000;
+
+    pub fn mode_name(m: i32) -> &'static str {
+        match m {
+            1 => "ACCESS SHARE",
+            2 => "ROW SHARE",
+            3 => "ROW EXCLUSIVE",
+            4 => "SHARE UPDATE EXCLUSIVE",
+            5 => "SHARE",
+            6 => "SHARE ROW EXCLUSIVE",
+            7 => "EXCLUSIVE",
+            _ => "ACCESS EXCLUSIVE",
+        }
+    }
+
+    /// A mode that covers both `a` and `b` (holding it, a later request
+    /// for either is granted without waiting).
+    pub fn combine(a: i32, b: i32) -> i32 {
+        if a == b || a.max(b) <= pg_sys::RowExclusiveLock as i32 {
+            a.max(b)
+        } else {
+            a.max(b).max(SHARE_ROW_EXCLUSIVE)
+        }
+    }
+
+    /// `rel` and every partition or inheritance child of it, parent first.
+    pub fn tree(rel: Oid) -> Vec<Oid> {
+        let mut out = vec![rel];
+        out.extend(pinned(|| {
+            Spi::connect(|c| {
+                spi(c.select(
+                    "WITH RECURSIVE t(relid, depth) AS ( \
+                         SELECT i.inhrelid, 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) $1 \
+                         UNION \
+                         SELECT i.inhrelid, t.depth OPERATOR(pg_catalog.+) 1 FROM pg_catalog.pg_inherits i \
+                           JOIN t ON i.inhparent OPERATOR(pg_catalog.=) t.relid) \
+                     SELECT t.relid FROM t ORDER BY t.depth, t.relid",
+                    None,
+                    &[rel.into()],
+                ))
+                .filter_map(|r| spi(r.get::<Oid>(1)))
+                .collect::<Vec<_>>()
+            })
+        }));
+        out
+    }
+
+    /// A lock set: first position kept, modes combined.
+    #[derive(Default)]
+    pub struct LockSet(Vec<(Oid, i32)>);
+
+    impl LockSet {
+        pub fn add(&mut self, rel: Oid, mode: i32) {
+            match self.0.iter_mut().find(|(r, _)| *r == rel) {
+                Some(e) => e.1 = combine(e.1, mode),
+                None => self.0.push((rel, mode)),
+            }
+        }
+        /// `rel` and its partitions / inheritance children.
+        pub fn add_tree(&mut self, rel: Oid, mode: i32) {
+            for r in tree(rel) {
+                self.add(r, mode);
+            }
+        }
+        pub fn take(&self, why: &str) {
+            take(&self.0, why)
+        }
+    }
+
+    /// Restores `CurrentMemoryContext` and `CurrentResourceOwner` after a
+    /// subtransaction, as PL/pgSQL's exception blocks do.
+    struct Saved(pg_sys::MemoryContext, pg_sys::ResourceOwner);
+
+    /// One attempt inside a subtransaction: wait (at most `wait_ms`) for
+    /// `order[first]`, then take the others without waiting. `Err(i)`:
+    /// lock `i` was busy; every lock of this attempt is released again.
+    fn attempt(order: &[(Oid, i32)], first: usize, wait_ms: i64) -> Result<(), usize> {
+        // SAFETY: the subtransaction is always ended below (released on
+        // success, rolled back otherwise), the memory context and resource
+        // owner restored, as PL/pgSQL's exec_stmt_block does; the only
+        // error caught (55P03, our own lock wait timing out) is cleaned up
+        // by the rollback (LockErrorCleanup).
+        unsafe {
+            let saved = Saved(pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner);
+            pg_sys::BeginInternalSubTransaction(std::ptr::null());
+            pg_sys::MemoryContextSwitchTo(saved.0);
+            let level = pg_sys::NewGUCNestLevel();
+            let v = std::ffi::CString::new(format!("{wait_ms}ms")).unwrap_or_default();
+            pg_sys::set_config_option(
+                c"lock_timeout".as_ptr(),
+                v.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+            let got = pgrx::PgTryBuilder::new(|| {
+                let (rel, mode) = order[first];
+                pg_sys::LockRelationOid(rel, mode);
+                for (i, &(rel, mode)) in order.iter().enumerate() {
+                    if i != first && !pg_sys::ConditionalLockRelationOid(rel, mode) {
+                        return Err(i);
+                    }
+                }
+                Ok(())
+            })
+            .catch_when(PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE, |_| Err(first))
+            .execute();
+            pg_sys::MemoryContextSwitchTo(saved.0);
+            pg_sys::AtEOXact_GUC(false, level);
+            if got.is_ok() {
+                pg_sys::ReleaseCurrentSubTransaction();
+            } else {
+                pg_sys::RollbackAndReleaseCurrentSubTransaction();
+            }
+            pg_sys::MemoryContextSwitchTo(saved.0);
+            pg_sys::CurrentResourceOwner = saved.1;
+            got
+        }
+    }
+
+    /// Takes every lock of `wanted` (see the module) or fails with 55P03
+    /// once `tenant_guard.lock_timeout` has passed. `why` names the helper.
+    pub fn take(wanted: &[(Oid, i32)], why: &str) {
+        if wanted.is_empty() {
+            return;
+        }
+        let limit = i64::from(crate::gucs::LOCK_TIMEOUT.get());
+        let start = std::time::Instant::now();
+        let mut first = 0usize;
+        loop {
+            let spent = start.elapsed().as_millis() as i64;
+            let wait = if limit == 0 { SLICE_MS } else { (limit - spent).min(SLICE_MS) };
+            if wait <= 0 {
+                let (rel, mode) = wanted[first];
+                Failure::new(
+                    Code::ERRCODE_LOCK_NOT_AVAILABLE,
+                    format!(
+                        "could not lock table {} within tenant_guard.lock_timeout ({limit}ms)",
+                        privileged::qualified_name(rel)
+                    ),
+                )
+                .detail(format!(
+                    "{why} needs a {} lock on it; another transaction holds a conflicting lock. Nothing was changed.",
+                    mode_name(mode)
+                ))
+                .hint("Run it again when the table is quieter, raise tenant_guard.lock_timeout (SET tenant_guard.lock_timeout = '30s'), or run the dry run's statements one per transaction.")
+                .raise();
+            }
+            match attempt(wanted, first, wait) {
+                Ok(()) => return,
+                Err(i) => {
+                    first = i;
+                    // SAFETY: a plain sleep; interrupts are checked after.
+                    unsafe { pg_sys::pg_usleep(BACKOFF_US as _) };
+                    pgrx::check_for_interrupts!();
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn combined_modes_cover_both() {
+            assert_eq!(combine(ROW_SHARE, ROW_SHARE), ROW_SHARE);
+            assert_eq!(combine(SHARE_UPDATE_EXCLUSIVE, pg_sys::ShareLock as i32), SHARE_ROW_EXCLUSIVE);
+            assert_eq!(combine(SHARE_ROW_EXCLUSIVE, ACCESS_EXCLUSIVE), ACCESS_EXCLUSIVE);
+            assert_eq!(combine(ROW_SHARE, SHARE_UPDATE_EXCLUSIVE), SHARE_ROW_EXCLUSIVE);
+            assert_eq!(mode_name(ACCESS_EXCLUSIVE), "ACCESS EXCLUSIVE");
+        }
+    }
+}
+
 const KEY_COLS_OF_INDEX: &str = "ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(i.indkey) WITH ORDINALITY k(n, o) \
       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o)";
 
@@ -676,13 +884,15 @@ fn add_fk_core(
             });
             if !has_unique {
                 let refs: Vec<&str> = pall.iter().map(String::as_str).collect();
-                parent_ddl.push(integrity::render_unique(
+                parent_ddl.extend(integrity::unique_steps(
                     &rp.name,
                     &integrity::object_name(&relname(parent), &refs, "key"),
                     tenant,
                     &pcols,
                     false,
                     None,
+                    rp.relkind == b'p',
+                    dry,
                 ));
                 if !dry {
                     require_owner(parent);
@@ -694,11 +904,11 @@ fn add_fk_core(
                 .any(|k| k.len() >= all.len() && k[..all.len()] == all[..]);
             if !has_index {
                 let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-                ddl.push(format!(
-                    "CREATE INDEX {} ON {} ({})",
-                    ident(&integrity::object_name(&relname(child), &refs, "idx")),
-                    rc.name,
-                    all.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ")
+                ddl.push(integrity::render_index(
+                    &rc.name,
+                    &integrity::object_name(&relname(child), &refs, "idx"),
+                    &all,
+                    dry && rc.relkind != b'p',
                 ));
             }
             ddl.push(integrity::render_fk(&spec));
@@ -713,6 +923,24 @@ fn add_fk_core(
         require_owner_privilege(child, parent, pg_sys::ACL_SELECT, "SELECT", "the violation count");
     }
     if !dry {
+        // Every lock up front, the referenced table first (see `locks`):
+        // the parent's new unique key takes ACCESS EXCLUSIVE, the foreign
+        // key SHARE ROW EXCLUSIVE on both tables, VALIDATE alone SHARE
+        // UPDATE EXCLUSIVE on the child and ROW SHARE on the parent.
+        let mut set = locks::LockSet::default();
+        let pmode = if !parent_ddl.is_empty() {
+            locks::ACCESS_EXCLUSIVE
+        } else if !ddl.is_empty() {
+            locks::SHARE_ROW_EXCLUSIVE
+        } else {
+            locks::ROW_SHARE
+        };
+        set.add_tree(parent, pmode);
+        set.add_tree(
+            child,
+            if ddl.is_empty() { locks::SHARE_UPDATE_EXCLUSIVE } else { locks::SHARE_ROW_EXCLUSIVE },
+        );
+        set.take("add_tenant_fk");
         run_as_owner(parent, &parent_ddl);
         run_as_owner(child, &ddl);
     }
@@ -906,7 +1134,22 @@ fn upgrade_foreign_keys(
 /// NOT NULL steps come first when it runs for real).
 pub fn upgrade_schema(schema: &str, tenant: &str, dry: bool, assume_not_null: bool) -> Vec<String> {
     crate::catalog::require_schema(schema);
-    let fks: Vec<FkRow> = fk_rows(
+    let fks = blind_fks(schema, tenant);
+    if !dry {
+        fk_locks(fks.iter().filter(|f| assume_not_null || not_null(f.child, tenant)))
+            .take("upgrade_foreign_keys");
+    }
+    let ddl: Vec<String> = fks
+        .iter()
+        .flat_map(|f| upgrade_one(f, tenant, dry, assume_not_null))
+        .collect();
+    ddl
+}
+
+/// Foreign keys of `schema` between tenant tables that leave the tenant
+/// column out, by table and constraint name.
+fn blind_fks(schema: &str, tenant: &str) -> Vec<FkRow> {
+    fk_rows(
         &format!(
             "JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) c.conrelid \
              JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace \
@@ -919,12 +1162,29 @@ pub fn upgrade_schema(schema: &str, tenant: &str, dry: bool, assume_not_null: bo
     .into_iter()
     .map(|(f, _)| f)
     .filter(|f| has_column(f.child, tenant) && has_column(f.parent, tenant) && !f.cols.iter().any(|c| c == tenant))
-    .collect();
-    let ddl: Vec<String> = fks
-        .iter()
-        .flat_map(|f| upgrade_one(f, tenant, dry, assume_not_null))
-        .collect();
-    ddl
+    .collect()
+}
+
+/// The locks replacing foreign keys takes: ACCESS EXCLUSIVE on both tables
+/// (dropping the old key drops its triggers on the referenced table too),
+/// the referenced tables first, then the referencing ones, each by OID.
+fn fk_locks<'a>(fks: impl Iterator<Item = &'a FkRow>) -> locks::LockSet {
+    let mut pairs: Vec<(Oid, Oid)> = fks.map(|f| (f.parent, f.child)).collect();
+    let mut set = locks::LockSet::default();
+    pairs.sort_by_key(|p| u32::from(p.0));
+    for (p, _) in &pairs {
+        set.add_tree(*p, locks::ACCESS_EXCLUSIVE);
+    }
+    pairs.sort_by_key(|p| u32::from(p.1));
+    for (_, c) in &pairs {
+        set.add_tree(*c, locks::ACCESS_EXCLUSIVE);
+    }
+    set
+}
+
+/// The foreign keys `upgrade_schema` would replace (for `rollout`'s locks).
+pub fn tenant_blind_fks(schema: &str, tenant: &str) -> Vec<(Oid, Oid)> {
+    blind_fks(schema, tenant).into_iter().map(|f| (f.parent, f.child)).collect()
 }
 
 fn find_constraint(table: Oid, r: &Relation, name: &str) -> (FkRow, char) {
@@ -975,6 +1235,10 @@ fn backfill_tenant(
         invalid_parameter(format!("batch_size must be positive, not {batch}")).raise();
     }
     let tenant = self::tenant_column(tenant_column);
+        // ADD CONSTRAINT … CHECK and SET NOT NULL take ACCESS EXCLUSIVE.
+        let mut set = locks::LockSet::default();
+        set.add_tree(oid, locks::ACCESS_EXCLUSIVE);
+        set.take("enforce_not_null");
     let rc = relation(oid);
     require_table(&rc);
     let (fk, kind) = find_constraint(oid, &rc, via_constraint);
@@ -1135,6 +1399,17 @@ pub fn not_null_core(oid: Oid, tenant: &str, dry: bool) -> Vec<String> {
         one::<i64>(
             &format!(
                 "SELECT pg_catalog.count(*) FROM {} WHERE {} IS NULL",
+        // Every lock up front (see `locks`): the new unique key and the
+        // DROP/RENAME take ACCESS EXCLUSIVE on the table, replacing each
+        // foreign key ACCESS EXCLUSIVE on its table.
+        let mut set = locks::LockSet::default();
+        set.add_tree(oid, locks::ACCESS_EXCLUSIVE);
+        let mut children: Vec<Oid> = deps.iter().map(|f| f.child).collect();
+        children.sort_by_key(|c| u32::from(*c));
+        for c in children {
+            set.add_tree(c, locks::ACCESS_EXCLUSIVE);
+        }
+        set.take("scope_unique");
                 r.name,
                 ident(&tenant)
             ),
@@ -1176,6 +1451,11 @@ fn scope_unique(
     constraint_name: &str,
     tenant_column: default!(Option<&str>, "NULL"),
     dry_run: default!(Option<bool>, false),
+        if dry {
+            // The new key above does not exist yet in a dry run: the
+            // foreign key will reference it, not a unique key of its own.
+            more.retain(|st| !(st.starts_with("CREATE UNIQUE INDEX") || st.contains(" UNIQUE USING INDEX ") || st.contains(" UNIQUE (")));
+        }
 ) -> SetOfIterator<'static, String> {
     let oid = tbl.oid();
     drop(tbl);
@@ -1186,6 +1466,19 @@ fn scope_unique(
     column(oid, &r, &tenant);
     // A constraint of that name, or else a unique index of that name.
     let con = fk_rows(
+        let mut steps = vec![format!("ALTER TABLE {} DROP CONSTRAINT {}", rc.name, ident(&f.name))];
+        if name == ftmp {
+            steps.push(format!(
+                "ALTER TABLE {} RENAME CONSTRAINT {} TO {}",
+                rc.name,
+                ident(&ftmp),
+                ident(&f.name)
+            ));
+        }
+        if !dry {
+            run_as_owner(f.child, &steps);
+        }
+        ddl.extend(steps);
         "WHERE c.conrelid OPERATOR(pg_catalog.=) $1 AND c.conname OPERATOR(pg_catalog.=) $2::pg_catalog.name",
         &[oid.into(), constraint_name.into()],
     )
@@ -1292,38 +1585,41 @@ fn scope_unique(
         }
     }
     let tmp = integrity::with_suffix(constraint_name, "tenant");
-    let mut ddl = vec![integrity::render_unique(
+    // The new key beside the old one; each foreign key then moves to it the
+    // way upgrade_foreign_keys does (new key NOT VALID under a temporary
+    // name, validated, the old key dropped, the new one renamed), so that
+    // the dry run's statements keep every row checked when they run one per
+    // transaction.
+    let mut ddl = integrity::unique_steps(
         &r.name,
         &tmp,
         &tenant,
         &cols,
         !is_constraint,
         predicate.as_deref(),
-    )];
+        r.relkind == b'p',
+        dry,
+    );
     if !dry {
         run_as_owner(oid, &ddl);
     }
     for f in &deps {
         let rc = relation(f.child);
-        let drop_old = format!("ALTER TABLE {} DROP CONSTRAINT {}", rc.name, ident(&f.name));
-        if !dry {
-            run_as_owner(f.child, std::slice::from_ref(&drop_old));
-        }
-        ddl.push(drop_old);
+        let ftmp = integrity::with_suffix(&f.name, "tenant");
         let actions = Actions {
             on_update: f.on_update,
             on_delete: f.on_delete,
             deferrable: f.deferrable,
             deferred: f.deferred,
         };
-        let (more, ok, _) = add_fk_core(
+        let (mut more, ok, name) = add_fk_core(
             f.child,
             &f.cols,
             oid,
             Some(f.pcols.clone()),
             &tenant,
             actions,
-            Some(f.name.clone()),
+            Some(ftmp.clone()),
             true,
             dry,
             false,
@@ -1358,7 +1654,11 @@ fn scope_unique(
         // catalog (nspname, relname), quoted, never split from a string.
         let schema = ident(&schema_of(index));
         vec![
-            format!("DROP INDEX {}", privileged::qualified_name(index)),
+            format!(
+                "DROP INDEX {}{}",
+                if dry && r.relkind != b'p' { "CONCURRENTLY " } else { "" },
+                privileged::qualified_name(index)
+            ),
             format!(
                 "ALTER INDEX {schema}.{} RENAME TO {}",
                 ident(&tmp),

@@ -458,7 +458,65 @@ fn protect(
     // Close the relation: ALTER TABLE refuses a table this session holds open.
     let oid = tbl.oid();
     drop(tbl);
-    SetOfIterator::new(protect_oid(oid, &col, opts, dry_run.unwrap_or(false), None))
+    let dry = dry_run.unwrap_or(false);
+    let shared = (!dry && opts.mode == Mode::Permissive).then(|| shared_rows(oid, &col)).flatten();
+    if !dry {
+        lock_tables(&[oid], "protect");
+    }
+    let ddl = protect_oid(oid, &col, opts, dry, None);
+    notice_shared_rows(oid, shared);
+    SetOfIterator::new(ddl)
+}
+
+/// Takes ACCESS EXCLUSIVE (what ENABLE ROW LEVEL SECURITY, CREATE POLICY
+/// and SET DEFAULT take) on each table and its partitions up front, in the
+/// order given, under `tenant_guard.lock_timeout` (see
+/// `integrity_sql::locks`; 55P03 naming the table, nothing changed).
+pub fn lock_tables(tables: &[pg_sys::Oid], why: &str) {
+    let mut set = crate::integrity_sql::locks::LockSet::default();
+    for &t in tables {
+        set.add_tree(t, crate::integrity_sql::locks::ACCESS_EXCLUSIVE);
+    }
+    set.take(why);
+}
+
+/// The rows of `oid` without a tenant, which `permissive` mode shares
+/// read-only with every tenant (their UPDATE and DELETE match 0 rows).
+/// Counted as the table's owner, and only when the caller may read every
+/// row itself (`privileged::can_read_all`; `None` otherwise). Counted
+/// before the helpers take their locks, so the count holds no lock but
+/// ACCESS SHARE.
+pub fn shared_rows(oid: pg_sys::Oid, col: &str) -> Option<i64> {
+    if !crate::privileged::can_read_all(oid) {
+        return None;
+    }
+    let r = relation(oid);
+    as_table_owner(oid, || {
+        one::<i64>(
+            &format!(
+                "SELECT pg_catalog.count(*) FROM {} WHERE {} IS NULL",
+                r.name,
+                crate::quote::ident(col)
+            ),
+            &[],
+        )
+    })
+}
+
+/// The NOTICE after a table is protected `permissive` with `n` rows
+/// without a tenant (see [`shared_rows`]); nothing when there are none.
+pub fn notice_shared_rows(oid: pg_sys::Oid, n: Option<i64>) {
+    let Some(n) = n.filter(|n| *n > 0) else { return };
+    Failure::new(
+        Code::ERRCODE_WARNING,
+        format!(
+            "{n} row(s) of {} have no tenant: in permissive mode every tenant can read them and none can change them",
+            crate::privileged::qualified_name(oid)
+        ),
+    )
+    .detail("A tenant's UPDATE or DELETE of such a row matches 0 rows, without an error.")
+    .hint("Fill the tenant column (tenant_guard.backfill_tenant) before rollout('tighten'); tenant_guard.advisor lists these tables as shared_null_tenant_rows.")
+    .report(PgLogLevel::NOTICE);
 }
 
 /// The tables of `schema` (not partitions) that have the column `col`, by
@@ -502,10 +560,23 @@ fn protect_schema(
     let col = self::tenant_column(tenant_column);
     let tables = tables_with_column(schema, &col);
     let dry = dry_run.unwrap_or(false);
-    let ddl: Vec<String> = tables
-        .into_iter()
-        .flat_map(|oid| protect_oid(oid, &col, opts, dry, None))
+    let shared: Vec<Option<i64>> = tables
+        .iter()
+        .map(|&t| (!dry && opts.mode == Mode::Permissive).then(|| shared_rows(t, &col)).flatten())
         .collect();
+    if !dry {
+        // Every table first, by OID (not table after table in name order).
+        let mut by_oid = tables.clone();
+        by_oid.sort_by_key(|o| u32::from(*o));
+        lock_tables(&by_oid, "protect_schema");
+    }
+    let ddl: Vec<String> = tables
+        .iter()
+        .flat_map(|&oid| protect_oid(oid, &col, opts, dry, None))
+        .collect();
+    for (&oid, n) in tables.iter().zip(shared) {
+        notice_shared_rows(oid, n);
+    }
     SetOfIterator::new(ddl)
 }
 
@@ -539,6 +610,9 @@ fn unprotect(
     if tables.is_empty() {
         notice!("\"{display}\" is not protected by tenant_guard");
         return SetOfIterator::new(Vec::new());
+    }
+    if !dry {
+        lock_tables(&tables, "unprotect");
     }
     let mut ddl = Vec::new();
     for oid in tables {

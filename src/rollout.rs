@@ -195,6 +195,34 @@ fn rollout(
             .raise();
         }
     }
+    // Rows without a tenant that `prepare` shares read-only, counted before
+    // the locks are taken (NOTICE per table afterwards).
+    let shared: Vec<Option<i64>> = tables
+        .iter()
+        .map(|&t| (p == Phase::Prepare && !dry).then(|| crate::protect::shared_rows(t, &col)).flatten())
+        .collect();
+    if !dry {
+        // Every lock up front (see `integrity_sql::locks`): ACCESS
+        // EXCLUSIVE on every table of the phase (protect's DDL, and for
+        // `enforce` the NOT NULL steps and the DROP of each old foreign
+        // key), the tables the foreign keys reference first, then the
+        // schema's tables, each by OID.
+        let mut set = crate::integrity_sql::locks::LockSet::default();
+        let mut first: Vec<pg_sys::Oid> = Vec::new();
+        if p == Phase::Enforce {
+            first = integrity_sql::tenant_blind_fks(schema, &col)
+                .into_iter()
+                .map(|(parent, _)| parent)
+                .collect();
+        }
+        first.sort_by_key(|o| u32::from(*o));
+        let mut rest = tables.clone();
+        rest.sort_by_key(|o| u32::from(*o));
+        for t in first.into_iter().chain(rest) {
+            set.add_tree(t, crate::integrity_sql::locks::ACCESS_EXCLUSIVE);
+        }
+        set.take("rollout");
+    }
     let mut ddl = Vec::new();
     if p == Phase::Enforce {
         for &oid in &tables {
@@ -206,6 +234,9 @@ fn rollout(
     }
     for &oid in &tables {
         ddl.extend(protect_oid(oid, &col, p.protect_options(), dry, None));
+    }
+    for (&oid, n) in tables.iter().zip(shared) {
+        crate::protect::notice_shared_rows(oid, n);
     }
     SetOfIterator::new(ddl)
 }
