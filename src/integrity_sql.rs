@@ -1,6 +1,6 @@
-//! `add_tenant_fk`, `upgrade_foreign_keys`, `backfill_tenant`,
-//! `enforce_not_null` and `scope_unique`: catalog reads and execution around
-//! the pure renderers in `integrity`.
+//! `add_tenant_fk`, `upgrade_foreign_keys`, `enforce_not_null` and
+//! `scope_unique`: catalog reads and execution around the pure renderers in
+//! `integrity` (the backfills, which share the checks below: `backfill`).
 //!
 //! Whose rights:
 //! * catalog reads: the caller's, `search_path` pinned (`privileged::pinned`);
@@ -160,7 +160,7 @@ fn owner_name(role: Oid) -> String {
 
 /// Whether the current user has the rights of `rel`'s owner (owner, member
 /// of the owning role, or superuser): what running DDL on it takes.
-fn caller_owns(rel: Oid) -> bool {
+pub(crate) fn caller_owns(rel: Oid) -> bool {
     let owner = privileged::table_owner(rel);
     // SAFETY: a catalog look-up; true for superusers.
     unsafe { pg_sys::has_privs_of_role(pg_sys::GetUserId(), owner) }
@@ -196,7 +196,7 @@ fn role_has(role: Oid, rel: Oid, mode: u32) -> bool {
 
 /// 42501 unless the owner of `table` (the role its statements run as)
 /// holds `mode` (named `what`) on `other`.
-fn require_owner_privilege(table: Oid, other: Oid, mode: u32, what: &str, why: &str) {
+pub(crate) fn require_owner_privilege(table: Oid, other: Oid, mode: u32, what: &str, why: &str) {
     let owner = privileged::table_owner(table);
     if !role_has(owner, other, mode) {
         Failure::new(
@@ -279,7 +279,7 @@ fn type_name(ty: Oid) -> String {
 /// it (its policies are the other owner's code), every column compared or
 /// cast must be of a built-in type (or a domain or array over one), and
 /// every operator built in (`pg_catalog`). `why` names the statements.
-fn require_safe_read(table: Oid, other: Oid, cols: &[String], ops: &[String], why: &str) {
+pub(crate) fn require_safe_read(table: Oid, other: Oid, cols: &[String], ops: &[String], why: &str) {
     let reader = privileged::table_owner(table);
     let owner = privileged::table_owner(other);
     if reader == owner {
@@ -339,7 +339,7 @@ fn require_safe_read(table: Oid, other: Oid, cols: &[String], ops: &[String], wh
 /// validate `rel` as its owner reach them, and their triggers, CHECK
 /// constraints and index expressions would run with that owner's rights.
 /// `why` names the statements.
-fn require_owned_tree(rel: Oid, why: &str) {
+pub(crate) fn require_owned_tree(rel: Oid, why: &str) {
     let owner = privileged::table_owner(rel);
     let other = pinned(|| {
         Spi::connect(|c| {
@@ -646,12 +646,12 @@ fn primary_key(oid: Oid) -> Vec<String> {
 
 /// A foreign key as the catalog describes it.
 #[derive(Debug, Clone)]
-struct FkRow {
+pub(crate) struct FkRow {
     name: String,
     child: Oid,
-    parent: Oid,
-    cols: Vec<String>,
-    pcols: Vec<String>,
+    pub(crate) parent: Oid,
+    pub(crate) cols: Vec<String>,
+    pub(crate) pcols: Vec<String>,
     on_update: char,
     on_delete: char,
     deferrable: bool,
@@ -659,7 +659,7 @@ struct FkRow {
     validated: bool,
     index: Oid,
     /// `conpfeqop`, rendered (empty for other constraints).
-    ops: Vec<String>,
+    pub(crate) ops: Vec<String>,
 }
 
 const FK_SELECT: &str = "SELECT c.conname::pg_catalog.text, c.conrelid, c.confrelid, \
@@ -722,7 +722,7 @@ fn fk_rows(filter: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<(FkRow, char
         .collect()
 }
 
-fn wrong_type(msg: String) -> Failure {
+pub(crate) fn wrong_type(msg: String) -> Failure {
     Failure::new(Code::ERRCODE_WRONG_OBJECT_TYPE, msg)
 }
 
@@ -1187,7 +1187,7 @@ pub fn tenant_blind_fks(schema: &str, tenant: &str) -> Vec<(Oid, Oid)> {
     blind_fks(schema, tenant).into_iter().map(|f| (f.parent, f.child)).collect()
 }
 
-fn find_constraint(table: Oid, r: &Relation, name: &str) -> (FkRow, char) {
+pub(crate) fn find_constraint(table: Oid, r: &Relation, name: &str) -> (FkRow, char) {
     fk_rows(
         "WHERE c.conrelid OPERATOR(pg_catalog.=) $1 AND c.conname OPERATOR(pg_catalog.=) $2::pg_catalog.name",
         &[table.into(), name.into()],
@@ -1204,165 +1204,6 @@ fn find_constraint(table: Oid, r: &Relation, name: &str) -> (FkRow, char) {
         )
         .raise()
     })
-}
-
-/// Fills NULL tenant ids of `child` from the parent row reached through the
-/// foreign key `via_constraint`, about `batch_size` rows per statement, with
-/// a progress NOTICE per batch. Returns the number of rows updated; rows
-/// whose parent has no tenant stay NULL and are reported.
-///
-/// Rights: the caller needs UPDATE on the child and SELECT on the parent,
-/// and row-level security must restrict it on neither (it fills rows of
-/// every tenant). The batches and counts run as the child's **owner**
-/// (whose triggers and index expressions run with its own rights, and
-/// whose forced row-level security does not hide rows from it); that owner
-/// needs SELECT on the parent (42501 naming the grant otherwise), must own
-/// every partition of the child, and may read a parent of another owner
-/// only when that runs none of its code ([`require_safe_read`]: no
-/// row-level security applying, built-in key and tenant types and
-/// operators; 42501 otherwise).
-#[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
-fn backfill_tenant(
-    child: pgrx::PgRelation,
-    via_constraint: &str,
-    batch_size: default!(Option<i32>, 10000),
-    tenant_column: default!(Option<&str>, "NULL"),
-) -> i64 {
-    let oid = child.oid();
-    drop(child);
-    let batch = batch_size.unwrap_or(10000);
-    if batch <= 0 {
-        invalid_parameter(format!("batch_size must be positive, not {batch}")).raise();
-    }
-    let tenant = self::tenant_column(tenant_column);
-        // ADD CONSTRAINT … CHECK and SET NOT NULL take ACCESS EXCLUSIVE.
-        let mut set = locks::LockSet::default();
-        set.add_tree(oid, locks::ACCESS_EXCLUSIVE);
-        set.take("enforce_not_null");
-    let rc = relation(oid);
-    require_table(&rc);
-    let (fk, kind) = find_constraint(oid, &rc, via_constraint);
-    if kind != 'f' {
-        wrong_type(format!(
-            "constraint \"{via_constraint}\" is not a foreign key"
-        ))
-        .raise();
-    }
-    let rp = relation(fk.parent);
-    column(oid, &rc, &tenant);
-    column(fk.parent, &rp, &tenant);
-    privileged::require_privilege(oid, pg_sys::ACL_UPDATE, "UPDATE");
-    privileged::require_privilege(fk.parent, pg_sys::ACL_SELECT, "SELECT");
-    for rel in [oid, fk.parent] {
-        // (The owner of a table whose row-level security is forced may fill
-        // it: it could switch row-level security off anyway.)
-        if privileged::rls_restricts_caller(rel) && !caller_owns(rel) {
-            Failure::new(
-                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!("permission denied to backfill {}", privileged::qualified_name(rel)),
-            )
-            .detail("Row-level security restricts this role on the table; a backfill fills the rows of every tenant.")
-            .hint("Run it as the table's owner, a superuser, or a role with BYPASSRLS.")
-            .raise();
-        }
-    }
-    require_owner_privilege(oid, fk.parent, pg_sys::ACL_SELECT, "SELECT", "the backfill");
-    // A composite key already carries the tenant: follow the other columns.
-    let triples: Vec<(String, String, String)> = fk
-        .cols
-        .iter()
-        .cloned()
-        .zip(fk.pcols.iter().cloned())
-        .zip(fk.ops.iter().cloned().chain(std::iter::repeat(EQ.to_owned())))
-        .filter(|((c, _), _)| c != &tenant)
-        .map(|((c, p), o)| (c, p, o))
-        .collect();
-    let cols: Vec<String> = triples.iter().map(|t| t.0.clone()).collect();
-    let pcols: Vec<String> = triples.iter().map(|t| t.1.clone()).collect();
-    let ops: Vec<String> = triples.iter().map(|t| t.2.clone()).collect();
-    let c_refs: Vec<&str> = cols.iter().map(String::as_str).collect();
-    let p_refs: Vec<&str> = pcols.iter().map(String::as_str).collect();
-    let join = integrity::key_join(&c_refs, &p_refs, &ops);
-    // The batches update the child (and its partitions) as its owner and
-    // read the parent's key and tenant as that owner too.
-    require_owned_tree(oid, "the backfill");
-    let mut read_cols = pcols.clone();
-    read_cols.push(tenant.clone());
-    require_safe_read(oid, fk.parent, &read_cols, &ops, "the backfill");
-    let t = ident(&tenant);
-    let todo = as_table_owner(oid, || {
-        one::<i64>(
-            &format!(
-                "SELECT pg_catalog.count(*) FROM {} c JOIN {} p ON {join} WHERE c.{t} IS NULL AND p.{t} IS NOT NULL",
-                rc.name, rp.name
-            ),
-            &[],
-        )
-    })
-    .unwrap_or(0);
-    let sql = integrity::backfill_batch_sql(&rc.name, &rp.name, &tenant, &cols, &pcols, &ops);
-    // Blocks to walk (the largest partition for a partitioned table) and
-    // blocks per batch from the table's average rows per block.
-    let (nblocks, per_block) = pinned(|| {
-        Spi::connect(|c| {
-            let row = spi(c.select(
-                "SELECT pg_catalog.max(pg_catalog.pg_relation_size(t.relid) OPERATOR(pg_catalog./) \
-                                       pg_catalog.current_setting('block_size'::pg_catalog.text)::pg_catalog.int8), \
-                        pg_catalog.max(CASE WHEN k.relpages OPERATOR(pg_catalog.>) 0 AND k.reltuples OPERATOR(pg_catalog.>) 0::pg_catalog.float4 \
-                                            THEN k.reltuples::pg_catalog.float8 OPERATOR(pg_catalog./) k.relpages::pg_catalog.float8 END) \
-                   FROM (SELECT $1::pg_catalog.regclass AS relid \
-                         UNION ALL SELECT p.relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass) p \
-                                    WHERE p.relid OPERATOR(pg_catalog.<>) $1::pg_catalog.regclass) t \
-                   JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid",
-                Some(1),
-                &[oid.into()],
-            ))
-            .first();
-            (
-                spi(row.get::<i64>(1)).unwrap_or(0),
-                spi(row.get::<f64>(2)).unwrap_or(100.0).max(1.0),
-            )
-        })
-    });
-    let step = ((f64::from(batch) / per_block).ceil() as i64).max(1);
-    let mut done: i64 = 0;
-    let mut n_batch = 0;
-    let mut block: i64 = 0;
-    while block < nblocks && done < todo {
-        let (lo, hi) = (format!("({block},0)"), format!("({},0)", block + step));
-        let n = as_table_owner(oid, || {
-            Spi::connect_mut(|c| {
-                spi(c.update(&sql, None, &[lo.as_str().into(), hi.as_str().into()])).len()
-            })
-        }) as i64;
-        block += step;
-        if n == 0 {
-            continue;
-        }
-        done += n;
-        n_batch += 1;
-        notice!(
-            "backfill_tenant: batch {n_batch}: {n} rows, {done} done, {} remaining",
-            (todo - done).max(0)
-        );
-    }
-    let left = as_table_owner(oid, || {
-        one::<i64>(
-            &format!(
-                "SELECT pg_catalog.count(*) FROM {} c WHERE c.{t} IS NULL",
-                rc.name
-            ),
-            &[],
-        )
-    })
-    .unwrap_or(0);
-    if left > 0 {
-        notice!(
-            "backfill_tenant: {left} row(s) of {} still have no tenant: their parent through \"{via_constraint}\" has none, or they have no parent",
-            rc.display
-        );
-    }
-    done
 }
 
 /// Makes the tenant column NOT NULL in lock-friendly steps. Refuses (55000)

@@ -14,6 +14,7 @@
 use pgrx::prelude::*;
 
 mod audit;
+mod backfill;
 mod catalog;
 mod context;
 mod error;
