@@ -453,6 +453,9 @@ fn protect(
     force: default!(Option<bool>, true),
     dry_run: default!(Option<bool>, false),
 ) -> SetOfIterator<'static, String> {
+    if !dry_run.unwrap_or(false) {
+        crate::error::require_writable(c"tenant_guard.protect()");
+    }
     let opts = options(mode, force);
     let col = self::tenant_column(tenant_column);
     // Close the relation: ALTER TABLE refuses a table this session holds open.
@@ -556,6 +559,9 @@ fn protect_schema(
     force: default!(Option<bool>, true),
     dry_run: default!(Option<bool>, false),
 ) -> SetOfIterator<'static, String> {
+    if !dry_run.unwrap_or(false) {
+        crate::error::require_writable(c"tenant_guard.protect_schema()");
+    }
     let opts = options(mode, force);
     let col = self::tenant_column(tenant_column);
     let tables = tables_with_column(schema, &col);
@@ -588,6 +594,9 @@ fn unprotect(
     tbl: pgrx::PgRelation,
     dry_run: default!(Option<bool>, false),
 ) -> SetOfIterator<'static, String> {
+    if !dry_run.unwrap_or(false) {
+        crate::error::require_writable(c"tenant_guard.unprotect()");
+    }
     let dry = dry_run.unwrap_or(false);
     let root = tbl.oid();
     let display = tbl.name().to_owned();

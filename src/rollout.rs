@@ -175,6 +175,9 @@ fn rollout(
     tenant_column: default!(Option<&str>, "NULL"),
     dry_run: default!(Option<bool>, true),
 ) -> SetOfIterator<'static, String> {
+    if !dry_run.unwrap_or(true) {
+        crate::error::require_writable(c"tenant_guard.rollout()");
+    }
     let p = Phase::parse(phase).unwrap_or_else(|| {
         invalid_parameter(format!("unknown rollout phase \"{phase}\""))
             .hint("Use 'prepare', 'tighten' or 'enforce', in that order.")
