@@ -356,6 +356,27 @@ BEGIN
    WHERE NOT a.attnotnull
    ORDER BY 3;
 
+  -- Tables protected permissive (rollout's prepare phase) with rows without
+  -- a tenant: every tenant can read them and none can change them (a
+  -- tenant's UPDATE or DELETE matches 0 rows, silently). Counted by
+  -- count_null_tenant_rows (as the owner, after checking the caller could
+  -- read every row; a table it cannot is skipped with a WARNING).
+  RETURN QUERY
+  SELECT 'medium', 'shared_null_tenant_rows', x.qn,
+         format('%s row(s) of %s have no tenant: in permissive mode every tenant can read them and none can change them',
+                x.n, x.qn),
+         NULL::text
+    FROM (SELECT format('%I.%I', n.nspname, c.relname) AS qn,
+                 tenant_guard.count_null_tenant_rows(p.relid, p.tenant_column::text, true) AS n
+            FROM tenant_guard.protected p
+            JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_attribute a ON a.attrelid = p.relid AND a.attname = p.tenant_column
+           WHERE p.mode = 'permissive' AND p.parent IS NULL AND NOT a.attnotnull
+             AND has_function_privilege('tenant_guard.count_null_tenant_rows(regclass, text, boolean)', 'EXECUTE')
+          OFFSET 0) x
+   WHERE x.n > 0
+   ORDER BY 3;
+
   -- Unique constraints and indexes (other than the primary key) that leave
   -- the tenant out: a duplicate error tells a tenant another tenant's value.
   RETURN QUERY
@@ -453,27 +474,6 @@ BEGIN
          format('ALTER FUNCTION %s SECURITY INVOKER;', fx.fname)
     FROM (SELECT f.oid, f.proowner, lower(f.prosrc) AS src,
                  format('%I.%I(%s)', n.nspname, f.proname,
-  -- Tables protected permissive (rollout's prepare phase) with rows without
-  -- a tenant: every tenant can read them and none can change them (a
-  -- tenant's UPDATE or DELETE matches 0 rows, silently). Counted by
-  -- count_null_tenant_rows (as the owner, after checking the caller could
-  -- read every row; a table it cannot is skipped with a WARNING).
-  RETURN QUERY
-  SELECT 'medium', 'shared_null_tenant_rows', x.qn,
-         format('%s row(s) of %s have no tenant: in permissive mode every tenant can read them and none can change them',
-                x.n, x.qn),
-         NULL::text
-    FROM (SELECT format('%I.%I', n.nspname, c.relname) AS qn,
-                 tenant_guard.count_null_tenant_rows(p.relid, p.tenant_column::text, true) AS n
-            FROM tenant_guard.protected p
-            JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
-            JOIN pg_attribute a ON a.attrelid = p.relid AND a.attname = p.tenant_column
-           WHERE p.mode = 'permissive' AND p.parent IS NULL AND NOT a.attnotnull
-             AND has_function_privilege('tenant_guard.count_null_tenant_rows(regclass, text, boolean)', 'EXECUTE')
-          OFFSET 0) x
-   WHERE x.n > 0
-   ORDER BY 3;
-
                         array_to_string(ARRAY(SELECT format_type(u.t, NULL) FROM unnest(f.proargtypes::oid[]) WITH ORDINALITY u(t, o)
                                                ORDER BY u.o), ',')) AS fname
             FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace

@@ -1022,6 +1022,9 @@ fn add_tenant_fk(
     validate: default!(Option<bool>, true),
     dry_run: default!(Option<bool>, false),
 ) -> SetOfIterator<'static, String> {
+    if !dry_run.unwrap_or(false) {
+        crate::error::require_writable(c"tenant_guard.add_tenant_fk()");
+    }
     let (c, p) = (child.oid(), parent.oid());
     drop(child);
     drop(parent);
@@ -1120,6 +1123,9 @@ fn upgrade_foreign_keys(
     tenant_column: default!(Option<&str>, "NULL"),
     dry_run: default!(Option<bool>, false),
 ) -> SetOfIterator<'static, String> {
+    if !dry_run.unwrap_or(false) {
+        crate::error::require_writable(c"tenant_guard.upgrade_foreign_keys()");
+    }
     let tenant = self::tenant_column(tenant_column);
     SetOfIterator::new(upgrade_schema(
         schema,
@@ -1214,6 +1220,9 @@ fn enforce_not_null(
     tenant_column: default!(Option<&str>, "NULL"),
     dry_run: default!(Option<bool>, false),
 ) -> SetOfIterator<'static, String> {
+    if !dry_run.unwrap_or(false) {
+        crate::error::require_writable(c"tenant_guard.enforce_not_null()");
+    }
     let oid = tbl.oid();
     drop(tbl);
     let tenant = self::tenant_column(tenant_column);
@@ -1235,22 +1244,15 @@ pub fn not_null_core(oid: Oid, tenant: &str, dry: bool) -> Vec<String> {
     } else {
         require_owner(oid);
         require_owned_tree(oid, "the NOT NULL steps");
+        // ADD CONSTRAINT … CHECK and SET NOT NULL take ACCESS EXCLUSIVE.
+        let mut set = locks::LockSet::default();
+        set.add_tree(oid, locks::ACCESS_EXCLUSIVE);
+        set.take("enforce_not_null");
     }
     let nulls = as_table_owner(oid, || {
         one::<i64>(
             &format!(
                 "SELECT pg_catalog.count(*) FROM {} WHERE {} IS NULL",
-        // Every lock up front (see `locks`): the new unique key and the
-        // DROP/RENAME take ACCESS EXCLUSIVE on the table, replacing each
-        // foreign key ACCESS EXCLUSIVE on its table.
-        let mut set = locks::LockSet::default();
-        set.add_tree(oid, locks::ACCESS_EXCLUSIVE);
-        let mut children: Vec<Oid> = deps.iter().map(|f| f.child).collect();
-        children.sort_by_key(|c| u32::from(*c));
-        for c in children {
-            set.add_tree(c, locks::ACCESS_EXCLUSIVE);
-        }
-        set.take("scope_unique");
                 r.name,
                 ident(&tenant)
             ),
@@ -1292,12 +1294,10 @@ fn scope_unique(
     constraint_name: &str,
     tenant_column: default!(Option<&str>, "NULL"),
     dry_run: default!(Option<bool>, false),
-        if dry {
-            // The new key above does not exist yet in a dry run: the
-            // foreign key will reference it, not a unique key of its own.
-            more.retain(|st| !(st.starts_with("CREATE UNIQUE INDEX") || st.contains(" UNIQUE USING INDEX ") || st.contains(" UNIQUE (")));
-        }
 ) -> SetOfIterator<'static, String> {
+    if !dry_run.unwrap_or(false) {
+        crate::error::require_writable(c"tenant_guard.scope_unique()");
+    }
     let oid = tbl.oid();
     drop(tbl);
     let dry = dry_run.unwrap_or(false);
@@ -1307,19 +1307,6 @@ fn scope_unique(
     column(oid, &r, &tenant);
     // A constraint of that name, or else a unique index of that name.
     let con = fk_rows(
-        let mut steps = vec![format!("ALTER TABLE {} DROP CONSTRAINT {}", rc.name, ident(&f.name))];
-        if name == ftmp {
-            steps.push(format!(
-                "ALTER TABLE {} RENAME CONSTRAINT {} TO {}",
-                rc.name,
-                ident(&ftmp),
-                ident(&f.name)
-            ));
-        }
-        if !dry {
-            run_as_owner(f.child, &steps);
-        }
-        ddl.extend(steps);
         "WHERE c.conrelid OPERATOR(pg_catalog.=) $1 AND c.conname OPERATOR(pg_catalog.=) $2::pg_catalog.name",
         &[oid.into(), constraint_name.into()],
     )
@@ -1424,6 +1411,17 @@ fn scope_unique(
             require_owner(f.child);
             require_owned_tree(f.child, "the rebuilt foreign key");
         }
+        // Every lock up front (see `locks`): the new unique key and the
+        // DROP/RENAME take ACCESS EXCLUSIVE on the table, replacing each
+        // foreign key ACCESS EXCLUSIVE on its table.
+        let mut set = locks::LockSet::default();
+        set.add_tree(oid, locks::ACCESS_EXCLUSIVE);
+        let mut children: Vec<Oid> = deps.iter().map(|f| f.child).collect();
+        children.sort_by_key(|c| u32::from(*c));
+        for c in children {
+            set.add_tree(c, locks::ACCESS_EXCLUSIVE);
+        }
+        set.take("scope_unique");
     }
     let tmp = integrity::with_suffix(constraint_name, "tenant");
     // The new key beside the old one; each foreign key then moves to it the
@@ -1465,6 +1463,11 @@ fn scope_unique(
             dry,
             false,
         );
+        if dry {
+            // The new key above does not exist yet in a dry run: the
+            // foreign key will reference it, not a unique key of its own.
+            more.retain(|st| !(st.starts_with("CREATE UNIQUE INDEX") || st.contains(" UNIQUE USING INDEX ") || st.contains(" UNIQUE (")));
+        }
         if !ok && !dry {
             Failure::new(
                 Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -1475,6 +1478,19 @@ fn scope_unique(
             .raise();
         }
         ddl.extend(more);
+        let mut steps = vec![format!("ALTER TABLE {} DROP CONSTRAINT {}", rc.name, ident(&f.name))];
+        if name == ftmp {
+            steps.push(format!(
+                "ALTER TABLE {} RENAME CONSTRAINT {} TO {}",
+                rc.name,
+                ident(&ftmp),
+                ident(&f.name)
+            ));
+        }
+        if !dry {
+            run_as_owner(f.child, &steps);
+        }
+        ddl.extend(steps);
     }
     let finish = if is_constraint {
         vec![
