@@ -98,13 +98,15 @@ mod tests {
 
     #[pg_test]
     fn verification_settings_are_superuser_only() {
-        let user_settable = Spi::get_one::<i64>(
-            "SELECT count(*) FROM pg_settings WHERE name LIKE 'tenant_guard.%' AND context = 'user'",
+        let user_settable = Spi::get_one::<String>(
+            "SELECT string_agg(name, ',' ORDER BY name) FROM pg_settings \
+              WHERE name LIKE 'tenant_guard.%' AND context = 'user'",
         )
         .unwrap();
-        // None: even the generators' default column name is trusted by code
-        // that runs with the extension owner's rights (the DDL guard).
-        assert_eq!(user_settable, Some(0));
+        // Only the helpers' own lock wait, which limits nobody but the
+        // caller. Even the generators' default column name is trusted by
+        // code that runs with the extension owner's rights (the DDL guard).
+        assert_eq!(user_settable.as_deref(), Some("tenant_guard.lock_timeout"));
         let superuser = Spi::get_one::<i64>(
             "SELECT count(*) FROM pg_settings WHERE name LIKE 'tenant_guard.%' AND context = 'superuser'",
         )
