@@ -107,9 +107,7 @@ fn count_null_tenant_rows(
     let oid = tbl.oid();
     let (name, owner, _) = open_table_and_column(&tbl, tenant_column);
     drop(tbl);
-    if skip_unreadable
-        && !privileged::can_read_all(oid)
-    {
+    if skip_unreadable && !privileged::can_read_all(oid) {
         ereport!(
             WARNING,
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -136,12 +134,9 @@ fn registry() -> Option<(Oid, String)> {
                 None,
                 &[],
             ));
-            rows.into_iter().next().and_then(|r| {
-                Some((
-                    spi(r.get::<Oid>(1))?,
-                    spi(r.get::<String>(2))?,
-                ))
-            })
+            rows.into_iter()
+                .next()
+                .and_then(|r| Some((spi(r.get::<Oid>(1))?, spi(r.get::<String>(2))?)))
         })
     })
 }
@@ -191,7 +186,12 @@ fn count_orphan_tenant_rows(
     let rows: Vec<(Option<String>, i64)> = as_role(owner, || {
         Spi::connect(|c| {
             spi(c.select(&sql, None, &[ids.into()]))
-                .map(|row| (spi(row.get::<String>(1)), spi(row.get::<i64>(2)).unwrap_or(0)))
+                .map(|row| {
+                    (
+                        spi(row.get::<String>(1)),
+                        spi(row.get::<i64>(2)).unwrap_or(0),
+                    )
+                })
                 .collect()
         })
     });

@@ -89,7 +89,12 @@ fn prepare(oid: Oid, via_constraint: &str, tenant_column: Option<&str>) -> Backf
         .iter()
         .cloned()
         .zip(fk.pcols.iter().cloned())
-        .zip(fk.ops.iter().cloned().chain(std::iter::repeat(EQ.to_owned())))
+        .zip(
+            fk.ops
+                .iter()
+                .cloned()
+                .chain(std::iter::repeat(EQ.to_owned())),
+        )
         .filter(|((c, _), _)| c != &tenant)
         .map(|((c, p), o)| (c, p, o))
         .collect();
@@ -149,7 +154,10 @@ impl Backfill {
         let t = ident(&self.tenant);
         as_table_owner(self.child, || {
             one::<i64>(
-                &format!("SELECT pg_catalog.count(*) FROM {} c WHERE c.{t} IS NULL", self.rc.name),
+                &format!(
+                    "SELECT pg_catalog.count(*) FROM {} c WHERE c.{t} IS NULL",
+                    self.rc.name
+                ),
                 &[],
             )
         })
@@ -321,7 +329,9 @@ fn backfill_batch(
         let (lo, hi) = (format!("({block},0)"), format!("({},0)", block + step));
         n = as_table_owner(oid, || {
             pin_plan();
-            Spi::connect_mut(|c| spi(c.update(&sql, None, &[lo.as_str().into(), hi.as_str().into()])).len())
+            Spi::connect_mut(|c| {
+                spi(c.update(&sql, None, &[lo.as_str().into(), hi.as_str().into()])).len()
+            })
         }) as i64;
         block += step;
         if n > 0 {
@@ -380,7 +390,14 @@ fn backfill_tenant(
         )
     })
     .unwrap_or(0);
-    let sql = integrity::backfill_batch_sql(&b.rc.name, &b.parent_name, &b.tenant, &b.cols, &b.pcols, &b.ops);
+    let sql = integrity::backfill_batch_sql(
+        &b.rc.name,
+        &b.parent_name,
+        &b.tenant,
+        &b.cols,
+        &b.pcols,
+        &b.ops,
+    );
     let (nblocks, per_block, _) = walk_size(oid);
     let step = blocks_per_batch(batch, per_block);
     let mut done: i64 = 0;

@@ -18,8 +18,9 @@ pub struct Relation {
 }
 
 pub fn relation(oid: pg_sys::Oid) -> Relation {
-    pinned(|| Spi::connect(|c| {
-        let row = spi(c.select(
+    pinned(|| {
+        Spi::connect(|c| {
+            let row = spi(c.select(
             "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relkind::pg_catalog.text, c.relispartition, \
                     c.relrowsecurity, c.relforcerowsecurity, c.relname::pg_catalog.text \
                FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -28,18 +29,19 @@ pub fn relation(oid: pg_sys::Oid) -> Relation {
             &[oid.into()],
         ))
         .first();
-        let nsp: String = spi(row.get(1)).unwrap_or_default();
-        let rel: String = spi(row.get(2)).unwrap_or_default();
-        let kind: String = spi(row.get(3)).unwrap_or_default();
-        Relation {
-            name: format!("{}.{}", ident(&nsp), ident(&rel)),
-            display: spi(row.get(7)).unwrap_or_default(),
-            relkind: kind.bytes().next().unwrap_or(b'?'),
-            is_partition: spi(row.get(4)).unwrap_or(false),
-            rls_enabled: spi(row.get(5)).unwrap_or(false),
-            rls_forced: spi(row.get(6)).unwrap_or(false),
-        }
-    }))
+            let nsp: String = spi(row.get(1)).unwrap_or_default();
+            let rel: String = spi(row.get(2)).unwrap_or_default();
+            let kind: String = spi(row.get(3)).unwrap_or_default();
+            Relation {
+                name: format!("{}.{}", ident(&nsp), ident(&rel)),
+                display: spi(row.get(7)).unwrap_or_default(),
+                relkind: kind.bytes().next().unwrap_or(b'?'),
+                is_partition: spi(row.get(4)).unwrap_or(false),
+                rls_enabled: spi(row.get(5)).unwrap_or(false),
+                rls_forced: spi(row.get(6)).unwrap_or(false),
+            }
+        })
+    })
 }
 
 /// 42809 unless `r` is a table or partitioned table.
@@ -63,8 +65,9 @@ pub fn require_table(r: &Relation) {
 
 /// `(type, default expression)` of the tenant column; 42703 when missing.
 pub fn column(oid: pg_sys::Oid, r: &Relation, col: &str) -> (String, Option<String>) {
-    let found = pinned(|| Spi::connect(|c| {
-        let rows = spi(c.select(
+    let found = pinned(|| {
+        Spi::connect(|c| {
+            let rows = spi(c.select(
             "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), pg_catalog.pg_get_expr(d.adbin, d.adrelid) \
                FROM pg_catalog.pg_attribute a \
                LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
@@ -72,13 +75,14 @@ pub fn column(oid: pg_sys::Oid, r: &Relation, col: &str) -> (String, Option<Stri
             None,
             &[oid.into(), col.into()],
         ));
-        rows.into_iter().next().map(|row| {
-            (
-                spi(row.get::<String>(1)).unwrap_or_default(),
-                spi(row.get::<String>(2)),
-            )
+            rows.into_iter().next().map(|row| {
+                (
+                    spi(row.get::<String>(1)).unwrap_or_default(),
+                    spi(row.get::<String>(2)),
+                )
+            })
         })
-    }));
+    });
     found.unwrap_or_else(|| {
         Failure::new(
             Code::ERRCODE_UNDEFINED_COLUMN,

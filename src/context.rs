@@ -700,7 +700,11 @@ fn set_context_inner(token: Option<&str>, is_local: Option<bool>) -> String {
         let named: Vec<String> = v
             .tenant
             .iter()
-            .chain(if v.bypass { [].iter() } else { v.tenants.iter() })
+            .chain(if v.bypass {
+                [].iter()
+            } else {
+                v.tenants.iter()
+            })
             .cloned()
             .collect();
         if let Err(why) = registry::check_all(reg, &named) {
@@ -1196,7 +1200,10 @@ mod unit {
             payload: big.clone(),
         };
         let packed = packed_value(&v, &v.tenants);
-        let c = Cached { v, packed: Some(packed) };
+        let c = Cached {
+            v,
+            packed: Some(packed),
+        };
         let token = "t".repeat(7700);
         let n = footprint(&token, &c);
         // Token, payload (text, parsed, in the setting value) and more.

@@ -45,8 +45,7 @@ pub static LOG_REJECTIONS: GucSetting<LogRejections> =
     GucSetting::<LogRejections>::new(LogRejections::All);
 /// Default bound of the verified-token cache: 4 MB per backend.
 pub const TOKEN_CACHE_BYTES_DEFAULT: i32 = 4 * 1024 * 1024;
-pub static TOKEN_CACHE_BYTES: GucSetting<i32> =
-    GucSetting::<i32>::new(TOKEN_CACHE_BYTES_DEFAULT);
+pub static TOKEN_CACHE_BYTES: GucSetting<i32> = GucSetting::<i32>::new(TOKEN_CACHE_BYTES_DEFAULT);
 /// How long a DDL helper may wait for the locks it takes up front, in
 /// milliseconds (0: no limit). See `integrity_sql::locks`.
 pub static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);

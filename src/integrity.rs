@@ -212,7 +212,11 @@ pub fn unique_steps(
     }
     let mut build = render_unique(table, name, tenant, cols, true, predicate);
     if concurrently {
-        build = build.replacen("CREATE UNIQUE INDEX ", "CREATE UNIQUE INDEX CONCURRENTLY ", 1);
+        build = build.replacen(
+            "CREATE UNIQUE INDEX ",
+            "CREATE UNIQUE INDEX CONCURRENTLY ",
+            1,
+        );
     }
     let mut steps = vec![build];
     if !index {
@@ -409,12 +413,21 @@ mod tests {
 
     #[test]
     fn operators_are_qualified_and_checked() {
-        assert_eq!(operator("pg_catalog", "=").as_deref(), Some("OPERATOR(\"pg_catalog\".=)"));
-        assert_eq!(operator("s.\"x", "===").as_deref(), Some("OPERATOR(\"s.\"\"x\".===)"));
+        assert_eq!(
+            operator("pg_catalog", "=").as_deref(),
+            Some("OPERATOR(\"pg_catalog\".=)")
+        );
+        assert_eq!(
+            operator("s.\"x", "===").as_deref(),
+            Some("OPERATOR(\"s.\"\"x\".===)")
+        );
         assert_eq!(operator("s", "=) OR (1"), None);
         assert_eq!(operator("s", ""), None);
         let j = key_join(&["a", "b"], &["x", "y"], &["OPERATOR(\"s\".=)".into()]);
-        assert_eq!(j, "p.\"x\" OPERATOR(\"s\".=) c.\"a\" AND p.\"y\" OPERATOR(pg_catalog.=) c.\"b\"");
+        assert_eq!(
+            j,
+            "p.\"x\" OPERATOR(\"s\".=) c.\"a\" AND p.\"y\" OPERATOR(pg_catalog.=) c.\"b\""
+        );
     }
 
     #[test]
@@ -476,7 +489,16 @@ mod tests {
     /// the one-statement form (PostgreSQL supports neither step there).
     #[test]
     fn unique_keys_build_the_index_first() {
-        let s = unique_steps("t", "k", "tenant_id", &["a".into()], false, None, false, true);
+        let s = unique_steps(
+            "t",
+            "k",
+            "tenant_id",
+            &["a".into()],
+            false,
+            None,
+            false,
+            true,
+        );
         assert_eq!(
             s,
             vec![
@@ -484,12 +506,51 @@ mod tests {
                 "ALTER TABLE t ADD CONSTRAINT \"k\" UNIQUE USING INDEX \"k\"".to_owned(),
             ]
         );
-        let s = unique_steps("t", "k", "tenant_id", &["a".into()], false, None, false, false);
-        assert_eq!(s[0], "CREATE UNIQUE INDEX \"k\" ON t (\"tenant_id\", \"a\")");
-        let s = unique_steps("t", "k", "tenant_id", &["a".into()], true, Some("(x)"), false, true);
-        assert_eq!(s, vec!["CREATE UNIQUE INDEX CONCURRENTLY \"k\" ON t (\"tenant_id\", \"a\") WHERE (x)".to_owned()]);
-        let s = unique_steps("t", "k", "tenant_id", &["a".into()], false, None, true, true);
-        assert_eq!(s, vec!["ALTER TABLE t ADD CONSTRAINT \"k\" UNIQUE (\"tenant_id\", \"a\")".to_owned()]);
+        let s = unique_steps(
+            "t",
+            "k",
+            "tenant_id",
+            &["a".into()],
+            false,
+            None,
+            false,
+            false,
+        );
+        assert_eq!(
+            s[0],
+            "CREATE UNIQUE INDEX \"k\" ON t (\"tenant_id\", \"a\")"
+        );
+        let s = unique_steps(
+            "t",
+            "k",
+            "tenant_id",
+            &["a".into()],
+            true,
+            Some("(x)"),
+            false,
+            true,
+        );
+        assert_eq!(
+            s,
+            vec![
+                "CREATE UNIQUE INDEX CONCURRENTLY \"k\" ON t (\"tenant_id\", \"a\") WHERE (x)"
+                    .to_owned()
+            ]
+        );
+        let s = unique_steps(
+            "t",
+            "k",
+            "tenant_id",
+            &["a".into()],
+            false,
+            None,
+            true,
+            true,
+        );
+        assert_eq!(
+            s,
+            vec!["ALTER TABLE t ADD CONSTRAINT \"k\" UNIQUE (\"tenant_id\", \"a\")".to_owned()]
+        );
         assert_eq!(
             render_index("t", "i", &["tenant_id".into(), "a".into()], true),
             "CREATE INDEX CONCURRENTLY \"i\" ON t (\"tenant_id\", \"a\")"

@@ -190,7 +190,8 @@ fn require_read_or_own(rel: Oid) {
 fn role_has(role: Oid, rel: Oid, mode: u32) -> bool {
     // SAFETY: a catalog look-up.
     unsafe {
-        pg_sys::pg_class_aclcheck(rel, role, mode as pg_sys::AclMode) == pg_sys::AclResult::ACLCHECK_OK
+        pg_sys::pg_class_aclcheck(rel, role, mode as pg_sys::AclMode)
+            == pg_sys::AclResult::ACLCHECK_OK
     }
 }
 
@@ -208,7 +209,10 @@ pub(crate) fn require_owner_privilege(table: Oid, other: Oid, mode: u32, what: &
                 privileged::qualified_name(other)
             ),
         )
-        .detail(format!("tenant_guard runs {why} as the owner of {}.", privileged::qualified_name(table)))
+        .detail(format!(
+            "tenant_guard runs {why} as the owner of {}.",
+            privileged::qualified_name(table)
+        ))
         .hint(format!(
             "GRANT {what} ON {} TO {};",
             privileged::qualified_name(other),
@@ -262,13 +266,8 @@ fn is_safe_type(ty: Oid) -> bool {
 }
 
 fn type_name(ty: Oid) -> String {
-    pinned(|| {
-        one::<String>(
-            "SELECT pg_catalog.format_type($1, NULL)",
-            &[ty.into()],
-        )
-    })
-    .unwrap_or_else(|| u32::from(ty).to_string())
+    pinned(|| one::<String>("SELECT pg_catalog.format_type($1, NULL)", &[ty.into()]))
+        .unwrap_or_else(|| u32::from(ty).to_string())
 }
 
 /// 42501 unless statements that run as the owner of `table` may read
@@ -279,7 +278,13 @@ fn type_name(ty: Oid) -> String {
 /// it (its policies are the other owner's code), every column compared or
 /// cast must be of a built-in type (or a domain or array over one), and
 /// every operator built in (`pg_catalog`). `why` names the statements.
-pub(crate) fn require_safe_read(table: Oid, other: Oid, cols: &[String], ops: &[String], why: &str) {
+pub(crate) fn require_safe_read(
+    table: Oid,
+    other: Oid,
+    cols: &[String],
+    ops: &[String],
+    why: &str,
+) {
     let reader = privileged::table_owner(table);
     let owner = privileged::table_owner(other);
     if reader == owner {
@@ -310,7 +315,9 @@ pub(crate) fn require_safe_read(table: Oid, other: Oid, cols: &[String], ops: &[
     }
     for op in ops {
         if !(op.starts_with("OPERATOR(pg_catalog.") || op.starts_with("OPERATOR(\"pg_catalog\".")) {
-            reasons.push(format!("the key compares with the user-defined operator {op}"));
+            reasons.push(format!(
+                "the key compares with the user-defined operator {op}"
+            ));
         }
     }
     if reasons.is_empty() {
@@ -365,7 +372,11 @@ pub(crate) fn require_owned_tree(rel: Oid, why: &str) {
         })
     });
     if let Some((child, child_owner, partition)) = other {
-        let what = if partition { "partition" } else { "inheritance child" };
+        let what = if partition {
+            "partition"
+        } else {
+            "inheritance child"
+        };
         let child_name = privileged::qualified_name(child);
         Failure::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -561,7 +572,11 @@ pub mod locks {
         let mut first = 0usize;
         loop {
             let spent = start.elapsed().as_millis() as i64;
-            let wait = if limit == 0 { SLICE_MS } else { (limit - spent).min(SLICE_MS) };
+            let wait = if limit == 0 {
+                SLICE_MS
+            } else {
+                (limit - spent).min(SLICE_MS)
+            };
             if wait <= 0 {
                 let (rel, mode) = wanted[first];
                 Failure::new(
@@ -597,9 +612,18 @@ pub mod locks {
         #[test]
         fn combined_modes_cover_both() {
             assert_eq!(combine(ROW_SHARE, ROW_SHARE), ROW_SHARE);
-            assert_eq!(combine(SHARE_UPDATE_EXCLUSIVE, pg_sys::ShareLock as i32), SHARE_ROW_EXCLUSIVE);
-            assert_eq!(combine(SHARE_ROW_EXCLUSIVE, ACCESS_EXCLUSIVE), ACCESS_EXCLUSIVE);
-            assert_eq!(combine(ROW_SHARE, SHARE_UPDATE_EXCLUSIVE), SHARE_ROW_EXCLUSIVE);
+            assert_eq!(
+                combine(SHARE_UPDATE_EXCLUSIVE, pg_sys::ShareLock as i32),
+                SHARE_ROW_EXCLUSIVE
+            );
+            assert_eq!(
+                combine(SHARE_ROW_EXCLUSIVE, ACCESS_EXCLUSIVE),
+                ACCESS_EXCLUSIVE
+            );
+            assert_eq!(
+                combine(ROW_SHARE, SHARE_UPDATE_EXCLUSIVE),
+                SHARE_ROW_EXCLUSIVE
+            );
             assert_eq!(mode_name(ACCESS_EXCLUSIVE), "ACCESS EXCLUSIVE");
         }
     }
@@ -913,14 +937,26 @@ fn add_fk_core(
             }
             ddl.push(integrity::render_fk(&spec));
             if !dry {
-                require_owner_privilege(child, parent, pg_sys::ACL_REFERENCES, "REFERENCES", "the foreign key's DDL");
+                require_owner_privilege(
+                    child,
+                    parent,
+                    pg_sys::ACL_REFERENCES,
+                    "REFERENCES",
+                    "the foreign key's DDL",
+                );
             }
             spec.name.clone()
         }
     };
     if validate {
         // The violation count reads the parent as the child's owner.
-        require_owner_privilege(child, parent, pg_sys::ACL_SELECT, "SELECT", "the violation count");
+        require_owner_privilege(
+            child,
+            parent,
+            pg_sys::ACL_SELECT,
+            "SELECT",
+            "the violation count",
+        );
     }
     if !dry {
         // Every lock up front, the referenced table first (see `locks`):
@@ -938,7 +974,11 @@ fn add_fk_core(
         set.add_tree(parent, pmode);
         set.add_tree(
             child,
-            if ddl.is_empty() { locks::SHARE_UPDATE_EXCLUSIVE } else { locks::SHARE_ROW_EXCLUSIVE },
+            if ddl.is_empty() {
+                locks::SHARE_UPDATE_EXCLUSIVE
+            } else {
+                locks::SHARE_ROW_EXCLUSIVE
+            },
         );
         set.take("add_tenant_fk");
         run_as_owner(parent, &parent_ddl);
@@ -1142,8 +1182,11 @@ pub fn upgrade_schema(schema: &str, tenant: &str, dry: bool, assume_not_null: bo
     crate::catalog::require_schema(schema);
     let fks = blind_fks(schema, tenant);
     if !dry {
-        fk_locks(fks.iter().filter(|f| assume_not_null || not_null(f.child, tenant)))
-            .take("upgrade_foreign_keys");
+        fk_locks(
+            fks.iter()
+                .filter(|f| assume_not_null || not_null(f.child, tenant)),
+        )
+        .take("upgrade_foreign_keys");
     }
     let ddl: Vec<String> = fks
         .iter()
@@ -1167,7 +1210,11 @@ fn blind_fks(schema: &str, tenant: &str) -> Vec<FkRow> {
     )
     .into_iter()
     .map(|(f, _)| f)
-    .filter(|f| has_column(f.child, tenant) && has_column(f.parent, tenant) && !f.cols.iter().any(|c| c == tenant))
+    .filter(|f| {
+        has_column(f.child, tenant)
+            && has_column(f.parent, tenant)
+            && !f.cols.iter().any(|c| c == tenant)
+    })
     .collect()
 }
 
@@ -1190,7 +1237,10 @@ fn fk_locks<'a>(fks: impl Iterator<Item = &'a FkRow>) -> locks::LockSet {
 
 /// The foreign keys `upgrade_schema` would replace (for `rollout`'s locks).
 pub fn tenant_blind_fks(schema: &str, tenant: &str) -> Vec<(Oid, Oid)> {
-    blind_fks(schema, tenant).into_iter().map(|f| (f.parent, f.child)).collect()
+    blind_fks(schema, tenant)
+        .into_iter()
+        .map(|f| (f.parent, f.child))
+        .collect()
 }
 
 pub(crate) fn find_constraint(table: Oid, r: &Relation, name: &str) -> (FkRow, char) {
@@ -1466,7 +1516,11 @@ fn scope_unique(
         if dry {
             // The new key above does not exist yet in a dry run: the
             // foreign key will reference it, not a unique key of its own.
-            more.retain(|st| !(st.starts_with("CREATE UNIQUE INDEX") || st.contains(" UNIQUE USING INDEX ") || st.contains(" UNIQUE (")));
+            more.retain(|st| {
+                !(st.starts_with("CREATE UNIQUE INDEX")
+                    || st.contains(" UNIQUE USING INDEX ")
+                    || st.contains(" UNIQUE ("))
+            });
         }
         if !ok && !dry {
             Failure::new(
@@ -1478,7 +1532,11 @@ fn scope_unique(
             .raise();
         }
         ddl.extend(more);
-        let mut steps = vec![format!("ALTER TABLE {} DROP CONSTRAINT {}", rc.name, ident(&f.name))];
+        let mut steps = vec![format!(
+            "ALTER TABLE {} DROP CONSTRAINT {}",
+            rc.name,
+            ident(&f.name)
+        )];
         if name == ftmp {
             steps.push(format!(
                 "ALTER TABLE {} RENAME CONSTRAINT {} TO {}",
@@ -1513,7 +1571,11 @@ fn scope_unique(
         vec![
             format!(
                 "DROP INDEX {}{}",
-                if dry && r.relkind != b'p' { "CONCURRENTLY " } else { "" },
+                if dry && r.relkind != b'p' {
+                    "CONCURRENTLY "
+                } else {
+                    ""
+                },
                 privileged::qualified_name(index)
             ),
             format!(

@@ -25,10 +25,10 @@
 //! ring only reads (`SELECT` through read-only SPI): it assigns no
 //! transaction id and works during recovery.
 
-use crate::privileged::as_extension_owner;
 use crate::error::{
     invalid_parameter, one, require_writable, spi, undefined_object, Code, Failure,
 };
+use crate::privileged::as_extension_owner;
 use crate::registry::Registry;
 use crate::token::{self, Alg, Key};
 use pgrx::prelude::*;

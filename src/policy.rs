@@ -230,12 +230,17 @@ pub fn fit(
     if a.cmd != expected.cmd || a.permissive != expected.permissive {
         return Fit::Recreate;
     }
-    let same = |x: &Option<String>, e: &Option<String>, canon: &mut dyn FnMut(&str) -> String| match (x, e) {
-        (None, None) => true,
-        (Some(x), Some(e)) => *x == canon(e),
-        _ => false,
+    let same = |x: &Option<String>, e: &Option<String>, canon: &mut dyn FnMut(&str) -> String| {
+        match (x, e) {
+            (None, None) => true,
+            (Some(x), Some(e)) => *x == canon(e),
+            _ => false,
+        }
     };
-    if a.to_public && same(&a.using, &expected.using, canon) && same(&a.check, &expected.check, canon) {
+    if a.to_public
+        && same(&a.using, &expected.using, canon)
+        && same(&a.check, &expected.check, canon)
+    {
         Fit::Current
     } else {
         Fit::Alter
@@ -262,7 +267,11 @@ pub const TGTYPE_STATEMENT_BEFORE_TRUNCATE: i16 = 2 | 32;
 pub fn expected_triggers(t: &TableState) -> Vec<&'static str> {
     let mut v = Vec::new();
     if !t.is_partition {
-        v.push(if t.partitioned { TRG_IMMUTABLE_PARTITIONED } else { TRG_IMMUTABLE });
+        v.push(if t.partitioned {
+            TRG_IMMUTABLE_PARTITIONED
+        } else {
+            TRG_IMMUTABLE
+        });
     }
     v.push(TRG_TRUNCATE);
     v
@@ -481,7 +490,9 @@ mod tests {
         assert!(super::is_our_default(
             "(tenant_guard.tenant_id())::character varying(40)"
         ));
-        assert!(super::is_our_default("(tenant_guard.tenant_id())::public.\"Tenant\""));
+        assert!(super::is_our_default(
+            "(tenant_guard.tenant_id())::public.\"Tenant\""
+        ));
         // Tampered defaults that still mention the function.
         assert!(!super::is_our_default(
             "('globex'::text || left(tenant_guard.tenant_id(), 0))"
@@ -489,8 +500,12 @@ mod tests {
         assert!(!super::is_our_default(
             "(tenant_guard.tenant_id())::text || 'x'::text"
         ));
-        assert!(!super::is_our_default("coalesce(tenant_guard.tenant_id(), 'globex'::text)"));
-        assert!(!super::is_our_default("(tenant_guard.tenant_id())::text(1) || 'x'"));
+        assert!(!super::is_our_default(
+            "coalesce(tenant_guard.tenant_id(), 'globex'::text)"
+        ));
+        assert!(!super::is_our_default(
+            "(tenant_guard.tenant_id())::text(1) || 'x'"
+        ));
     }
 
     use super::*;
@@ -685,7 +700,13 @@ mod tests {
         }
     }
 
-    fn shape(name: &str, cmd: char, permissive: bool, using: Option<&str>, check: Option<&str>) -> PolicyShape {
+    fn shape(
+        name: &str,
+        cmd: char,
+        permissive: bool,
+        using: Option<&str>,
+        check: Option<&str>,
+    ) -> PolicyShape {
         PolicyShape {
             name: name.into(),
             cmd,
@@ -705,12 +726,18 @@ mod tests {
     fn expected_policies_carry_command_and_kind() {
         let s = expected_policy(SELECT, "t", "text", Mode::Strict);
         assert_eq!((s.cmd, s.permissive, s.to_public), ('r', false, true));
-        assert_eq!(s.using.as_deref(), Some(read_expr("t", "text", Mode::Strict).as_str()));
+        assert_eq!(
+            s.using.as_deref(),
+            Some(read_expr("t", "text", Mode::Strict).as_str())
+        );
         assert_eq!(s.check, None);
         let a = expected_policy(ACCESS, "t", "text", Mode::Strict);
         assert_eq!((a.cmd, a.permissive), ('*', true));
         assert_eq!(expected_policy(UPDATE, "t", "text", Mode::Strict).cmd, 'w');
-        assert_eq!(expected_policy(INSERT, "t", "text", Mode::Strict).using, None);
+        assert_eq!(
+            expected_policy(INSERT, "t", "text", Mode::Strict).using,
+            None
+        );
         assert_eq!(expected_policy(DELETE, "t", "text", Mode::Strict).cmd, 'd');
     }
 
@@ -761,11 +788,20 @@ mod tests {
         t.stale_triggers = vec![TRG_IMMUTABLE.into()];
         t.default_is_ours = false;
         let ddl = render_protect(&t, STRICT);
-        assert_eq!(ddl[0], "ALTER TABLE \"public\".\"ServiceRequest\" ENABLE ROW LEVEL SECURITY");
-        assert_eq!(ddl[1], "ALTER TABLE \"public\".\"ServiceRequest\" FORCE ROW LEVEL SECURITY");
+        assert_eq!(
+            ddl[0],
+            "ALTER TABLE \"public\".\"ServiceRequest\" ENABLE ROW LEVEL SECURITY"
+        );
+        assert_eq!(
+            ddl[1],
+            "ALTER TABLE \"public\".\"ServiceRequest\" FORCE ROW LEVEL SECURITY"
+        );
         assert!(ddl[2].starts_with("CREATE POLICY \"tenant_guard_select\""));
         assert!(ddl[3].contains("SET DEFAULT tenant_guard.tenant_id()"));
-        assert_eq!(ddl[4], "DROP TRIGGER \"tenant_guard_immutable_tenant\" ON \"public\".\"ServiceRequest\"");
+        assert_eq!(
+            ddl[4],
+            "DROP TRIGGER \"tenant_guard_immutable_tenant\" ON \"public\".\"ServiceRequest\""
+        );
         assert!(ddl[5].starts_with("CREATE TRIGGER \"tenant_guard_immutable_tenant\""));
         assert!(ddl[6].starts_with("CREATE TRIGGER \"tenant_guard_no_truncate\""));
         assert_eq!(ddl.len(), 7, "{ddl:?}");
@@ -775,10 +811,21 @@ mod tests {
     fn drift_report_names_each_difference() {
         let mut t = applied(fresh("text"), STRICT);
         let ok_triggers = vec![
-            TriggerShape { name: TRG_IMMUTABLE.into(), as_rendered: true, enabled: true },
-            TriggerShape { name: TRG_TRUNCATE.into(), as_rendered: true, enabled: true },
+            TriggerShape {
+                name: TRG_IMMUTABLE.into(),
+                as_rendered: true,
+                enabled: true,
+            },
+            TriggerShape {
+                name: TRG_TRUNCATE.into(),
+                as_rendered: true,
+                enabled: true,
+            },
         ];
-        let clean: Vec<(String, Fit)> = POLICIES.iter().map(|p| (p.to_string(), Fit::Current)).collect();
+        let clean: Vec<(String, Fit)> = POLICIES
+            .iter()
+            .map(|p| (p.to_string(), Fit::Current))
+            .collect();
         assert!(drift_report(&t, STRICT, &clean, &[], &ok_triggers, true).is_empty());
         t.rls_forced = false;
         t.default_is_ours = false;
@@ -787,7 +834,11 @@ mod tests {
             (UPDATE.to_string(), Fit::Alter),
             (DELETE.to_string(), Fit::Recreate),
         ];
-        let triggers = vec![TriggerShape { name: TRG_IMMUTABLE.into(), as_rendered: true, enabled: false }];
+        let triggers = vec![TriggerShape {
+            name: TRG_IMMUTABLE.into(),
+            as_rendered: true,
+            enabled: false,
+        }];
         let d = drift_report(&t, STRICT, &fits, &["open_all".into()], &triggers, false);
         assert_eq!(
             d,
@@ -803,16 +854,26 @@ mod tests {
             ]
         );
         // Not forced is what a table protected with force => false has.
-        let relaxed = Options { mode: Mode::Strict, force: false };
+        let relaxed = Options {
+            mode: Mode::Strict,
+            force: false,
+        };
         assert!(drift_report(&t, relaxed, &clean, &[], &ok_triggers, true)
             .iter()
             .all(|s| !s.contains("forced")));
         t.rls_enabled = false;
-        assert_eq!(drift_report(&t, relaxed, &clean, &[], &ok_triggers, true)[0], "row-level security disabled");
+        assert_eq!(
+            drift_report(&t, relaxed, &clean, &[], &ok_triggers, true)[0],
+            "row-level security disabled"
+        );
         // Partitions: the row trigger is the parent's clone.
         let mut p = applied(fresh("text"), STRICT);
         p.is_partition = true;
-        let only_truncate = vec![TriggerShape { name: TRG_TRUNCATE.into(), as_rendered: true, enabled: true }];
+        let only_truncate = vec![TriggerShape {
+            name: TRG_TRUNCATE.into(),
+            as_rendered: true,
+            enabled: true,
+        }];
         assert!(drift_report(&p, STRICT, &clean, &[], &only_truncate, true).is_empty());
     }
 

@@ -192,7 +192,9 @@ fn canonical(oid: pg_sys::Oid, table: &str, expr: &str) -> String {
             }
         })
     });
-    let Some(tree) = tree else { return String::new() };
+    let Some(tree) = tree else {
+        return String::new();
+    };
     pinned(|| {
         let c = std::ffi::CString::new(tree).unwrap_or_default();
         // SAFETY: pg_get_expr(pg_node_tree, oid) on a tree PostgreSQL just
@@ -462,7 +464,9 @@ fn protect(
     let oid = tbl.oid();
     drop(tbl);
     let dry = dry_run.unwrap_or(false);
-    let shared = (!dry && opts.mode == Mode::Permissive).then(|| shared_rows(oid, &col)).flatten();
+    let shared = (!dry && opts.mode == Mode::Permissive)
+        .then(|| shared_rows(oid, &col))
+        .flatten();
     if !dry {
         lock_tables(&[oid], "protect");
     }
@@ -509,7 +513,9 @@ pub fn shared_rows(oid: pg_sys::Oid, col: &str) -> Option<i64> {
 /// The NOTICE after a table is protected `permissive` with `n` rows
 /// without a tenant (see [`shared_rows`]); nothing when there are none.
 pub fn notice_shared_rows(oid: pg_sys::Oid, n: Option<i64>) {
-    let Some(n) = n.filter(|n| *n > 0) else { return };
+    let Some(n) = n.filter(|n| *n > 0) else {
+        return;
+    };
     Failure::new(
         Code::ERRCODE_WARNING,
         format!(
@@ -568,7 +574,11 @@ fn protect_schema(
     let dry = dry_run.unwrap_or(false);
     let shared: Vec<Option<i64>> = tables
         .iter()
-        .map(|&t| (!dry && opts.mode == Mode::Permissive).then(|| shared_rows(t, &col)).flatten())
+        .map(|&t| {
+            (!dry && opts.mode == Mode::Permissive)
+                .then(|| shared_rows(t, &col))
+                .flatten()
+        })
         .collect();
     if !dry {
         // Every table first, by OID (not table after table in name order).

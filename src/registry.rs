@@ -14,8 +14,8 @@
 //! columns (or domains over them) are accepted: comparing any other type
 //! would mean casting a user-defined type.
 
-use crate::privileged::{as_extension_owner, as_role, pinned};
 use crate::error::{invalid_parameter, one, spi, Code, Failure};
+use crate::privileged::{as_extension_owner, as_role, pinned};
 use crate::quote;
 use pgrx::prelude::*;
 
@@ -111,7 +111,9 @@ pub fn lookup_many_sql(
 pub fn all_sql(table: &str, id_column: &str, active_column: Option<&str>) -> String {
     let id = quote::ident(id_column);
     let filter = active_column.map_or(String::new(), |a| format!(" WHERE {}", quote::ident(a)));
-    format!("SELECT {id}::pg_catalog.text FROM {table}{filter} ORDER BY 1 USING OPERATOR(pg_catalog.<)")
+    format!(
+        "SELECT {id}::pg_catalog.text FROM {table}{filter} ORDER BY 1 USING OPERATOR(pg_catalog.<)"
+    )
 }
 
 /// The configured registry, as cached in the key ring.
@@ -178,8 +180,9 @@ pub fn load() -> Option<Registry> {
             })
         })
         .map(|(n, r, o)| {
-            let ty = crate::error::one::<String>(COLUMN_TYPE_SQL, &[relid.into(), id.as_str().into()])
-                .unwrap_or_default();
+            let ty =
+                crate::error::one::<String>(COLUMN_TYPE_SQL, &[relid.into(), id.as_str().into()])
+                    .unwrap_or_default();
             (n, r, o, ty)
         })
     });
@@ -274,7 +277,9 @@ pub fn distinct_ids(kind: IdKind, ids: &[String]) -> usize {
     let mut set: Vec<String> = ids
         .iter()
         .map(|t| match kind {
-            IdKind::Integer => t.parse::<i64>().map_or_else(|_| t.clone(), |n| n.to_string()),
+            IdKind::Integer => t
+                .parse::<i64>()
+                .map_or_else(|_| t.clone(), |n| n.to_string()),
             IdKind::Uuid => t.to_ascii_lowercase(),
             IdKind::Text | IdKind::Other => t.clone(),
         })
@@ -329,7 +334,8 @@ fn use_registry(
         )
         .raise();
     }
-    let column_type = |col: &str| pinned(|| one::<String>(COLUMN_TYPE_SQL, &[table.into(), col.into()]));
+    let column_type =
+        |col: &str| pinned(|| one::<String>(COLUMN_TYPE_SQL, &[table.into(), col.into()]));
     let missing = |col: &str| {
         Failure::new(
             Code::ERRCODE_UNDEFINED_COLUMN,
@@ -431,7 +437,10 @@ mod tests {
         // of the column, whatever its type.
         for kind in [IdKind::Integer, IdKind::Uuid, IdKind::Text, IdKind::Other] {
             let sql = lookup_sql("t", "id", kind, None);
-            assert!(sql.contains("\"id\" OPERATOR(pg_catalog.=) $1::pg_catalog."), "{sql}");
+            assert!(
+                sql.contains("\"id\" OPERATOR(pg_catalog.=) $1::pg_catalog."),
+                "{sql}"
+            );
             assert!(!sql.contains("\"id\"::"), "{sql}");
         }
     }

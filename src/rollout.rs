@@ -19,10 +19,10 @@
 //! (through `protect` and the integrity generators); only the owner of every
 //! table (or a superuser) can roll a schema out.
 
-use crate::privileged::pinned;
 use crate::error::{invalid_parameter, spi, Code, Failure};
 use crate::integrity_sql;
 use crate::policy::{Mode, Options};
+use crate::privileged::pinned;
 use crate::protect::{protect_oid, tables_with_column, tenant_column};
 use pgrx::iter::SetOfIterator;
 use pgrx::prelude::*;
@@ -202,7 +202,11 @@ fn rollout(
     // the locks are taken (NOTICE per table afterwards).
     let shared: Vec<Option<i64>> = tables
         .iter()
-        .map(|&t| (p == Phase::Prepare && !dry).then(|| crate::protect::shared_rows(t, &col)).flatten())
+        .map(|&t| {
+            (p == Phase::Prepare && !dry)
+                .then(|| crate::protect::shared_rows(t, &col))
+                .flatten()
+        })
         .collect();
     if !dry {
         // Every lock up front (see `integrity_sql::locks`): ACCESS
