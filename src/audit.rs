@@ -314,15 +314,14 @@ fn count_cross_tenant_references(
     // catalog's too: an operator class of the other owner's would run its
     // code as this one.
     let catalog_ops = fk.ops.iter().all(|(n, _)| n == "pg_catalog");
-    let run_as = if co == po {
-        Some(co)
-    } else if catalog_ops && role_reads_all(co, fk.parent) && is_builtin(pt_type) {
-        Some(co)
-    } else if catalog_ops && role_reads_all(po, fk.child) && is_builtin(ct_type) {
-        Some(po)
-    } else {
-        None
-    };
+    let run_as =
+        if co == po || (catalog_ops && role_reads_all(co, fk.parent) && is_builtin(pt_type)) {
+            Some(co)
+        } else if catalog_ops && role_reads_all(po, fk.child) && is_builtin(ct_type) {
+            Some(po)
+        } else {
+            None
+        };
     let Some(role) = run_as else {
         ereport!(
             WARNING,

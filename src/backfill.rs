@@ -281,6 +281,8 @@ fn check_batch_size(batch: i32) {
 /// Rights: as `backfill_tenant` (the caller needs UPDATE on the child and
 /// SELECT on the parent, row-level security restricting it on neither);
 /// the batch and the counts run as the child's **owner**.
+// The named result columns are the SQL signature: no type alias here.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
 fn backfill_batch(
     child: pgrx::PgRelation,

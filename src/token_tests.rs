@@ -67,16 +67,28 @@ fn rfc7515_appendix_a1_hs256_verifies() {
         tenant_claim: "iss".into(),
         ..Rules::default()
     };
-    let v = verify(token.as_bytes(), &[k.clone()], &rules, 1_300_819_000.0).unwrap();
+    let v = verify(
+        token.as_bytes(),
+        std::slice::from_ref(&k),
+        &rules,
+        1_300_819_000.0,
+    )
+    .unwrap();
     assert_eq!(v.tenant.as_deref(), Some("joe"));
     assert_eq!(v.claims["http://example.com/is_root"], json!(true));
     // ... and at today's clock it has long expired.
-    let e = verify(token.as_bytes(), &[k.clone()], &rules, NOW).unwrap_err();
+    let e = verify(token.as_bytes(), std::slice::from_ref(&k), &rules, NOW).unwrap_err();
     assert!(matches!(e, Rejection::Expired { .. }));
     // One flipped signature character is a bad signature...
     let bad = token.replace("dBjftJeZ", "dBjftJeY");
     assert_eq!(
-        verify(bad.as_bytes(), &[k.clone()], &rules, 1_300_819_000.0).unwrap_err(),
+        verify(
+            bad.as_bytes(),
+            std::slice::from_ref(&k),
+            &rules,
+            1_300_819_000.0
+        )
+        .unwrap_err(),
         Rejection::BadSignature
     );
     // ... and a last character with stray low bits is not even base64url.
@@ -374,7 +386,13 @@ fn expired_key_verifies_nothing() {
     let t = mint(json!({"tenant_id": "a", "exp": NOW + 60.0}), &k);
     k.expires_at = Some(NOW);
     assert_eq!(
-        verify(t.as_bytes(), &[k.clone()], &Rules::default(), NOW).unwrap_err(),
+        verify(
+            t.as_bytes(),
+            std::slice::from_ref(&k),
+            &Rules::default(),
+            NOW
+        )
+        .unwrap_err(),
         Rejection::UnknownKey("k1".into())
     );
     k.expires_at = Some(NOW + 0.5);
@@ -488,7 +506,7 @@ fn max_lifetime() {
     };
     let t = mint(json!({"tenant_id": "a"}), &k);
     assert_eq!(
-        verify(t.as_bytes(), &[k.clone()], &lax, NOW).unwrap_err(),
+        verify(t.as_bytes(), std::slice::from_ref(&k), &lax, NOW).unwrap_err(),
         Rejection::MissingExp
     );
 }
