@@ -15,7 +15,7 @@ CREATE PROCEDURE tenant_guard.backfill(
 LANGUAGE plpgsql
 AS $body$
 DECLARE
-    r record;
+    r pg_catalog.record;  -- qualified: a type named "record" on the search_path must not be used
     pos pg_catalog.int8;
     done pg_catalog.int8 := 0;
     walk_filled pg_catalog.int8;

@@ -91,6 +91,42 @@ pub fn init() {
     }
 }
 
+/// Whether a statement's text holds something shaped like a compact JWS
+/// (`eyJ…` base64url, a dot, base64url, a dot, base64url): such a statement
+/// is never written to the server log by an error, whoever raised it.
+pub fn carries_token(q: &[u8]) -> bool {
+    let b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+    let mut i = 0;
+    while i + 3 <= q.len() {
+        if &q[i..i + 3] == b"eyJ" && (i == 0 || !b64(q[i - 1])) {
+            // Three non-empty base64url segments separated by two dots (the
+            // last may be empty for an unsigned token).
+            let mut j = i;
+            let mut dots = 0;
+            let mut seg = 0;
+            while j < q.len() && (b64(q[j]) || q[j] == b'.') {
+                if q[j] == b'.' {
+                    if seg == 0 {
+                        break;
+                    }
+                    dots += 1;
+                    seg = 0;
+                } else {
+                    seg += 1;
+                }
+                j += 1;
+            }
+            if dots >= 2 && j - i >= 16 {
+                return true;
+            }
+            i = j.max(i + 1);
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
 /// Whether a message's text domain is ours.
 fn is_ours(domain: &[u8]) -> bool {
     domain == DOMAIN.as_bytes()
@@ -105,6 +141,14 @@ unsafe extern "C-unwind" fn hide_own_statements(edata: *mut pg_sys::ErrorData) {
         if let Some(e) = edata.as_mut() {
             if !e.domain.is_null() && is_ours(CStr::from_ptr(e.domain).to_bytes()) {
                 e.hide_stmt = true;
+            } else if !e.hide_stmt && !pg_sys::debug_query_string.is_null() {
+                // Someone else's error (a failed transaction, a bad
+                // argument, 1/0 beside the call) in a statement whose text
+                // carries a token: the STATEMENT line would log it.
+                let q = CStr::from_ptr(pg_sys::debug_query_string).to_bytes();
+                if carries_token(q) {
+                    e.hide_stmt = true;
+                }
             }
         }
         if let Some(previous) = PREVIOUS_EMIT_LOG_HOOK {
@@ -206,4 +250,33 @@ pub fn one<T: pgrx::FromDatum + pgrx::IntoDatum>(
 pub fn require_writable(function: &CStr) {
     // SAFETY: a NUL-terminated name; raises 25006 (an ERROR) or returns.
     unsafe { pg_sys::PreventCommandIfReadOnly(function.as_ptr()) }
+}
+
+#[cfg(test)]
+mod token_shape {
+    use super::carries_token;
+
+    #[test]
+    fn statements_with_tokens_are_recognised() {
+        let t = "eyJhbGciOiJIUzI1NiJ9.eyJ0ZW5hbnRfaWQiOiJhY21lIn0.c2lnbmF0dXJlX2J5dGVz";
+        assert!(carries_token(
+            format!("SELECT tenant_guard.set_context('{t}')").as_bytes()
+        ));
+        assert!(carries_token(
+            format!("SELECT tenant_guard.set_context('{t}'), 1/0").as_bytes()
+        ));
+        // An unsigned token (empty signature) too.
+        assert!(carries_token(
+            b"SELECT tenant_guard.set_context('eyJhbGciOiJub25lIn0.eyJhIjoxfQ.')"
+        ));
+    }
+
+    #[test]
+    fn ordinary_statements_are_not() {
+        assert!(!carries_token(b"SELECT 1/0"));
+        assert!(!carries_token(b"SELECT 'eyJ' || 'x'"));
+        assert!(!carries_token(b"SELECT 'heyJude.a.b'"));
+        assert!(!carries_token(b"SELECT 'eyJ..'"));
+        assert!(!carries_token(b"SELECT tenant_guard.set_context($1)"));
+    }
 }

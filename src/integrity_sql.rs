@@ -536,18 +536,25 @@ pub mod locks {
                 0,
                 false,
             );
-            let got = pgrx::PgTryBuilder::new(|| {
-                let (rel, mode) = order[first];
-                pg_sys::LockRelationOid(rel, mode);
-                for (i, &(rel, mode)) in order.iter().enumerate() {
-                    if i != first && !pg_sys::ConditionalLockRelationOid(rel, mode) {
-                        return Err(i);
+            // Any other error (a cancel, a statement timeout, a deadlock
+            // while waiting) is caught too, so the subtransaction is always
+            // ended here, and then raised again in the caller's transaction.
+            let got: Result<(), Result<usize, pgrx::pg_sys::panic::CaughtError>> =
+                pgrx::PgTryBuilder::new(|| {
+                    let (rel, mode) = order[first];
+                    pg_sys::LockRelationOid(rel, mode);
+                    for (i, &(rel, mode)) in order.iter().enumerate() {
+                        if i != first && !pg_sys::ConditionalLockRelationOid(rel, mode) {
+                            return Err(Ok(i));
+                        }
                     }
-                }
-                Ok(())
-            })
-            .catch_when(PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE, |_| Err(first))
-            .execute();
+                    Ok(())
+                })
+                .catch_when(PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE, |_| {
+                    Err(Ok(first))
+                })
+                .catch_others(|e| Err(Err(e)))
+                .execute();
             pg_sys::MemoryContextSwitchTo(saved.0);
             pg_sys::AtEOXact_GUC(false, level);
             if got.is_ok() {
@@ -557,7 +564,11 @@ pub mod locks {
             }
             pg_sys::MemoryContextSwitchTo(saved.0);
             pg_sys::CurrentResourceOwner = saved.1;
-            got
+            match got {
+                Ok(()) => Ok(()),
+                Err(Ok(busy)) => Err(busy),
+                Err(Err(e)) => e.rethrow(),
+            }
         }
     }
 

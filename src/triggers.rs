@@ -26,9 +26,22 @@ fn has_context() -> bool {
     !v.is_null() && !unsafe { CStr::from_ptr(v) }.to_bytes().is_empty()
 }
 
-/// Whether row-level security restricts the current user on `relid`.
+/// Whether row-level security restricts the current user on `relid`, or
+/// the session's own (outer) user. A foreign key's `ON UPDATE CASCADE` runs
+/// as the child table's owner with forced row-level security off, and a
+/// `SECURITY DEFINER` function runs as its owner: neither may let a role
+/// that row-level security restricts move rows it could not move itself.
 fn restricted(relid: pg_sys::Oid) -> bool {
-    crate::privileged::rls_restricts_caller(relid)
+    if crate::privileged::rls_restricts_caller(relid) {
+        return true;
+    }
+    // SAFETY: reads the backend's outer user id; a catalog look-up.
+    unsafe {
+        let outer = pg_sys::GetOuterUserId();
+        outer != pg_sys::GetUserId()
+            && pg_sys::check_enable_rls(relid, outer, true)
+                == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
+    }
 }
 
 /// Who may change a row's tenant (pure: unit-tested).

@@ -86,6 +86,26 @@ RESET ROLE;
 UPDATE owned SET tenant_id = 'acme' WHERE id = 2;
 SELECT tenant_id, id FROM owned ORDER BY id;
 
+-- Nor through a foreign key's ON UPDATE CASCADE from a table it may update:
+-- the cascade runs as the child's owner, but the session's own role is one
+-- that row-level security restricts, context or not.
+CREATE TABLE accounts (id text PRIMARY KEY);
+INSERT INTO accounts VALUES ('acme'), ('globex');
+CREATE TABLE docs (tenant_id text NOT NULL REFERENCES accounts (id) ON UPDATE CASCADE,
+                   id int PRIMARY KEY, body text);
+INSERT INTO docs VALUES ('globex', 1, 'globex secret');
+SELECT count(*) AS ddl FROM tenant_guard.protect('docs');
+GRANT UPDATE, SELECT ON accounts TO tg_rep_app;
+GRANT SELECT ON docs TO tg_rep_app;
+SET ROLE tg_rep_app;
+UPDATE accounts SET id = 'acme_old' WHERE id = 'acme';
+\set VERBOSITY sqlstate
+UPDATE accounts SET id = 'acme' WHERE id = 'globex';
+\set VERBOSITY default
+RESET ROLE;
+SELECT tenant_id, id, body FROM docs;
+
+DROP TABLE docs, accounts;
 DROP TABLE tasks, projects, owned, tenants;
 DROP EXTENSION tenant_guard;
 DROP ROLE tg_rep_app;

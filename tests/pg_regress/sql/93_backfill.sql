@@ -178,6 +178,31 @@ SELECT * FROM tenant_guard.backfill_batch('tg_bf_vc', 'tg_bf_vc_ap_fk');
 SELECT tenant_id FROM tg_bf_vc;
 SELECT is_called AS ran_as_victim FROM tg_bf_ran_as_victim;
 
+-- A type named "record" in a schema the caller's search_path puts before
+-- pg_catalog (what a database owner's ALTER DATABASE … SET search_path
+-- could impose on the DBA's session) is never used by the procedure.
+CREATE FUNCTION tg_bf_record_trap(bigint) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN PERFORM nextval('tg_bf_escalations'); RETURN true; END $$;
+CREATE DOMAIN tg_bf_trap_int8 AS bigint CHECK (tg_bf_record_trap(VALUE));
+CREATE TYPE public.record AS (rows_updated tg_bf_trap_int8, next_block tg_bf_trap_int8,
+  blocks tg_bf_trap_int8, null_rows tg_bf_trap_int8, null_rows_left tg_bf_trap_int8,
+  fillable_rows_left tg_bf_trap_int8);
+CREATE TABLE tg_bf_rp (id int PRIMARY KEY, tenant_id text NOT NULL);
+CREATE TABLE tg_bf_rc (id int PRIMARY KEY, tenant_id text,
+                       rp_id int CONSTRAINT tg_bf_rc_rp_fk REFERENCES tg_bf_rp (id));
+INSERT INTO tg_bf_rp VALUES (1, 'acme');
+INSERT INTO tg_bf_rc VALUES (1, NULL, 1), (2, NULL, 1);
+SET search_path = public, pg_catalog;
+\set VERBOSITY terse
+CALL tenant_guard.backfill('tg_bf_rc', 'tg_bf_rc_rp_fk');
+\set VERBOSITY default
+RESET search_path;
+SELECT id, tenant_id FROM tg_bf_rc ORDER BY id;
+DROP TABLE tg_bf_rc, tg_bf_rp;
+DROP TYPE public.record;
+DROP DOMAIN tg_bf_trap_int8;
+DROP FUNCTION tg_bf_record_trap(bigint);
+
 -- The application's trigger ran as the application only.
 SELECT is_called AS escalated FROM tg_bf_escalations;
 
