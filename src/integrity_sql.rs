@@ -539,7 +539,7 @@ pub mod locks {
             // Any other error (a cancel, a statement timeout, a deadlock
             // while waiting) is caught too, so the subtransaction is always
             // ended here, and then raised again in the caller's transaction.
-            let got: Result<(), Result<usize, pgrx::pg_sys::panic::CaughtError>> =
+            let got: Result<(), Result<usize, Box<pgrx::pg_sys::panic::CaughtError>>> =
                 pgrx::PgTryBuilder::new(|| {
                     let (rel, mode) = order[first];
                     pg_sys::LockRelationOid(rel, mode);
@@ -553,7 +553,7 @@ pub mod locks {
                 .catch_when(PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE, |_| {
                     Err(Ok(first))
                 })
-                .catch_others(|e| Err(Err(e)))
+                .catch_others(|e| Err(Err(Box::new(e))))
                 .execute();
             pg_sys::MemoryContextSwitchTo(saved.0);
             pg_sys::AtEOXact_GUC(false, level);
