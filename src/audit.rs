@@ -335,19 +335,8 @@ fn count_cross_tenant_references(
         );
         return None;
     };
-    let ops: Vec<String> = fk
-        .ops
-        .iter()
-        .map(|(n, o)| {
-            integrity::operator(n, o).unwrap_or_else(|| {
-                Failure::new(
-                    Code::ERRCODE_INTERNAL_ERROR,
-                    format!("unexpected operator name \"{o}\""),
-                )
-                .raise()
-            })
-        })
-        .collect();
+    let (nsps, oprs): (Vec<String>, Vec<String>) = fk.ops.iter().cloned().unzip();
+    let ops = crate::integrity_sql::constraint_ops(&nsps, &oprs);
     let c: Vec<&str> = fk.cols.iter().map(String::as_str).collect();
     let p: Vec<&str> = fk.pcols.iter().map(String::as_str).collect();
     let sql = format!(

@@ -133,7 +133,7 @@ fn eq_operator(parent_type: Oid, child_type: Oid) -> String {
 }
 
 /// A foreign key's own equality operators (`conpfeqop`), rendered.
-fn constraint_ops(nsps: &[String], oprs: &[String]) -> Vec<String> {
+pub(crate) fn constraint_ops(nsps: &[String], oprs: &[String]) -> Vec<String> {
     nsps.iter()
         .zip(oprs)
         .map(|(n, o)| {

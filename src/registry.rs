@@ -41,6 +41,17 @@ impl IdKind {
         }
     }
 
+    /// The `pg_catalog` type ids of this kind are compared in. Never
+    /// reached with `Other` (refused by use_registry and load): text keeps
+    /// the statement well-formed.
+    pub fn catalog_type(self) -> &'static str {
+        match self {
+            IdKind::Integer => "int8",
+            IdKind::Uuid => "uuid",
+            IdKind::Text | IdKind::Other => "text",
+        }
+    }
+
     /// Whether `id` can be a value of this kind at all.
     pub fn admits(self, id: &str) -> bool {
         match self {
@@ -73,13 +84,7 @@ pub fn lookup_sql(
     let active = active_column.map_or("true".to_string(), |a| {
         format!("coalesce({}, false)", quote::ident(a))
     });
-    let ty = match kind {
-        IdKind::Integer => "int8",
-        IdKind::Uuid => "uuid",
-        // Never reached with Other (refused by use_registry and load); text
-        // keeps the statement well-formed.
-        IdKind::Text | IdKind::Other => "text",
-    };
+    let ty = kind.catalog_type();
     format!("SELECT {active} FROM {table} WHERE {id} OPERATOR(pg_catalog.=) $1::pg_catalog.{ty} LIMIT 1")
 }
 
@@ -93,11 +98,7 @@ pub fn lookup_many_sql(
     active_column: Option<&str>,
 ) -> String {
     let id = quote::ident(id_column);
-    let ty = match kind {
-        IdKind::Integer => "int8",
-        IdKind::Uuid => "uuid",
-        IdKind::Text | IdKind::Other => "text",
-    };
+    let ty = kind.catalog_type();
     let active = active_column.map_or(String::new(), |a| {
         format!(" AND coalesce({}, false)", quote::ident(a))
     });
