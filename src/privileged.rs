@@ -175,13 +175,14 @@ pub fn table_owner(rel: pg_sys::Oid) -> pg_sys::Oid {
     })
 }
 
-/// `"schema"."name"` of a relation, from `nspname` and `relname` (never
-/// `regclass::text`, whose output depends on the search_path).
-pub fn qualified_name(rel: pg_sys::Oid) -> String {
-    let row = pinned(|| {
+/// `("schema"."name", owner)` of a relation, from `nspname`, `relname`
+/// and `relowner` (never `regclass::text`, whose output depends on the
+/// search_path); `None` when it does not exist.
+pub fn name_and_owner(rel: pg_sys::Oid) -> Option<(String, pg_sys::Oid)> {
+    pinned(|| {
         Spi::connect(|c| {
             let rows = spi(c.select(
-                "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text \
+                "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relowner \
                    FROM pg_catalog.pg_class c \
                    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
                   WHERE c.oid OPERATOR(pg_catalog.=) $1",
@@ -189,15 +190,23 @@ pub fn qualified_name(rel: pg_sys::Oid) -> String {
                 &[rel.into()],
             ));
             rows.into_iter().next().map(|r| {
+                let n = spi(r.get::<String>(1)).unwrap_or_default();
+                let t = spi(r.get::<String>(2)).unwrap_or_default();
                 (
-                    spi(r.get::<String>(1)).unwrap_or_default(),
-                    spi(r.get::<String>(2)).unwrap_or_default(),
+                    format!("{}.{}", ident(&n), ident(&t)),
+                    spi(r.get::<pg_sys::Oid>(3)).unwrap_or(pg_sys::Oid::INVALID),
                 )
             })
         })
-    });
+    })
+}
+
+/// `"schema"."name"` of a relation (see [`name_and_owner`]); 42P01 when it
+/// does not exist.
+pub fn qualified_name(rel: pg_sys::Oid) -> String {
+    let row = name_and_owner(rel);
     match row {
-        Some((n, r)) => format!("{}.{}", ident(&n), ident(&r)),
+        Some((name, _)) => name,
         None => Failure::new(
             Code::ERRCODE_UNDEFINED_TABLE,
             format!("relation with OID {} does not exist", u32::from(rel)),

@@ -162,34 +162,16 @@ pub fn load() -> Option<Registry> {
         })
     });
     let (relid, id, active) = conf?;
-    let found = pinned(|| {
-        Spi::connect(|c| {
-            let rows = spi(c.select(
-                "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relowner \
-                   FROM pg_catalog.pg_class c \
-                   JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-                  WHERE c.oid OPERATOR(pg_catalog.=) $1",
-                None,
-                &[relid.into()],
-            ));
-            rows.into_iter().next().map(|row| {
-                (
-                    spi(row.get::<String>(1)).unwrap_or_default(),
-                    spi(row.get::<String>(2)).unwrap_or_default(),
-                    spi(row.get::<pg_sys::Oid>(3)).unwrap_or(pg_sys::Oid::INVALID),
-                )
-            })
+    let found = crate::privileged::name_and_owner(relid).map(|(table, owner)| {
+        let ty = pinned(|| {
+            crate::error::one::<String>(COLUMN_TYPE_SQL, &[relid.into(), id.as_str().into()])
         })
-        .map(|(n, r, o)| {
-            let ty =
-                crate::error::one::<String>(COLUMN_TYPE_SQL, &[relid.into(), id.as_str().into()])
-                    .unwrap_or_default();
-            (n, r, o, ty)
-        })
+        .unwrap_or_default();
+        (table, owner, ty)
     });
     // A registry whose table was dropped (or whose id column is gone) fails
     // closed: every tenant is refused until use_registry is run again.
-    let Some((nsp, rel, owner, ty)) = found else {
+    let Some((table, owner, ty)) = found else {
         return Some(Registry {
             table: format!("with OID {}", u32::from(relid)),
             relid,
@@ -200,7 +182,6 @@ pub fn load() -> Option<Registry> {
             all_sql: String::new(),
         });
     };
-    let table = format!("{}.{}", quote::ident(&nsp), quote::ident(&rel));
     let kind = IdKind::of(&ty);
     Some(Registry {
         sql: lookup_sql(&table, &id, kind, active.as_deref()),
