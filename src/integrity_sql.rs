@@ -643,26 +643,57 @@ pub mod locks {
 const KEY_COLS_OF_INDEX: &str = "ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(i.indkey) WITH ORDINALITY k(n, o) \
       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o)";
 
-/// Column lists of the table's unique, non-partial, plain-column indexes.
+/// Column lists of the table's valid unique, non-partial, plain-column
+/// indexes. An invalid index (left by an interrupted `CREATE INDEX
+/// CONCURRENTLY`) enforces nothing and does not count.
 fn unique_keys(oid: Oid) -> Vec<Vec<String>> {
     names(
         &format!(
             "SELECT {KEY_COLS_OF_INDEX} FROM pg_catalog.pg_index i \
-              WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL"
+              WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisunique AND i.indisvalid \
+                AND i.indpred IS NULL AND i.indexprs IS NULL"
         ),
         &[oid.into()],
     )
 }
 
-/// Column lists of all the table's indexes (for "is there an index led by").
+/// Column lists of all the table's valid indexes (for "is there an index
+/// led by").
 fn index_keys(oid: Oid) -> Vec<Vec<String>> {
     names(
         &format!(
             "SELECT {KEY_COLS_OF_INDEX} FROM pg_catalog.pg_index i \
-              WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indpred IS NULL"
+              WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisvalid AND i.indpred IS NULL"
         ),
         &[oid.into()],
     )
+}
+
+/// `DROP INDEX [CONCURRENTLY] "nsp"."name"` when the table has an
+/// **invalid** index of that name: what an interrupted `CREATE INDEX
+/// CONCURRENTLY` of an earlier dry run's statements leaves behind. Dropped
+/// first, the build can run again, so an interrupted online run resumes by
+/// running the dry run once more. A valid index, or another relation, of
+/// that name is left alone (the build then fails with `42P07`).
+fn drop_invalid_index(table: Oid, name: &str, concurrently: bool) -> Option<String> {
+    let found = pinned(|| {
+        one::<bool>(
+            "SELECT true FROM pg_catalog.pg_index i \
+               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid \
+              WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND NOT i.indisvalid \
+                AND c.relname OPERATOR(pg_catalog.=) $2::pg_catalog.name",
+            &[table.into(), name.into()],
+        )
+    })
+    .unwrap_or(false);
+    found.then(|| {
+        format!(
+            "DROP INDEX {}{}.{}",
+            if concurrently { "CONCURRENTLY " } else { "" },
+            ident(&schema_of(table)),
+            ident(name)
+        )
+    })
 }
 
 fn primary_key(oid: Oid) -> Vec<String> {
@@ -902,6 +933,7 @@ fn add_fk_core(
     .map(|(f, _)| f)
     .find(|f| f.cols == all && f.pcols == pall);
     let mut parent_ddl = Vec::new();
+    let mut child_drops = false;
     let fk_name = match &existing {
         Some(f) if f.validated || !validate => return (ddl, f.validated, f.name.clone()),
         Some(f) => {
@@ -919,9 +951,11 @@ fn add_fk_core(
             });
             if !has_unique {
                 let refs: Vec<&str> = pall.iter().map(String::as_str).collect();
+                let key = integrity::object_name(&relname(parent), &refs, "key");
+                parent_ddl.extend(drop_invalid_index(parent, &key, dry && rp.relkind != b'p'));
                 parent_ddl.extend(integrity::unique_steps(
                     &rp.name,
-                    &integrity::object_name(&relname(parent), &refs, "key"),
+                    &key,
                     tenant,
                     &pcols,
                     false,
@@ -939,12 +973,12 @@ fn add_fk_core(
                 .any(|k| k.len() >= all.len() && k[..all.len()] == all[..]);
             if !has_index {
                 let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-                ddl.push(integrity::render_index(
-                    &rc.name,
-                    &integrity::object_name(&relname(child), &refs, "idx"),
-                    &all,
-                    dry && rc.relkind != b'p',
-                ));
+                let idx = integrity::object_name(&relname(child), &refs, "idx");
+                let concurrently = dry && rc.relkind != b'p';
+                let drop = drop_invalid_index(child, &idx, concurrently);
+                child_drops |= drop.is_some();
+                ddl.extend(drop);
+                ddl.push(integrity::render_index(&rc.name, &idx, &all, concurrently));
             }
             ddl.push(integrity::render_fk(&spec));
             if !dry {
@@ -985,7 +1019,10 @@ fn add_fk_core(
         set.add_tree(parent, pmode);
         set.add_tree(
             child,
-            if ddl.is_empty() {
+            if child_drops {
+                // DROP INDEX of an interrupted build's leftover.
+                locks::ACCESS_EXCLUSIVE
+            } else if ddl.is_empty() {
                 locks::SHARE_UPDATE_EXCLUSIVE
             } else {
                 locks::SHARE_ROW_EXCLUSIVE
@@ -1490,7 +1527,10 @@ fn scope_unique(
     // name, validated, the old key dropped, the new one renamed), so that
     // the dry run's statements keep every row checked when they run one per
     // transaction.
-    let mut ddl = integrity::unique_steps(
+    let mut ddl: Vec<String> = drop_invalid_index(oid, &tmp, dry && r.relkind != b'p')
+        .into_iter()
+        .collect();
+    ddl.extend(integrity::unique_steps(
         &r.name,
         &tmp,
         &tenant,
@@ -1499,7 +1539,7 @@ fn scope_unique(
         predicate.as_deref(),
         r.relkind == b'p',
         dry,
-    );
+    ));
     if !dry {
         run_as_owner(oid, &ddl);
     }
@@ -1529,6 +1569,7 @@ fn scope_unique(
             // foreign key will reference it, not a unique key of its own.
             more.retain(|st| {
                 !(st.starts_with("CREATE UNIQUE INDEX")
+                    || st.starts_with("DROP INDEX")
                     || st.contains(" UNIQUE USING INDEX ")
                     || st.contains(" UNIQUE ("))
             });

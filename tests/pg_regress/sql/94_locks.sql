@@ -85,6 +85,50 @@ ROLLBACK;
 SHOW lock_timeout;
 RESET lock_timeout;
 
+-- The online way, from psql: the dry run's statements, one per transaction
+-- (psql's \gexec runs each result as its own statement; in autocommit mode
+-- each is its own transaction, so CONCURRENTLY is allowed).
+CREATE SCHEMA ol;
+CREATE TABLE ol.org (id int PRIMARY KEY, tenant_id text NOT NULL);
+CREATE TABLE ol.ticket (id int PRIMARY KEY, tenant_id text NOT NULL, org_id int REFERENCES ol.org);
+INSERT INTO ol.org SELECT g, 't' || g % 3 FROM generate_series(1, 30) g;
+INSERT INTO ol.ticket SELECT g, 't' || g % 3, g FROM generate_series(1, 30) g;
+SET lock_timeout = '2s';
+-- Interrupted: the first build was cancelled and left an invalid index, as
+-- a cancelled or failed CREATE INDEX CONCURRENTLY does (simulated here by
+-- marking the finished build invalid).
+SELECT * FROM tenant_guard.upgrade_foreign_keys('ol', dry_run => true) LIMIT 1 \gexec
+UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'ol.org_tenant_id_id_key'::regclass;
+-- An invalid index enforces nothing, so the next dry run does not count it
+-- as the parent's key: it drops it, then builds it again. The rest follows.
+SELECT * FROM tenant_guard.upgrade_foreign_keys('ol', dry_run => true);
+SELECT * FROM tenant_guard.upgrade_foreign_keys('ol', dry_run => true) \gexec
+-- Done: nothing is left to do, the key is composite and validated, and no
+-- invalid index remains.
+SELECT count(*) AS steps_left FROM tenant_guard.upgrade_foreign_keys('ol', dry_run => true);
+SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint
+ WHERE conrelid = 'ol.ticket'::regclass AND contype = 'f';
+SELECT count(*) AS invalid_indexes FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+ JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'ol' AND NOT i.indisvalid;
+-- The same leftover in a one-call run: dropped under the locks taken up
+-- front (ACCESS EXCLUSIVE on the child, whose index it is), then rebuilt.
+ALTER TABLE ol.ticket DROP CONSTRAINT ticket_org_id_fkey;
+ALTER TABLE ol.ticket ADD CONSTRAINT ticket_org_id_fkey FOREIGN KEY (org_id) REFERENCES ol.org;
+UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'ol.ticket_tenant_id_org_id_idx'::regclass;
+SELECT * FROM tenant_guard.upgrade_foreign_keys('ol', dry_run => true);
+BEGIN;
+SELECT * FROM tenant_guard.upgrade_foreign_keys('ol');
+SELECT c.relname, string_agg(l.mode, ', ' ORDER BY l.mode)
+  FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+ WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+   AND c.relnamespace = 'ol'::regnamespace AND c.relkind = 'r'
+ GROUP BY 1 ORDER BY 1;
+COMMIT;
+SELECT count(*) AS invalid_indexes FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+ JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'ol' AND NOT i.indisvalid;
+RESET lock_timeout;
+DROP SCHEMA ol CASCADE;
+
 DROP SCHEMA lk CASCADE;
 DROP EXTENSION tenant_guard;
 DROP ROLE tg_lk_user;
