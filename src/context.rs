@@ -197,18 +197,17 @@ fn footprint(token: &str, c: &Cached) -> usize {
     const OVERHEAD: usize = 512;
     token.len()
         + 3 * c.v.payload.len()
-        + c.packed.as_ref().map_or(0, String::len)
+        + c.packed.len()
         + c.v.tenants.iter().map(|t| t.len() + 32).sum::<usize>()
         + c.v.kid.len()
         + c.v.user.as_ref().map_or(0, String::len)
         + OVERHEAD
 }
 
-/// A verified token and, unless it is a bypass token (whose read set comes
-/// from the registry at each use), the setting value it produces.
+/// A verified token and the setting value it produces.
 struct Cached {
     v: Verified,
-    packed: Option<String>,
+    packed: String,
 }
 
 fn scope_of(v: &Verified, visible: &[String]) -> Scope {
@@ -216,8 +215,10 @@ fn scope_of(v: &Verified, visible: &[String]) -> Scope {
     Scope {
         kid: v.kid.clone(),
         user: v.user.clone(),
-        // The read set is only stored when it says more than the tenant.
-        read: (v.bypass || visible.len() != 1 || visible[0] != tenant).then(|| visible.to_vec()),
+        // The read set is only stored when it says more than the tenant. A
+        // bypass token stores none: it reads the registry's tenants as they
+        // are at each statement (see `bypass_set`).
+        read: (!v.bypass && (visible.len() != 1 || visible[0] != tenant)).then(|| visible.to_vec()),
         bypass: v.bypass,
     }
 }
@@ -276,7 +277,7 @@ fn verify_cached(
         // Expired since: verify again, which says exactly why it fails.
     }
     let v = token::verify(token.as_bytes(), &ring.keys, rules, now)?;
-    let packed = (!v.bypass).then(|| packed_value(&v, &v.tenants));
+    let packed = packed_value(&v, &v.tenants);
     let v = Rc::new(Cached { v, packed });
     let size = footprint(token, &v);
     VERIFIED.with(|c| c.borrow_mut().map.insert(token.to_owned(), v.clone(), size));
@@ -711,34 +712,29 @@ fn set_context_inner(token: Option<&str>, is_local: Option<bool>) -> String {
             refuse_tenant(why);
         }
     }
-    let (value, readable) = match &cached.packed {
-        Some(p) => (std::borrow::Cow::Borrowed(p.as_str()), v.tenants.len()),
-        None => {
-            // A bypass token reads every tenant of the registry: the policy
-            // stays `tenant = ANY (visible set)`, so ordinary tenant queries
-            // keep their index scans and never pay for an `OR bypass` branch.
-            let Some(reg) = &ring.registry else {
-                log_rejection(format!(
-                    "tenant_guard: token rejected: bypass without a registry (kid \"{}\")",
-                    v.kid
-                ));
-                rejected("bypass tokens need a tenant registry")
-                    .detail("a bypass token reads every tenant listed in the registry")
-                    .hint("Configure one with tenant_guard.use_registry, or give a support role BYPASSRLS.")
-                    .raise()
-            };
-            let all = registry::all_tenants(reg);
-            (std::borrow::Cow::Owned(packed_value(v, &all)), all.len())
-        }
-    };
-    put(gucs::CONTEXT_NAME, &value, is_local);
+    if v.bypass && ring.registry.is_none() {
+        // A bypass token reads every tenant of the registry (looked up at
+        // each statement, never copied into the setting): the policy stays
+        // `tenant = ANY (visible set)`, so ordinary tenant queries keep their
+        // index scans and never pay for an `OR bypass` branch.
+        log_rejection(format!(
+            "tenant_guard: token rejected: bypass without a registry (kid \"{}\")",
+            v.kid
+        ));
+        rejected("bypass tokens need a tenant registry")
+            .detail("a bypass token reads every tenant listed in the registry")
+            .hint("Configure one with tenant_guard.use_registry, or give a support role BYPASSRLS.")
+            .raise()
+    }
+    let value = cached.packed.as_str();
+    put(gucs::CONTEXT_NAME, value, is_local);
     remember_set(facts_of_verified(v), is_local, ring.generation);
     let tenant = v.tenant.clone().unwrap_or_default();
     let lasts = if is_local { "transaction" } else { "session" };
     if v.bypass {
         // Every use of a bypass token is logged, whatever log_context says.
         log_line(format!(
-            "tenant_guard: bypass context set: user \"{}\", kid \"{}\", {readable} tenants readable, {lasts}",
+            "tenant_guard: bypass context set: user \"{}\", kid \"{}\", every tenant of the registry readable, {lasts}",
             v.user.as_deref().unwrap_or(""),
             v.kid,
         ));
@@ -855,10 +851,41 @@ fn no_context() -> Vec<String> {
     }
 }
 
+thread_local! {
+    /// A bypass context's read set: the registry's tenants, read once per
+    /// statement (and again when the key ring or registry settings change).
+    static BYPASS_SET: RefCell<Option<((Statement, u64), Rc<Vec<String>>)>> = const { RefCell::new(None) };
+}
+
+/// Every tenant of the registry, as of this statement (read as the registry
+/// table's owner; empty without a registry).
+fn bypass_set() -> Rc<Vec<String>> {
+    let ring = keys::ring();
+    let at = (this_statement(), ring.generation);
+    if let Some(hit) = BYPASS_SET.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|(k, _)| *k == at)
+            .map(|(_, v)| v.clone())
+    }) {
+        return hit;
+    }
+    let all = Rc::new(
+        ring.registry
+            .as_ref()
+            .map(registry::all_tenants)
+            .unwrap_or_default(),
+    );
+    BYPASS_SET.with(|c| *c.borrow_mut() = Some((at, all.clone())));
+    all
+}
+
 /// The tenants the current context may read.
 fn visible_set() -> Vec<String> {
-    if let Some(read) = scope().and_then(|s| s.read.clone()) {
-        return read;
+    match scope() {
+        Some(s) if s.bypass => return bypass_set().as_ref().clone(),
+        Some(s) if s.read.is_some() => return s.read.clone().unwrap_or_default(),
+        _ => {}
     }
     match current_tenant() {
         Some(t) => vec![t.to_owned()],
@@ -873,7 +900,7 @@ fn writable_set() -> Vec<String> {
         return vec![t.to_owned()];
     }
     match scope() {
-        Some(s) if s.bypass => s.read.clone().unwrap_or_default(),
+        Some(s) if s.bypass => bypass_set().as_ref().clone(),
         _ => no_context(),
     }
 }
@@ -926,28 +953,76 @@ unsafe fn text_array(ids: &[&[u8]]) -> pg_sys::Datum {
     pg_sys::Datum::from(p)
 }
 
+/// What `tenant_array` keeps in `fn_extra` (allocated in `fn_mcxt`, so it
+/// lives as long as the expression that calls it: one query).
+#[repr(C)]
+struct ArrayCache {
+    /// `gucs::context_epoch()` when built: the same epoch is the same value.
+    epoch: u64,
+    /// The statement it was built in (a bypass read set is the registry as
+    /// of the statement; a context's validity is judged per statement).
+    statement: Statement,
+    array: pg_sys::Datum,
+}
+
 /// The `text[]` of the visible (or writable) tenants.
-unsafe fn tenant_array(writable: bool) -> pg_sys::Datum {
-    // Fast path: a context that reads exactly its tenant (and writes it).
-    let raw = *gucs::CONTEXT.as_ptr();
-    if !raw.is_null() && *raw != 0 {
-        let value = CStr::from_ptr(raw);
-        if !context_valid(value) {
-            // No longer valid: reads nothing, writes nothing.
-            return text_array(&[]);
+///
+/// # Safety
+/// `fcinfo` is the call's valid `FunctionCallInfo`.
+unsafe fn tenant_array(fcinfo: pg_sys::FunctionCallInfo, writable: bool) -> pg_sys::Datum {
+    // SAFETY: the GUC machinery keeps the value valid until it is replaced,
+    // which nothing here does; fcinfo is valid (caller).
+    unsafe {
+        // Fast path: a context that reads exactly its tenant (and writes it).
+        let raw = *gucs::CONTEXT.as_ptr();
+        if !raw.is_null() && *raw != 0 {
+            let value = CStr::from_ptr(raw);
+            if !context_valid(value) {
+                // No longer valid: reads nothing, writes nothing.
+                return text_array(&[]);
+            }
+            if let Some(t) = simple_tenant(value.to_bytes()) {
+                return text_array(&[t]);
+            }
         }
-        if let Some(t) = simple_tenant(value.to_bytes()) {
-            return text_array(&[t]);
+        // Read sets, bypass, no context (which may raise). A sequential scan
+        // calls this once per row: the array is built once per expression
+        // and statement, and rebuilt when the context changes (the epoch).
+        let flinfo = (*fcinfo).flinfo;
+        let epoch = gucs::context_epoch();
+        let statement = this_statement();
+        if !flinfo.is_null() {
+            let cache = (*flinfo).fn_extra as *mut ArrayCache;
+            if !cache.is_null() && (*cache).epoch == epoch && (*cache).statement == statement {
+                return (*cache).array;
+            }
         }
+        let ids = if writable {
+            writable_set()
+        } else {
+            visible_set()
+        };
+        let refs: Vec<&[u8]> = ids.iter().map(|s| s.as_bytes()).collect();
+        if flinfo.is_null() {
+            return text_array(&refs);
+        }
+        let old = pg_sys::MemoryContextSwitchTo((*flinfo).fn_mcxt);
+        let array = text_array(&refs);
+        // An earlier array is not freed: an index scan may still hold
+        // pointers into it (its array keys); it goes with the query.
+        let mut cache = (*flinfo).fn_extra as *mut ArrayCache;
+        if cache.is_null() {
+            cache = pg_sys::palloc(std::mem::size_of::<ArrayCache>()) as *mut ArrayCache;
+            (*flinfo).fn_extra = cache.cast();
+        }
+        cache.write(ArrayCache {
+            epoch,
+            statement,
+            array,
+        });
+        pg_sys::MemoryContextSwitchTo(old);
+        array
     }
-    // Read sets, bypass, no context (which may raise).
-    let ids = if writable {
-        writable_set()
-    } else {
-        visible_set()
-    };
-    let refs: Vec<&[u8]> = ids.iter().map(|s| s.as_bytes()).collect();
-    text_array(&refs)
 }
 
 /// `tenant_guard.visible_tenants() RETURNS text[]`: the tenants the current
@@ -960,9 +1035,10 @@ unsafe fn tenant_array(writable: bool) -> pg_sys::Datum {
 #[pg_guard]
 #[no_mangle]
 pub unsafe extern "C-unwind" fn tg_visible_tenants(
-    _fcinfo: pg_sys::FunctionCallInfo,
+    fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    tenant_array(false)
+    // SAFETY: PostgreSQL passes this call's valid fcinfo.
+    unsafe { tenant_array(fcinfo, false) }
 }
 
 /// `tenant_guard.writable_tenants() RETURNS text[]`: the tenants the current
@@ -970,9 +1046,10 @@ pub unsafe extern "C-unwind" fn tg_visible_tenants(
 #[pg_guard]
 #[no_mangle]
 pub unsafe extern "C-unwind" fn tg_writable_tenants(
-    _fcinfo: pg_sys::FunctionCallInfo,
+    fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    tenant_array(true)
+    // SAFETY: PostgreSQL passes this call's valid fcinfo.
+    unsafe { tenant_array(fcinfo, true) }
 }
 
 #[no_mangle]

@@ -21,6 +21,7 @@ SELECT count(*) FROM tenant_guard.protect('tickets');
 SELECT extract(epoch FROM now())::bigint AS now_s \gset
 SELECT tenant_guard.sign('{"tenant_id": "acme", "tenants": ["acme", "globex"], "sub": "agent", "exp": 4102444800}') AS agency \gset
 SELECT tenant_guard.sign('{"tenant_id": "initech", "tenants": ["acme", "globex"], "exp": 4102444800}') AS outside_set \gset
+SELECT tenant_guard.sign('{"tenant_id": "globex", "tenants": ["globex", "initech"], "exp": 4102444800}') AS agency2 \gset
 SELECT tenant_guard.sign(jsonb_build_object('bypass', true, 'sub', 'support', 'iat', :now_s, 'exp', :now_s + 600)) AS bypass \gset
 SELECT tenant_guard.sign(jsonb_build_object('bypass', true, 'tenant_id', 'globex', 'iat', :now_s, 'exp', :now_s + 600)) AS bypass_globex \gset
 SELECT tenant_guard.sign(jsonb_build_object('bypass', true, 'iat', :now_s, 'exp', :now_s + 3600)) AS bypass_long \gset
@@ -88,6 +89,39 @@ SELECT tenant_guard.set_context(:'bypass_globex');
 SELECT tenant_guard.writable_tenants();
 INSERT INTO tickets VALUES (12, 'acme', 'support insert');
 ROLLBACK;
+-- The bypass read set is the registry as of each statement: it is never
+-- copied into the context (which stays as small as a tenant's, whatever the
+-- registry's size), so a tenant registered or deactivated after set_context
+-- is seen by the next statement.
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass');
+RESET ROLE;
+SELECT length(current_setting('tenant_guard.context')) < 400 AS small_context;
+UPDATE tenants SET active = true WHERE id = 'umbrella';
+UPDATE tenants SET active = false WHERE id = 'initech';
+SET ROLE tg_multi_app;
+SELECT tenant_guard.visible_tenants();
+SELECT id, tenant_id FROM tickets ORDER BY id;
+ROLLBACK;
+-- A multi-tenant set is built once per expression and statement, and again
+-- when the context changes: a scan that switches context midway sees the
+-- new context's set from then on (here from {acme, globex} to {globex,
+-- initech} at row 2).
+RESET ROLE;
+CREATE FUNCTION pg_temp.switch_at(id int, tok text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  IF id = 2 THEN PERFORM tenant_guard.set_context(tok); END IF;
+  RETURN true;
+END $$;
+SET tenant_guard.missing_context = 'empty';
+BEGIN;
+SELECT tenant_guard.set_context(:'agency');
+SELECT t.id, t.tenant_id, t.tenant_id = ANY (tenant_guard.visible_tenants()) AS visible
+  FROM (VALUES (1, 'acme'), (2, 'acme'), (3, 'initech'), (4, 'globex')) t(id, tenant_id)
+ WHERE pg_temp.switch_at(t.id, :'agency2');
+ROLLBACK;
+RESET tenant_guard.missing_context;
+SET ROLE tg_multi_app;
 -- A bypass token living longer than tenant_guard.max_bypass_lifetime (15 min).
 BEGIN;
 SELECT tenant_guard.set_context(:'bypass_long');
