@@ -851,21 +851,26 @@ fn no_context() -> Vec<String> {
     }
 }
 
+/// What a bypass read set was read for: (transaction start, context epoch,
+/// key ring generation).
+type BypassKey = (i64, u64, u64);
+
 thread_local! {
-    /// A bypass context's read set: the registry's tenants, read once per
-    /// statement (and again when the key ring or registry settings change).
-    static BYPASS_SET: RefCell<Option<((Statement, u64), Rc<Vec<String>>)>> = const { RefCell::new(None) };
+    /// A bypass context's read set: the registry's tenants, read at the
+    /// first statement of a transaction that needs them, and again when the
+    /// context, the key ring or the registry settings change.
+    static BYPASS_SET: RefCell<Option<(BypassKey, Rc<Vec<String>>)>> = const { RefCell::new(None) };
 }
 
-/// Every tenant of the registry, as of this statement (read as the registry
-/// table's owner; empty without a registry).
+/// Every tenant of the registry, as of this transaction's first use (read
+/// as the registry table's owner; empty without a registry).
 fn bypass_set() -> Rc<Vec<String>> {
     let ring = keys::ring();
-    let at = (this_statement(), ring.generation);
+    let key = (this_statement().0, gucs::context_epoch(), ring.generation);
     if let Some(hit) = BYPASS_SET.with(|c| {
         c.borrow()
             .as_ref()
-            .filter(|(k, _)| *k == at)
+            .filter(|(k, _)| *k == key)
             .map(|(_, v)| v.clone())
     }) {
         return hit;
@@ -876,7 +881,7 @@ fn bypass_set() -> Rc<Vec<String>> {
             .map(registry::all_tenants)
             .unwrap_or_default(),
     );
-    BYPASS_SET.with(|c| *c.borrow_mut() = Some((at, all.clone())));
+    BYPASS_SET.with(|c| *c.borrow_mut() = Some((key, all.clone())));
     all
 }
 

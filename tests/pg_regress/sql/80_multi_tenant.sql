@@ -89,10 +89,10 @@ SELECT tenant_guard.set_context(:'bypass_globex');
 SELECT tenant_guard.writable_tenants();
 INSERT INTO tickets VALUES (12, 'acme', 'support insert');
 ROLLBACK;
--- The bypass read set is the registry as of each statement: it is never
--- copied into the context (which stays as small as a tenant's, whatever the
--- registry's size), so a tenant registered or deactivated after set_context
--- is seen by the next statement.
+-- The bypass read set is the registry as of the transaction's first
+-- statement that reads a protected table: it is never copied into the
+-- context (which stays as small as a tenant's, whatever the registry's
+-- size), so a tenant registered or deactivated after set_context is seen.
 BEGIN;
 SELECT tenant_guard.set_context(:'bypass');
 RESET ROLE;
