@@ -958,6 +958,57 @@ unsafe fn text_array(ids: &[&[u8]]) -> pg_sys::Datum {
     pg_sys::Datum::from(p)
 }
 
+thread_local! {
+    /// How many `planner()` calls of this backend are running (nested
+    /// planning counts once per level).
+    static PLANNING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+static mut PREVIOUS_PLANNER_HOOK: pg_sys::planner_hook_type = None;
+
+/// Installs the planner hook that makes plans independent of the context
+/// that planned them (see [`tenant_array`]). Called once per process from
+/// `_PG_init`; hooks chain.
+pub fn init() {
+    // SAFETY: _PG_init runs once per process; the previous hook is kept and
+    // called from ours.
+    unsafe {
+        PREVIOUS_PLANNER_HOOK = pg_sys::planner_hook;
+        pg_sys::planner_hook = Some(plan_query);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn plan_query(
+    parse: *mut pg_sys::Query,
+    query_string: *const std::ffi::c_char,
+    cursor_options: std::ffi::c_int,
+    bound_params: pg_sys::ParamListInfo,
+) -> *mut pg_sys::PlannedStmt {
+    struct Planning;
+    impl Drop for Planning {
+        fn drop(&mut self) {
+            PLANNING.with(|p| p.set(p.get().saturating_sub(1)));
+        }
+    }
+    PLANNING.with(|p| p.set(p.get() + 1));
+    let _planning = Planning;
+    // SAFETY: the arguments are the planner's, passed on unchanged; an
+    // error unwinds through `_planning`, which restores the count.
+    unsafe {
+        match PREVIOUS_PLANNER_HOOK {
+            Some(previous) => previous(parse, query_string, cursor_options, bound_params),
+            None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
+        }
+    }
+}
+
+/// Whether this call comes from the planner (estimating an expression's
+/// selectivity), not from a query's execution.
+fn planning() -> bool {
+    PLANNING.with(std::cell::Cell::get) > 0
+}
+
 /// What `tenant_array` keeps in `fn_extra` (allocated in `fn_mcxt`, so it
 /// lives as long as the expression that calls it: one query).
 #[repr(C)]
@@ -990,6 +1041,38 @@ unsafe fn tenant_array(fcinfo: pg_sys::FunctionCallInfo, writable: bool) -> pg_s
                 return text_array(&[t]);
             }
         }
+        // While planning, a read set (or a bypass context's registry) is
+        // not built: the planner evaluates the policy's array only to
+        // estimate how many rows match, and is given the context's own
+        // tenant, which every kind of context reads and writes. So a plan
+        // is the plan of a one-tenant query whoever planned it (a cached
+        // plan made under a 1,000-tenant token keeps its index scan for the
+        // next single-tenant request), and planning costs nothing more for
+        // large sets. Only an estimate: the executor calls this again and
+        // gets the real set. A context without a tenant (bypass without a
+        // tenant claim) estimates as an empty set.
+        if planning() {
+            return match current_tenant() {
+                Some(t) => text_array(&[t.as_bytes()]),
+                None if raw.is_null() || *raw == 0 => tenant_array_unplanned(fcinfo, writable),
+                None => text_array(&[]),
+            };
+        }
+        tenant_array_unplanned(fcinfo, writable)
+    }
+}
+
+/// `tenant_array` outside the planner: the real set.
+///
+/// # Safety
+/// `fcinfo` is the call's valid `FunctionCallInfo`.
+unsafe fn tenant_array_unplanned(
+    fcinfo: pg_sys::FunctionCallInfo,
+    writable: bool,
+) -> pg_sys::Datum {
+    // SAFETY: fcinfo is valid (caller); memory is allocated in the
+    // expression's own context.
+    unsafe {
         // Read sets, bypass, no context (which may raise). A sequential scan
         // calls this once per row: the array is built once per expression
         // and statement, and rebuilt when the context changes (the epoch).

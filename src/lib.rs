@@ -50,6 +50,7 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     keys::init();
+    context::init();
 }
 
 /// The version of the loaded tenant_guard library.

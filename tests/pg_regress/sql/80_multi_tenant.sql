@@ -144,6 +144,31 @@ EXPLAIN (COSTS OFF) SELECT count(*) FROM tickets;
 SELECT count(*) FROM tickets;
 COMMIT;
 
+-- Plans do not depend on who planned them. The planner estimates the
+-- policy's rule with the context's own tenant, never with its read set: a
+-- statement prepared under a token that reads 400 tenants (a generic plan,
+-- reused as is) keeps the index scan of a one-tenant query when a
+-- single-tenant request executes it, and each execution still gets its own
+-- context's rows.
+RESET ROLE;
+SELECT tenant_guard.use_registry(NULL);
+SELECT tenant_guard.sign(jsonb_build_object('tenant_id', 't1', 'exp', 4102444800,
+         'tenants', (SELECT jsonb_agg('t' || g) FROM generate_series(0, 399) g))) AS wide \gset
+SELECT tenant_guard.sign('{"tenant_id": "t7", "exp": 4102444800}') AS t7 \gset
+SET ROLE tg_multi_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'wide');
+PREPARE per_tenant AS SELECT count(*) FROM tickets WHERE title = 'bulk';
+EXPLAIN (COSTS OFF) EXECUTE per_tenant;
+EXECUTE per_tenant;
+COMMIT;
+BEGIN;
+SELECT tenant_guard.set_context(:'t7');
+EXPLAIN (COSTS OFF) EXECUTE per_tenant;
+EXECUTE per_tenant;
+COMMIT;
+DEALLOCATE per_tenant;
+
 RESET ROLE;
 DROP TABLE tickets;
 DROP TABLE tenants;
