@@ -712,7 +712,25 @@ fn set_context_inner(token: Option<&str>, is_local: Option<bool>) -> String {
             refuse_tenant(why);
         }
     }
-    if v.bypass && ring.registry.is_none() {
+    // With tenant_guard.bypass_role, a bypass token switches to that role
+    // for the rest of the transaction (checked before anything is set).
+    let bypass_role = if v.bypass {
+        crate::bypass::configured().map(|name| {
+            if !is_local {
+                Failure::new(
+                    Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    "a bypass context with tenant_guard.bypass_role is transaction-local",
+                )
+                .hint("Call set_context(token) with is_local => true inside BEGIN … COMMIT.")
+                .raise();
+            }
+            crate::bypass::require_switchable();
+            (name.clone(), crate::bypass::resolve(&name))
+        })
+    } else {
+        None
+    };
+    if v.bypass && bypass_role.is_none() && ring.registry.is_none() {
         // A bypass token reads every tenant of the registry (looked up at
         // each statement, never copied into the setting): the policy stays
         // `tenant = ANY (visible set)`, so ordinary tenant queries keep their
@@ -729,12 +747,19 @@ fn set_context_inner(token: Option<&str>, is_local: Option<bool>) -> String {
     let value = cached.packed.as_str();
     put(gucs::CONTEXT_NAME, value, is_local);
     remember_set(facts_of_verified(v), is_local, ring.generation);
+    if let Some((_, role)) = &bypass_role {
+        crate::bypass::enter(*role);
+    }
     let tenant = v.tenant.clone().unwrap_or_default();
     let lasts = if is_local { "transaction" } else { "session" };
     if v.bypass {
         // Every use of a bypass token is logged, whatever log_context says.
+        let reads = match &bypass_role {
+            Some((name, _)) => format!("as role \"{name}\""),
+            None => "every tenant of the registry readable".to_owned(),
+        };
         log_line(format!(
-            "tenant_guard: bypass context set: user \"{}\", kid \"{}\", every tenant of the registry readable, {lasts}",
+            "tenant_guard: bypass context set: user \"{}\", kid \"{}\", {reads}, {lasts}",
             v.user.as_deref().unwrap_or(""),
             v.kid,
         ));
@@ -815,6 +840,24 @@ fn scope() -> Option<Rc<Scope>> {
         }
         c.1.clone()
     }))
+}
+
+/// Whether a context setting value is a bypass context's (for the setting's
+/// assign hook: no errors, no allocation beyond the parse).
+pub fn is_bypass_value(v: &[u8]) -> bool {
+    let Ok(v) = std::str::from_utf8(v) else {
+        return false;
+    };
+    if v.is_empty() || simple_tenant(v.as_bytes()).is_some() {
+        return false;
+    }
+    serde_json::from_str::<Scope>(unpack(v).1).is_ok_and(|s| s.bypass)
+}
+
+/// Whether the current context is a bypass context that still holds (key,
+/// expiry and registry checks of [`context_valid`]).
+pub fn bypass_holds() -> bool {
+    raw_context().is_some() && scope().is_some_and(|s| s.bypass)
 }
 
 /// The token's `sub` claim, or NULL.
@@ -1157,6 +1200,27 @@ mod unit {
     use super::*;
 
     #[test]
+    fn bypass_values_are_recognised() {
+        let bypass = pack("", "{\"kid\":\"k\",\"bypass\":true}", "{}", false);
+        let bypass_tenant = pack("acme", "{\"kid\":\"k\",\"bypass\":true}", "{}", false);
+        let multi = pack(
+            "acme",
+            "{\"kid\":\"k\",\"read\":[\"acme\",\"b\"]}",
+            "{}",
+            false,
+        );
+        let simple = pack("acme", "{\"kid\":\"k\"}", "{}", true);
+        assert!(is_bypass_value(bypass.as_bytes()));
+        assert!(is_bypass_value(bypass_tenant.as_bytes()));
+        assert!(!is_bypass_value(multi.as_bytes()));
+        assert!(!is_bypass_value(simple.as_bytes()));
+        assert!(!is_bypass_value(b""));
+        // A value that does not parse is not a bypass context.
+        assert!(!is_bypass_value(b"\x1f{\"bypass\":tru\x1f{}"));
+        assert!(!is_bypass_value(&[0xff, 0xfe]));
+    }
+
+    #[test]
     fn pack_and_unpack() {
         let v = pack("acme", "{\"kid\":\"k\"}", "{\"tenant_id\":\"acme\"}", true);
         assert_eq!(
@@ -1365,10 +1429,7 @@ mod unit {
             payload: big.clone(),
         };
         let packed = packed_value(&v, &v.tenants);
-        let c = Cached {
-            v,
-            packed: Some(packed),
-        };
+        let c = Cached { v, packed };
         let token = "t".repeat(7700);
         let n = footprint(&token, &c);
         // Token, payload (text, parsed, in the setting value) and more.

@@ -46,6 +46,10 @@ pub static LOG_REJECTIONS: GucSetting<LogRejections> =
 /// Default bound of the verified-token cache: 4 MB per backend.
 pub const TOKEN_CACHE_BYTES_DEFAULT: i32 = 4 * 1024 * 1024;
 pub static TOKEN_CACHE_BYTES: GucSetting<i32> = GucSetting::<i32>::new(TOKEN_CACHE_BYTES_DEFAULT);
+/// A role with BYPASSRLS that bypass tokens switch to for the rest of their
+/// transaction (see `bypass`); empty: bypass tokens read the registry's
+/// tenants through the policies.
+pub static BYPASS_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// How long a DDL helper may wait for the locks it takes up front, in
 /// milliseconds (0: no limit). See `integrity_sql::locks`.
 pub static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
@@ -104,10 +108,15 @@ pub fn context_epoch() -> u64 {
 }
 
 unsafe extern "C-unwind" fn context_assigned(
-    _newval: *const std::ffi::c_char,
+    newval: *const std::ffi::c_char,
     _extra: *mut std::ffi::c_void,
 ) {
     CONTEXT_EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
+    // SAFETY: the new value is NULL or a NUL-terminated string owned by the
+    // GUC machinery for the duration of the call.
+    let is_bypass = !newval.is_null()
+        && crate::context::is_bypass_value(unsafe { CStr::from_ptr(newval) }.to_bytes());
+    crate::bypass::context_assigned(is_bypass);
 }
 
 pub fn init() {
@@ -135,6 +144,14 @@ pub fn init() {
         c"Refuse tokens without an exp claim.",
         c"",
         &REQUIRE_EXP,
+        GucContext::Suset,
+        rules,
+    );
+    GucRegistry::define_string_guc(
+        c"tenant_guard.bypass_role",
+        c"Role (BYPASSRLS, not superuser) a bypass token switches to for the rest of its transaction.",
+        c"Empty: a bypass token reads every tenant of the registry through the policies.",
+        &BYPASS_ROLE,
         GucContext::Suset,
         rules,
     );
@@ -271,7 +288,8 @@ pub fn init() {
     // counts every change (set, reset, rollback, end of transaction), so the
     // context checks know when the value they verified was replaced.
     let ctx = GucFlags::DISALLOW_IN_FILE | GucFlags::DISALLOW_IN_AUTO_FILE | GucFlags::NO_SHOW_ALL;
-    // SAFETY: a static setting; the hook cannot fail (it bumps a counter).
+    // SAFETY: a static setting; the hook cannot fail (it bumps a counter and
+    // may switch the user back from the bypass role).
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
             CONTEXT_NAME,

@@ -8,6 +8,8 @@
 //! `protect` (row-level security generator, drift), `integrity` and
 //! `integrity_sql` (composite keys, backfill, NOT NULL, scoped uniques),
 //! `audit` (row counts behind the audit views), `rollout` (staged rollout),
+//! `bypass` (bypass tokens through a BYPASSRLS role), `backfill` (committed
+//! batches),
 //! `triggers` (the tenant-keeping row trigger), `quote` (SQL quoting),
 //! `error` (SQLSTATEs).
 
@@ -15,6 +17,7 @@ use pgrx::prelude::*;
 
 mod audit;
 mod backfill;
+mod bypass;
 mod catalog;
 mod context;
 mod error;
@@ -51,6 +54,7 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     keys::init();
     context::init();
+    bypass::init();
 }
 
 /// The version of the loaded tenant_guard library.
