@@ -851,7 +851,12 @@ pub fn is_bypass_value(v: &[u8]) -> bool {
     if v.is_empty() || simple_tenant(v.as_bytes()).is_some() {
         return false;
     }
-    serde_json::from_str::<Scope>(unpack(v).1).is_ok_and(|s| s.bypass)
+    // A read set of many tenants is not parsed for this: a bypass scope
+    // holds the key `"bypass":true` outside any string (inside one, the
+    // quotes would be escaped).
+    let scope = unpack(v).1;
+    scope.contains("\"bypass\":true")
+        && serde_json::from_str::<Scope>(scope).is_ok_and(|s| s.bypass)
 }
 
 /// Whether the current context is a bypass context that still holds (key,
