@@ -98,7 +98,7 @@ fn open_table_and_column(rel: &pgrx::PgRelation, col: &str) -> (String, Oid, Oid
 /// owner, after checking the caller may read every row: 42501 otherwise,
 /// or, with `skip_unreadable`, a WARNING and NULL (what the view does,
 /// without the cost of an exception block per table).
-#[pg_extern(stable, parallel_unsafe, schema = "tenant_guard")]
+#[pg_extern(stable, parallel_unsafe, schema = "tenant_guard_internal")]
 fn count_null_tenant_rows(
     tbl: pgrx::PgRelation,
     tenant_column: &str,
@@ -146,7 +146,7 @@ fn registry() -> Option<(Oid, String)> {
 /// registry's ids are read as the registry table's owner, the child's
 /// tenant values grouped as the child's owner, the two joined as text
 /// (a hash anti-join against the ids passed as one `text[]`).
-#[pg_extern(stable, parallel_unsafe, schema = "tenant_guard")]
+#[pg_extern(stable, parallel_unsafe, schema = "tenant_guard_internal")]
 fn count_orphan_tenant_rows(
     tbl: pgrx::PgRelation,
     tenant_column: &str,
@@ -297,7 +297,7 @@ fn is_builtin(ty: Oid) -> bool {
 /// so no cast written by another role runs), else as the parent's owner
 /// under the mirror conditions; when neither owner can, the result is NULL
 /// with a WARNING.
-#[pg_extern(stable, parallel_unsafe, schema = "tenant_guard")]
+#[pg_extern(stable, parallel_unsafe, schema = "tenant_guard_internal")]
 fn count_cross_tenant_references(
     constraint_oid: Oid,
     child_tenant: default!(Option<&str>, "NULL"),
@@ -351,11 +351,11 @@ fn count_cross_tenant_references(
 
 extension_sql!(
     r#"
-COMMENT ON FUNCTION tenant_guard.count_null_tenant_rows(regclass, text, boolean) IS
+COMMENT ON FUNCTION tenant_guard_internal.count_null_tenant_rows(regclass, text, boolean) IS
   'rows of a table with a NULL tenant (caller must read every row; counts as the table owner)';
-COMMENT ON FUNCTION tenant_guard.count_orphan_tenant_rows(regclass, text) IS
+COMMENT ON FUNCTION tenant_guard_internal.count_orphan_tenant_rows(regclass, text) IS
   'rows per tenant id not in the registry (caller must read every row; counts as the table owners)';
-COMMENT ON FUNCTION tenant_guard.count_cross_tenant_references(oid, text, text) IS
+COMMENT ON FUNCTION tenant_guard_internal.count_cross_tenant_references(oid, text, text) IS
   'child rows of a foreign key whose parent has another tenant (caller must read both tables; counts as an owner)';
 "#,
     name = "audit_count_comments",

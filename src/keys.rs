@@ -156,7 +156,7 @@ pub fn now() -> f64 {
 }
 
 #[pg_schema]
-mod tenant_guard {
+mod tenant_guard_internal {
     use pgrx::prelude::*;
 
     /// Statement trigger on `tenant_guard.keys` and `tenant_guard.registry`:

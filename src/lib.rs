@@ -37,10 +37,27 @@ mod triggers;
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+
+/// The API schema, created by `sql/bootstrap.sql`. Declared so that
+/// `#[pg_extern(schema = "tenant_guard")]` can name it (pgrx requires a
+/// `#[pg_schema]` module for every schema named there).
+#[pg_schema]
+mod tenant_guard {}
+
+/// The machinery's schema (trigger functions, helpers behind the views),
+/// also created by `sql/bootstrap.sql`, before anything pgrx generates.
+#[pg_schema]
+mod tenant_guard_internal {}
 extension_sql_file!(
     "../sql/audit.sql",
     name = "audit",
-    requires = ["bootstrap", protect::protection_drift]
+    requires = [
+        "bootstrap",
+        protect::protection_drift,
+        audit::count_null_tenant_rows,
+        audit::count_orphan_tenant_rows,
+        audit::count_cross_tenant_references
+    ]
 );
 extension_sql_file!(
     "../sql/selftest.sql",

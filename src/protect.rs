@@ -28,7 +28,39 @@ use std::collections::HashMap;
 pub fn tenant_column(arg: Option<&str>) -> String {
     arg.map(str::to_owned)
         .or_else(|| gucs::text(&gucs::TENANT_COLUMN))
-        .unwrap_or_else(|| "tenant_id".into())
+        .unwrap_or_else(|| policy::DEFAULT_TENANT_COLUMN.into())
+}
+
+/// The schema of the extension's trigger functions, from the catalog: the
+/// schema of the `refuse_truncate` that belongs to the extension
+/// (`pg_depend`), never a function found by name alone. It is
+/// `tenant_guard_internal` from 0.2.0 on, and `tenant_guard` in a database
+/// still at 0.1.0's SQL while this library is already loaded (between
+/// installing the package and `ALTER EXTENSION tenant_guard UPDATE`), so
+/// protect keeps working there too. Caller's rights, pinned: catalog only.
+fn trigger_schema() -> &'static str {
+    let found = pinned(|| {
+        one::<String>(
+            "SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_proc p \
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace \
+               JOIN pg_catalog.pg_depend d \
+                 ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass \
+                AND d.objid OPERATOR(pg_catalog.=) p.oid \
+                AND d.deptype OPERATOR(pg_catalog.=) 'e'::pg_catalog.\"char\" \
+               JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid \
+              WHERE e.extname OPERATOR(pg_catalog.=) 'tenant_guard'::pg_catalog.name \
+                AND p.proname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+            &[policy::FN_REFUSE_TRUNCATE.into()],
+        )
+    });
+    match found.as_deref() {
+        Some(policy::INTERNAL_SCHEMA) => policy::INTERNAL_SCHEMA,
+        Some(policy::API_SCHEMA) => policy::API_SCHEMA,
+        other => crate::error::internal(format!(
+            "tenant_guard's trigger function {} not found where expected (found in {other:?})",
+            policy::FN_REFUSE_TRUNCATE
+        )),
+    }
 }
 
 /// The options of protect/protect_schema (NULL means the default).
@@ -117,14 +149,15 @@ fn actual_policies(oid: pg_sys::Oid) -> Vec<PolicyShape> {
 /// The `tenant_guard_*` triggers of the table itself (not clones), compared
 /// with what protect creates (caller's rights, pinned).
 fn actual_triggers(oid: pg_sys::Oid, column: &str) -> Vec<TriggerShape> {
+    let schema = trigger_schema();
     pinned(|| {
         Spi::connect(|c| {
             spi(c.select(
                 "SELECT t.tgname::pg_catalog.text, \
                         CASE WHEN t.tgname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
-                             THEN t.tgfoid OPERATOR(pg_catalog.=) 'tenant_guard.refuse_truncate()'::pg_catalog.regprocedure::pg_catalog.oid \
+                             THEN t.tgfoid OPERATOR(pg_catalog.=) $6::pg_catalog.regprocedure::pg_catalog.oid \
                                   AND t.tgtype OPERATOR(pg_catalog.=) $3::pg_catalog.int2 \
-                             ELSE t.tgfoid OPERATOR(pg_catalog.=) 'tenant_guard.refuse_tenant_change()'::pg_catalog.regprocedure::pg_catalog.oid \
+                             ELSE t.tgfoid OPERATOR(pg_catalog.=) $7::pg_catalog.regprocedure::pg_catalog.oid \
                                   AND t.tgtype OPERATOR(pg_catalog.=) $4::pg_catalog.int2 \
                                   AND t.tgnargs OPERATOR(pg_catalog.=) 1::pg_catalog.int2 \
                                   AND t.tgargs OPERATOR(pg_catalog.=) \
@@ -143,6 +176,8 @@ fn actual_triggers(oid: pg_sys::Oid, column: &str) -> Vec<TriggerShape> {
                     policy::TGTYPE_STATEMENT_BEFORE_TRUNCATE.into(),
                     policy::TGTYPE_ROW_BEFORE_UPDATE.into(),
                     column.into(),
+                    format!("{schema}.{}()", policy::FN_REFUSE_TRUNCATE).into(),
+                    format!("{schema}.{}()", policy::FN_REFUSE_TENANT_CHANGE).into(),
                 ],
             ))
             .map(|row| TriggerShape {
@@ -275,6 +310,7 @@ fn state(
         default_is_ours: default_is_ours(default),
         fits,
         recorded: None,
+        trigger_schema: trigger_schema(),
     }
 }
 
@@ -348,7 +384,7 @@ impl Drop for Busy {
 
 /// Whether protect or unprotect is running DDL in this backend (for the
 /// DDL event trigger).
-#[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
+#[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard_internal")]
 fn in_protect() -> bool {
     BUSY.with(|b| b.get() > 0)
 }

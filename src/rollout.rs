@@ -133,13 +133,13 @@ fn blockers(schema: &str, col: &str) -> Vec<String> {
         // `privileged::require_full_read` and `count_null_tenant_rows`.)
         "SELECT DISTINCT pg_catalog.format('%I.%I: not audited: this role lacks SELECT on it or row-level security restricts it', ns.nspname, c.relname) \
            FROM (SELECT tt.table_name::pg_catalog.oid AS relid, tt.table_name::pg_catalog.oid AS scoped \
-                   FROM tenant_guard.tenant_tables() tt \
+                   FROM tenant_guard_internal.tenant_tables() tt \
                  UNION \
                  SELECT b.child_table::pg_catalog.oid, b.child_table::pg_catalog.oid \
-                   FROM tenant_guard.tenant_blind_foreign_keys() b \
+                   FROM tenant_guard_internal.tenant_blind_foreign_keys() b \
                  UNION \
                  SELECT b.parent_table::pg_catalog.oid, b.child_table::pg_catalog.oid \
-                   FROM tenant_guard.tenant_blind_foreign_keys() b) t \
+                   FROM tenant_guard_internal.tenant_blind_foreign_keys() b) t \
            JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) t.scoped \
            JOIN pg_catalog.pg_namespace sns ON sns.oid OPERATOR(pg_catalog.=) s.relnamespace \
            JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid \

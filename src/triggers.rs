@@ -89,7 +89,7 @@ unsafe fn same_image(a: pg_sys::Datum, b: pg_sys::Datum, byval: bool, len: i16) 
     }
 }
 
-/// `tenant_guard.refuse_tenant_change() RETURNS trigger`, BEFORE UPDATE OF
+/// `tenant_guard_internal.refuse_tenant_change() RETURNS trigger`, BEFORE UPDATE OF
 /// the tenant column, FOR EACH ROW; its one argument names the column.
 #[pg_guard]
 #[no_mangle]
