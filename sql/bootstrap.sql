@@ -20,10 +20,11 @@ COMMENT ON SCHEMA tenant_guard_internal IS
   'tenant_guard machinery: trigger functions and helpers behind the views; not an API';
 
 -- The tenant sets the generated policies compare with: plain V1 C functions
--- (src/context.rs) that build a fresh text[] on every call, without pgrx's
--- argument machinery. A context that reads one tenant is copied straight
--- from the setting's bytes; a read set or bypass scope is parsed once per
--- distinct setting value and the array rebuilt from it on each call.
+-- (src/context.rs, tenant_array), without pgrx's argument machinery. A
+-- context that reads one tenant gets a one-element text[] built from the
+-- setting's bytes on each call; a read set or a bypass context's array is
+-- built once per calling expression and statement and kept in fn_extra
+-- (rebuilt when the context changes).
 CREATE FUNCTION tenant_guard.visible_tenants() RETURNS text[]
   LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'tg_visible_tenants';
 CREATE FUNCTION tenant_guard.writable_tenants() RETURNS text[]

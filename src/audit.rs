@@ -47,11 +47,17 @@ fn table_and_column(rel: Oid, col: &str) -> (String, Oid, Oid) {
                 (
                     format!(
                         "{}.{}",
-                        ident(&spi(r.get::<String>(1)).unwrap_or_default()),
-                        ident(&spi(r.get::<String>(2)).unwrap_or_default())
+                        ident(&crate::error::present(
+                            r.get::<String>(1),
+                            "pg_namespace.nspname"
+                        )),
+                        ident(&crate::error::present(
+                            r.get::<String>(2),
+                            "pg_class.relname"
+                        ))
                     ),
-                    spi(r.get::<Oid>(3)).unwrap_or(Oid::INVALID),
-                    spi(r.get::<Oid>(4)).unwrap_or(Oid::INVALID),
+                    crate::error::present(r.get::<Oid>(3), "pg_class.relowner"),
+                    crate::error::present(r.get::<Oid>(4), "pg_attribute.atttypid"),
                 )
             })
         })
@@ -74,7 +80,7 @@ fn open_table_and_column(rel: &pgrx::PgRelation, col: &str) -> (String, Oid, Oid
     let name = format!("{}.{}", ident(rel.namespace()), ident(rel.name()));
     // SAFETY: rd_rel of an open relation is valid while it is open.
     let owner = unsafe { (*rel.rd_rel).relowner };
-    let ccol = std::ffi::CString::new(col).unwrap_or_default();
+    let ccol = crate::error::c_string(col);
     // SAFETY: syscache look-ups of an open relation's attribute.
     let ty = unsafe {
         let attnum = pg_sys::get_attnum(rel.oid(), ccol.as_ptr());
@@ -230,13 +236,14 @@ fn foreign_key(con: Oid) -> Fk {
                 &[con.into()],
             ));
             rows.into_iter().next().map(|r| {
-                let nsps: Vec<String> = spi(r.get(5)).unwrap_or_default();
-                let oprs: Vec<String> = spi(r.get(6)).unwrap_or_default();
+                let nsps: Vec<String> =
+                    crate::error::present(r.get(5), "foreign key operator schemas");
+                let oprs: Vec<String> = crate::error::present(r.get(6), "foreign key operators");
                 Fk {
-                    child: spi(r.get(1)).unwrap_or(Oid::INVALID),
-                    parent: spi(r.get(2)).unwrap_or(Oid::INVALID),
-                    cols: spi(r.get(3)).unwrap_or_default(),
-                    pcols: spi(r.get(4)).unwrap_or_default(),
+                    child: crate::error::present(r.get(1), "pg_constraint.conrelid"),
+                    parent: crate::error::present(r.get(2), "pg_constraint.confrelid"),
+                    cols: crate::error::present(r.get(3), "foreign key columns"),
+                    pcols: crate::error::present(r.get(4), "foreign key referenced columns"),
                     ops: nsps.into_iter().zip(oprs).collect(),
                 }
             })

@@ -29,12 +29,12 @@ pub fn relation(oid: pg_sys::Oid) -> Relation {
             &[oid.into()],
         ))
         .first();
-            let nsp: String = spi(row.get(1)).unwrap_or_default();
-            let rel: String = spi(row.get(2)).unwrap_or_default();
-            let kind: String = spi(row.get(3)).unwrap_or_default();
+            let nsp: String = crate::error::present(row.get(1), "pg_namespace.nspname");
+            let rel: String = crate::error::present(row.get(2), "pg_class.relname");
+            let kind: String = crate::error::present(row.get(3), "pg_class.relkind");
             Relation {
                 name: format!("{}.{}", ident(&nsp), ident(&rel)),
-                display: spi(row.get(7)).unwrap_or_default(),
+                display: crate::error::present(row.get(7), "pg_class.relname"),
                 relkind: kind.bytes().next().unwrap_or(b'?'),
                 is_partition: spi(row.get(4)).unwrap_or(false),
                 rls_enabled: spi(row.get(5)).unwrap_or(false),
@@ -77,7 +77,7 @@ pub fn column(oid: pg_sys::Oid, r: &Relation, col: &str) -> (String, Option<Stri
         ));
             rows.into_iter().next().map(|row| {
                 (
-                    spi(row.get::<String>(1)).unwrap_or_default(),
+                    crate::error::present(row.get::<String>(1), "format_type of the tenant column"),
                     spi(row.get::<String>(2)),
                 )
             })

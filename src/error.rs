@@ -222,10 +222,16 @@ pub fn internal(message: impl Into<String>) -> ! {
     .raise()
 }
 
+/// A C string of `s`, for a PostgreSQL C API. Names and values that reach
+/// here come from SQL text, which cannot hold a NUL byte: one would be a
+/// bug, raised as `XX000` rather than silently truncated or emptied.
+pub fn c_string(s: &str) -> std::ffi::CString {
+    std::ffi::CString::new(s).unwrap_or_else(|_| internal("a NUL byte in a name or setting value"))
+}
+
 /// A value the query guarantees (a `NOT NULL` catalog or table column, an
 /// expression that cannot be NULL), from an SPI result: SPI failures and a
 /// NULL are internal errors (`XX000`) naming `what`, never a default.
-#[allow(dead_code)] // used from the next commit on
 pub fn present<T>(r: Result<Option<T>, pgrx::spi::Error>, what: &str) -> T {
     spi(r).unwrap_or_else(|| internal(format!("unexpected NULL {what}")))
 }

@@ -67,7 +67,7 @@ fn relname(oid: Oid) -> String {
             &[oid.into()],
         )
     })
-    .unwrap_or_default()
+    .unwrap_or_else(|| crate::error::internal(format!("relation {} not found", u32::from(oid))))
 }
 
 /// The schema (`nspname`, unquoted) of a relation.
@@ -80,7 +80,7 @@ fn schema_of(oid: Oid) -> String {
             &[oid.into()],
         )
     })
-    .unwrap_or_default()
+    .unwrap_or_else(|| crate::error::internal(format!("relation {} not found", u32::from(oid))))
 }
 
 /// The type of a column (InvalidOid when missing).
@@ -121,8 +121,8 @@ fn eq_operator(parent_type: Oid, child_type: Oid) -> String {
             ));
             rows.into_iter().next().map(|r| {
                 (
-                    spi(r.get::<String>(1)).unwrap_or_default(),
-                    spi(r.get::<String>(2)).unwrap_or_default(),
+                    crate::error::present(r.get::<String>(1), "pg_namespace.nspname"),
+                    crate::error::present(r.get::<String>(2), "pg_operator.oprname"),
                 )
             })
         })
@@ -249,9 +249,9 @@ fn is_safe_type(ty: Oid) -> bool {
                 ));
                 rows.into_iter().next().map(|r| {
                     (
-                        spi(r.get::<String>(1)).unwrap_or_default(),
-                        spi(r.get::<Oid>(2)).unwrap_or(Oid::INVALID),
-                        spi(r.get::<Oid>(3)).unwrap_or(Oid::INVALID),
+                        crate::error::present(r.get::<String>(1), "pg_type.typtype"),
+                        crate::error::present(r.get::<Oid>(2), "pg_type.typbasetype"),
+                        crate::error::present(r.get::<Oid>(3), "pg_type.typelem"),
                     )
                 })
             })
@@ -525,7 +525,7 @@ pub mod locks {
             pg_sys::BeginInternalSubTransaction(std::ptr::null());
             pg_sys::MemoryContextSwitchTo(saved.0);
             let level = pg_sys::NewGUCNestLevel();
-            let v = std::ffi::CString::new(format!("{wait_ms}ms")).unwrap_or_default();
+            let v = crate::error::c_string(&format!("{wait_ms}ms"));
             pg_sys::set_config_option(
                 c"lock_timeout".as_ptr(),
                 v.as_ptr(),
@@ -707,6 +707,7 @@ fn primary_key(oid: Oid) -> Vec<String> {
     )
     .into_iter()
     .next()
+    // No primary key: meant (the callers then ask for parent_columns, 42P10).
     .unwrap_or_default()
 }
 
@@ -759,11 +760,14 @@ fn fk_rows(filter: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<(FkRow, char
                     };
                     (
                         FkRow {
-                            name: spi(row.get(1)).unwrap_or_default(),
-                            child: spi(row.get(2)).unwrap_or(Oid::INVALID),
-                            parent: spi(row.get(3)).unwrap_or(Oid::INVALID),
-                            cols: spi(row.get(4)).unwrap_or_default(),
-                            pcols: spi(row.get(5)).unwrap_or_default(),
+                            name: crate::error::present(row.get(1), "pg_constraint.conname"),
+                            child: crate::error::present(row.get(2), "pg_constraint.conrelid"),
+                            parent: crate::error::present(row.get(3), "pg_constraint.confrelid"),
+                            cols: crate::error::present(row.get(4), "foreign key columns"),
+                            pcols: crate::error::present(
+                                row.get(5),
+                                "foreign key referenced columns",
+                            ),
                             on_update: ch(6),
                             on_delete: ch(7),
                             deferrable: spi(row.get(8)).unwrap_or(false),
@@ -773,8 +777,11 @@ fn fk_rows(filter: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<(FkRow, char
                             ops: Vec::new(),
                         },
                         ch(12),
-                        spi(row.get::<Vec<String>>(13)).unwrap_or_default(),
-                        spi(row.get::<Vec<String>>(14)).unwrap_or_default(),
+                        crate::error::present(
+                            row.get::<Vec<String>>(13),
+                            "foreign key operator schemas",
+                        ),
+                        crate::error::present(row.get::<Vec<String>>(14), "foreign key operators"),
                     )
                 })
                 .collect()
@@ -1067,6 +1074,8 @@ fn add_fk_core(
     let (count_sql, sample_sql) = integrity::violation_queries(&spec);
     let bad = as_table_owner(child, || one::<i64>(&count_sql, &[])).unwrap_or(0);
     if bad > 0 {
+        // The NOTICE's sample only: rows changed since the count may leave
+        // none, and then the NOTICE shows an empty sample (meant).
         let sample = as_table_owner(child, || one::<String>(&sample_sql, &[])).unwrap_or_default();
         ereport!(
             NOTICE,
@@ -1459,8 +1468,8 @@ fn scope_unique(
             ))
             .first();
             (
-                spi(row.get::<Vec<String>>(1)).unwrap_or_default(),
-                spi(row.get::<bool>(2)).unwrap_or(false),
+                crate::error::present(row.get::<Vec<String>>(1), "index key columns"),
+                crate::error::present(row.get::<bool>(2), "pg_index.indexprs IS NOT NULL"),
                 spi(row.get::<String>(3)),
             )
         })

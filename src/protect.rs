@@ -99,15 +99,27 @@ fn recorded(oid: pg_sys::Oid) -> Option<Recorded> {
                 &[oid.into()],
             ));
             rows.into_iter().next().map(|row| Recorded {
-                column: spi(row.get(1)).unwrap_or_default(),
+                column: crate::error::present(row.get(1), "tenant_guard.protected.tenant_column"),
                 opts: Options {
-                    mode: Mode::parse(&spi(row.get::<String>(2)).unwrap_or_default())
-                        .unwrap_or(Mode::Strict),
-                    force: spi(row.get(3)).unwrap_or(true),
+                    // The table's CHECK allows only the two modes.
+                    mode: Mode::parse(&crate::error::present::<String>(
+                        row.get(2),
+                        "tenant_guard.protected.mode",
+                    ))
+                    .unwrap_or_else(|| {
+                        crate::error::internal("unknown mode in tenant_guard.protected")
+                    }),
+                    force: crate::error::present(row.get(3), "tenant_guard.protected.force"),
                 },
                 before: Before {
-                    rls_was_enabled: spi(row.get(4)).unwrap_or(false),
-                    rls_was_forced: spi(row.get(5)).unwrap_or(false),
+                    rls_was_enabled: crate::error::present(
+                        row.get(4),
+                        "tenant_guard.protected.rls_was_enabled",
+                    ),
+                    rls_was_forced: crate::error::present(
+                        row.get(5),
+                        "tenant_guard.protected.rls_was_forced",
+                    ),
                     previous_default: spi(row.get(6)),
                 },
             })
@@ -130,14 +142,13 @@ fn actual_policies(oid: pg_sys::Oid) -> Vec<PolicyShape> {
                 &[oid.into()],
             ))
             .map(|row| PolicyShape {
-                name: spi(row.get::<String>(1)).unwrap_or_default(),
-                cmd: spi(row.get::<String>(2))
-                    .unwrap_or_default()
+                name: crate::error::present(row.get::<String>(1), "pg_policy.polname"),
+                cmd: crate::error::present::<String>(row.get(2), "pg_policy.polcmd")
                     .chars()
                     .next()
                     .unwrap_or('?'),
-                permissive: spi(row.get(3)).unwrap_or(false),
-                to_public: spi(row.get(4)).unwrap_or(false),
+                permissive: crate::error::present(row.get(3), "pg_policy.polpermissive"),
+                to_public: crate::error::present(row.get(4), "pg_policy.polroles"),
                 using: spi(row.get(5)),
                 check: spi(row.get(6)),
             })
@@ -181,7 +192,7 @@ fn actual_triggers(oid: pg_sys::Oid, column: &str) -> Vec<TriggerShape> {
                 ],
             ))
             .map(|row| TriggerShape {
-                name: spi(row.get::<String>(1)).unwrap_or_default(),
+                name: crate::error::present(row.get::<String>(1), "pg_trigger.tgname"),
                 as_rendered: spi(row.get(2)).unwrap_or(false),
                 enabled: spi(row.get(3)).unwrap_or(false),
             })
@@ -201,7 +212,7 @@ fn canonical(oid: pg_sys::Oid, table: &str, expr: &str) -> String {
     let sql = format!("SELECT FROM {table} WHERE {expr}");
     let tree = as_table_owner(oid, || {
         Spi::connect(|_c| {
-            let c = std::ffi::CString::new(sql).unwrap_or_default();
+            let c = crate::error::c_string(&sql);
             // SAFETY: SPI is connected (Spi::connect); the plan is freed
             // below; the lists are PostgreSQL's (List of CachedPlanSource,
             // List of Query) and non-empty for one SELECT statement.
@@ -231,7 +242,7 @@ fn canonical(oid: pg_sys::Oid, table: &str, expr: &str) -> String {
         return String::new();
     };
     pinned(|| {
-        let c = std::ffi::CString::new(tree).unwrap_or_default();
+        let c = crate::error::c_string(&tree);
         // SAFETY: pg_get_expr(pg_node_tree, oid) on a tree PostgreSQL just
         // produced with nodeToString; pg_node_tree is a text varlena.
         unsafe {
@@ -241,7 +252,9 @@ fn canonical(oid: pg_sys::Oid, table: &str, expr: &str) -> String {
                 &[Some(pg_sys::Datum::from(t)), oid.into_datum()],
             )
         }
-        .unwrap_or_default()
+        .unwrap_or_else(|| {
+            crate::error::internal("pg_get_expr returned NULL for a policy expression")
+        })
     })
 }
 
@@ -710,7 +723,7 @@ fn column_if_any(oid: pg_sys::Oid, col: &str) -> Option<(String, Option<String>)
             ));
             rows.into_iter().next().map(|row| {
                 (
-                    spi(row.get::<String>(1)).unwrap_or_default(),
+                    crate::error::present(row.get::<String>(1), "format_type of the tenant column"),
                     spi(row.get::<String>(2)),
                 )
             })
