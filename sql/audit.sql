@@ -26,11 +26,7 @@ LANGUAGE sql STABLE AS $$
     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
     JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
                        AND a.attname OPERATOR(pg_catalog.=)
-                           (CASE WHEN COALESCE(pg_catalog.current_setting('tenant_guard.tenant_column'::pg_catalog.text, true),
-                                               ''::pg_catalog.text) OPERATOR(pg_catalog.=) ''::pg_catalog.text
-                                 THEN 'tenant_id'::pg_catalog.text
-                                 ELSE pg_catalog.current_setting('tenant_guard.tenant_column'::pg_catalog.text, true)
-                            END)::pg_catalog.name
+                           tenant_guard_internal.tenant_column()::pg_catalog.name
                        AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped
    WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog."char"[]) AND NOT c.relispartition
      AND NOT (n.nspname OPERATOR(pg_catalog.=) ANY ('{pg_catalog,information_schema,tenant_guard,pg_toast}'::pg_catalog.name[]))
@@ -163,7 +159,7 @@ SELECT t.table_name,
        (SELECT pg_catalog.count(*) FROM pg_catalog.pg_policy pol
          WHERE pol.polrelid OPERATOR(pg_catalog.=) c.oid
            AND pol.polname OPERATOR(pg_catalog.=) ANY
-               ('{tenant_guard_access,tenant_guard_select,tenant_guard_insert,tenant_guard_update,tenant_guard_delete}'::pg_catalog.name[])
+               (tenant_guard_internal.policy_names()::pg_catalog.name[])
        )::pg_catalog.int4 AS policies,
        p.relid IS NOT NULL AND pg_catalog.cardinality(d.drift) OPERATOR(pg_catalog.=) 0 AS policies_current,
        p.mode,
@@ -203,7 +199,7 @@ COMMENT ON VIEW tenant_guard.status IS
 CREATE FUNCTION tenant_guard_internal.advisor_findings()
 RETURNS TABLE (severity text, code text, object text, detail text, remedy text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE col name := coalesce(nullif(current_setting('tenant_guard.tenant_column', true), ''), 'tenant_id');
+DECLARE col name := tenant_guard_internal.tenant_column();
 BEGIN
   -- Tenant tables never protected.
   RETURN QUERY

@@ -43,7 +43,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   cmd record;
   part record;
-  col name := coalesce(nullif(current_setting('tenant_guard.tenant_column', true), ''), 'tenant_id');
+  col name := tenant_guard_internal.tenant_column();
   action text := coalesce(current_setting('tenant_guard.on_new_table', true), 'off');
   p tenant_guard.protected;
 BEGIN
@@ -198,6 +198,9 @@ COMMENT ON FUNCTION tenant_guard_internal.audit_orphan_tenant_rows() IS 'backs t
 COMMENT ON FUNCTION tenant_guard_internal.tenant_blind_foreign_keys() IS 'foreign keys between tenant tables that leave the tenant column out';
 COMMENT ON FUNCTION tenant_guard_internal.audit_cross_tenant_references() IS 'backs the view tenant_guard.cross_tenant_references';
 COMMENT ON FUNCTION tenant_guard_internal.advisor_findings() IS 'backs the view tenant_guard.advisor';
+COMMENT ON FUNCTION tenant_guard_internal.tenant_column() IS
+  'the tenant column used when none is given: tenant_guard.tenant_column, or the built-in default';
+COMMENT ON FUNCTION tenant_guard_internal.policy_names() IS 'names of the policies protect creates';
 COMMENT ON FUNCTION tenant_guard_internal.in_protect() IS 'whether protect/unprotect is running DDL in this backend (for the DDL guard)';
 COMMENT ON FUNCTION tenant_guard_internal.config_changed() IS 'trigger: drops every backend''s cached key ring when keys or registry change';
 COMMENT ON FUNCTION tenant_guard_internal.refuse_truncate() IS 'trigger: refuses TRUNCATE of a protected table under a tenant context';

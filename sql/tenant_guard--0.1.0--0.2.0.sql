@@ -14,7 +14,9 @@
 --      users are not meant to call moved into it (ALTER FUNCTION … SET
 --      SCHEMA keeps each function's OID, so the triggers on users' tables,
 --      the event triggers and the audit views that call them keep working)
---   1. new C functions: protection_drift and the audit counts that read user
+--   1. new C functions: protection_drift, tenant_column and policy_names
+--      (the library's one definition of the default tenant column and of the
+--      policy names, for the SQL below), the audit counts that read user
 --      tables as their owner (count_null_tenant_rows, count_orphan_tenant_rows,
 --      count_cross_tenant_references); backfill_batch and the committing
 --      backfill procedure
@@ -66,6 +68,14 @@ CREATE FUNCTION tenant_guard_internal.count_orphan_tenant_rows(tbl regclass, ten
 CREATE FUNCTION tenant_guard_internal.count_cross_tenant_references(constraint_oid oid, child_tenant text DEFAULT NULL,
                                                            parent_tenant text DEFAULT NULL) RETURNS bigint
   STABLE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'count_cross_tenant_references_wrapper';
+
+-- The default tenant column and the policy names, from the library (the
+-- one definition of each), for the SQL below (tenant_tables, the advisor,
+-- the status view, the DDL guard).
+CREATE FUNCTION tenant_guard_internal.tenant_column() RETURNS text
+  STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'default_tenant_column_wrapper';
+CREATE FUNCTION tenant_guard_internal.policy_names() RETURNS text[]
+  IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'policy_names_wrapper';
 
 -- One batch of a backfill (from a block on, as the child's owner), for the
 -- committing procedure tenant_guard.backfill below or a client's loop.
@@ -182,11 +192,7 @@ LANGUAGE sql STABLE AS $$
     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
     JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
                        AND a.attname OPERATOR(pg_catalog.=)
-                           (CASE WHEN COALESCE(pg_catalog.current_setting('tenant_guard.tenant_column'::pg_catalog.text, true),
-                                               ''::pg_catalog.text) OPERATOR(pg_catalog.=) ''::pg_catalog.text
-                                 THEN 'tenant_id'::pg_catalog.text
-                                 ELSE pg_catalog.current_setting('tenant_guard.tenant_column'::pg_catalog.text, true)
-                            END)::pg_catalog.name
+                           tenant_guard_internal.tenant_column()::pg_catalog.name
                        AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped
    WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog."char"[]) AND NOT c.relispartition
      AND NOT (n.nspname OPERATOR(pg_catalog.=) ANY ('{pg_catalog,information_schema,tenant_guard,pg_toast}'::pg_catalog.name[]))
@@ -291,7 +297,7 @@ END $$;
 CREATE OR REPLACE FUNCTION tenant_guard_internal.advisor_findings()
 RETURNS TABLE (severity text, code text, object text, detail text, remedy text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE col name := coalesce(nullif(current_setting('tenant_guard.tenant_column', true), ''), 'tenant_id');
+DECLARE col name := tenant_guard_internal.tenant_column();
 BEGIN
   -- Tenant tables never protected.
   RETURN QUERY
@@ -719,7 +725,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   cmd record;
   part record;
-  col name := coalesce(nullif(current_setting('tenant_guard.tenant_column', true), ''), 'tenant_id');
+  col name := tenant_guard_internal.tenant_column();
   action text := coalesce(current_setting('tenant_guard.on_new_table', true), 'off');
   p tenant_guard.protected;
 BEGIN
@@ -786,7 +792,7 @@ SELECT t.table_name,
        (SELECT pg_catalog.count(*) FROM pg_catalog.pg_policy pol
          WHERE pol.polrelid OPERATOR(pg_catalog.=) c.oid
            AND pol.polname OPERATOR(pg_catalog.=) ANY
-               ('{tenant_guard_access,tenant_guard_select,tenant_guard_insert,tenant_guard_update,tenant_guard_delete}'::pg_catalog.name[])
+               (tenant_guard_internal.policy_names()::pg_catalog.name[])
        )::pg_catalog.int4 AS policies,
        p.relid IS NOT NULL AND pg_catalog.cardinality(d.drift) OPERATOR(pg_catalog.=) 0 AS policies_current,
        p.mode,
@@ -850,3 +856,6 @@ COMMENT ON PROCEDURE tenant_guard.backfill(regclass, text, integer, text, intege
   'fill NULL tenant ids from the parent reached through a foreign key, committing every batch (CALL outside a transaction block); resumable, retries 40P01/55P03';
 COMMENT ON FUNCTION tenant_guard.backfill_batch(regclass, text, bigint, integer, text) IS
   'one batch of a backfill, from block from_block, as the child''s owner; returns rows_updated and next_block (NULL at the end of the table)';
+COMMENT ON FUNCTION tenant_guard_internal.tenant_column() IS
+  'the tenant column used when none is given: tenant_guard.tenant_column, or the built-in default';
+COMMENT ON FUNCTION tenant_guard_internal.policy_names() IS 'names of the policies protect creates';

@@ -204,52 +204,9 @@ fn count_orphan_tenant_rows(
     TableIterator::new(rows)
 }
 
-/// A foreign key, as the cross-tenant count needs it.
-struct Fk {
-    child: Oid,
-    parent: Oid,
-    cols: Vec<String>,
-    pcols: Vec<String>,
-    /// `conpfeqop`, as `(schema, name)`.
-    ops: Vec<(String, String)>,
-}
-
-fn foreign_key(con: Oid) -> Fk {
-    let row = pinned(|| {
-        Spi::connect(|c| {
-            let rows = spi(c.select(
-                "SELECT c.conrelid, c.confrelid, \
-                   ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(n, o) \
-                           JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid \
-                            AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o), \
-                   ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY k(n, o) \
-                           JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.confrelid \
-                            AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o), \
-                   ARRAY(SELECT n.nspname::pg_catalog.text FROM pg_catalog.unnest(c.conpfeqop) WITH ORDINALITY k(op, o) \
-                           JOIN pg_catalog.pg_operator x ON x.oid OPERATOR(pg_catalog.=) k.op \
-                           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) x.oprnamespace ORDER BY k.o), \
-                   ARRAY(SELECT x.oprname::pg_catalog.text FROM pg_catalog.unnest(c.conpfeqop) WITH ORDINALITY k(op, o) \
-                           JOIN pg_catalog.pg_operator x ON x.oid OPERATOR(pg_catalog.=) k.op ORDER BY k.o) \
-                  FROM pg_catalog.pg_constraint c \
-                 WHERE c.oid OPERATOR(pg_catalog.=) $1 AND c.contype OPERATOR(pg_catalog.=) 'f'::pg_catalog.\"char\"",
-                None,
-                &[con.into()],
-            ));
-            rows.into_iter().next().map(|r| {
-                let nsps: Vec<String> =
-                    crate::error::present(r.get(5), "foreign key operator schemas");
-                let oprs: Vec<String> = crate::error::present(r.get(6), "foreign key operators");
-                Fk {
-                    child: crate::error::present(r.get(1), "pg_constraint.conrelid"),
-                    parent: crate::error::present(r.get(2), "pg_constraint.confrelid"),
-                    cols: crate::error::present(r.get(3), "foreign key columns"),
-                    pcols: crate::error::present(r.get(4), "foreign key referenced columns"),
-                    ops: nsps.into_iter().zip(oprs).collect(),
-                }
-            })
-        })
-    });
-    row.unwrap_or_else(|| {
+/// The foreign key `con` (the generators' catalog query), or 42704.
+fn foreign_key(con: Oid) -> crate::integrity_sql::FkRow {
+    crate::integrity_sql::foreign_key(con).unwrap_or_else(|| {
         Failure::new(
             Code::ERRCODE_UNDEFINED_OBJECT,
             format!("foreign key with OID {} does not exist", u32::from(con)),
@@ -320,7 +277,7 @@ fn count_cross_tenant_references(
     // Between two owners, the key's equality operators must be the
     // catalog's too: an operator class of the other owner's would run its
     // code as this one.
-    let catalog_ops = fk.ops.iter().all(|(n, _)| n == "pg_catalog");
+    let catalog_ops = fk.op_schemas.iter().all(|n| n == "pg_catalog");
     let run_as =
         if co == po || (catalog_ops && role_reads_all(co, fk.parent) && is_builtin(pt_type)) {
             Some(co)
@@ -342,14 +299,13 @@ fn count_cross_tenant_references(
         );
         return None;
     };
-    let (nsps, oprs): (Vec<String>, Vec<String>) = fk.ops.iter().cloned().unzip();
-    let ops = crate::integrity_sql::constraint_ops(&nsps, &oprs);
+    let ops = &fk.ops;
     let c: Vec<&str> = fk.cols.iter().map(String::as_str).collect();
     let p: Vec<&str> = fk.pcols.iter().map(String::as_str).collect();
     let sql = format!(
         "SELECT pg_catalog.count(*) FROM {child_name} c JOIN {parent_name} p ON {} \
           WHERE c.{ct}::pg_catalog.text OPERATOR(pg_catalog.<>) p.{pt}::pg_catalog.text",
-        integrity::key_join(&c, &p, &ops),
+        integrity::key_join(&c, &p, ops),
         ct = ident(&ct),
         pt = ident(&pt)
     );

@@ -109,3 +109,25 @@ pub fn require_schema(schema: &str) {
         .raise();
     }
 }
+
+/// `ARRAY(...)` (a `text[]`) of the names of relation `$rel`'s columns
+/// numbered by `$attnums` (an `int2[]` or `int2vector` such as `conkey`,
+/// `confkey` or `indkey`), in that order; expression columns (number 0)
+/// are left out. The one definition of this catalog look-up for the Rust
+/// side (constraints and indexes in `integrity_sql`, which the audits
+/// reuse); `$rel` and `$attnums` are SQL expressions over the caller's
+/// range table, as literals, so the result is a `&'static str`.
+/// (`sql/audit.sql`'s `tenant_blind_foreign_keys` has the SQL side's.)
+macro_rules! column_names {
+    ($rel:literal, $attnums:literal) => {
+        concat!(
+            "ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(",
+            $attnums,
+            ") WITH ORDINALITY k(n, o) \
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) ",
+            $rel,
+            " AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o)"
+        )
+    };
+}
+pub(crate) use column_names;

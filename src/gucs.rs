@@ -49,7 +49,7 @@ pub static MAX_BYPASS_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(900);
 pub static MISSING_CONTEXT: GucSetting<MissingContext> =
     GucSetting::<MissingContext>::new(MissingContext::Error);
 pub static TENANT_COLUMN: GucSetting<Option<CString>> =
-    GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
+    GucSetting::<Option<CString>>::new(Some(crate::policy::DEFAULT_TENANT_COLUMN_C));
 pub static ON_NEW_TABLE: GucSetting<OnNewTable> = GucSetting::<OnNewTable>::new(OnNewTable::Off);
 pub static LOG_REJECTIONS: GucSetting<LogRejections> =
     GucSetting::<LogRejections>::new(LogRejections::All);

@@ -640,8 +640,7 @@ pub mod locks {
     }
 }
 
-const KEY_COLS_OF_INDEX: &str = "ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(i.indkey) WITH ORDINALITY k(n, o) \
-      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o)";
+const KEY_COLS_OF_INDEX: &str = crate::catalog::column_names!("i.indrelid", "i.indkey");
 
 /// Column lists of the table's valid unique, non-partial, plain-column
 /// indexes. An invalid index (left by an interrupted `CREATE INDEX
@@ -698,11 +697,12 @@ fn drop_invalid_index(table: Oid, name: &str, concurrently: bool) -> Option<Stri
 
 fn primary_key(oid: Oid) -> Vec<String> {
     names(
-        "SELECT ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(n, o) \
-                        JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid \
-                         AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o) \
-           FROM pg_catalog.pg_constraint c \
-          WHERE c.conrelid OPERATOR(pg_catalog.=) $1 AND c.contype OPERATOR(pg_catalog.=) 'p'::pg_catalog.\"char\"",
+        concat!(
+            "SELECT ",
+            crate::catalog::column_names!("c.conrelid", "c.conkey"),
+            " FROM pg_catalog.pg_constraint c \
+              WHERE c.conrelid OPERATOR(pg_catalog.=) $1 AND c.contype OPERATOR(pg_catalog.=) 'p'::pg_catalog.\"char\""
+        ),
         &[oid.into()],
     )
     .into_iter()
@@ -715,7 +715,7 @@ fn primary_key(oid: Oid) -> Vec<String> {
 #[derive(Debug, Clone)]
 pub(crate) struct FkRow {
     name: String,
-    child: Oid,
+    pub(crate) child: Oid,
     pub(crate) parent: Oid,
     pub(crate) cols: Vec<String>,
     pub(crate) pcols: Vec<String>,
@@ -727,15 +727,19 @@ pub(crate) struct FkRow {
     index: Oid,
     /// `conpfeqop`, rendered (empty for other constraints).
     pub(crate) ops: Vec<String>,
+    /// The schemas of `conpfeqop`'s operators, in key order.
+    pub(crate) op_schemas: Vec<String>,
 }
 
-const FK_SELECT: &str = "SELECT c.conname::pg_catalog.text, c.conrelid, c.confrelid, \
-      ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(n, o) \
-              JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid \
-               AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o), \
-      ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY k(n, o) \
-              JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.confrelid \
-               AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o), \
+/// Every constraint fact the generators and the audits read, in one query
+/// (the audits' cross-tenant count reads a foreign key through
+/// [`foreign_key`]).
+const FK_SELECT: &str = concat!(
+    "SELECT c.conname::pg_catalog.text, c.conrelid, c.confrelid, ",
+    crate::catalog::column_names!("c.conrelid", "c.conkey"),
+    ", ",
+    crate::catalog::column_names!("c.confrelid", "c.confkey"),
+    ", \
       c.confupdtype::pg_catalog.text, c.confdeltype::pg_catalog.text, c.condeferrable, c.condeferred, \
       c.convalidated, c.conindid, c.contype::pg_catalog.text, \
       ARRAY(SELECT n.nspname::pg_catalog.text FROM pg_catalog.unnest(c.conpfeqop) WITH ORDINALITY k(op, o) \
@@ -743,7 +747,8 @@ const FK_SELECT: &str = "SELECT c.conname::pg_catalog.text, c.conrelid, c.confre
               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) x.oprnamespace ORDER BY k.o), \
       ARRAY(SELECT x.oprname::pg_catalog.text FROM pg_catalog.unnest(c.conpfeqop) WITH ORDINALITY k(op, o) \
               JOIN pg_catalog.pg_operator x ON x.oid OPERATOR(pg_catalog.=) k.op ORDER BY k.o) \
-    FROM pg_catalog.pg_constraint c ";
+    FROM pg_catalog.pg_constraint c "
+);
 
 /// `contype = 'f'`, written search-path proof.
 const IS_FK: &str = "c.contype OPERATOR(pg_catalog.=) 'f'::pg_catalog.\"char\"";
@@ -775,6 +780,7 @@ fn fk_rows(filter: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<(FkRow, char
                             validated: spi(row.get(10)).unwrap_or(true),
                             index: spi(row.get(11)).unwrap_or(Oid::INVALID),
                             ops: Vec::new(),
+                            op_schemas: Vec::new(),
                         },
                         ch(12),
                         crate::error::present(
@@ -790,9 +796,21 @@ fn fk_rows(filter: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<(FkRow, char
     raw.into_iter()
         .map(|(mut f, k, nsps, oprs)| {
             f.ops = constraint_ops(&nsps, &oprs);
+            f.op_schemas = nsps;
             (f, k)
         })
         .collect()
+}
+
+/// The foreign key `con` (any constraint of another kind, or none: `None`).
+pub(crate) fn foreign_key(con: Oid) -> Option<FkRow> {
+    fk_rows(
+        &format!("WHERE c.oid OPERATOR(pg_catalog.=) $1 AND {IS_FK}"),
+        &[con.into()],
+    )
+    .into_iter()
+    .next()
+    .map(|(f, _)| f)
 }
 
 pub(crate) fn wrong_type(msg: String) -> Failure {

@@ -71,6 +71,8 @@ extension_sql_file!(
     requires = [
         "bootstrap",
         protect::protection_drift,
+        protect::default_tenant_column,
+        protect::policy_names,
         audit::count_null_tenant_rows,
         audit::count_orphan_tenant_rows,
         audit::count_cross_tenant_references

@@ -96,8 +96,15 @@ pub const FN_REFUSE_TENANT_CHANGE: &str = "refuse_tenant_change";
 /// The statement trigger function refusing TRUNCATE.
 pub const FN_REFUSE_TRUNCATE: &str = "refuse_truncate";
 /// The tenant column when neither an argument nor the setting
-/// `tenant_guard.tenant_column` names one (also the setting's default).
-pub const DEFAULT_TENANT_COLUMN: &str = "tenant_id";
+/// `tenant_guard.tenant_column` names one: the setting's built-in default
+/// (`gucs`), and through `tenant_guard_internal.tenant_column()` the
+/// default of the SQL in `sql/`.
+pub const DEFAULT_TENANT_COLUMN_C: &std::ffi::CStr = c"tenant_id";
+/// [`DEFAULT_TENANT_COLUMN_C`] as a `&str`.
+pub const DEFAULT_TENANT_COLUMN: &str = match DEFAULT_TENANT_COLUMN_C.to_str() {
+    Ok(s) => s,
+    Err(_) => panic!("the default tenant column is ASCII"),
+};
 
 pub const ACCESS: &str = "tenant_guard_access";
 pub const SELECT: &str = "tenant_guard_select";

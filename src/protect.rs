@@ -31,6 +31,28 @@ pub fn tenant_column(arg: Option<&str>) -> String {
         .unwrap_or_else(|| policy::DEFAULT_TENANT_COLUMN.into())
 }
 
+/// `tenant_guard_internal.tenant_column()`: the tenant column the audits
+/// and the DDL guard (SQL in `sql/`) use when none is given, as
+/// [`tenant_column`] decides it for the generators: the setting
+/// `tenant_guard.tenant_column`, or the built-in default. SQL reads it here
+/// so that the default is written once.
+#[pg_extern(
+    name = "tenant_column",
+    stable,
+    parallel_safe,
+    schema = "tenant_guard_internal"
+)]
+fn default_tenant_column() -> String {
+    tenant_column(None)
+}
+
+/// `tenant_guard_internal.policy_names()`: the names of the policies
+/// `protect` creates ([`policy::POLICIES`]), for the `status` view.
+#[pg_extern(immutable, parallel_safe, schema = "tenant_guard_internal")]
+fn policy_names() -> Vec<String> {
+    policy::POLICIES.iter().map(|s| s.to_string()).collect()
+}
+
 /// The schema of the extension's trigger functions, from the catalog: the
 /// schema of the `refuse_truncate` that belongs to the extension
 /// (`pg_depend`), never a function found by name alone. It is

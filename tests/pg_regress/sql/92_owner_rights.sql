@@ -121,7 +121,8 @@ SET ROLE tg_or_auditor;
 SELECT tenant_guard_internal.count_null_tenant_rows('tg_or_items', 'tenant_id');
 RESET ROLE;
 GRANT SELECT ON tenant_guard.null_tenant_rows TO tg_or_auditor;
-GRANT EXECUTE ON FUNCTION tenant_guard_internal.audit_null_tenant_rows(), tenant_guard_internal.tenant_tables() TO tg_or_auditor;
+GRANT EXECUTE ON FUNCTION tenant_guard_internal.audit_null_tenant_rows(), tenant_guard_internal.tenant_tables(),
+                          tenant_guard_internal.tenant_column() TO tg_or_auditor;
 SET ROLE tg_or_auditor;
 SELECT * FROM tenant_guard.null_tenant_rows WHERE table_name = 'tg_or_items'::regclass;
 RESET ROLE;
@@ -270,7 +271,8 @@ CREATE TABLE tg_or_y.tg_or_yc (id int PRIMARY KEY, tenant_id text NOT NULL,
 RESET ROLE;
 INSERT INTO tg_or_y.tg_or_yc VALUES (1, 'acme', 2);   -- globex's parent: a cross-tenant reference
 GRANT EXECUTE ON FUNCTION tenant_guard.rollout(text, text, text, boolean),
-                          tenant_guard_internal.tenant_tables(), tenant_guard_internal.tenant_blind_foreign_keys(),
+                          tenant_guard_internal.tenant_tables(), tenant_guard_internal.tenant_column(),
+                          tenant_guard_internal.tenant_blind_foreign_keys(),
                           tenant_guard_internal.audit_null_tenant_rows(), tenant_guard_internal.audit_orphan_tenant_rows(),
                           tenant_guard_internal.audit_cross_tenant_references(),
                           tenant_guard_internal.count_null_tenant_rows(regclass, text, boolean),
