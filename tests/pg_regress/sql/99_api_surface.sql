@@ -4,8 +4,9 @@
 -- row per function, each starting with `tenant_guard.NAME(` (or
 -- `PROCEDURE tenant_guard.NAME(`). This spec reads that table from the
 -- README itself and compares it with the catalog, so adding a function to
--- tenant_guard without a row in the table (or leaving a row for a function
--- that is gone) fails here. How it finds the README: pg_regress (PostgreSQL
+-- tenant_guard without a row in the table, leaving a row for a function
+-- that is gone, or a row whose argument types differ from the function's,
+-- fails here. How it finds the README: pg_regress (PostgreSQL
 -- 15 and later) exports PG_ABS_SRCDIR, the absolute --inputdir
 -- (tests/pg_regress), to the psql it runs; psql's \getenv reads it and a
 -- backtick command reads ../../README.md from there on the client side (no
@@ -22,11 +23,11 @@
 \set VERBOSITY sqlstate
 CREATE EXTENSION tenant_guard;
 
--- The reference table's rows: (name, procedure?).
+-- The reference table's rows: (name, procedure?, argument list as written).
 CREATE TEMP TABLE readme_reference AS
-SELECT DISTINCT m[2] AS name, m[1] IS NOT NULL AS is_procedure
+SELECT DISTINCT m[2] AS name, m[1] IS NOT NULL AS is_procedure, m[3] AS args
   FROM regexp_matches(substring(:'readme' FROM '### Functions\n(.*?)\n### '),
-                      '(?n)^\| `(PROCEDURE )?tenant_guard\.([a-z_0-9]+)\(', 'g') AS m;
+                      '(?n)^\| `(PROCEDURE )?tenant_guard\.([a-z_0-9]+)\(([^)]*)\)', 'g') AS m;
 
 -- The README's table was found and is not empty.
 SELECT count(*) > 20 AS reference_table_found FROM readme_reference;
@@ -53,6 +54,20 @@ SELECT p.proname, p.prokind,
        obj_description(p.oid, 'pg_proc') IS NOT NULL AS has_comment
   FROM pg_proc p JOIN readme_reference r ON r.name = p.proname
  WHERE p.pronamespace = 'tenant_guard'::regnamespace
+ ORDER BY 1;
+
+-- Functions whose argument types differ from the README's signature (each
+-- argument written "name type [DEFAULT ...]"; the type as PostgreSQL names
+-- it, so timestamptz and timestamp with time zone agree): none.
+SELECT p.proname, r.args AS readme_arguments, pg_get_function_identity_arguments(p.oid) AS arguments
+  FROM pg_proc p JOIN readme_reference r ON r.name = p.proname
+ WHERE p.pronamespace = 'tenant_guard'::regnamespace
+   AND coalesce((SELECT string_agg(format_type(t, NULL), ', ' ORDER BY o)
+                   FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY u(t, o)), '')
+       IS DISTINCT FROM
+       coalesce((SELECT string_agg(to_regtype(regexp_replace(regexp_replace(a, '\s+DEFAULT\s.*$', ''),
+                                                            '^\s*\S+\s+', ''))::text, ', ' ORDER BY o)
+                   FROM unnest(string_to_array(nullif(r.args, ''), ',')) WITH ORDINALITY u(a, o)), '')
  ORDER BY 1;
 
 -- tenant_guard_internal: PUBLIC may execute only functions that return
