@@ -376,7 +376,8 @@ fn unix_seconds(ts: i64) -> f64 {
 type Statement = (i64, i64);
 
 fn this_statement() -> Statement {
-    // SAFETY: plain reads of the transaction's timestamps.
+    // SAFETY: no arguments; both return a backend-local timestamp by value
+    // and are valid to call at any time inside a transaction (they are).
     unsafe {
         (
             pg_sys::GetCurrentTransactionStartTimestamp(),
@@ -502,7 +503,8 @@ fn context_valid(value: &CStr) -> bool {
     }
     let valid = why.is_none();
     // A parallel worker stays silent: its leader judges the same value.
-    // SAFETY: reads a backend-global int.
+    // SAFETY: ParallelWorkerNumber is a plain int of this backend, set once
+    // when a worker starts; reading it has no other precondition.
     let worker = unsafe { pg_sys::ParallelWorkerNumber } >= 0;
     let warn = !valid && !warned && !worker;
     CHECKED.with(|c| {
@@ -665,7 +667,8 @@ fn set_context_inner(token: Option<&str>, is_local: Option<bool>) -> String {
     let Some(is_local) = is_local else {
         crate::error::invalid_parameter("is_local must not be NULL").raise()
     };
-    // SAFETY: reads transaction state.
+    // SAFETY: no arguments; returns a bool from this backend's transaction
+    // state, which a running function call always has.
     if is_local && !unsafe { pg_sys::IsTransactionBlock() } {
         Failure::new(
             Code::ERRCODE_NO_ACTIVE_SQL_TRANSACTION,

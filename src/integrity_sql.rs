@@ -162,7 +162,8 @@ fn owner_name(role: Oid) -> String {
 /// of the owning role, or superuser): what running DDL on it takes.
 pub(crate) fn caller_owns(rel: Oid) -> bool {
     let owner = privileged::table_owner(rel);
-    // SAFETY: a catalog look-up; true for superusers.
+    // SAFETY: plain OIDs by value, no pointers; has_privs_of_role only
+    // reads the catalog (an unknown role is simply not a member).
     unsafe { pg_sys::has_privs_of_role(pg_sys::GetUserId(), owner) }
 }
 
@@ -188,7 +189,9 @@ fn require_read_or_own(rel: Oid) {
 
 /// Whether `role` holds `mode` on `rel`.
 fn role_has(role: Oid, rel: Oid, mode: u32) -> bool {
-    // SAFETY: a catalog look-up.
+    // SAFETY: plain OIDs and a mode by value, no pointers; the ACL check
+    // reads the catalog and raises (never returns garbage) for a relation
+    // that does not exist.
     unsafe {
         pg_sys::pg_class_aclcheck(rel, role, mode as pg_sys::AclMode)
             == pg_sys::AclResult::ACLCHECK_OK

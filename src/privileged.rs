@@ -256,7 +256,8 @@ pub fn can_read_all(rel: pg_sys::Oid) -> bool {
     if !rls_restricts_caller(rel) {
         return true;
     }
-    // SAFETY: a catalog look-up of role membership.
+    // SAFETY: plain OIDs by value, no pointers; has_privs_of_role only
+    // reads the catalog.
     unsafe { pg_sys::has_privs_of_role(pg_sys::GetUserId(), table_owner(rel)) }
 }
 

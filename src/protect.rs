@@ -370,7 +370,8 @@ fn default_is_ours(default: &Option<String>) -> bool {
 /// a superuser: PostgreSQL's own ownership rule for ALTER TABLE.
 fn require_owner(oid: pg_sys::Oid, r: &Relation) {
     let owner = crate::privileged::table_owner(oid);
-    // SAFETY: a catalog look-up of role membership.
+    // SAFETY: plain OIDs by value, no pointers; has_privs_of_role only
+    // reads the catalog.
     let ok = unsafe { pg_sys::has_privs_of_role(pg_sys::GetUserId(), owner) };
     if !ok {
         Failure::new(
