@@ -107,8 +107,10 @@ pub static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>:
 /// Name of the context setting.
 pub const CONTEXT_NAME: &CStr = c"tenant_guard.context";
 
-// The settings' names, each written once (SQL files name them in their own
-// text: sql/audit.sql and finalize.sql read tenant_column and on_new_table).
+// The settings' names, each written once for the Rust side. SQL reads the
+// effective tenant column through tenant_guard_internal.tenant_column(); the
+// DDL guard (sql/finalize.sql) reads on_new_table by name, and selftest
+// (sql/selftest.sql) pins several settings by name for its fixture.
 pub const TENANT_CLAIM_NAME: &CStr = c"tenant_guard.tenant_claim";
 pub const LEEWAY_NAME: &CStr = c"tenant_guard.leeway";
 pub const REQUIRE_EXP_NAME: &CStr = c"tenant_guard.require_exp";
