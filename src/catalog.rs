@@ -36,9 +36,9 @@ pub fn relation(oid: pg_sys::Oid) -> Relation {
                 name: format!("{}.{}", ident(&nsp), ident(&rel)),
                 display: crate::error::present(row.get(7), "pg_class.relname"),
                 relkind: kind.bytes().next().unwrap_or(b'?'),
-                is_partition: spi(row.get(4)).unwrap_or(false),
-                rls_enabled: spi(row.get(5)).unwrap_or(false),
-                rls_forced: spi(row.get(6)).unwrap_or(false),
+                is_partition: crate::error::present(row.get(4), "pg_class.relispartition"),
+                rls_enabled: crate::error::present(row.get(5), "pg_class.relrowsecurity"),
+                rls_forced: crate::error::present(row.get(6), "pg_class.relforcerowsecurity"),
             }
         })
     })

@@ -367,9 +367,9 @@ pub(crate) fn require_owned_tree(rel: Oid, why: &str) {
             ));
             rows.into_iter().next().map(|r| {
                 (
-                    spi(r.get::<Oid>(1)).unwrap_or(Oid::INVALID),
-                    spi(r.get::<Oid>(2)).unwrap_or(Oid::INVALID),
-                    spi(r.get::<bool>(3)).unwrap_or(false),
+                    crate::error::present(r.get::<Oid>(1), "pg_class.oid"),
+                    crate::error::present(r.get::<Oid>(2), "pg_class.relowner"),
+                    crate::error::present(r.get::<bool>(3), "pg_class.relispartition"),
                 )
             })
         })
@@ -778,10 +778,19 @@ fn fk_rows(filter: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<(FkRow, char
                             ),
                             on_update: ch(6),
                             on_delete: ch(7),
-                            deferrable: spi(row.get(8)).unwrap_or(false),
-                            deferred: spi(row.get(9)).unwrap_or(false),
-                            validated: spi(row.get(10)).unwrap_or(true),
-                            index: spi(row.get(11)).unwrap_or(Oid::INVALID),
+                            deferrable: crate::error::present(
+                                row.get(8),
+                                "pg_constraint.condeferrable",
+                            ),
+                            deferred: crate::error::present(
+                                row.get(9),
+                                "pg_constraint.condeferred",
+                            ),
+                            validated: crate::error::present(
+                                row.get(10),
+                                "pg_constraint.convalidated",
+                            ),
+                            index: crate::error::present(row.get(11), "pg_constraint.conindid"),
                             ops: Vec::new(),
                             op_schemas: Vec::new(),
                         },

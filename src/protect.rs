@@ -215,8 +215,8 @@ fn actual_triggers(oid: pg_sys::Oid, column: &str) -> Vec<TriggerShape> {
             ))
             .map(|row| TriggerShape {
                 name: crate::error::present(row.get::<String>(1), "pg_trigger.tgname"),
-                as_rendered: spi(row.get(2)).unwrap_or(false),
-                enabled: spi(row.get(3)).unwrap_or(false),
+                as_rendered: crate::error::present(row.get(2), "trigger comparison"),
+                enabled: crate::error::present(row.get(3), "pg_trigger.tgenabled"),
             })
             .collect()
         })
