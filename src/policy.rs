@@ -106,6 +106,10 @@ pub const DEFAULT_TENANT_COLUMN: &str = match DEFAULT_TENANT_COLUMN_C.to_str() {
     Err(_) => panic!("the default tenant column is ASCII"),
 };
 
+/// Every policy and trigger `protect` creates is named with this prefix
+/// (the drift check lists a table's triggers by it).
+pub const OBJECT_PREFIX: &str = "tenant_guard_";
+
 pub const ACCESS: &str = "tenant_guard_access";
 pub const SELECT: &str = "tenant_guard_select";
 pub const INSERT: &str = "tenant_guard_insert";
@@ -560,6 +564,16 @@ mod tests {
         t.default_is_ours = true;
         t.recorded = Some(opts);
         t
+    }
+
+    #[test]
+    fn every_object_name_has_the_prefix() {
+        for n in POLICIES
+            .iter()
+            .chain(&[TRG_IMMUTABLE, TRG_IMMUTABLE_PARTITIONED, TRG_TRUNCATE])
+        {
+            assert!(n.starts_with(OBJECT_PREFIX), "{n}");
+        }
     }
 
     #[test]

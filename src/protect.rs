@@ -200,7 +200,7 @@ fn actual_triggers(oid: pg_sys::Oid, column: &str) -> Vec<TriggerShape> {
                    FROM pg_catalog.pg_trigger t \
                   WHERE t.tgrelid OPERATOR(pg_catalog.=) $1 AND t.tgparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid \
                     AND NOT t.tgisinternal \
-                    AND pg_catalog.starts_with(t.tgname::pg_catalog.text, 'tenant_guard_'::pg_catalog.text) \
+                    AND pg_catalog.starts_with(t.tgname::pg_catalog.text, $8::pg_catalog.text) \
                   ORDER BY 1",
                 None,
                 &[
@@ -211,6 +211,7 @@ fn actual_triggers(oid: pg_sys::Oid, column: &str) -> Vec<TriggerShape> {
                     column.into(),
                     format!("{schema}.{}()", policy::FN_REFUSE_TRUNCATE).into(),
                     format!("{schema}.{}()", policy::FN_REFUSE_TENANT_CHANGE).into(),
+                    policy::OBJECT_PREFIX.into(),
                 ],
             ))
             .map(|row| TriggerShape {
