@@ -95,16 +95,21 @@ RETURNS TABLE (constraint_oid oid, child_table regclass, constraint_name name, p
                child_tenant name, parent_tenant name, child_columns name[], parent_columns name[])
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT k.oid, k.conrelid::pg_catalog.regclass, k.conname, k.confrelid::pg_catalog.regclass,
-         ct.tenant_column, pt.tenant_column,
-         ARRAY(SELECT a.attname FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY u(n, o)
-                 JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid
-                                               AND a.attnum OPERATOR(pg_catalog.=) u.n ORDER BY u.o),
-         ARRAY(SELECT a.attname FROM pg_catalog.unnest(k.confkey) WITH ORDINALITY u(n, o)
-                 JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.confrelid
-                                               AND a.attnum OPERATOR(pg_catalog.=) u.n ORDER BY u.o)
+         ct.tenant_column, pt.tenant_column, cols.child_columns, cols.parent_columns
     FROM pg_catalog.pg_constraint k
     JOIN tenant_guard_internal.tenant_tables() ct ON ct.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) k.conrelid
     JOIN tenant_guard_internal.tenant_tables() pt ON pt.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) k.confrelid
+    -- Both column lists in key order, in one walk of (conkey, confkey): the
+    -- SQL side's one "column names of a key" look-up (src/catalog.rs has the
+    -- Rust side's, column_names!).
+    CROSS JOIN LATERAL (
+      SELECT pg_catalog.array_agg(ca.attname ORDER BY u.o), pg_catalog.array_agg(pa.attname ORDER BY u.o)
+        FROM ROWS FROM (pg_catalog.unnest(k.conkey), pg_catalog.unnest(k.confkey)) WITH ORDINALITY u(c, p, o)
+        JOIN pg_catalog.pg_attribute ca ON ca.attrelid OPERATOR(pg_catalog.=) k.conrelid
+                                       AND ca.attnum OPERATOR(pg_catalog.=) u.c
+        JOIN pg_catalog.pg_attribute pa ON pa.attrelid OPERATOR(pg_catalog.=) k.confrelid
+                                       AND pa.attnum OPERATOR(pg_catalog.=) u.p
+    ) cols(child_columns, parent_columns)
    WHERE k.contype OPERATOR(pg_catalog.=) 'f'::pg_catalog."char"
      AND k.conparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
      AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(k.conkey) u(n)

@@ -117,7 +117,7 @@ pub fn require_schema(schema: &str) {
 /// side (constraints and indexes in `integrity_sql`, which the audits
 /// reuse); `$rel` and `$attnums` are SQL expressions over the caller's
 /// range table, as literals, so the result is a `&'static str`.
-/// (`sql/audit.sql`'s `tenant_blind_foreign_keys` has the SQL side's.)
+/// (`sql/audit.sql`'s `tenant_blind_foreign_keys` has the SQL side's one.)
 macro_rules! column_names {
     ($rel:literal, $attnums:literal) => {
         concat!(
