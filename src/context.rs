@@ -377,7 +377,7 @@ type Statement = (i64, i64);
 
 fn this_statement() -> Statement {
     // SAFETY: no arguments; both return a backend-local timestamp by value
-    // and are valid to call at any time inside a transaction (they are).
+    // and only need a transaction, which every SQL function call runs in.
     unsafe {
         (
             pg_sys::GetCurrentTransactionStartTimestamp(),
