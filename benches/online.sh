@@ -187,5 +187,5 @@ printf '%-60s %s s with the workload / %s s without = %s (target <= 2)\n' "backf
   "$live_secs" "$quiet_secs" "$(awk -v a="$live_secs" -v b="$quiet_secs" 'BEGIN { printf "%.2f", a / b }')"
 psql -X -At -c "SELECT 'bench: online: after the run: ' || (SELECT count(*) FROM live.orders WHERE tenant_id IS NULL) || ' orders without a tenant, '
   || (SELECT count(*) FROM live.orders) || ' orders, ' || (SELECT count(*) FROM tenant_guard.protected) || ' protected tables, '
-  || (SELECT count(*) FROM tenant_guard.tenant_blind_foreign_keys()) || ' tenant-blind keys left'"
+  || (SELECT count(*) FROM tenant_guard_internal.tenant_blind_foreign_keys()) || ' tenant-blind keys left'"
 echo "bench: online: load average $(cut -d' ' -f1-3 /proc/loadavg); logs in $ODIR (removed with the cluster)"

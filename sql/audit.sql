@@ -18,7 +18,7 @@
 -- casts are schema-qualified, every operator is OPERATOR(pg_catalog.…)
 -- (no NULLIF, LIKE or IN, which look up "=" or "~~" by name); UNION
 -- compares with the types' default operator classes, found by type.
-CREATE FUNCTION tenant_guard.tenant_tables()
+CREATE FUNCTION tenant_guard_internal.tenant_tables()
 RETURNS TABLE (table_name regclass, tenant_column name)
 LANGUAGE sql STABLE AS $$
   SELECT c.oid::pg_catalog.regclass, a.attname
@@ -26,11 +26,7 @@ LANGUAGE sql STABLE AS $$
     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
     JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
                        AND a.attname OPERATOR(pg_catalog.=)
-                           (CASE WHEN COALESCE(pg_catalog.current_setting('tenant_guard.tenant_column'::pg_catalog.text, true),
-                                               ''::pg_catalog.text) OPERATOR(pg_catalog.=) ''::pg_catalog.text
-                                 THEN 'tenant_id'::pg_catalog.text
-                                 ELSE pg_catalog.current_setting('tenant_guard.tenant_column'::pg_catalog.text, true)
-                            END)::pg_catalog.name
+                           tenant_guard_internal.tenant_column()::pg_catalog.name
                        AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped
    WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog."char"[]) AND NOT c.relispartition
      AND NOT (n.nspname OPERATOR(pg_catalog.=) ANY ('{pg_catalog,information_schema,tenant_guard,pg_toast}'::pg_catalog.name[]))
@@ -41,7 +37,7 @@ LANGUAGE sql STABLE AS $$
    WHERE p.parent IS NULL
 $$;
 
-CREATE FUNCTION tenant_guard.audit_null_tenant_rows()
+CREATE FUNCTION tenant_guard_internal.audit_null_tenant_rows()
 RETURNS TABLE (table_name regclass, tenant_column name, null_rows bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE t record; n bigint;
@@ -50,13 +46,13 @@ BEGIN
   -- with the same query one would write by hand (an index on the tenant
   -- column serves IS NULL), as the table's owner.
   FOR t IN SELECT tt.table_name, tt.tenant_column
-             FROM tenant_guard.tenant_tables() tt
+             FROM tenant_guard_internal.tenant_tables() tt
              JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) tt.table_name::pg_catalog.oid
                                           AND a.attname OPERATOR(pg_catalog.=) tt.tenant_column
             WHERE NOT a.attnotnull
             ORDER BY tt.table_name::pg_catalog.text LOOP
     -- A table the caller may not read in full: WARNING, NULL, skipped.
-    n := tenant_guard.count_null_tenant_rows(t.table_name, t.tenant_column::pg_catalog.text, true);
+    n := tenant_guard_internal.count_null_tenant_rows(t.table_name, t.tenant_column::pg_catalog.text, true);
     IF n OPERATOR(pg_catalog.>) 0 THEN
       table_name := t.table_name; tenant_column := t.tenant_column; null_rows := n;
       RETURN NEXT;
@@ -65,11 +61,11 @@ BEGIN
 END $$;
 
 CREATE VIEW tenant_guard.null_tenant_rows AS
-  SELECT * FROM tenant_guard.audit_null_tenant_rows();
+  SELECT * FROM tenant_guard_internal.audit_null_tenant_rows();
 COMMENT ON VIEW tenant_guard.null_tenant_rows IS
   'tenant tables with NULL tenant ids, with the exact count (query as a superuser or BYPASSRLS role)';
 
-CREATE FUNCTION tenant_guard.audit_orphan_tenant_rows()
+CREATE FUNCTION tenant_guard_internal.audit_orphan_tenant_rows()
 RETURNS TABLE (table_name regclass, tenant_column name, tenant_id text, "rows" bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE t record;
@@ -77,10 +73,10 @@ BEGIN
   -- Orphans need a registry to be orphans of: without one the counts
   -- return nothing. The registry's ids are read as its owner, each table's
   -- tenant values grouped as that table's owner (see src/audit.rs).
-  FOR t IN SELECT * FROM tenant_guard.tenant_tables() tt ORDER BY tt.table_name::pg_catalog.text LOOP
+  FOR t IN SELECT * FROM tenant_guard_internal.tenant_tables() tt ORDER BY tt.table_name::pg_catalog.text LOOP
     BEGIN
       RETURN QUERY SELECT t.table_name, t.tenant_column, o.tenant_id, o."rows"
-                     FROM tenant_guard.count_orphan_tenant_rows(t.table_name, t.tenant_column::pg_catalog.text) o;
+                     FROM tenant_guard_internal.count_orphan_tenant_rows(t.table_name, t.tenant_column::pg_catalog.text) o;
     EXCEPTION WHEN insufficient_privilege THEN
       RAISE WARNING '%', SQLERRM USING DETAIL = 'orphan_tenant_rows skipped this table.';
     END;
@@ -88,27 +84,32 @@ BEGIN
 END $$;
 
 CREATE VIEW tenant_guard.orphan_tenant_rows AS
-  SELECT * FROM tenant_guard.audit_orphan_tenant_rows();
+  SELECT * FROM tenant_guard_internal.audit_orphan_tenant_rows();
 COMMENT ON VIEW tenant_guard.orphan_tenant_rows IS
   'rows whose tenant id is not in the registry (see use_registry), per table and tenant id';
 
 -- Foreign keys between two tenant tables that leave the tenant column out,
 -- with the number of child rows whose parent belongs to another tenant.
-CREATE FUNCTION tenant_guard.tenant_blind_foreign_keys()
+CREATE FUNCTION tenant_guard_internal.tenant_blind_foreign_keys()
 RETURNS TABLE (constraint_oid oid, child_table regclass, constraint_name name, parent_table regclass,
                child_tenant name, parent_tenant name, child_columns name[], parent_columns name[])
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT k.oid, k.conrelid::pg_catalog.regclass, k.conname, k.confrelid::pg_catalog.regclass,
-         ct.tenant_column, pt.tenant_column,
-         ARRAY(SELECT a.attname FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY u(n, o)
-                 JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid
-                                               AND a.attnum OPERATOR(pg_catalog.=) u.n ORDER BY u.o),
-         ARRAY(SELECT a.attname FROM pg_catalog.unnest(k.confkey) WITH ORDINALITY u(n, o)
-                 JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.confrelid
-                                               AND a.attnum OPERATOR(pg_catalog.=) u.n ORDER BY u.o)
+         ct.tenant_column, pt.tenant_column, cols.child_columns, cols.parent_columns
     FROM pg_catalog.pg_constraint k
-    JOIN tenant_guard.tenant_tables() ct ON ct.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) k.conrelid
-    JOIN tenant_guard.tenant_tables() pt ON pt.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) k.confrelid
+    JOIN tenant_guard_internal.tenant_tables() ct ON ct.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) k.conrelid
+    JOIN tenant_guard_internal.tenant_tables() pt ON pt.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) k.confrelid
+    -- Both column lists in key order, in one walk of (conkey, confkey): the
+    -- SQL side's one "column names of a key" look-up (src/catalog.rs has the
+    -- Rust side's, column_names!).
+    CROSS JOIN LATERAL (
+      SELECT pg_catalog.array_agg(ca.attname ORDER BY u.o), pg_catalog.array_agg(pa.attname ORDER BY u.o)
+        FROM ROWS FROM (pg_catalog.unnest(k.conkey), pg_catalog.unnest(k.confkey)) WITH ORDINALITY u(c, p, o)
+        JOIN pg_catalog.pg_attribute ca ON ca.attrelid OPERATOR(pg_catalog.=) k.conrelid
+                                       AND ca.attnum OPERATOR(pg_catalog.=) u.c
+        JOIN pg_catalog.pg_attribute pa ON pa.attrelid OPERATOR(pg_catalog.=) k.confrelid
+                                       AND pa.attnum OPERATOR(pg_catalog.=) u.p
+    ) cols(child_columns, parent_columns)
    WHERE k.contype OPERATOR(pg_catalog.=) 'f'::pg_catalog."char"
      AND k.conparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
      AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(k.conkey) u(n)
@@ -117,7 +118,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                       WHERE a.attname OPERATOR(pg_catalog.=) ct.tenant_column)
 $$;
 
-CREATE FUNCTION tenant_guard.audit_cross_tenant_references()
+CREATE FUNCTION tenant_guard_internal.audit_cross_tenant_references()
 RETURNS TABLE (child_table regclass, constraint_name name, parent_table regclass, mismatched_rows bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE f record; n bigint;
@@ -125,10 +126,10 @@ BEGIN
   -- Counted as a table owner with the key's own equality operators, the
   -- tenants compared as text (see src/audit.rs). NULL: neither owner could
   -- count without running another role's code (a WARNING says so).
-  FOR f IN SELECT * FROM tenant_guard.tenant_blind_foreign_keys() b
+  FOR f IN SELECT * FROM tenant_guard_internal.tenant_blind_foreign_keys() b
             ORDER BY b.child_table::pg_catalog.text, b.constraint_name LOOP
     BEGIN
-      n := tenant_guard.count_cross_tenant_references(f.constraint_oid, f.child_tenant::pg_catalog.text,
+      n := tenant_guard_internal.count_cross_tenant_references(f.constraint_oid, f.child_tenant::pg_catalog.text,
                                                       f.parent_tenant::pg_catalog.text);
     EXCEPTION WHEN insufficient_privilege THEN
       RAISE WARNING '%', SQLERRM USING DETAIL = 'cross_tenant_references skipped this foreign key.';
@@ -143,7 +144,7 @@ BEGIN
 END $$;
 
 CREATE VIEW tenant_guard.cross_tenant_references AS
-  SELECT * FROM tenant_guard.audit_cross_tenant_references();
+  SELECT * FROM tenant_guard_internal.audit_cross_tenant_references();
 COMMENT ON VIEW tenant_guard.cross_tenant_references IS
   'foreign keys without the tenant column whose child and parent rows disagree on the tenant';
 
@@ -163,7 +164,7 @@ SELECT t.table_name,
        (SELECT pg_catalog.count(*) FROM pg_catalog.pg_policy pol
          WHERE pol.polrelid OPERATOR(pg_catalog.=) c.oid
            AND pol.polname OPERATOR(pg_catalog.=) ANY
-               ('{tenant_guard_access,tenant_guard_select,tenant_guard_insert,tenant_guard_update,tenant_guard_delete}'::pg_catalog.name[])
+               (tenant_guard_internal.policy_names()::pg_catalog.name[])
        )::pg_catalog.int4 AS policies,
        p.relid IS NOT NULL AND pg_catalog.cardinality(d.drift) OPERATOR(pg_catalog.=) 0 AS policies_current,
        p.mode,
@@ -171,19 +172,19 @@ SELECT t.table_name,
          WHERE k.contype OPERATOR(pg_catalog.=) 'f'::pg_catalog."char"
            AND k.conrelid OPERATOR(pg_catalog.=) c.oid
            AND a.attnum OPERATOR(pg_catalog.=) ANY (k.conkey))::pg_catalog.int4 AS composite_fks,
-       (SELECT pg_catalog.count(*) FROM tenant_guard.tenant_blind_foreign_keys() b
+       (SELECT pg_catalog.count(*) FROM tenant_guard_internal.tenant_blind_foreign_keys() b
          WHERE b.child_table::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid)::pg_catalog.int4 AS tenant_blind_fks,
        CASE
          WHEN p.relid IS NULL THEN 'none'
          WHEN pg_catalog.cardinality(d.drift) OPERATOR(pg_catalog.<>) 0 THEN 'drifted'
          WHEN p.mode OPERATOR(pg_catalog.=) 'strict'::pg_catalog.text AND c.relforcerowsecurity AND a.attnotnull
-              AND NOT EXISTS (SELECT 1 FROM tenant_guard.tenant_blind_foreign_keys() b
+              AND NOT EXISTS (SELECT 1 FROM tenant_guard_internal.tenant_blind_foreign_keys() b
                                WHERE b.child_table::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid) THEN 'enforce'
          WHEN p.mode OPERATOR(pg_catalog.=) 'strict'::pg_catalog.text THEN 'tighten'
          ELSE 'prepare'
        END AS phase,
        d.drift
-  FROM tenant_guard.tenant_tables() t
+  FROM tenant_guard_internal.tenant_tables() t
   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.table_name::pg_catalog.oid
   JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
                                 AND a.attname OPERATOR(pg_catalog.=) t.tenant_column
@@ -200,10 +201,10 @@ COMMENT ON VIEW tenant_guard.status IS
 -- details and remedies are built from nspname/relname (format('%I.%I'),
 -- %L of that inside a function call), never from regclass output; no
 -- regular expression is ever built from a name.
-CREATE FUNCTION tenant_guard.advisor_findings()
+CREATE FUNCTION tenant_guard_internal.advisor_findings()
 RETURNS TABLE (severity text, code text, object text, detail text, remedy text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE col name := coalesce(nullif(current_setting('tenant_guard.tenant_column', true), ''), 'tenant_id');
+DECLARE col name := tenant_guard_internal.tenant_column();
 BEGIN
   -- Tenant tables never protected.
   RETURN QUERY
@@ -211,7 +212,7 @@ BEGIN
          format('%I.%I has the tenant column %I but no tenant_guard protection', n.nspname, c.relname, t.tenant_column),
          format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);',
                 format('%I.%I', n.nspname, c.relname), t.tenant_column)
-    FROM tenant_guard.tenant_tables() t
+    FROM tenant_guard_internal.tenant_tables() t
     JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE NOT EXISTS (SELECT 1 FROM tenant_guard.protected p WHERE p.relid = t.table_name)
    ORDER BY 3;
@@ -243,7 +244,7 @@ BEGIN
          format('row-level security is off on %I.%I: every role with SELECT sees every tenant', n.nspname, c.relname),
          format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);',
                 format('%I.%I', n.nspname, c.relname), t.tenant_column)
-    FROM tenant_guard.tenant_tables() t
+    FROM tenant_guard_internal.tenant_tables() t
     JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE NOT c.relrowsecurity
      AND EXISTS (SELECT 1 FROM tenant_guard.protected p WHERE p.relid = t.table_name)
@@ -253,7 +254,7 @@ BEGIN
          format('row-level security on %I.%I is not forced: its owner %I bypasses every policy',
                 n.nspname, c.relname, pg_get_userbyid(c.relowner)),
          format('ALTER TABLE %I.%I FORCE ROW LEVEL SECURITY;', n.nspname, c.relname)
-    FROM tenant_guard.tenant_tables() t
+    FROM tenant_guard_internal.tenant_tables() t
     JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relrowsecurity AND NOT c.relforcerowsecurity
    ORDER BY 3;
@@ -265,7 +266,7 @@ BEGIN
          format('%I.%I has row-level security but no restrictive policy holding the tenant rule', n.nspname, c.relname),
          format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);',
                 format('%I.%I', n.nspname, c.relname), t.tenant_column)
-    FROM tenant_guard.tenant_tables() t
+    FROM tenant_guard_internal.tenant_tables() t
     JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relrowsecurity
      AND NOT EXISTS (SELECT 1 FROM pg_policy pol WHERE pol.polrelid = t.table_name AND NOT pol.polpermissive)
@@ -291,7 +292,7 @@ BEGIN
          format('%I.%I.%I allows NULL: rows without a tenant', n.nspname, c.relname, t.tenant_column),
          format('SELECT * FROM tenant_guard.enforce_not_null(%L, tenant_column => %L);',
                 format('%I.%I', n.nspname, c.relname), t.tenant_column)
-    FROM tenant_guard.tenant_tables() t
+    FROM tenant_guard_internal.tenant_tables() t
     JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_attribute a ON a.attrelid = t.table_name AND a.attname = t.tenant_column
    WHERE NOT a.attnotnull
@@ -308,12 +309,12 @@ BEGIN
                 x.n, x.qn),
          NULL::text
     FROM (SELECT format('%I.%I', n.nspname, c.relname) AS qn,
-                 tenant_guard.count_null_tenant_rows(p.relid, p.tenant_column::text, true) AS n
+                 tenant_guard_internal.count_null_tenant_rows(p.relid, p.tenant_column::text, true) AS n
             FROM tenant_guard.protected p
             JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
             JOIN pg_attribute a ON a.attrelid = p.relid AND a.attname = p.tenant_column
            WHERE p.mode = 'permissive' AND p.parent IS NULL AND NOT a.attnotnull
-             AND has_function_privilege('tenant_guard.count_null_tenant_rows(regclass, text, boolean)', 'EXECUTE')
+             AND has_function_privilege('tenant_guard_internal.count_null_tenant_rows(regclass, text, boolean)', 'EXECUTE')
           OFFSET 0) x
    WHERE x.n > 0
    ORDER BY 3;
@@ -326,7 +327,7 @@ BEGIN
                 CASE WHEN k.oid IS NULL THEN 'index' ELSE 'constraint' END, n.nspname, c.relname, t.tenant_column),
          format('SELECT * FROM tenant_guard.scope_unique(%L, %L, tenant_column => %L);',
                 format('%I.%I', n.nspname, c.relname), coalesce(k.conname, ic.relname), t.tenant_column)
-    FROM tenant_guard.tenant_tables() t
+    FROM tenant_guard_internal.tenant_tables() t
     JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_index i ON i.indrelid = t.table_name AND i.indisunique AND NOT i.indisprimary
     JOIN pg_class ic ON ic.oid = i.indexrelid
@@ -343,7 +344,7 @@ BEGIN
          format('SELECT * FROM tenant_guard.add_tenant_fk(%L, %L, %L, %L, tenant_column => %L);',
                 format('%I.%I', cn.nspname, cc.relname), b.child_columns::text,
                 format('%I.%I', pn.nspname, pc.relname), b.parent_columns::text, b.child_tenant)
-    FROM tenant_guard.tenant_blind_foreign_keys() b
+    FROM tenant_guard_internal.tenant_blind_foreign_keys() b
     JOIN pg_class cc ON cc.oid = b.child_table JOIN pg_namespace cn ON cn.oid = cc.relnamespace
     JOIN pg_class pc ON pc.oid = b.parent_table JOIN pg_namespace pn ON pn.oid = pc.relnamespace
    ORDER BY 3;
@@ -353,7 +354,7 @@ BEGIN
   SELECT 'low', 'no_tenant_index', format('%I.%I', n.nspname, c.relname),
          format('no index on %I.%I starts with %I', n.nspname, c.relname, t.tenant_column),
          format('CREATE INDEX ON %I.%I (%I);', n.nspname, c.relname, t.tenant_column)
-    FROM tenant_guard.tenant_tables() t
+    FROM tenant_guard_internal.tenant_tables() t
     JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_attribute a ON a.attrelid = t.table_name AND a.attname = t.tenant_column
    WHERE NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = t.table_name AND i.indkey[0] = a.attnum)
@@ -516,6 +517,6 @@ BEGIN
 END $$;
 
 CREATE VIEW tenant_guard.advisor AS
-  SELECT * FROM tenant_guard.advisor_findings();
+  SELECT * FROM tenant_guard_internal.advisor_findings();
 COMMENT ON VIEW tenant_guard.advisor IS
   'one row per finding: severity, code, object, detail, remedy (runnable SQL where there is one)';

@@ -6,8 +6,25 @@ CREATE SCHEMA tenant_guard;
 -- Application roles must be able to call set_context and the accessors.
 GRANT USAGE ON SCHEMA tenant_guard TO PUBLIC;
 
--- The tenant sets the generated policies compare with (see src/context.rs:
--- plain C functions that keep their result between calls).
+-- The machinery users do not call: trigger functions, the event triggers'
+-- functions, the functions behind the audit views, selftest's helpers. The
+-- schema tenant_guard holds the documented API only (README, Reference).
+-- USAGE for PUBLIC because a table's owner must be able to name the two
+-- trigger functions when protect() creates its triggers as that owner (and
+-- pg_restore must, restoring them); EXECUTE is revoked from PUBLIC on every
+-- function in it except those two, which PostgreSQL only runs as triggers
+-- (finalize.sql; tests/pg_regress/sql/99_api_surface.sql checks both).
+CREATE SCHEMA tenant_guard_internal;
+GRANT USAGE ON SCHEMA tenant_guard_internal TO PUBLIC;
+COMMENT ON SCHEMA tenant_guard_internal IS
+  'tenant_guard machinery: trigger functions and helpers behind the views; not an API';
+
+-- The tenant sets the generated policies compare with: plain V1 C functions
+-- (src/context.rs, tenant_array), without pgrx's argument machinery. A
+-- context that reads one tenant gets a one-element text[] built from the
+-- setting's bytes on each call; a read set or a bypass context's array is
+-- built once per calling expression and statement and kept in fn_extra
+-- (rebuilt when the context changes).
 CREATE FUNCTION tenant_guard.visible_tenants() RETURNS text[]
   LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'tg_visible_tenants';
 CREATE FUNCTION tenant_guard.writable_tenants() RETURNS text[]

@@ -3,14 +3,14 @@
 -- Any change to the key ring or the registry drops every backend's cache.
 CREATE TRIGGER keys_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant_guard.keys
-    FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard.config_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard_internal.config_changed();
 CREATE TRIGGER registry_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant_guard.registry
-    FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard.config_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard_internal.config_changed();
 
 -- TRUNCATE ignores row-level security: a session under a tenant context, or
 -- any role the table's policies apply to, may not truncate a protected table.
-CREATE FUNCTION tenant_guard.refuse_truncate() RETURNS trigger
+CREATE FUNCTION tenant_guard_internal.refuse_truncate() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF tenant_guard.tenant_id() IS NOT NULL OR tenant_guard.is_bypass()
@@ -28,7 +28,7 @@ END $$;
 -- and an operator (no tenant context, not restricted by row-level security)
 -- may repair a row's tenant. C (src/triggers.rs): one column comparison per
 -- updated row.
-CREATE FUNCTION tenant_guard.refuse_tenant_change() RETURNS trigger
+CREATE FUNCTION tenant_guard_internal.refuse_tenant_change() RETURNS trigger
   LANGUAGE c AS 'MODULE_PATHNAME', 'tg_refuse_tenant_change';
 
 -- DDL guard: protects partitions created in or attached to a protected
@@ -38,16 +38,16 @@ CREATE FUNCTION tenant_guard.refuse_tenant_change() RETURNS trigger
 -- catalog and tenant_guard's tables itself, and protect() runs the DDL on
 -- the new table as that table's owner (src/privileged.rs), so nothing the
 -- table's creator attached to it runs with the extension owner's rights.
-CREATE FUNCTION tenant_guard.on_ddl() RETURNS event_trigger
+CREATE FUNCTION tenant_guard_internal.on_ddl() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   cmd record;
   part record;
-  col name := coalesce(nullif(current_setting('tenant_guard.tenant_column', true), ''), 'tenant_id');
+  col name := tenant_guard_internal.tenant_column();
   action text := coalesce(current_setting('tenant_guard.on_new_table', true), 'off');
   p tenant_guard.protected;
 BEGIN
-  IF tenant_guard.in_protect() THEN
+  IF tenant_guard_internal.in_protect() THEN
     RETURN;  -- protect/unprotect's own DDL
   END IF;
   FOR cmd IN
@@ -98,10 +98,10 @@ BEGIN
 END $$;
 CREATE EVENT TRIGGER tenant_guard_ddl ON ddl_command_end
   WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')
-  EXECUTE FUNCTION tenant_guard.on_ddl();
+  EXECUTE FUNCTION tenant_guard_internal.on_ddl();
 
 -- Forget tables that are dropped.
-CREATE FUNCTION tenant_guard.on_drop() RETURNS event_trigger
+CREATE FUNCTION tenant_guard_internal.on_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   DELETE FROM tenant_guard.protected p
@@ -110,7 +110,7 @@ BEGIN
 END $$;
 CREATE EVENT TRIGGER tenant_guard_drop ON sql_drop
   WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
-  EXECUTE FUNCTION tenant_guard.on_drop();
+  EXECUTE FUNCTION tenant_guard_internal.on_drop();
 
 -- Administration is for the extension owner and roles it grants. Whoever can
 -- sign can become any tenant; whoever can add a key can sign.
@@ -118,37 +118,33 @@ REVOKE ALL ON FUNCTION tenant_guard.add_key(text, bytea, text, timestamptz) FROM
 REVOKE ALL ON FUNCTION tenant_guard.retire_key(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.sign(jsonb, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.use_registry(regclass, text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION tenant_guard.config_changed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.protect(regclass, text, text, boolean, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.protect_schema(text, text, text, boolean, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.unprotect(regclass, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.protection_drift(regclass) FROM PUBLIC;
-REVOKE ALL ON FUNCTION tenant_guard.count_null_tenant_rows(regclass, text, boolean),
-              tenant_guard.count_orphan_tenant_rows(regclass, text),
-              tenant_guard.count_cross_tenant_references(oid, text, text) FROM PUBLIC;
--- Trigger functions cannot be called directly; a table owner needs EXECUTE
--- on them because protect() creates its triggers with the owner's rights.
-GRANT EXECUTE ON FUNCTION tenant_guard.refuse_truncate() TO PUBLIC;
-GRANT EXECUTE ON FUNCTION tenant_guard.refuse_tenant_change() TO PUBLIC;
-REVOKE ALL ON FUNCTION tenant_guard.on_ddl() FROM PUBLIC;
-REVOKE ALL ON FUNCTION tenant_guard.on_drop() FROM PUBLIC;
-REVOKE ALL ON FUNCTION tenant_guard.in_protect() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.add_tenant_fk(regclass, text[], regclass, text[], text, boolean, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.upgrade_foreign_keys(text, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.backfill_tenant(regclass, text, integer, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.enforce_not_null(regclass, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.scope_unique(regclass, text, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.rollout(text, text, text, boolean) FROM PUBLIC;
-REVOKE ALL ON FUNCTION tenant_guard.selftest(), tenant_guard.selftest_try(text),
-              tenant_guard.selftest_count(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.selftest() FROM PUBLIC;
 
 -- Audits: for the extension owner and the roles it grants (they name every
 -- tenant table and count rows across tenants).
 REVOKE ALL ON tenant_guard.null_tenant_rows, tenant_guard.orphan_tenant_rows,
               tenant_guard.cross_tenant_references, tenant_guard.status, tenant_guard.advisor FROM PUBLIC;
-REVOKE ALL ON FUNCTION tenant_guard.tenant_tables(), tenant_guard.audit_null_tenant_rows(),
-              tenant_guard.audit_orphan_tenant_rows(), tenant_guard.tenant_blind_foreign_keys(),
-              tenant_guard.audit_cross_tenant_references(), tenant_guard.advisor_findings() FROM PUBLIC;
+
+-- tenant_guard_internal: no function in it is for PUBLIC, so one added
+-- there later is closed by default. A role granted SELECT on an audit view
+-- also needs EXECUTE on the function behind it (a view runs its functions
+-- with the caller's rights).
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_guard_internal FROM PUBLIC;
+-- Except the two trigger functions, which PostgreSQL only runs as triggers
+-- (called directly they raise): a table's owner needs EXECUTE on them
+-- because protect() creates its triggers with the owner's rights.
+GRANT EXECUTE ON FUNCTION tenant_guard_internal.refuse_truncate() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION tenant_guard_internal.refuse_tenant_change() TO PUBLIC;
 
 COMMENT ON FUNCTION tenant_guard.version() IS 'tenant_guard library version';
 COMMENT ON FUNCTION tenant_guard.add_key(text, bytea, text, timestamptz) IS
@@ -194,18 +190,21 @@ COMMENT ON FUNCTION tenant_guard.rollout(text, text, text, boolean) IS
   'move every tenant table of a schema to prepare, tighten or enforce; refuses while audits show blockers; returns the DDL';
 COMMENT ON FUNCTION tenant_guard.selftest() IS
   'try the main attacks on a scratch fixture as an ordinary role; one row per check; leaves nothing behind';
-COMMENT ON FUNCTION tenant_guard.selftest_try(text) IS 'selftest helper: runs a statement, returns its SQLSTATE';
-COMMENT ON FUNCTION tenant_guard.selftest_count(text) IS 'selftest helper: runs a count query, NULL when it fails';
-COMMENT ON FUNCTION tenant_guard.tenant_tables() IS 'tables with the tenant column (tenant_guard.tenant_column) or protected with their own';
-COMMENT ON FUNCTION tenant_guard.audit_null_tenant_rows() IS 'backs the view tenant_guard.null_tenant_rows';
-COMMENT ON FUNCTION tenant_guard.audit_orphan_tenant_rows() IS 'backs the view tenant_guard.orphan_tenant_rows';
-COMMENT ON FUNCTION tenant_guard.tenant_blind_foreign_keys() IS 'foreign keys between tenant tables that leave the tenant column out';
-COMMENT ON FUNCTION tenant_guard.audit_cross_tenant_references() IS 'backs the view tenant_guard.cross_tenant_references';
-COMMENT ON FUNCTION tenant_guard.advisor_findings() IS 'backs the view tenant_guard.advisor';
-COMMENT ON FUNCTION tenant_guard.in_protect() IS 'whether protect/unprotect is running DDL in this backend (for the DDL guard)';
-COMMENT ON FUNCTION tenant_guard.config_changed() IS 'trigger: drops every backend''s cached key ring when keys or registry change';
-COMMENT ON FUNCTION tenant_guard.refuse_truncate() IS 'trigger: refuses TRUNCATE of a protected table under a tenant context';
-COMMENT ON FUNCTION tenant_guard.refuse_tenant_change() IS
+COMMENT ON FUNCTION tenant_guard_internal.selftest_try(text) IS 'selftest helper: runs a statement, returns its SQLSTATE';
+COMMENT ON FUNCTION tenant_guard_internal.selftest_count(text) IS 'selftest helper: runs a count query, NULL when it fails';
+COMMENT ON FUNCTION tenant_guard_internal.tenant_tables() IS 'tables with the tenant column (tenant_guard.tenant_column) or protected with their own';
+COMMENT ON FUNCTION tenant_guard_internal.audit_null_tenant_rows() IS 'backs the view tenant_guard.null_tenant_rows';
+COMMENT ON FUNCTION tenant_guard_internal.audit_orphan_tenant_rows() IS 'backs the view tenant_guard.orphan_tenant_rows';
+COMMENT ON FUNCTION tenant_guard_internal.tenant_blind_foreign_keys() IS 'foreign keys between tenant tables that leave the tenant column out';
+COMMENT ON FUNCTION tenant_guard_internal.audit_cross_tenant_references() IS 'backs the view tenant_guard.cross_tenant_references';
+COMMENT ON FUNCTION tenant_guard_internal.advisor_findings() IS 'backs the view tenant_guard.advisor';
+COMMENT ON FUNCTION tenant_guard_internal.tenant_column() IS
+  'the tenant column used when none is given: tenant_guard.tenant_column, or the built-in default';
+COMMENT ON FUNCTION tenant_guard_internal.policy_names() IS 'names of the policies protect creates';
+COMMENT ON FUNCTION tenant_guard_internal.in_protect() IS 'whether protect/unprotect is running DDL in this backend (for the DDL guard)';
+COMMENT ON FUNCTION tenant_guard_internal.config_changed() IS 'trigger: drops every backend''s cached key ring when keys or registry change';
+COMMENT ON FUNCTION tenant_guard_internal.refuse_truncate() IS 'trigger: refuses TRUNCATE of a protected table under a tenant context';
+COMMENT ON FUNCTION tenant_guard_internal.refuse_tenant_change() IS
   'trigger: refuses changing the tenant of a row, except an operator''s repair without tenant context and row-level security';
-COMMENT ON FUNCTION tenant_guard.on_ddl() IS 'event trigger: protects new partitions of protected tables and (on_new_table) new tenant tables';
-COMMENT ON FUNCTION tenant_guard.on_drop() IS 'event trigger: forgets dropped tables in tenant_guard.protected';
+COMMENT ON FUNCTION tenant_guard_internal.on_ddl() IS 'event trigger: protects new partitions of protected tables and (on_new_table) new tenant tables';
+COMMENT ON FUNCTION tenant_guard_internal.on_drop() IS 'event trigger: forgets dropped tables in tenant_guard.protected';

@@ -3,7 +3,7 @@
 -- (a key, roles, tables) is rolled back before it returns.
 
 -- Runs one statement; returns its SQLSTATE, or '00000' when it succeeded.
-CREATE FUNCTION tenant_guard.selftest_try(stmt text) RETURNS text
+CREATE FUNCTION tenant_guard_internal.selftest_try(stmt text) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   EXECUTE stmt;
@@ -13,7 +13,7 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 
 -- Runs one query returning a number; NULL when it failed.
-CREATE FUNCTION tenant_guard.selftest_count(query text) RETURNS bigint
+CREATE FUNCTION tenant_guard_internal.selftest_count(query text) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE n bigint;
 BEGIN
@@ -68,8 +68,8 @@ BEGIN
     PERFORM count(*) FROM tenant_guard.add_tenant_fk('pg_temp.selftest_rows', ARRAY['parent_id'],
                                                      'pg_temp.selftest_parent', ARRAY['id']);
     -- (Every role with TEMP on the database may use this session's temp schema.)
-    EXECUTE format('GRANT EXECUTE ON FUNCTION tenant_guard.selftest_try(text), '
-                   'tenant_guard.selftest_count(text) TO %I', app);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION tenant_guard_internal.selftest_try(text), '
+                   'tenant_guard_internal.selftest_count(text) TO %I', app);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON pg_temp.selftest_rows, pg_temp.selftest_parent, '
                    'pg_temp.selftest_parts, pg_temp.selftest_parts_acme, pg_temp.selftest_parts_globex TO %I', app);
     acme := tenant_guard.sign('{"tenant_id": "acme", "exp": 4102444800}', 'tenant_guard_selftest');
@@ -81,47 +81,47 @@ BEGIN
     -- From here on: the application role.
     PERFORM set_config('role', app, true);
 
-    st := tenant_guard.selftest_try($q$SELECT set_config('tenant_guard.context', 'globex', true)$q$);
+    st := tenant_guard_internal.selftest_try($q$SELECT set_config('tenant_guard.context', 'globex', true)$q$);
     names := names || 'forged context (set_config)'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
-    st := tenant_guard.selftest_try($q$SET tenant_guard.context = 'globex'$q$);
+    st := tenant_guard_internal.selftest_try($q$SET tenant_guard.context = 'globex'$q$);
     names := names || 'forged context (SET)'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
-    st := tenant_guard.selftest_try(format('SELECT tenant_guard.set_context(%L, false)', none_tok));
+    st := tenant_guard_internal.selftest_try(format('SELECT tenant_guard.set_context(%L, false)', none_tok));
     names := names || 'unsigned token (alg none)'::text; oks := oks || (st = '28000'); details := details || ('SQLSTATE ' || st);
-    st := tenant_guard.selftest_try(format('SELECT tenant_guard.set_context(%L, false)', tampered));
+    st := tenant_guard_internal.selftest_try(format('SELECT tenant_guard.set_context(%L, false)', tampered));
     names := names || 'tampered token'::text; oks := oks || (st = '28000'); details := details || ('SQLSTATE ' || st);
-    st := tenant_guard.selftest_try(format('SELECT tenant_guard.set_context(%L, false)', expired));
+    st := tenant_guard_internal.selftest_try(format('SELECT tenant_guard.set_context(%L, false)', expired));
     names := names || 'expired token'::text; oks := oks || (st = '28000'); details := details || ('SQLSTATE ' || st);
 
-    st := tenant_guard.selftest_try('SELECT count(*) FROM pg_temp.selftest_rows');
+    st := tenant_guard_internal.selftest_try('SELECT count(*) FROM pg_temp.selftest_rows');
     names := names || 'no context, no rows'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
 
     PERFORM tenant_guard.set_context(acme, false);
-    n := tenant_guard.selftest_count($q$SELECT count(*) FROM pg_temp.selftest_rows WHERE tenant_id <> 'acme'$q$);
+    n := tenant_guard_internal.selftest_count($q$SELECT count(*) FROM pg_temp.selftest_rows WHERE tenant_id <> 'acme'$q$);
     names := names || 'other tenant''s rows invisible'::text; oks := oks || (n = 0); details := details || (coalesce(n::text, 'error') || ' foreign rows seen');
-    n := tenant_guard.selftest_count('SELECT count(*) FROM pg_temp.selftest_rows');
+    n := tenant_guard_internal.selftest_count('SELECT count(*) FROM pg_temp.selftest_rows');
     names := names || 'own rows visible'::text; oks := oks || (n = 1); details := details || (coalesce(n::text, 'error') || ' rows seen');
-    st := tenant_guard.selftest_try($q$INSERT INTO pg_temp.selftest_rows VALUES (3, 'globex', 2, 'x')$q$);
+    st := tenant_guard_internal.selftest_try($q$INSERT INTO pg_temp.selftest_rows VALUES (3, 'globex', 2, 'x')$q$);
     names := names || 'insert into another tenant'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
-    n := tenant_guard.selftest_count($q$WITH u AS (UPDATE pg_temp.selftest_rows SET secret = 'owned' WHERE id = 2 RETURNING 1) SELECT count(*) FROM u$q$);
+    n := tenant_guard_internal.selftest_count($q$WITH u AS (UPDATE pg_temp.selftest_rows SET secret = 'owned' WHERE id = 2 RETURNING 1) SELECT count(*) FROM u$q$);
     names := names || 'update another tenant''s row'::text; oks := oks || (n = 0); details := details || (coalesce(n::text, 'error') || ' rows updated');
-    n := tenant_guard.selftest_count($q$WITH d AS (DELETE FROM pg_temp.selftest_rows WHERE id = 2 RETURNING 1) SELECT count(*) FROM d$q$);
+    n := tenant_guard_internal.selftest_count($q$WITH d AS (DELETE FROM pg_temp.selftest_rows WHERE id = 2 RETURNING 1) SELECT count(*) FROM d$q$);
     names := names || 'delete another tenant''s row'::text; oks := oks || (n = 0); details := details || (coalesce(n::text, 'error') || ' rows deleted');
-    st := tenant_guard.selftest_try($q$UPDATE pg_temp.selftest_rows SET tenant_id = 'globex' WHERE id = 1$q$);
+    st := tenant_guard_internal.selftest_try($q$UPDATE pg_temp.selftest_rows SET tenant_id = 'globex' WHERE id = 1$q$);
     names := names || 'move a row to another tenant'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
-    st := tenant_guard.selftest_try('TRUNCATE pg_temp.selftest_rows');
+    st := tenant_guard_internal.selftest_try('TRUNCATE pg_temp.selftest_rows');
     names := names || 'TRUNCATE'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
-    n := tenant_guard.selftest_count('SELECT count(*) FROM pg_temp.selftest_parts_globex');
+    n := tenant_guard_internal.selftest_count('SELECT count(*) FROM pg_temp.selftest_parts_globex');
     names := names || 'partition named directly'::text; oks := oks || (n = 0); details := details || (coalesce(n::text, 'error') || ' foreign rows seen');
-    st := tenant_guard.selftest_try($q$INSERT INTO pg_temp.selftest_rows VALUES (4, 'acme', 2, 'x')$q$);
+    st := tenant_guard_internal.selftest_try($q$INSERT INTO pg_temp.selftest_rows VALUES (4, 'acme', 2, 'x')$q$);
     names := names || 'reference another tenant''s parent'::text; oks := oks || (st = '23503'); details := details || ('SQLSTATE ' || st);
-    st := tenant_guard.selftest_try('SELECT * FROM tenant_guard.unprotect(''pg_temp.selftest_rows'')');
+    st := tenant_guard_internal.selftest_try('SELECT * FROM tenant_guard.unprotect(''pg_temp.selftest_rows'')');
     names := names || 'application role calls unprotect'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
-    st := tenant_guard.selftest_try('ALTER TABLE pg_temp.selftest_rows DISABLE ROW LEVEL SECURITY');
+    st := tenant_guard_internal.selftest_try('ALTER TABLE pg_temp.selftest_rows DISABLE ROW LEVEL SECURITY');
     names := names || 'application role disables row-level security'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
-    st := tenant_guard.selftest_try('SELECT count(*) FROM tenant_guard.keys');
+    st := tenant_guard_internal.selftest_try('SELECT count(*) FROM tenant_guard.keys');
     names := names || 'application role reads the key ring'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
     PERFORM tenant_guard.clear_context();
-    n := tenant_guard.selftest_count('SELECT count(*) FROM pg_temp.selftest_rows');
+    n := tenant_guard_internal.selftest_count('SELECT count(*) FROM pg_temp.selftest_rows');
     names := names || 'cleared context, no rows'::text; oks := oks || (n IS NULL); details := details || CASE WHEN n IS NULL THEN 'refused' ELSE n || ' rows seen' END;
 
     -- Undo every change (fixture, key, role, settings).

@@ -10,7 +10,13 @@
 -- record of protected tables are kept as they are; the policies, defaults
 -- and triggers protect() put on user tables are the same in both versions.
 -- The changes, in dependency order:
---   1. new C functions: protection_drift and the audit counts that read user
+--   0. the private schema tenant_guard_internal, and the 0.1.0 functions
+--      users are not meant to call moved into it (ALTER FUNCTION … SET
+--      SCHEMA keeps each function's OID, so the triggers on users' tables,
+--      the event triggers and the audit views that call them keep working)
+--   1. new C functions: protection_drift, tenant_column and policy_names
+--      (the library's one definition of the default tenant column and of the
+--      policy names, for the SQL below), the audit counts that read user
 --      tables as their owner (count_null_tenant_rows, count_orphan_tenant_rows,
 --      count_cross_tenant_references); backfill_batch and the committing
 --      backfill procedure
@@ -21,22 +27,55 @@
 --      phase from protection_drift
 --   4. privileges and comments
 
+-- 0. The private schema -------------------------------------------------
+
+-- As in sql/bootstrap.sql: USAGE for PUBLIC, so that a table's owner can
+-- name the trigger functions when protect() creates its triggers (and
+-- pg_restore can), EXECUTE on nothing else (finalize.sql, section 4).
+CREATE SCHEMA tenant_guard_internal;
+GRANT USAGE ON SCHEMA tenant_guard_internal TO PUBLIC;
+COMMENT ON SCHEMA tenant_guard_internal IS
+  'tenant_guard machinery: trigger functions and helpers behind the views; not an API';
+
+ALTER FUNCTION tenant_guard.config_changed() SET SCHEMA tenant_guard_internal;
+ALTER FUNCTION tenant_guard.in_protect() SET SCHEMA tenant_guard_internal;
+ALTER FUNCTION tenant_guard.refuse_truncate() SET SCHEMA tenant_guard_internal;
+ALTER FUNCTION tenant_guard.refuse_tenant_change() SET SCHEMA tenant_guard_internal;
+ALTER FUNCTION tenant_guard.on_ddl() SET SCHEMA tenant_guard_internal;
+ALTER FUNCTION tenant_guard.on_drop() SET SCHEMA tenant_guard_internal;
+ALTER FUNCTION tenant_guard.selftest_try(text) SET SCHEMA tenant_guard_internal;
+ALTER FUNCTION tenant_guard.selftest_count(text) SET SCHEMA tenant_guard_internal;
+ALTER FUNCTION tenant_guard.tenant_tables() SET SCHEMA tenant_guard_internal;
+ALTER FUNCTION tenant_guard.tenant_blind_foreign_keys() SET SCHEMA tenant_guard_internal;
+ALTER FUNCTION tenant_guard.audit_null_tenant_rows() SET SCHEMA tenant_guard_internal;
+ALTER FUNCTION tenant_guard.audit_orphan_tenant_rows() SET SCHEMA tenant_guard_internal;
+ALTER FUNCTION tenant_guard.audit_cross_tenant_references() SET SCHEMA tenant_guard_internal;
+ALTER FUNCTION tenant_guard.advisor_findings() SET SCHEMA tenant_guard_internal;
+
 -- 1. New C functions -----------------------------------------------------
 
 CREATE FUNCTION tenant_guard.protection_drift(tbl regclass) RETURNS text[]
   STRICT STABLE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'protection_drift_wrapper';
 
-CREATE FUNCTION tenant_guard.count_null_tenant_rows(tbl regclass, tenant_column text,
+CREATE FUNCTION tenant_guard_internal.count_null_tenant_rows(tbl regclass, tenant_column text,
                                                     skip_unreadable boolean DEFAULT false) RETURNS bigint
   STRICT STABLE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'count_null_tenant_rows_wrapper';
 
-CREATE FUNCTION tenant_guard.count_orphan_tenant_rows(tbl regclass, tenant_column text)
+CREATE FUNCTION tenant_guard_internal.count_orphan_tenant_rows(tbl regclass, tenant_column text)
   RETURNS TABLE (tenant_id text, "rows" bigint)
   STRICT STABLE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'count_orphan_tenant_rows_wrapper';
 
-CREATE FUNCTION tenant_guard.count_cross_tenant_references(constraint_oid oid, child_tenant text DEFAULT NULL,
+CREATE FUNCTION tenant_guard_internal.count_cross_tenant_references(constraint_oid oid, child_tenant text DEFAULT NULL,
                                                            parent_tenant text DEFAULT NULL) RETURNS bigint
   STABLE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'count_cross_tenant_references_wrapper';
+
+-- The default tenant column and the policy names, from the library (the
+-- one definition of each), for the SQL below (tenant_tables, the advisor,
+-- the status view, the DDL guard).
+CREATE FUNCTION tenant_guard_internal.tenant_column() RETURNS text
+  STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'default_tenant_column_wrapper';
+CREATE FUNCTION tenant_guard_internal.policy_names() RETURNS text[]
+  IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'policy_names_wrapper';
 
 -- One batch of a backfill (from a block on, as the child's owner), for the
 -- committing procedure tenant_guard.backfill below or a client's loop.
@@ -138,14 +177,14 @@ $body$;
 -- no JSON), and it lets an operator (no tenant context, not restricted by
 -- row-level security) repair a row's tenant. Same name and signature, so
 -- the triggers protect() created keep working.
-CREATE OR REPLACE FUNCTION tenant_guard.refuse_tenant_change() RETURNS trigger
+CREATE OR REPLACE FUNCTION tenant_guard_internal.refuse_tenant_change() RETURNS trigger
   LANGUAGE c AS 'MODULE_PATHNAME', 'tg_refuse_tenant_change';
 
 -- 2. Rewritten SQL and PL/pgSQL functions (same signatures and results) ---
 
 -- Still inlinable (no SET clause): every relation, function, cast and
 -- operator qualified instead.
-CREATE OR REPLACE FUNCTION tenant_guard.tenant_tables()
+CREATE OR REPLACE FUNCTION tenant_guard_internal.tenant_tables()
 RETURNS TABLE (table_name regclass, tenant_column name)
 LANGUAGE sql STABLE AS $$
   SELECT c.oid::pg_catalog.regclass, a.attname
@@ -153,11 +192,7 @@ LANGUAGE sql STABLE AS $$
     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
     JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
                        AND a.attname OPERATOR(pg_catalog.=)
-                           (CASE WHEN COALESCE(pg_catalog.current_setting('tenant_guard.tenant_column'::pg_catalog.text, true),
-                                               ''::pg_catalog.text) OPERATOR(pg_catalog.=) ''::pg_catalog.text
-                                 THEN 'tenant_id'::pg_catalog.text
-                                 ELSE pg_catalog.current_setting('tenant_guard.tenant_column'::pg_catalog.text, true)
-                            END)::pg_catalog.name
+                           tenant_guard_internal.tenant_column()::pg_catalog.name
                        AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped
    WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog."char"[]) AND NOT c.relispartition
      AND NOT (n.nspname OPERATOR(pg_catalog.=) ANY ('{pg_catalog,information_schema,tenant_guard,pg_toast}'::pg_catalog.name[]))
@@ -168,21 +203,26 @@ LANGUAGE sql STABLE AS $$
    WHERE p.parent IS NULL
 $$;
 
-CREATE OR REPLACE FUNCTION tenant_guard.tenant_blind_foreign_keys()
+CREATE OR REPLACE FUNCTION tenant_guard_internal.tenant_blind_foreign_keys()
 RETURNS TABLE (constraint_oid oid, child_table regclass, constraint_name name, parent_table regclass,
                child_tenant name, parent_tenant name, child_columns name[], parent_columns name[])
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT k.oid, k.conrelid::pg_catalog.regclass, k.conname, k.confrelid::pg_catalog.regclass,
-         ct.tenant_column, pt.tenant_column,
-         ARRAY(SELECT a.attname FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY u(n, o)
-                 JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid
-                                               AND a.attnum OPERATOR(pg_catalog.=) u.n ORDER BY u.o),
-         ARRAY(SELECT a.attname FROM pg_catalog.unnest(k.confkey) WITH ORDINALITY u(n, o)
-                 JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.confrelid
-                                               AND a.attnum OPERATOR(pg_catalog.=) u.n ORDER BY u.o)
+         ct.tenant_column, pt.tenant_column, cols.child_columns, cols.parent_columns
     FROM pg_catalog.pg_constraint k
-    JOIN tenant_guard.tenant_tables() ct ON ct.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) k.conrelid
-    JOIN tenant_guard.tenant_tables() pt ON pt.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) k.confrelid
+    JOIN tenant_guard_internal.tenant_tables() ct ON ct.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) k.conrelid
+    JOIN tenant_guard_internal.tenant_tables() pt ON pt.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) k.confrelid
+    -- Both column lists in key order, in one walk of (conkey, confkey): the
+    -- SQL side's one "column names of a key" look-up (src/catalog.rs has the
+    -- Rust side's, column_names!).
+    CROSS JOIN LATERAL (
+      SELECT pg_catalog.array_agg(ca.attname ORDER BY u.o), pg_catalog.array_agg(pa.attname ORDER BY u.o)
+        FROM ROWS FROM (pg_catalog.unnest(k.conkey), pg_catalog.unnest(k.confkey)) WITH ORDINALITY u(c, p, o)
+        JOIN pg_catalog.pg_attribute ca ON ca.attrelid OPERATOR(pg_catalog.=) k.conrelid
+                                       AND ca.attnum OPERATOR(pg_catalog.=) u.c
+        JOIN pg_catalog.pg_attribute pa ON pa.attrelid OPERATOR(pg_catalog.=) k.confrelid
+                                       AND pa.attnum OPERATOR(pg_catalog.=) u.p
+    ) cols(child_columns, parent_columns)
    WHERE k.contype OPERATOR(pg_catalog.=) 'f'::pg_catalog."char"
      AND k.conparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
      AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(k.conkey) u(n)
@@ -192,7 +232,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- The audit counts: the caller must read every row; counted as the owner.
-CREATE OR REPLACE FUNCTION tenant_guard.audit_null_tenant_rows()
+CREATE OR REPLACE FUNCTION tenant_guard_internal.audit_null_tenant_rows()
 RETURNS TABLE (table_name regclass, tenant_column name, null_rows bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE t record; n bigint;
@@ -201,13 +241,13 @@ BEGIN
   -- with the same query one would write by hand (an index on the tenant
   -- column serves IS NULL), as the table's owner.
   FOR t IN SELECT tt.table_name, tt.tenant_column
-             FROM tenant_guard.tenant_tables() tt
+             FROM tenant_guard_internal.tenant_tables() tt
              JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) tt.table_name::pg_catalog.oid
                                           AND a.attname OPERATOR(pg_catalog.=) tt.tenant_column
             WHERE NOT a.attnotnull
             ORDER BY tt.table_name::pg_catalog.text LOOP
     -- A table the caller may not read in full: WARNING, NULL, skipped.
-    n := tenant_guard.count_null_tenant_rows(t.table_name, t.tenant_column::pg_catalog.text, true);
+    n := tenant_guard_internal.count_null_tenant_rows(t.table_name, t.tenant_column::pg_catalog.text, true);
     IF n OPERATOR(pg_catalog.>) 0 THEN
       table_name := t.table_name; tenant_column := t.tenant_column; null_rows := n;
       RETURN NEXT;
@@ -215,7 +255,7 @@ BEGIN
   END LOOP;
 END $$;
 
-CREATE OR REPLACE FUNCTION tenant_guard.audit_orphan_tenant_rows()
+CREATE OR REPLACE FUNCTION tenant_guard_internal.audit_orphan_tenant_rows()
 RETURNS TABLE (table_name regclass, tenant_column name, tenant_id text, "rows" bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE t record;
@@ -223,17 +263,17 @@ BEGIN
   -- Orphans need a registry to be orphans of: without one the counts
   -- return nothing. The registry's ids are read as its owner, each table's
   -- tenant values grouped as that table's owner (see src/audit.rs).
-  FOR t IN SELECT * FROM tenant_guard.tenant_tables() tt ORDER BY tt.table_name::pg_catalog.text LOOP
+  FOR t IN SELECT * FROM tenant_guard_internal.tenant_tables() tt ORDER BY tt.table_name::pg_catalog.text LOOP
     BEGIN
       RETURN QUERY SELECT t.table_name, t.tenant_column, o.tenant_id, o."rows"
-                     FROM tenant_guard.count_orphan_tenant_rows(t.table_name, t.tenant_column::pg_catalog.text) o;
+                     FROM tenant_guard_internal.count_orphan_tenant_rows(t.table_name, t.tenant_column::pg_catalog.text) o;
     EXCEPTION WHEN insufficient_privilege THEN
       RAISE WARNING '%', SQLERRM USING DETAIL = 'orphan_tenant_rows skipped this table.';
     END;
   END LOOP;
 END $$;
 
-CREATE OR REPLACE FUNCTION tenant_guard.audit_cross_tenant_references()
+CREATE OR REPLACE FUNCTION tenant_guard_internal.audit_cross_tenant_references()
 RETURNS TABLE (child_table regclass, constraint_name name, parent_table regclass, mismatched_rows bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE f record; n bigint;
@@ -241,10 +281,10 @@ BEGIN
   -- Counted as a table owner with the key's own equality operators, the
   -- tenants compared as text (see src/audit.rs). NULL: neither owner could
   -- count without running another role's code (a WARNING says so).
-  FOR f IN SELECT * FROM tenant_guard.tenant_blind_foreign_keys() b
+  FOR f IN SELECT * FROM tenant_guard_internal.tenant_blind_foreign_keys() b
             ORDER BY b.child_table::pg_catalog.text, b.constraint_name LOOP
     BEGIN
-      n := tenant_guard.count_cross_tenant_references(f.constraint_oid, f.child_tenant::pg_catalog.text,
+      n := tenant_guard_internal.count_cross_tenant_references(f.constraint_oid, f.child_tenant::pg_catalog.text,
                                                       f.parent_tenant::pg_catalog.text);
     EXCEPTION WHEN insufficient_privilege THEN
       RAISE WARNING '%', SQLERRM USING DETAIL = 'cross_tenant_references skipped this foreign key.';
@@ -259,10 +299,10 @@ BEGIN
 END $$;
 
 -- New finding protection_drift; names from nspname/relname.
-CREATE OR REPLACE FUNCTION tenant_guard.advisor_findings()
+CREATE OR REPLACE FUNCTION tenant_guard_internal.advisor_findings()
 RETURNS TABLE (severity text, code text, object text, detail text, remedy text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE col name := coalesce(nullif(current_setting('tenant_guard.tenant_column', true), ''), 'tenant_id');
+DECLARE col name := tenant_guard_internal.tenant_column();
 BEGIN
   -- Tenant tables never protected.
   RETURN QUERY
@@ -270,7 +310,7 @@ BEGIN
          format('%I.%I has the tenant column %I but no tenant_guard protection', n.nspname, c.relname, t.tenant_column),
          format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);',
                 format('%I.%I', n.nspname, c.relname), t.tenant_column)
-    FROM tenant_guard.tenant_tables() t
+    FROM tenant_guard_internal.tenant_tables() t
     JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE NOT EXISTS (SELECT 1 FROM tenant_guard.protected p WHERE p.relid = t.table_name)
    ORDER BY 3;
@@ -302,7 +342,7 @@ BEGIN
          format('row-level security is off on %I.%I: every role with SELECT sees every tenant', n.nspname, c.relname),
          format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);',
                 format('%I.%I', n.nspname, c.relname), t.tenant_column)
-    FROM tenant_guard.tenant_tables() t
+    FROM tenant_guard_internal.tenant_tables() t
     JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE NOT c.relrowsecurity
      AND EXISTS (SELECT 1 FROM tenant_guard.protected p WHERE p.relid = t.table_name)
@@ -312,7 +352,7 @@ BEGIN
          format('row-level security on %I.%I is not forced: its owner %I bypasses every policy',
                 n.nspname, c.relname, pg_get_userbyid(c.relowner)),
          format('ALTER TABLE %I.%I FORCE ROW LEVEL SECURITY;', n.nspname, c.relname)
-    FROM tenant_guard.tenant_tables() t
+    FROM tenant_guard_internal.tenant_tables() t
     JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relrowsecurity AND NOT c.relforcerowsecurity
    ORDER BY 3;
@@ -324,7 +364,7 @@ BEGIN
          format('%I.%I has row-level security but no restrictive policy holding the tenant rule', n.nspname, c.relname),
          format('SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);',
                 format('%I.%I', n.nspname, c.relname), t.tenant_column)
-    FROM tenant_guard.tenant_tables() t
+    FROM tenant_guard_internal.tenant_tables() t
     JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relrowsecurity
      AND NOT EXISTS (SELECT 1 FROM pg_policy pol WHERE pol.polrelid = t.table_name AND NOT pol.polpermissive)
@@ -350,7 +390,7 @@ BEGIN
          format('%I.%I.%I allows NULL: rows without a tenant', n.nspname, c.relname, t.tenant_column),
          format('SELECT * FROM tenant_guard.enforce_not_null(%L, tenant_column => %L);',
                 format('%I.%I', n.nspname, c.relname), t.tenant_column)
-    FROM tenant_guard.tenant_tables() t
+    FROM tenant_guard_internal.tenant_tables() t
     JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_attribute a ON a.attrelid = t.table_name AND a.attname = t.tenant_column
    WHERE NOT a.attnotnull
@@ -367,12 +407,12 @@ BEGIN
                 x.n, x.qn),
          NULL::text
     FROM (SELECT format('%I.%I', n.nspname, c.relname) AS qn,
-                 tenant_guard.count_null_tenant_rows(p.relid, p.tenant_column::text, true) AS n
+                 tenant_guard_internal.count_null_tenant_rows(p.relid, p.tenant_column::text, true) AS n
             FROM tenant_guard.protected p
             JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
             JOIN pg_attribute a ON a.attrelid = p.relid AND a.attname = p.tenant_column
            WHERE p.mode = 'permissive' AND p.parent IS NULL AND NOT a.attnotnull
-             AND has_function_privilege('tenant_guard.count_null_tenant_rows(regclass, text, boolean)', 'EXECUTE')
+             AND has_function_privilege('tenant_guard_internal.count_null_tenant_rows(regclass, text, boolean)', 'EXECUTE')
           OFFSET 0) x
    WHERE x.n > 0
    ORDER BY 3;
@@ -385,7 +425,7 @@ BEGIN
                 CASE WHEN k.oid IS NULL THEN 'index' ELSE 'constraint' END, n.nspname, c.relname, t.tenant_column),
          format('SELECT * FROM tenant_guard.scope_unique(%L, %L, tenant_column => %L);',
                 format('%I.%I', n.nspname, c.relname), coalesce(k.conname, ic.relname), t.tenant_column)
-    FROM tenant_guard.tenant_tables() t
+    FROM tenant_guard_internal.tenant_tables() t
     JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_index i ON i.indrelid = t.table_name AND i.indisunique AND NOT i.indisprimary
     JOIN pg_class ic ON ic.oid = i.indexrelid
@@ -402,7 +442,7 @@ BEGIN
          format('SELECT * FROM tenant_guard.add_tenant_fk(%L, %L, %L, %L, tenant_column => %L);',
                 format('%I.%I', cn.nspname, cc.relname), b.child_columns::text,
                 format('%I.%I', pn.nspname, pc.relname), b.parent_columns::text, b.child_tenant)
-    FROM tenant_guard.tenant_blind_foreign_keys() b
+    FROM tenant_guard_internal.tenant_blind_foreign_keys() b
     JOIN pg_class cc ON cc.oid = b.child_table JOIN pg_namespace cn ON cn.oid = cc.relnamespace
     JOIN pg_class pc ON pc.oid = b.parent_table JOIN pg_namespace pn ON pn.oid = pc.relnamespace
    ORDER BY 3;
@@ -412,7 +452,7 @@ BEGIN
   SELECT 'low', 'no_tenant_index', format('%I.%I', n.nspname, c.relname),
          format('no index on %I.%I starts with %I', n.nspname, c.relname, t.tenant_column),
          format('CREATE INDEX ON %I.%I (%I);', n.nspname, c.relname, t.tenant_column)
-    FROM tenant_guard.tenant_tables() t
+    FROM tenant_guard_internal.tenant_tables() t
     JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_attribute a ON a.attrelid = t.table_name AND a.attname = t.tenant_column
    WHERE NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = t.table_name AND i.indkey[0] = a.attnum)
@@ -620,8 +660,8 @@ BEGIN
     PERFORM count(*) FROM tenant_guard.add_tenant_fk('pg_temp.selftest_rows', ARRAY['parent_id'],
                                                      'pg_temp.selftest_parent', ARRAY['id']);
     -- (Every role with TEMP on the database may use this session's temp schema.)
-    EXECUTE format('GRANT EXECUTE ON FUNCTION tenant_guard.selftest_try(text), '
-                   'tenant_guard.selftest_count(text) TO %I', app);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION tenant_guard_internal.selftest_try(text), '
+                   'tenant_guard_internal.selftest_count(text) TO %I', app);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON pg_temp.selftest_rows, pg_temp.selftest_parent, '
                    'pg_temp.selftest_parts, pg_temp.selftest_parts_acme, pg_temp.selftest_parts_globex TO %I', app);
     acme := tenant_guard.sign('{"tenant_id": "acme", "exp": 4102444800}', 'tenant_guard_selftest');
@@ -633,47 +673,47 @@ BEGIN
     -- From here on: the application role.
     PERFORM set_config('role', app, true);
 
-    st := tenant_guard.selftest_try($q$SELECT set_config('tenant_guard.context', 'globex', true)$q$);
+    st := tenant_guard_internal.selftest_try($q$SELECT set_config('tenant_guard.context', 'globex', true)$q$);
     names := names || 'forged context (set_config)'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
-    st := tenant_guard.selftest_try($q$SET tenant_guard.context = 'globex'$q$);
+    st := tenant_guard_internal.selftest_try($q$SET tenant_guard.context = 'globex'$q$);
     names := names || 'forged context (SET)'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
-    st := tenant_guard.selftest_try(format('SELECT tenant_guard.set_context(%L, false)', none_tok));
+    st := tenant_guard_internal.selftest_try(format('SELECT tenant_guard.set_context(%L, false)', none_tok));
     names := names || 'unsigned token (alg none)'::text; oks := oks || (st = '28000'); details := details || ('SQLSTATE ' || st);
-    st := tenant_guard.selftest_try(format('SELECT tenant_guard.set_context(%L, false)', tampered));
+    st := tenant_guard_internal.selftest_try(format('SELECT tenant_guard.set_context(%L, false)', tampered));
     names := names || 'tampered token'::text; oks := oks || (st = '28000'); details := details || ('SQLSTATE ' || st);
-    st := tenant_guard.selftest_try(format('SELECT tenant_guard.set_context(%L, false)', expired));
+    st := tenant_guard_internal.selftest_try(format('SELECT tenant_guard.set_context(%L, false)', expired));
     names := names || 'expired token'::text; oks := oks || (st = '28000'); details := details || ('SQLSTATE ' || st);
 
-    st := tenant_guard.selftest_try('SELECT count(*) FROM pg_temp.selftest_rows');
+    st := tenant_guard_internal.selftest_try('SELECT count(*) FROM pg_temp.selftest_rows');
     names := names || 'no context, no rows'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
 
     PERFORM tenant_guard.set_context(acme, false);
-    n := tenant_guard.selftest_count($q$SELECT count(*) FROM pg_temp.selftest_rows WHERE tenant_id <> 'acme'$q$);
+    n := tenant_guard_internal.selftest_count($q$SELECT count(*) FROM pg_temp.selftest_rows WHERE tenant_id <> 'acme'$q$);
     names := names || 'other tenant''s rows invisible'::text; oks := oks || (n = 0); details := details || (coalesce(n::text, 'error') || ' foreign rows seen');
-    n := tenant_guard.selftest_count('SELECT count(*) FROM pg_temp.selftest_rows');
+    n := tenant_guard_internal.selftest_count('SELECT count(*) FROM pg_temp.selftest_rows');
     names := names || 'own rows visible'::text; oks := oks || (n = 1); details := details || (coalesce(n::text, 'error') || ' rows seen');
-    st := tenant_guard.selftest_try($q$INSERT INTO pg_temp.selftest_rows VALUES (3, 'globex', 2, 'x')$q$);
+    st := tenant_guard_internal.selftest_try($q$INSERT INTO pg_temp.selftest_rows VALUES (3, 'globex', 2, 'x')$q$);
     names := names || 'insert into another tenant'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
-    n := tenant_guard.selftest_count($q$WITH u AS (UPDATE pg_temp.selftest_rows SET secret = 'owned' WHERE id = 2 RETURNING 1) SELECT count(*) FROM u$q$);
+    n := tenant_guard_internal.selftest_count($q$WITH u AS (UPDATE pg_temp.selftest_rows SET secret = 'owned' WHERE id = 2 RETURNING 1) SELECT count(*) FROM u$q$);
     names := names || 'update another tenant''s row'::text; oks := oks || (n = 0); details := details || (coalesce(n::text, 'error') || ' rows updated');
-    n := tenant_guard.selftest_count($q$WITH d AS (DELETE FROM pg_temp.selftest_rows WHERE id = 2 RETURNING 1) SELECT count(*) FROM d$q$);
+    n := tenant_guard_internal.selftest_count($q$WITH d AS (DELETE FROM pg_temp.selftest_rows WHERE id = 2 RETURNING 1) SELECT count(*) FROM d$q$);
     names := names || 'delete another tenant''s row'::text; oks := oks || (n = 0); details := details || (coalesce(n::text, 'error') || ' rows deleted');
-    st := tenant_guard.selftest_try($q$UPDATE pg_temp.selftest_rows SET tenant_id = 'globex' WHERE id = 1$q$);
+    st := tenant_guard_internal.selftest_try($q$UPDATE pg_temp.selftest_rows SET tenant_id = 'globex' WHERE id = 1$q$);
     names := names || 'move a row to another tenant'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
-    st := tenant_guard.selftest_try('TRUNCATE pg_temp.selftest_rows');
+    st := tenant_guard_internal.selftest_try('TRUNCATE pg_temp.selftest_rows');
     names := names || 'TRUNCATE'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
-    n := tenant_guard.selftest_count('SELECT count(*) FROM pg_temp.selftest_parts_globex');
+    n := tenant_guard_internal.selftest_count('SELECT count(*) FROM pg_temp.selftest_parts_globex');
     names := names || 'partition named directly'::text; oks := oks || (n = 0); details := details || (coalesce(n::text, 'error') || ' foreign rows seen');
-    st := tenant_guard.selftest_try($q$INSERT INTO pg_temp.selftest_rows VALUES (4, 'acme', 2, 'x')$q$);
+    st := tenant_guard_internal.selftest_try($q$INSERT INTO pg_temp.selftest_rows VALUES (4, 'acme', 2, 'x')$q$);
     names := names || 'reference another tenant''s parent'::text; oks := oks || (st = '23503'); details := details || ('SQLSTATE ' || st);
-    st := tenant_guard.selftest_try('SELECT * FROM tenant_guard.unprotect(''pg_temp.selftest_rows'')');
+    st := tenant_guard_internal.selftest_try('SELECT * FROM tenant_guard.unprotect(''pg_temp.selftest_rows'')');
     names := names || 'application role calls unprotect'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
-    st := tenant_guard.selftest_try('ALTER TABLE pg_temp.selftest_rows DISABLE ROW LEVEL SECURITY');
+    st := tenant_guard_internal.selftest_try('ALTER TABLE pg_temp.selftest_rows DISABLE ROW LEVEL SECURITY');
     names := names || 'application role disables row-level security'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
-    st := tenant_guard.selftest_try('SELECT count(*) FROM tenant_guard.keys');
+    st := tenant_guard_internal.selftest_try('SELECT count(*) FROM tenant_guard.keys');
     names := names || 'application role reads the key ring'::text; oks := oks || (st = '42501'); details := details || ('SQLSTATE ' || st);
     PERFORM tenant_guard.clear_context();
-    n := tenant_guard.selftest_count('SELECT count(*) FROM pg_temp.selftest_rows');
+    n := tenant_guard_internal.selftest_count('SELECT count(*) FROM pg_temp.selftest_rows');
     names := names || 'cleared context, no rows'::text; oks := oks || (n IS NULL); details := details || CASE WHEN n IS NULL THEN 'refused' ELSE n || ' rows seen' END;
 
     -- Undo every change (fixture, key, role, settings).
@@ -685,16 +725,16 @@ BEGIN
 END $$;
 
 -- The hint names the table from the catalog (nspname, relname).
-CREATE OR REPLACE FUNCTION tenant_guard.on_ddl() RETURNS event_trigger
+CREATE OR REPLACE FUNCTION tenant_guard_internal.on_ddl() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   cmd record;
   part record;
-  col name := coalesce(nullif(current_setting('tenant_guard.tenant_column', true), ''), 'tenant_id');
+  col name := tenant_guard_internal.tenant_column();
   action text := coalesce(current_setting('tenant_guard.on_new_table', true), 'off');
   p tenant_guard.protected;
 BEGIN
-  IF tenant_guard.in_protect() THEN
+  IF tenant_guard_internal.in_protect() THEN
     RETURN;  -- protect/unprotect's own DDL
   END IF;
   FOR cmd IN
@@ -757,7 +797,7 @@ SELECT t.table_name,
        (SELECT pg_catalog.count(*) FROM pg_catalog.pg_policy pol
          WHERE pol.polrelid OPERATOR(pg_catalog.=) c.oid
            AND pol.polname OPERATOR(pg_catalog.=) ANY
-               ('{tenant_guard_access,tenant_guard_select,tenant_guard_insert,tenant_guard_update,tenant_guard_delete}'::pg_catalog.name[])
+               (tenant_guard_internal.policy_names()::pg_catalog.name[])
        )::pg_catalog.int4 AS policies,
        p.relid IS NOT NULL AND pg_catalog.cardinality(d.drift) OPERATOR(pg_catalog.=) 0 AS policies_current,
        p.mode,
@@ -765,19 +805,19 @@ SELECT t.table_name,
          WHERE k.contype OPERATOR(pg_catalog.=) 'f'::pg_catalog."char"
            AND k.conrelid OPERATOR(pg_catalog.=) c.oid
            AND a.attnum OPERATOR(pg_catalog.=) ANY (k.conkey))::pg_catalog.int4 AS composite_fks,
-       (SELECT pg_catalog.count(*) FROM tenant_guard.tenant_blind_foreign_keys() b
+       (SELECT pg_catalog.count(*) FROM tenant_guard_internal.tenant_blind_foreign_keys() b
          WHERE b.child_table::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid)::pg_catalog.int4 AS tenant_blind_fks,
        CASE
          WHEN p.relid IS NULL THEN 'none'
          WHEN pg_catalog.cardinality(d.drift) OPERATOR(pg_catalog.<>) 0 THEN 'drifted'
          WHEN p.mode OPERATOR(pg_catalog.=) 'strict'::pg_catalog.text AND c.relforcerowsecurity AND a.attnotnull
-              AND NOT EXISTS (SELECT 1 FROM tenant_guard.tenant_blind_foreign_keys() b
+              AND NOT EXISTS (SELECT 1 FROM tenant_guard_internal.tenant_blind_foreign_keys() b
                                WHERE b.child_table::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid) THEN 'enforce'
          WHEN p.mode OPERATOR(pg_catalog.=) 'strict'::pg_catalog.text THEN 'tighten'
          ELSE 'prepare'
        END AS phase,
        d.drift
-  FROM tenant_guard.tenant_tables() t
+  FROM tenant_guard_internal.tenant_tables() t
   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.table_name::pg_catalog.oid
   JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
                                 AND a.attname OPERATOR(pg_catalog.=) t.tenant_column
@@ -793,28 +833,34 @@ COMMENT ON VIEW tenant_guard.status IS
 
 -- As in finalize.sql: drift and the counts are not for PUBLIC.
 REVOKE ALL ON FUNCTION tenant_guard.protection_drift(regclass) FROM PUBLIC;
-REVOKE ALL ON FUNCTION tenant_guard.count_null_tenant_rows(regclass, text, boolean),
-              tenant_guard.count_orphan_tenant_rows(regclass, text),
-              tenant_guard.count_cross_tenant_references(oid, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard_internal.count_null_tenant_rows(regclass, text, boolean),
+              tenant_guard_internal.count_orphan_tenant_rows(regclass, text),
+              tenant_guard_internal.count_cross_tenant_references(oid, text, text) FROM PUBLIC;
 -- As in sql/backfill.sql: the committing backfill is not for PUBLIC either.
 REVOKE ALL ON PROCEDURE tenant_guard.backfill(regclass, text, integer, text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.backfill_batch(regclass, text, bigint, integer, text) FROM PUBLIC;
--- Trigger functions cannot be called directly; a table owner needs EXECUTE
--- on them because protect() now creates its triggers with the owner's rights.
-GRANT EXECUTE ON FUNCTION tenant_guard.refuse_truncate() TO PUBLIC;
-GRANT EXECUTE ON FUNCTION tenant_guard.refuse_tenant_change() TO PUBLIC;
+-- As in finalize.sql: nothing in tenant_guard_internal for PUBLIC but the
+-- two trigger functions (called directly they raise), on which a table
+-- owner needs EXECUTE because protect() now creates its triggers with the
+-- owner's rights.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_guard_internal FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenant_guard_internal.refuse_truncate() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION tenant_guard_internal.refuse_tenant_change() TO PUBLIC;
 
-COMMENT ON FUNCTION tenant_guard.refuse_tenant_change() IS
+COMMENT ON FUNCTION tenant_guard_internal.refuse_tenant_change() IS
   'trigger: refuses changing the tenant of a row, except an operator''s repair without tenant context and row-level security';
 COMMENT ON FUNCTION tenant_guard.protection_drift(regclass) IS
   'how a protected table differs from what protect would leave (policies, row-level security, triggers, default); NULL when not protected';
-COMMENT ON FUNCTION tenant_guard.count_null_tenant_rows(regclass, text, boolean) IS
+COMMENT ON FUNCTION tenant_guard_internal.count_null_tenant_rows(regclass, text, boolean) IS
   'rows of a table with a NULL tenant (caller must read every row; counts as the table owner)';
-COMMENT ON FUNCTION tenant_guard.count_orphan_tenant_rows(regclass, text) IS
+COMMENT ON FUNCTION tenant_guard_internal.count_orphan_tenant_rows(regclass, text) IS
   'rows per tenant id not in the registry (caller must read every row; counts as the table owners)';
-COMMENT ON FUNCTION tenant_guard.count_cross_tenant_references(oid, text, text) IS
+COMMENT ON FUNCTION tenant_guard_internal.count_cross_tenant_references(oid, text, text) IS
   'child rows of a foreign key whose parent has another tenant (caller must read both tables; counts as an owner)';
 COMMENT ON PROCEDURE tenant_guard.backfill(regclass, text, integer, text, integer) IS
   'fill NULL tenant ids from the parent reached through a foreign key, committing every batch (CALL outside a transaction block); resumable, retries 40P01/55P03';
 COMMENT ON FUNCTION tenant_guard.backfill_batch(regclass, text, bigint, integer, text) IS
   'one batch of a backfill, from block from_block, as the child''s owner; returns rows_updated and next_block (NULL at the end of the table)';
+COMMENT ON FUNCTION tenant_guard_internal.tenant_column() IS
+  'the tenant column used when none is given: tenant_guard.tenant_column, or the built-in default';
+COMMENT ON FUNCTION tenant_guard_internal.policy_names() IS 'names of the policies protect creates';

@@ -47,11 +47,17 @@ fn table_and_column(rel: Oid, col: &str) -> (String, Oid, Oid) {
                 (
                     format!(
                         "{}.{}",
-                        ident(&spi(r.get::<String>(1)).unwrap_or_default()),
-                        ident(&spi(r.get::<String>(2)).unwrap_or_default())
+                        ident(&crate::error::present(
+                            r.get::<String>(1),
+                            "pg_namespace.nspname"
+                        )),
+                        ident(&crate::error::present(
+                            r.get::<String>(2),
+                            "pg_class.relname"
+                        ))
                     ),
-                    spi(r.get::<Oid>(3)).unwrap_or(Oid::INVALID),
-                    spi(r.get::<Oid>(4)).unwrap_or(Oid::INVALID),
+                    crate::error::present(r.get::<Oid>(3), "pg_class.relowner"),
+                    crate::error::present(r.get::<Oid>(4), "pg_attribute.atttypid"),
                 )
             })
         })
@@ -74,7 +80,7 @@ fn open_table_and_column(rel: &pgrx::PgRelation, col: &str) -> (String, Oid, Oid
     let name = format!("{}.{}", ident(rel.namespace()), ident(rel.name()));
     // SAFETY: rd_rel of an open relation is valid while it is open.
     let owner = unsafe { (*rel.rd_rel).relowner };
-    let ccol = std::ffi::CString::new(col).unwrap_or_default();
+    let ccol = crate::error::c_string(col);
     // SAFETY: syscache look-ups of an open relation's attribute.
     let ty = unsafe {
         let attnum = pg_sys::get_attnum(rel.oid(), ccol.as_ptr());
@@ -98,7 +104,7 @@ fn open_table_and_column(rel: &pgrx::PgRelation, col: &str) -> (String, Oid, Oid
 /// owner, after checking the caller may read every row: 42501 otherwise,
 /// or, with `skip_unreadable`, a WARNING and NULL (what the view does,
 /// without the cost of an exception block per table).
-#[pg_extern(stable, parallel_unsafe, schema = "tenant_guard")]
+#[pg_extern(stable, parallel_unsafe, schema = "tenant_guard_internal")]
 fn count_null_tenant_rows(
     tbl: pgrx::PgRelation,
     tenant_column: &str,
@@ -146,7 +152,7 @@ fn registry() -> Option<(Oid, String)> {
 /// registry's ids are read as the registry table's owner, the child's
 /// tenant values grouped as the child's owner, the two joined as text
 /// (a hash anti-join against the ids passed as one `text[]`).
-#[pg_extern(stable, parallel_unsafe, schema = "tenant_guard")]
+#[pg_extern(stable, parallel_unsafe, schema = "tenant_guard_internal")]
 fn count_orphan_tenant_rows(
     tbl: pgrx::PgRelation,
     tenant_column: &str,
@@ -198,51 +204,9 @@ fn count_orphan_tenant_rows(
     TableIterator::new(rows)
 }
 
-/// A foreign key, as the cross-tenant count needs it.
-struct Fk {
-    child: Oid,
-    parent: Oid,
-    cols: Vec<String>,
-    pcols: Vec<String>,
-    /// `conpfeqop`, as `(schema, name)`.
-    ops: Vec<(String, String)>,
-}
-
-fn foreign_key(con: Oid) -> Fk {
-    let row = pinned(|| {
-        Spi::connect(|c| {
-            let rows = spi(c.select(
-                "SELECT c.conrelid, c.confrelid, \
-                   ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(n, o) \
-                           JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid \
-                            AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o), \
-                   ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY k(n, o) \
-                           JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.confrelid \
-                            AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o), \
-                   ARRAY(SELECT n.nspname::pg_catalog.text FROM pg_catalog.unnest(c.conpfeqop) WITH ORDINALITY k(op, o) \
-                           JOIN pg_catalog.pg_operator x ON x.oid OPERATOR(pg_catalog.=) k.op \
-                           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) x.oprnamespace ORDER BY k.o), \
-                   ARRAY(SELECT x.oprname::pg_catalog.text FROM pg_catalog.unnest(c.conpfeqop) WITH ORDINALITY k(op, o) \
-                           JOIN pg_catalog.pg_operator x ON x.oid OPERATOR(pg_catalog.=) k.op ORDER BY k.o) \
-                  FROM pg_catalog.pg_constraint c \
-                 WHERE c.oid OPERATOR(pg_catalog.=) $1 AND c.contype OPERATOR(pg_catalog.=) 'f'::pg_catalog.\"char\"",
-                None,
-                &[con.into()],
-            ));
-            rows.into_iter().next().map(|r| {
-                let nsps: Vec<String> = spi(r.get(5)).unwrap_or_default();
-                let oprs: Vec<String> = spi(r.get(6)).unwrap_or_default();
-                Fk {
-                    child: spi(r.get(1)).unwrap_or(Oid::INVALID),
-                    parent: spi(r.get(2)).unwrap_or(Oid::INVALID),
-                    cols: spi(r.get(3)).unwrap_or_default(),
-                    pcols: spi(r.get(4)).unwrap_or_default(),
-                    ops: nsps.into_iter().zip(oprs).collect(),
-                }
-            })
-        })
-    });
-    row.unwrap_or_else(|| {
+/// The foreign key `con` (the generators' catalog query), or 42704.
+fn foreign_key(con: Oid) -> crate::integrity_sql::FkRow {
+    crate::integrity_sql::foreign_key(con).unwrap_or_else(|| {
         Failure::new(
             Code::ERRCODE_UNDEFINED_OBJECT,
             format!("foreign key with OID {} does not exist", u32::from(con)),
@@ -297,7 +261,7 @@ fn is_builtin(ty: Oid) -> bool {
 /// so no cast written by another role runs), else as the parent's owner
 /// under the mirror conditions; when neither owner can, the result is NULL
 /// with a WARNING.
-#[pg_extern(stable, parallel_unsafe, schema = "tenant_guard")]
+#[pg_extern(stable, parallel_unsafe, schema = "tenant_guard_internal")]
 fn count_cross_tenant_references(
     constraint_oid: Oid,
     child_tenant: default!(Option<&str>, "NULL"),
@@ -313,7 +277,7 @@ fn count_cross_tenant_references(
     // Between two owners, the key's equality operators must be the
     // catalog's too: an operator class of the other owner's would run its
     // code as this one.
-    let catalog_ops = fk.ops.iter().all(|(n, _)| n == "pg_catalog");
+    let catalog_ops = fk.op_schemas.iter().all(|n| n == "pg_catalog");
     let run_as =
         if co == po || (catalog_ops && role_reads_all(co, fk.parent) && is_builtin(pt_type)) {
             Some(co)
@@ -335,14 +299,13 @@ fn count_cross_tenant_references(
         );
         return None;
     };
-    let (nsps, oprs): (Vec<String>, Vec<String>) = fk.ops.iter().cloned().unzip();
-    let ops = crate::integrity_sql::constraint_ops(&nsps, &oprs);
+    let ops = &fk.ops;
     let c: Vec<&str> = fk.cols.iter().map(String::as_str).collect();
     let p: Vec<&str> = fk.pcols.iter().map(String::as_str).collect();
     let sql = format!(
         "SELECT pg_catalog.count(*) FROM {child_name} c JOIN {parent_name} p ON {} \
           WHERE c.{ct}::pg_catalog.text OPERATOR(pg_catalog.<>) p.{pt}::pg_catalog.text",
-        integrity::key_join(&c, &p, &ops),
+        integrity::key_join(&c, &p, ops),
         ct = ident(&ct),
         pt = ident(&pt)
     );
@@ -351,11 +314,11 @@ fn count_cross_tenant_references(
 
 extension_sql!(
     r#"
-COMMENT ON FUNCTION tenant_guard.count_null_tenant_rows(regclass, text, boolean) IS
+COMMENT ON FUNCTION tenant_guard_internal.count_null_tenant_rows(regclass, text, boolean) IS
   'rows of a table with a NULL tenant (caller must read every row; counts as the table owner)';
-COMMENT ON FUNCTION tenant_guard.count_orphan_tenant_rows(regclass, text) IS
+COMMENT ON FUNCTION tenant_guard_internal.count_orphan_tenant_rows(regclass, text) IS
   'rows per tenant id not in the registry (caller must read every row; counts as the table owners)';
-COMMENT ON FUNCTION tenant_guard.count_cross_tenant_references(oid, text, text) IS
+COMMENT ON FUNCTION tenant_guard_internal.count_cross_tenant_references(oid, text, text) IS
   'child rows of a foreign key whose parent has another tenant (caller must read both tables; counts as an owner)';
 "#,
     name = "audit_count_comments",

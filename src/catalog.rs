@@ -29,16 +29,16 @@ pub fn relation(oid: pg_sys::Oid) -> Relation {
             &[oid.into()],
         ))
         .first();
-            let nsp: String = spi(row.get(1)).unwrap_or_default();
-            let rel: String = spi(row.get(2)).unwrap_or_default();
-            let kind: String = spi(row.get(3)).unwrap_or_default();
+            let nsp: String = crate::error::present(row.get(1), "pg_namespace.nspname");
+            let rel: String = crate::error::present(row.get(2), "pg_class.relname");
+            let kind: String = crate::error::present(row.get(3), "pg_class.relkind");
             Relation {
                 name: format!("{}.{}", ident(&nsp), ident(&rel)),
-                display: spi(row.get(7)).unwrap_or_default(),
+                display: crate::error::present(row.get(7), "pg_class.relname"),
                 relkind: kind.bytes().next().unwrap_or(b'?'),
-                is_partition: spi(row.get(4)).unwrap_or(false),
-                rls_enabled: spi(row.get(5)).unwrap_or(false),
-                rls_forced: spi(row.get(6)).unwrap_or(false),
+                is_partition: crate::error::present(row.get(4), "pg_class.relispartition"),
+                rls_enabled: crate::error::present(row.get(5), "pg_class.relrowsecurity"),
+                rls_forced: crate::error::present(row.get(6), "pg_class.relforcerowsecurity"),
             }
         })
     })
@@ -77,7 +77,7 @@ pub fn column(oid: pg_sys::Oid, r: &Relation, col: &str) -> (String, Option<Stri
         ));
             rows.into_iter().next().map(|row| {
                 (
-                    spi(row.get::<String>(1)).unwrap_or_default(),
+                    crate::error::present(row.get::<String>(1), "format_type of the tenant column"),
                     spi(row.get::<String>(2)),
                 )
             })
@@ -109,3 +109,25 @@ pub fn require_schema(schema: &str) {
         .raise();
     }
 }
+
+/// `ARRAY(...)` (a `text[]`) of the names of relation `$rel`'s columns
+/// numbered by `$attnums` (an `int2[]` or `int2vector` such as `conkey`,
+/// `confkey` or `indkey`), in that order; expression columns (number 0)
+/// are left out. The one definition of this catalog look-up for the Rust
+/// side (constraints and indexes in `integrity_sql`, which the audits
+/// reuse); `$rel` and `$attnums` are SQL expressions over the caller's
+/// range table, as literals, so the result is a `&'static str`.
+/// (`sql/audit.sql`'s `tenant_blind_foreign_keys` has the SQL side's one.)
+macro_rules! column_names {
+    ($rel:literal, $attnums:literal) => {
+        concat!(
+            "ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(",
+            $attnums,
+            ") WITH ORDINALITY k(n, o) \
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) ",
+            $rel,
+            " AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o)"
+        )
+    };
+}
+pub(crate) use column_names;

@@ -226,7 +226,8 @@ fn scope_of(v: &Verified, visible: &[String]) -> Scope {
 fn packed_value(v: &Verified, visible: &[String]) -> String {
     let scope = scope_of(v, visible);
     let simple = scope.read.is_none() && !scope.bypass;
-    let scope = serde_json::to_string(&scope).unwrap_or_default();
+    let scope = serde_json::to_string(&scope)
+        .unwrap_or_else(|e| crate::error::internal(format!("context scope not serializable: {e}")));
     pack(
         v.tenant.as_deref().unwrap_or(""),
         &scope,
@@ -317,6 +318,7 @@ fn facts_of_verified(v: &Verified) -> Facts {
 /// not parse yields no kid, which no key has: it fails closed.
 fn facts_of(value: &str) -> Facts {
     let (tenant, scope, claims) = unpack(value);
+    // Meant: an unparsable scope has no kid, which fails closed (above).
     let scope: Scope = serde_json::from_str(scope).unwrap_or_default();
     let exp = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(claims)
         .ok()
@@ -326,6 +328,7 @@ fn facts_of(value: &str) -> Facts {
         tenants.push(tenant.to_owned());
     }
     if !scope.bypass {
+        // No read set (meant): the context reads its tenant only.
         for t in scope.read.unwrap_or_default() {
             if !tenants.contains(&t) {
                 tenants.push(t);
@@ -348,6 +351,8 @@ fn lapsed(f: &Facts, keys: &[token::Key], now: f64, leeway: f64) -> Option<Strin
         return Some(format!("key \"{kid}\" has been retired"));
     };
     if !key.active_at(now) {
+        // Inactive but not retired means expired: expires_at is set (the
+        // default only shapes the message).
         let at = key.expires_at.map(token::utc).unwrap_or_default();
         return Some(format!("key \"{kid}\" expired at {at}"));
     }
@@ -371,7 +376,8 @@ fn unix_seconds(ts: i64) -> f64 {
 type Statement = (i64, i64);
 
 fn this_statement() -> Statement {
-    // SAFETY: plain reads of the transaction's timestamps.
+    // SAFETY: no arguments; both return a backend-local timestamp by value
+    // and only need a transaction, which every SQL function call runs in.
     unsafe {
         (
             pg_sys::GetCurrentTransactionStartTimestamp(),
@@ -497,7 +503,8 @@ fn context_valid(value: &CStr) -> bool {
     }
     let valid = why.is_none();
     // A parallel worker stays silent: its leader judges the same value.
-    // SAFETY: reads a backend-global int.
+    // SAFETY: ParallelWorkerNumber is a plain int of this backend, set once
+    // when a worker starts; reading it has no other precondition.
     let worker = unsafe { pg_sys::ParallelWorkerNumber } >= 0;
     let warn = !valid && !warned && !worker;
     CHECKED.with(|c| {
@@ -537,7 +544,7 @@ fn rules() -> Rules {
 /// authenticated by the token, not by its role).
 fn put(name: &CStr, value: &str, is_local: bool) {
     // Claims and ids were checked free of NUL characters by the parser.
-    let value = CString::new(value).unwrap_or_default();
+    let value = crate::error::c_string(value);
     let action = if is_local {
         pg_sys::GucAction::GUC_ACTION_LOCAL
     } else {
@@ -660,7 +667,8 @@ fn set_context_inner(token: Option<&str>, is_local: Option<bool>) -> String {
     let Some(is_local) = is_local else {
         crate::error::invalid_parameter("is_local must not be NULL").raise()
     };
-    // SAFETY: reads transaction state.
+    // SAFETY: no arguments; returns a bool from this backend's transaction
+    // state, which a running function call always has.
     if is_local && !unsafe { pg_sys::IsTransactionBlock() } {
         Failure::new(
             Code::ERRCODE_NO_ACTIVE_SQL_TRANSACTION,
@@ -750,6 +758,7 @@ fn set_context_inner(token: Option<&str>, is_local: Option<bool>) -> String {
     if let Some((_, role)) = &bypass_role {
         crate::bypass::enter(*role);
     }
+    // A bypass token may carry no tenant (meant): set_context returns ''.
     let tenant = v.tenant.clone().unwrap_or_default();
     let lasts = if is_local { "transaction" } else { "session" };
     if v.bypass {
@@ -779,40 +788,49 @@ fn clear_context() {
     put(gucs::CONTEXT_NAME, "", false);
 }
 
-/// The context setting's current value, borrowed (no copy): valid until the
-/// setting next changes, so use it at once. `None` without a context, and
-/// for a context that no longer holds ([`context_valid`]).
-fn raw_context() -> Option<&'static str> {
-    // SAFETY: the GUC machinery keeps the pointer valid until the value is
-    // replaced; nothing below changes it while the borrow is in use.
-    let v = unsafe {
+/// A copy of the context setting's current value, if it is set (not
+/// validated). Copied at once: PostgreSQL frees the string when the setting
+/// changes, and the checks that follow run SQL.
+fn context_value() -> Option<CString> {
+    // SAFETY: `CONTEXT` is a registered string setting; its pointer is NULL
+    // or a NUL-terminated string owned by the GUC machinery, valid until the
+    // setting next changes. It is copied before anything else runs.
+    unsafe {
         let p = *gucs::CONTEXT.as_ptr();
-        if p.is_null() {
+        if p.is_null() || *p == 0 {
             return None;
         }
-        CStr::from_ptr(p)
-    };
-    if v.is_empty() || !context_valid(v) {
+        Some(CStr::from_ptr(p).to_owned())
+    }
+}
+
+/// The context setting's value, owned. `None` without a context, and for a
+/// context that no longer holds ([`context_valid`]).
+fn raw_context() -> Option<String> {
+    let v = context_value()?;
+    if !context_valid(&v) {
         return None;
     }
-    v.to_str().ok()
+    v.into_string().ok()
 }
 
 /// The current tenant (the writing one), if any.
-fn current_tenant() -> Option<&'static str> {
-    raw_context().map(|v| unpack(v).0).filter(|t| !t.is_empty())
+fn current_tenant() -> Option<String> {
+    raw_context()
+        .map(|v| unpack(&v).0.to_owned())
+        .filter(|t| !t.is_empty())
 }
 
 /// The current tenant, or NULL without a context.
 #[pg_extern(stable, parallel_safe, schema = "tenant_guard")]
 fn tenant_id() -> Option<String> {
-    current_tenant().map(str::to_owned)
+    current_tenant()
 }
 
 /// The current tenant, or an error (42501) when there is no context.
 #[pg_extern(stable, parallel_safe, schema = "tenant_guard")]
 fn require_tenant_id() -> String {
-    current_tenant().map(str::to_owned).unwrap_or_else(|| {
+    current_tenant().unwrap_or_else(|| {
         Failure::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "no tenant context is set",
@@ -830,12 +848,16 @@ thread_local! {
 }
 
 fn scope() -> Option<Rc<Scope>> {
-    let raw = unpack(raw_context()?).1;
+    let value = raw_context()?;
+    let raw = unpack(&value).1;
     Some(SCOPE_CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if c.0 != raw {
-            // Written by set_context from a Scope: always parses.
-            let parsed: Scope = serde_json::from_str(raw).unwrap_or_default();
+            // Written by set_context from a Scope, so it always parses; if
+            // it did not, the value was not ours: a bug, not "no scope".
+            let parsed: Scope = serde_json::from_str(raw).unwrap_or_else(|e| {
+                crate::error::internal(format!("unreadable context scope: {e}"))
+            });
             *c = (raw.to_owned(), Rc::new(parsed));
         }
         c.1.clone()
@@ -874,8 +896,8 @@ fn user_id() -> Option<String> {
 /// Every verified claim of the current context, or NULL.
 #[pg_extern(stable, parallel_safe, schema = "tenant_guard")]
 fn claims() -> Option<pgrx::JsonB> {
-    let text = unpack(raw_context()?).2;
-    serde_json::from_str(text).ok().map(pgrx::JsonB)
+    let value = raw_context()?;
+    serde_json::from_str(unpack(&value).2).ok().map(pgrx::JsonB)
 }
 
 /// Whether the current context may see every tenant.
@@ -941,7 +963,7 @@ fn visible_set() -> Vec<String> {
         _ => {}
     }
     match current_tenant() {
-        Some(t) => vec![t.to_owned()],
+        Some(t) => vec![t],
         None => no_context(),
     }
 }
@@ -950,7 +972,7 @@ fn visible_set() -> Vec<String> {
 /// token without one may write every tenant it reads).
 fn writable_set() -> Vec<String> {
     if let Some(t) = current_tenant() {
-        return vec![t.to_owned()];
+        return vec![t];
     }
     match scope() {
         Some(s) if s.bypass => bypass_set().as_ref().clone(),
@@ -964,7 +986,7 @@ fn writable_set() -> Vec<String> {
 /// `dataoffset` (0: no NULLs), element type, then `dims[ndim]` and
 /// `lbound[ndim]`, then the elements from a MAXALIGNed offset, each a
 /// varlena with a 4-byte header, INTALIGNed. An empty array has `ndim = 0`.
-unsafe fn text_array(ids: &[&[u8]]) -> pg_sys::Datum {
+fn text_array(ids: &[&[u8]]) -> pg_sys::Datum {
     fn intalign(n: usize) -> usize {
         (n + 3) & !3
     }
@@ -986,8 +1008,14 @@ unsafe fn text_array(ids: &[&[u8]]) -> pg_sys::Datum {
     for id in ids {
         size = intalign(size) + 4 + id.len();
     }
-    let p = pg_sys::palloc0(size) as *mut u8;
-    let put = |at: usize, v: u32| std::ptr::write_unaligned(p.add(at) as *mut u32, v);
+    // SAFETY: palloc0 returns `size` zeroed bytes in the current memory
+    // context (or raises); PostgreSQL frees them with that context.
+    let p = unsafe { pg_sys::palloc0(size) } as *mut u8;
+    let put = |at: usize, v: u32| {
+        // SAFETY: every caller below passes an offset with `at + 4 <= size`
+        // (the layout computed above); unaligned writes need no alignment.
+        unsafe { std::ptr::write_unaligned(p.add(at) as *mut u32, v) }
+    };
     put(0, varsize(size));
     put(4, if ids.is_empty() { 0 } else { 1 });
     put(8, 0);
@@ -1000,7 +1028,9 @@ unsafe fn text_array(ids: &[&[u8]]) -> pg_sys::Datum {
     for id in ids {
         at = intalign(at);
         put(at, varsize(4 + id.len()));
-        std::ptr::copy_nonoverlapping(id.as_ptr(), p.add(at + 4), id.len());
+        // SAFETY: `at + 4 + id.len() <= size` (the loop computing `size`
+        // walked the same offsets); `id` is a Rust slice, not inside `p`.
+        unsafe { std::ptr::copy_nonoverlapping(id.as_ptr(), p.add(at + 4), id.len()) };
         at += 4 + id.len();
     }
     pg_sys::Datum::from(p)
@@ -1074,40 +1104,38 @@ struct ArrayCache {
 /// # Safety
 /// `fcinfo` is the call's valid `FunctionCallInfo`.
 unsafe fn tenant_array(fcinfo: pg_sys::FunctionCallInfo, writable: bool) -> pg_sys::Datum {
-    // SAFETY: the GUC machinery keeps the value valid until it is replaced,
-    // which nothing here does; fcinfo is valid (caller).
-    unsafe {
-        // Fast path: a context that reads exactly its tenant (and writes it).
-        let raw = *gucs::CONTEXT.as_ptr();
-        if !raw.is_null() && *raw != 0 {
-            let value = CStr::from_ptr(raw);
-            if !context_valid(value) {
-                // No longer valid: reads nothing, writes nothing.
-                return text_array(&[]);
-            }
-            if let Some(t) = simple_tenant(value.to_bytes()) {
-                return text_array(&[t]);
-            }
+    // Fast path: a context that reads exactly its tenant (and writes it).
+    // The value is a copy: the validity check runs SQL.
+    let value = context_value();
+    if let Some(value) = &value {
+        if !context_valid(value) {
+            // No longer valid: reads nothing, writes nothing.
+            return text_array(&[]);
         }
-        // While planning, a read set (or a bypass context's registry) is
-        // not built: the planner evaluates the policy's array only to
-        // estimate how many rows match, and is given the context's own
-        // tenant, which every kind of context reads and writes. So a plan
-        // is the plan of a one-tenant query whoever planned it (a cached
-        // plan made under a 1,000-tenant token keeps its index scan for the
-        // next single-tenant request), and planning costs nothing more for
-        // large sets. Only an estimate: the executor calls this again and
-        // gets the real set. A context without a tenant (bypass without a
-        // tenant claim) estimates as an empty set.
-        if planning() {
-            return match current_tenant() {
-                Some(t) => text_array(&[t.as_bytes()]),
-                None if raw.is_null() || *raw == 0 => tenant_array_unplanned(fcinfo, writable),
-                None => text_array(&[]),
-            };
+        if let Some(t) = simple_tenant(value.to_bytes()) {
+            return text_array(&[t]);
         }
-        tenant_array_unplanned(fcinfo, writable)
     }
+    // While planning, a read set (or a bypass context's registry) is
+    // not built: the planner evaluates the policy's array only to
+    // estimate how many rows match, and is given the context's own
+    // tenant, which every kind of context reads and writes. So a plan
+    // is the plan of a one-tenant query whoever planned it (a cached
+    // plan made under a 1,000-tenant token keeps its index scan for the
+    // next single-tenant request), and planning costs nothing more for
+    // large sets. Only an estimate: the executor calls this again and
+    // gets the real set. A context without a tenant (bypass without a
+    // tenant claim) estimates as an empty set.
+    if planning() {
+        return match current_tenant() {
+            Some(t) => text_array(&[t.as_bytes()]),
+            // SAFETY: fcinfo is this call's valid FunctionCallInfo (caller).
+            None if value.is_none() => unsafe { tenant_array_unplanned(fcinfo, writable) },
+            None => text_array(&[]),
+        };
+    }
+    // SAFETY: fcinfo is this call's valid FunctionCallInfo (caller).
+    unsafe { tenant_array_unplanned(fcinfo, writable) }
 }
 
 /// `tenant_array` outside the planner: the real set.
@@ -1118,8 +1146,11 @@ unsafe fn tenant_array_unplanned(
     fcinfo: pg_sys::FunctionCallInfo,
     writable: bool,
 ) -> pg_sys::Datum {
-    // SAFETY: fcinfo is valid (caller); memory is allocated in the
-    // expression's own context.
+    // SAFETY: fcinfo is valid (caller): its flinfo, when set, is the
+    // expression's FmgrInfo, whose fn_extra is NULL or the ArrayCache
+    // allocated below in fn_mcxt (fully written before fn_extra points to
+    // it). The memory context switched to below is switched back before
+    // returning; an ERROR in between resets it anyway.
     unsafe {
         // Read sets, bypass, no context (which may raise). A sequential scan
         // calls this once per row: the array is built once per expression

@@ -212,6 +212,30 @@ pub fn undefined_object(message: impl Into<String>) -> Failure {
     Failure::new(Code::ERRCODE_UNDEFINED_OBJECT, message)
 }
 
+/// `XX000`: something that cannot happen did (a bug, or a catalog edited
+/// by hand). Raised rather than guessing a value.
+pub fn internal(message: impl Into<String>) -> ! {
+    Failure::new(
+        Code::ERRCODE_INTERNAL_ERROR,
+        format!("tenant_guard: {}", message.into()),
+    )
+    .raise()
+}
+
+/// A C string of `s`, for a PostgreSQL C API. Names and values that reach
+/// here come from SQL text, which cannot hold a NUL byte: one would be a
+/// bug, raised as `XX000` rather than silently truncated or emptied.
+pub fn c_string(s: &str) -> std::ffi::CString {
+    std::ffi::CString::new(s).unwrap_or_else(|_| internal("a NUL byte in a name or setting value"))
+}
+
+/// A value the query guarantees (a `NOT NULL` catalog or table column, an
+/// expression that cannot be NULL), from an SPI result: SPI failures and a
+/// NULL are internal errors (`XX000`) naming `what`, never a default.
+pub fn present<T>(r: Result<Option<T>, pgrx::spi::Error>, what: &str) -> T {
+    spi(r).unwrap_or_else(|| internal(format!("unexpected NULL {what}")))
+}
+
 /// Unwraps an SPI result: SPI failures here are internal errors.
 pub fn spi<T>(r: Result<T, pgrx::spi::Error>) -> T {
     r.unwrap_or_else(|e| {

@@ -1,18 +1,28 @@
-//! Every `tenant_guard.*` setting, registered in one place.
+//! Every `tenant_guard.*` setting, registered in one place, with its name
+//! defined once (the `*_NAME` constants).
 //!
-//! Two families:
-//! * **Verification rules** (`tenant_claim`, `leeway`, ...): `PGC_SUSET`, so
-//!   only a superuser (or a role granted `SET` on the parameter) can loosen
-//!   them; an application role cannot switch off `exp` checking for itself.
-//! * **Context** (`tenant_guard.context`): the verified tenant, scope (key,
-//!   user, read set, bypass) and claims of this session, in one setting so
-//!   that set_context writes once. Also `PGC_SUSET`: a non-superuser's `SET`, `set_config`,
-//!   `ALTER ROLE ... SET` and function `SET` clauses are all refused by
-//!   PostgreSQL itself, and only `set_context` (which verifies a token first)
-//!   writes them, through `set_config_option` with `PGC_SUSET` rights. They
-//!   may not be put in a configuration file (a tenant for everyone), and they
-//!   are not excluded from `RESET ALL`, so `RESET ALL` / `DISCARD ALL` clear
-//!   them: clearing only ever fails closed.
+//! * **Verification rules** (`tenant_claim`, `tenants_claim`, `leeway`,
+//!   `require_exp`, `issuer`, `audience`, `max_token_lifetime`,
+//!   `max_token_bytes`, `max_bypass_lifetime`): `PGC_SUSET`, so only a
+//!   superuser (or a role granted `SET` on the parameter) can loosen them;
+//!   an application role cannot switch off `exp` checking for itself.
+//! * **Behaviour and operations** (`missing_context`, `tenant_column`,
+//!   `on_new_table`, `bypass_role`, `log_context`, `log_rejections`,
+//!   `token_cache_bytes`): also `PGC_SUSET`; code running with the extension
+//!   owner's rights (the DDL guard) trusts `tenant_column`, and `bypass_role`
+//!   names the role a verified bypass token switches to.
+//! * **`lock_timeout`**: the only user-settable one (`PGC_USERSET`); it
+//!   bounds the caller's own helper calls and nothing else.
+//! * **The context** (`tenant_guard.context`): the verified tenant, scope
+//!   (key, user, read set, bypass) and claims of this session, in one
+//!   setting so that set_context writes once. `PGC_SUSET`: a non-superuser's
+//!   `SET`, `set_config`, `ALTER ROLE ... SET` and function `SET` clauses are
+//!   all refused by PostgreSQL itself, and only `set_context` (which verifies
+//!   a token first) and `clear_context` write it, through
+//!   `set_config_option` with `PGC_SUSET` rights. It may not be put in a
+//!   configuration file (a tenant for everyone), is hidden from `SHOW ALL`,
+//!   and is not excluded from `RESET ALL`, so `RESET ALL` / `DISCARD ALL`
+//!   clear it: clearing only ever fails closed.
 //!
 //! The prefix is reserved (`MarkGUCPrefixReserved`), which also discards any
 //! placeholder a session `SET` before this library was loaded.
@@ -39,7 +49,7 @@ pub static MAX_BYPASS_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(900);
 pub static MISSING_CONTEXT: GucSetting<MissingContext> =
     GucSetting::<MissingContext>::new(MissingContext::Error);
 pub static TENANT_COLUMN: GucSetting<Option<CString>> =
-    GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
+    GucSetting::<Option<CString>>::new(Some(crate::policy::DEFAULT_TENANT_COLUMN_C));
 pub static ON_NEW_TABLE: GucSetting<OnNewTable> = GucSetting::<OnNewTable>::new(OnNewTable::Off);
 pub static LOG_REJECTIONS: GucSetting<LogRejections> =
     GucSetting::<LogRejections>::new(LogRejections::All);
@@ -97,6 +107,28 @@ pub static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>:
 /// Name of the context setting.
 pub const CONTEXT_NAME: &CStr = c"tenant_guard.context";
 
+// The settings' names, each written once for the Rust side. SQL reads the
+// effective tenant column through tenant_guard_internal.tenant_column(); the
+// DDL guard (sql/finalize.sql) reads on_new_table by name, and selftest
+// (sql/selftest.sql) pins several settings by name for its fixture.
+pub const TENANT_CLAIM_NAME: &CStr = c"tenant_guard.tenant_claim";
+pub const LEEWAY_NAME: &CStr = c"tenant_guard.leeway";
+pub const REQUIRE_EXP_NAME: &CStr = c"tenant_guard.require_exp";
+pub const ISSUER_NAME: &CStr = c"tenant_guard.issuer";
+pub const BYPASS_ROLE_NAME: &CStr = c"tenant_guard.bypass_role";
+pub const AUDIENCE_NAME: &CStr = c"tenant_guard.audience";
+pub const MAX_TOKEN_LIFETIME_NAME: &CStr = c"tenant_guard.max_token_lifetime";
+pub const MAX_TOKEN_BYTES_NAME: &CStr = c"tenant_guard.max_token_bytes";
+pub const LOG_CONTEXT_NAME: &CStr = c"tenant_guard.log_context";
+pub const TENANTS_CLAIM_NAME: &CStr = c"tenant_guard.tenants_claim";
+pub const MAX_BYPASS_LIFETIME_NAME: &CStr = c"tenant_guard.max_bypass_lifetime";
+pub const MISSING_CONTEXT_NAME: &CStr = c"tenant_guard.missing_context";
+pub const TENANT_COLUMN_NAME: &CStr = c"tenant_guard.tenant_column";
+pub const ON_NEW_TABLE_NAME: &CStr = c"tenant_guard.on_new_table";
+pub const LOG_REJECTIONS_NAME: &CStr = c"tenant_guard.log_rejections";
+pub const TOKEN_CACHE_BYTES_NAME: &CStr = c"tenant_guard.token_cache_bytes";
+pub const LOCK_TIMEOUT_NAME: &CStr = c"tenant_guard.lock_timeout";
+
 thread_local! {
     static CONTEXT_EPOCH: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
@@ -122,7 +154,7 @@ unsafe extern "C-unwind" fn context_assigned(
 pub fn init() {
     let rules = GucFlags::default();
     GucRegistry::define_string_guc(
-        c"tenant_guard.tenant_claim",
+        TENANT_CLAIM_NAME,
         c"Name of the token claim that holds the tenant id.",
         c"A string or integer claim; required in every non-bypass token.",
         &TENANT_CLAIM,
@@ -130,7 +162,7 @@ pub fn init() {
         rules,
     );
     GucRegistry::define_int_guc(
-        c"tenant_guard.leeway",
+        LEEWAY_NAME,
         c"Clock skew tolerated when checking exp, nbf and iat.",
         c"",
         &LEEWAY,
@@ -140,7 +172,7 @@ pub fn init() {
         rules | GucFlags::UNIT_S,
     );
     GucRegistry::define_bool_guc(
-        c"tenant_guard.require_exp",
+        REQUIRE_EXP_NAME,
         c"Refuse tokens without an exp claim.",
         c"",
         &REQUIRE_EXP,
@@ -148,7 +180,7 @@ pub fn init() {
         rules,
     );
     GucRegistry::define_string_guc(
-        c"tenant_guard.bypass_role",
+        BYPASS_ROLE_NAME,
         c"Role (BYPASSRLS, not superuser) a bypass token switches to for the rest of its transaction.",
         c"Empty: a bypass token reads every tenant of the registry through the policies.",
         &BYPASS_ROLE,
@@ -156,7 +188,7 @@ pub fn init() {
         rules,
     );
     GucRegistry::define_string_guc(
-        c"tenant_guard.issuer",
+        ISSUER_NAME,
         c"When set, a token's iss claim must equal it.",
         c"",
         &ISSUER,
@@ -164,7 +196,7 @@ pub fn init() {
         rules,
     );
     GucRegistry::define_string_guc(
-        c"tenant_guard.audience",
+        AUDIENCE_NAME,
         c"When set, a token's aud claim (string or array) must contain it.",
         c"",
         &AUDIENCE,
@@ -172,7 +204,7 @@ pub fn init() {
         rules,
     );
     GucRegistry::define_int_guc(
-        c"tenant_guard.max_token_lifetime",
+        MAX_TOKEN_LIFETIME_NAME,
         c"Longest accepted token lifetime (exp - iat); 0 means no limit.",
         c"",
         &MAX_TOKEN_LIFETIME,
@@ -182,7 +214,7 @@ pub fn init() {
         rules | GucFlags::UNIT_S,
     );
     GucRegistry::define_int_guc(
-        c"tenant_guard.max_token_bytes",
+        MAX_TOKEN_BYTES_NAME,
         c"Tokens longer than this are refused before any decoding.",
         c"",
         &MAX_TOKEN_BYTES,
@@ -192,7 +224,7 @@ pub fn init() {
         rules | GucFlags::UNIT_BYTE,
     );
     GucRegistry::define_bool_guc(
-        c"tenant_guard.log_context",
+        LOG_CONTEXT_NAME,
         c"Log every accepted set_context at LOG, not only rejections.",
         c"",
         &LOG_CONTEXT,
@@ -201,7 +233,7 @@ pub fn init() {
     );
 
     GucRegistry::define_string_guc(
-        c"tenant_guard.tenants_claim",
+        TENANTS_CLAIM_NAME,
         c"Name of the token claim listing the tenants a token may read.",
         c"An array; the tenant claim names the one it writes to and must be in it.",
         &TENANTS_CLAIM,
@@ -209,7 +241,7 @@ pub fn init() {
         rules,
     );
     GucRegistry::define_int_guc(
-        c"tenant_guard.max_bypass_lifetime",
+        MAX_BYPASS_LIFETIME_NAME,
         c"Longest accepted lifetime of a bypass token (bypass: true).",
         c"",
         &MAX_BYPASS_LIFETIME,
@@ -219,7 +251,7 @@ pub fn init() {
         rules | GucFlags::UNIT_S,
     );
     GucRegistry::define_enum_guc(
-        c"tenant_guard.missing_context",
+        MISSING_CONTEXT_NAME,
         c"What a protected table does without a tenant context: error or empty.",
         c"error raises 42501 naming set_context; empty shows no rows. Both fail closed.",
         &MISSING_CONTEXT,
@@ -227,7 +259,7 @@ pub fn init() {
         rules,
     );
     GucRegistry::define_string_guc(
-        c"tenant_guard.tenant_column",
+        TENANT_COLUMN_NAME,
         c"Default tenant column name for the generators, audits and new-table guard.",
         c"",
         &TENANT_COLUMN,
@@ -241,7 +273,7 @@ pub fn init() {
         rules,
     );
     GucRegistry::define_enum_guc(
-        c"tenant_guard.on_new_table",
+        ON_NEW_TABLE_NAME,
         c"When a table with the tenant column is created: off, warn or protect.",
         c"",
         &ON_NEW_TABLE,
@@ -250,7 +282,7 @@ pub fn init() {
     );
 
     GucRegistry::define_enum_guc(
-        c"tenant_guard.log_rejections",
+        LOG_REJECTIONS_NAME,
         c"tenant_guard's LOG line for refused tokens: all, sampled or off.",
         c"sampled writes at most one line per backend every 10 seconds, with the count of lines skipped since. \
           PostgreSQL still logs each ERROR according to log_min_messages.",
@@ -259,7 +291,7 @@ pub fn init() {
         rules,
     );
     GucRegistry::define_int_guc(
-        c"tenant_guard.token_cache_bytes",
+        TOKEN_CACHE_BYTES_NAME,
         c"Memory bound of each backend's cache of verified tokens; 0 disables the cache.",
         c"Counts the tokens and the values they produce; least recently used tokens are dropped first.",
         &TOKEN_CACHE_BYTES,
@@ -269,7 +301,7 @@ pub fn init() {
         rules | GucFlags::UNIT_BYTE,
     );
     GucRegistry::define_int_guc(
-        c"tenant_guard.lock_timeout",
+        LOCK_TIMEOUT_NAME,
         c"How long a DDL helper waits for the table locks it takes up front; 0 means no limit.",
         c"The helpers (add_tenant_fk, upgrade_foreign_keys, enforce_not_null, scope_unique, protect, \
           protect_schema, unprotect, rollout) take every lock first, never waiting while holding another, \

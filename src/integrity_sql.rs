@@ -67,7 +67,7 @@ fn relname(oid: Oid) -> String {
             &[oid.into()],
         )
     })
-    .unwrap_or_default()
+    .unwrap_or_else(|| crate::error::internal(format!("relation {} not found", u32::from(oid))))
 }
 
 /// The schema (`nspname`, unquoted) of a relation.
@@ -80,7 +80,7 @@ fn schema_of(oid: Oid) -> String {
             &[oid.into()],
         )
     })
-    .unwrap_or_default()
+    .unwrap_or_else(|| crate::error::internal(format!("relation {} not found", u32::from(oid))))
 }
 
 /// The type of a column (InvalidOid when missing).
@@ -121,8 +121,8 @@ fn eq_operator(parent_type: Oid, child_type: Oid) -> String {
             ));
             rows.into_iter().next().map(|r| {
                 (
-                    spi(r.get::<String>(1)).unwrap_or_default(),
-                    spi(r.get::<String>(2)).unwrap_or_default(),
+                    crate::error::present(r.get::<String>(1), "pg_namespace.nspname"),
+                    crate::error::present(r.get::<String>(2), "pg_operator.oprname"),
                 )
             })
         })
@@ -162,7 +162,8 @@ fn owner_name(role: Oid) -> String {
 /// of the owning role, or superuser): what running DDL on it takes.
 pub(crate) fn caller_owns(rel: Oid) -> bool {
     let owner = privileged::table_owner(rel);
-    // SAFETY: a catalog look-up; true for superusers.
+    // SAFETY: plain OIDs by value, no pointers; has_privs_of_role only
+    // reads the catalog (an unknown role is simply not a member).
     unsafe { pg_sys::has_privs_of_role(pg_sys::GetUserId(), owner) }
 }
 
@@ -188,7 +189,9 @@ fn require_read_or_own(rel: Oid) {
 
 /// Whether `role` holds `mode` on `rel`.
 fn role_has(role: Oid, rel: Oid, mode: u32) -> bool {
-    // SAFETY: a catalog look-up.
+    // SAFETY: plain OIDs and a mode by value, no pointers; the ACL check
+    // reads the catalog and raises (never returns garbage) for a relation
+    // that does not exist.
     unsafe {
         pg_sys::pg_class_aclcheck(rel, role, mode as pg_sys::AclMode)
             == pg_sys::AclResult::ACLCHECK_OK
@@ -249,9 +252,9 @@ fn is_safe_type(ty: Oid) -> bool {
                 ));
                 rows.into_iter().next().map(|r| {
                     (
-                        spi(r.get::<String>(1)).unwrap_or_default(),
-                        spi(r.get::<Oid>(2)).unwrap_or(Oid::INVALID),
-                        spi(r.get::<Oid>(3)).unwrap_or(Oid::INVALID),
+                        crate::error::present(r.get::<String>(1), "pg_type.typtype"),
+                        crate::error::present(r.get::<Oid>(2), "pg_type.typbasetype"),
+                        crate::error::present(r.get::<Oid>(3), "pg_type.typelem"),
                     )
                 })
             })
@@ -364,9 +367,9 @@ pub(crate) fn require_owned_tree(rel: Oid, why: &str) {
             ));
             rows.into_iter().next().map(|r| {
                 (
-                    spi(r.get::<Oid>(1)).unwrap_or(Oid::INVALID),
-                    spi(r.get::<Oid>(2)).unwrap_or(Oid::INVALID),
-                    spi(r.get::<bool>(3)).unwrap_or(false),
+                    crate::error::present(r.get::<Oid>(1), "pg_class.oid"),
+                    crate::error::present(r.get::<Oid>(2), "pg_class.relowner"),
+                    crate::error::present(r.get::<bool>(3), "pg_class.relispartition"),
                 )
             })
         })
@@ -525,7 +528,7 @@ pub mod locks {
             pg_sys::BeginInternalSubTransaction(std::ptr::null());
             pg_sys::MemoryContextSwitchTo(saved.0);
             let level = pg_sys::NewGUCNestLevel();
-            let v = std::ffi::CString::new(format!("{wait_ms}ms")).unwrap_or_default();
+            let v = crate::error::c_string(&format!("{wait_ms}ms"));
             pg_sys::set_config_option(
                 c"lock_timeout".as_ptr(),
                 v.as_ptr(),
@@ -640,8 +643,7 @@ pub mod locks {
     }
 }
 
-const KEY_COLS_OF_INDEX: &str = "ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(i.indkey) WITH ORDINALITY k(n, o) \
-      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o)";
+const KEY_COLS_OF_INDEX: &str = crate::catalog::column_names!("i.indrelid", "i.indkey");
 
 /// Column lists of the table's valid unique, non-partial, plain-column
 /// indexes. An invalid index (left by an interrupted `CREATE INDEX
@@ -698,15 +700,17 @@ fn drop_invalid_index(table: Oid, name: &str, concurrently: bool) -> Option<Stri
 
 fn primary_key(oid: Oid) -> Vec<String> {
     names(
-        "SELECT ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(n, o) \
-                        JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid \
-                         AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o) \
-           FROM pg_catalog.pg_constraint c \
-          WHERE c.conrelid OPERATOR(pg_catalog.=) $1 AND c.contype OPERATOR(pg_catalog.=) 'p'::pg_catalog.\"char\"",
+        concat!(
+            "SELECT ",
+            crate::catalog::column_names!("c.conrelid", "c.conkey"),
+            " FROM pg_catalog.pg_constraint c \
+              WHERE c.conrelid OPERATOR(pg_catalog.=) $1 AND c.contype OPERATOR(pg_catalog.=) 'p'::pg_catalog.\"char\""
+        ),
         &[oid.into()],
     )
     .into_iter()
     .next()
+    // No primary key: meant (the callers then ask for parent_columns, 42P10).
     .unwrap_or_default()
 }
 
@@ -714,7 +718,7 @@ fn primary_key(oid: Oid) -> Vec<String> {
 #[derive(Debug, Clone)]
 pub(crate) struct FkRow {
     name: String,
-    child: Oid,
+    pub(crate) child: Oid,
     pub(crate) parent: Oid,
     pub(crate) cols: Vec<String>,
     pub(crate) pcols: Vec<String>,
@@ -726,15 +730,19 @@ pub(crate) struct FkRow {
     index: Oid,
     /// `conpfeqop`, rendered (empty for other constraints).
     pub(crate) ops: Vec<String>,
+    /// The schemas of `conpfeqop`'s operators, in key order.
+    pub(crate) op_schemas: Vec<String>,
 }
 
-const FK_SELECT: &str = "SELECT c.conname::pg_catalog.text, c.conrelid, c.confrelid, \
-      ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(n, o) \
-              JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid \
-               AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o), \
-      ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY k(n, o) \
-              JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.confrelid \
-               AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.o), \
+/// Every constraint fact the generators and the audits read, in one query
+/// (the audits' cross-tenant count reads a foreign key through
+/// [`foreign_key`]).
+const FK_SELECT: &str = concat!(
+    "SELECT c.conname::pg_catalog.text, c.conrelid, c.confrelid, ",
+    crate::catalog::column_names!("c.conrelid", "c.conkey"),
+    ", ",
+    crate::catalog::column_names!("c.confrelid", "c.confkey"),
+    ", \
       c.confupdtype::pg_catalog.text, c.confdeltype::pg_catalog.text, c.condeferrable, c.condeferred, \
       c.convalidated, c.conindid, c.contype::pg_catalog.text, \
       ARRAY(SELECT n.nspname::pg_catalog.text FROM pg_catalog.unnest(c.conpfeqop) WITH ORDINALITY k(op, o) \
@@ -742,7 +750,8 @@ const FK_SELECT: &str = "SELECT c.conname::pg_catalog.text, c.conrelid, c.confre
               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) x.oprnamespace ORDER BY k.o), \
       ARRAY(SELECT x.oprname::pg_catalog.text FROM pg_catalog.unnest(c.conpfeqop) WITH ORDINALITY k(op, o) \
               JOIN pg_catalog.pg_operator x ON x.oid OPERATOR(pg_catalog.=) k.op ORDER BY k.o) \
-    FROM pg_catalog.pg_constraint c ";
+    FROM pg_catalog.pg_constraint c "
+);
 
 /// `contype = 'f'`, written search-path proof.
 const IS_FK: &str = "c.contype OPERATOR(pg_catalog.=) 'f'::pg_catalog.\"char\"";
@@ -759,22 +768,38 @@ fn fk_rows(filter: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<(FkRow, char
                     };
                     (
                         FkRow {
-                            name: spi(row.get(1)).unwrap_or_default(),
-                            child: spi(row.get(2)).unwrap_or(Oid::INVALID),
-                            parent: spi(row.get(3)).unwrap_or(Oid::INVALID),
-                            cols: spi(row.get(4)).unwrap_or_default(),
-                            pcols: spi(row.get(5)).unwrap_or_default(),
+                            name: crate::error::present(row.get(1), "pg_constraint.conname"),
+                            child: crate::error::present(row.get(2), "pg_constraint.conrelid"),
+                            parent: crate::error::present(row.get(3), "pg_constraint.confrelid"),
+                            cols: crate::error::present(row.get(4), "foreign key columns"),
+                            pcols: crate::error::present(
+                                row.get(5),
+                                "foreign key referenced columns",
+                            ),
                             on_update: ch(6),
                             on_delete: ch(7),
-                            deferrable: spi(row.get(8)).unwrap_or(false),
-                            deferred: spi(row.get(9)).unwrap_or(false),
-                            validated: spi(row.get(10)).unwrap_or(true),
-                            index: spi(row.get(11)).unwrap_or(Oid::INVALID),
+                            deferrable: crate::error::present(
+                                row.get(8),
+                                "pg_constraint.condeferrable",
+                            ),
+                            deferred: crate::error::present(
+                                row.get(9),
+                                "pg_constraint.condeferred",
+                            ),
+                            validated: crate::error::present(
+                                row.get(10),
+                                "pg_constraint.convalidated",
+                            ),
+                            index: crate::error::present(row.get(11), "pg_constraint.conindid"),
                             ops: Vec::new(),
+                            op_schemas: Vec::new(),
                         },
                         ch(12),
-                        spi(row.get::<Vec<String>>(13)).unwrap_or_default(),
-                        spi(row.get::<Vec<String>>(14)).unwrap_or_default(),
+                        crate::error::present(
+                            row.get::<Vec<String>>(13),
+                            "foreign key operator schemas",
+                        ),
+                        crate::error::present(row.get::<Vec<String>>(14), "foreign key operators"),
                     )
                 })
                 .collect()
@@ -783,9 +808,21 @@ fn fk_rows(filter: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<(FkRow, char
     raw.into_iter()
         .map(|(mut f, k, nsps, oprs)| {
             f.ops = constraint_ops(&nsps, &oprs);
+            f.op_schemas = nsps;
             (f, k)
         })
         .collect()
+}
+
+/// The foreign key `con` (any constraint of another kind, or none: `None`).
+pub(crate) fn foreign_key(con: Oid) -> Option<FkRow> {
+    fk_rows(
+        &format!("WHERE c.oid OPERATOR(pg_catalog.=) $1 AND {IS_FK}"),
+        &[con.into()],
+    )
+    .into_iter()
+    .next()
+    .map(|(f, _)| f)
 }
 
 pub(crate) fn wrong_type(msg: String) -> Failure {
@@ -1067,6 +1104,8 @@ fn add_fk_core(
     let (count_sql, sample_sql) = integrity::violation_queries(&spec);
     let bad = as_table_owner(child, || one::<i64>(&count_sql, &[])).unwrap_or(0);
     if bad > 0 {
+        // The NOTICE's sample only: rows changed since the count may leave
+        // none, and then the NOTICE shows an empty sample (meant).
         let sample = as_table_owner(child, || one::<String>(&sample_sql, &[])).unwrap_or_default();
         ereport!(
             NOTICE,
@@ -1459,8 +1498,8 @@ fn scope_unique(
             ))
             .first();
             (
-                spi(row.get::<Vec<String>>(1)).unwrap_or_default(),
-                spi(row.get::<bool>(2)).unwrap_or(false),
+                crate::error::present(row.get::<Vec<String>>(1), "index key columns"),
+                crate::error::present(row.get::<bool>(2), "pg_index.indexprs IS NOT NULL"),
                 spi(row.get::<String>(3)),
             )
         })

@@ -82,7 +82,7 @@ pub fn ring() -> Rc<Ring> {
             &[],
         )
     })
-    .unwrap_or_default();
+    .unwrap_or_else(|| crate::error::internal("tenant_guard's own tables are missing"));
     let keys = as_extension_owner(load_keys);
     let registry = crate::registry::load();
     // The registry table itself is watched too: renaming it, moving it to
@@ -119,9 +119,9 @@ fn load_keys() -> Vec<Key> {
         ));
         rows.map(|row| {
             (
-                spi(row.get::<String>(1)).unwrap_or_default(),
-                spi(row.get::<String>(2)).unwrap_or_default(),
-                spi(row.get::<Vec<u8>>(3)).unwrap_or_default(),
+                crate::error::present(row.get::<String>(1), "tenant_guard.keys.kid"),
+                crate::error::present(row.get::<String>(2), "tenant_guard.keys.algorithm"),
+                crate::error::present(row.get::<Vec<u8>>(3), "tenant_guard.keys.secret"),
                 spi(row.get::<f64>(4)),
             )
         })
@@ -156,7 +156,7 @@ pub fn now() -> f64 {
 }
 
 #[pg_schema]
-mod tenant_guard {
+mod tenant_guard_internal {
     use pgrx::prelude::*;
 
     /// Statement trigger on `tenant_guard.keys` and `tenant_guard.registry`:

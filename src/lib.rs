@@ -1,17 +1,34 @@
 //! tenant_guard: multi-tenant isolation inside PostgreSQL.
 //!
-//! Module map: `token` (pure JWS/JWT verification), `gucs` (settings and the
-//! context storage), `keys` (key ring and cache), `registry` (optional tenant
-//! registry), `context` (set_context and accessors), `privileged` (the one
-//! door for SQL run with rights other than the caller's: pinned search_path,
-//! restricted owner scopes), `catalog` (catalog look-ups), `policy` and
-//! `protect` (row-level security generator, drift), `integrity` and
-//! `integrity_sql` (composite keys, backfill, NOT NULL, scoped uniques),
-//! `audit` (row counts behind the audit views), `rollout` (staged rollout),
-//! `bypass` (bypass tokens through a BYPASSRLS role), `backfill` (committed
-//! batches),
-//! `triggers` (the tenant-keeping row trigger), `quote` (SQL quoting),
-//! `error` (SQLSTATEs).
+//! Module map (every module; `src/lib.rs` declares them below):
+//! * `token`: pure JWS/JWT verification, no pgrx (unit tests in
+//!   `token_tests.rs`; also compiled by `fuzz/`).
+//! * `gucs`: every setting and its name; the context setting's storage.
+//! * `error`: SQLSTATEs, the one way errors are raised; statements hidden.
+//! * `quote`: identifier and literal quoting.
+//! * `privileged`: the one door for SQL run with rights other than the
+//!   caller's (pinned `search_path`, restricted table-owner and
+//!   extension-owner scopes).
+//! * `keys`: key ring, its per-backend cache and invalidation.
+//! * `registry`: the optional tenant registry.
+//! * `context`: `set_context`, the accessors, `visible_tenants` /
+//!   `writable_tenants` (plain C functions the policies call).
+//! * `catalog`: catalog look-ups shared by the generators.
+//! * `policy` (pure rendering) and `protect` (catalog reads, DDL, drift):
+//!   the row-level security generator.
+//! * `triggers`: the tenant-keeping row trigger (C).
+//! * `integrity` (pure rendering) and `integrity_sql` (catalog reads, locks,
+//!   DDL): composite keys, NOT NULL, scoped uniques.
+//! * `backfill`: `backfill_batch`, `backfill_tenant` (the procedure
+//!   `backfill` is `sql/backfill.sql`).
+//! * `audit`: row counts behind the audit views, as each table's owner.
+//! * `rollout`: staged rollout.
+//! * `bypass`: bypass tokens through a `BYPASSRLS` role
+//!   (`tenant_guard.bypass_role`).
+//!
+//! Hand-written SQL is in `sql/` (bootstrap, audit, selftest, backfill,
+//! finalize); the schema `tenant_guard` holds the documented API only,
+//! `tenant_guard_internal` the machinery.
 
 use pgrx::prelude::*;
 
@@ -37,10 +54,29 @@ mod triggers;
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+
+/// The API schema, created by `sql/bootstrap.sql`. Declared so that
+/// `#[pg_extern(schema = "tenant_guard")]` can name it (pgrx requires a
+/// `#[pg_schema]` module for every schema named there).
+#[pg_schema]
+mod tenant_guard {}
+
+/// The machinery's schema (trigger functions, helpers behind the views),
+/// also created by `sql/bootstrap.sql`, before anything pgrx generates.
+#[pg_schema]
+mod tenant_guard_internal {}
 extension_sql_file!(
     "../sql/audit.sql",
     name = "audit",
-    requires = ["bootstrap", protect::protection_drift]
+    requires = [
+        "bootstrap",
+        protect::protection_drift,
+        protect::default_tenant_column,
+        protect::policy_names,
+        audit::count_null_tenant_rows,
+        audit::count_orphan_tenant_rows,
+        audit::count_cross_tenant_references
+    ]
 );
 extension_sql_file!(
     "../sql/selftest.sql",

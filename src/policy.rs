@@ -80,7 +80,35 @@ pub struct TableState {
     pub default_is_ours: bool,
     /// Options recorded by an earlier protect.
     pub recorded: Option<Options>,
+    /// The schema holding the trigger functions: [`INTERNAL_SCHEMA`], or
+    /// [`API_SCHEMA`] in a database whose extension is still at 0.1.0's SQL
+    /// while this library is loaded (`protect::trigger_schema`).
+    pub trigger_schema: &'static str,
 }
+
+/// The schema of the documented API (`sql/bootstrap.sql` creates it).
+pub const API_SCHEMA: &str = "tenant_guard";
+/// The schema of the machinery: trigger functions, helpers behind the views
+/// (since 0.2.0; `sql/bootstrap.sql` creates it).
+pub const INTERNAL_SCHEMA: &str = "tenant_guard_internal";
+/// The row trigger function refusing a change of a row's tenant.
+pub const FN_REFUSE_TENANT_CHANGE: &str = "refuse_tenant_change";
+/// The statement trigger function refusing TRUNCATE.
+pub const FN_REFUSE_TRUNCATE: &str = "refuse_truncate";
+/// The tenant column when neither an argument nor the setting
+/// `tenant_guard.tenant_column` names one: the setting's built-in default
+/// (`gucs`), and through `tenant_guard_internal.tenant_column()` the
+/// default of the SQL in `sql/`.
+pub const DEFAULT_TENANT_COLUMN_C: &std::ffi::CStr = c"tenant_id";
+/// [`DEFAULT_TENANT_COLUMN_C`] as a `&str`.
+pub const DEFAULT_TENANT_COLUMN: &str = match DEFAULT_TENANT_COLUMN_C.to_str() {
+    Ok(s) => s,
+    Err(_) => panic!("the default tenant column is ASCII"),
+};
+
+/// Every policy and trigger `protect` creates is named with this prefix
+/// (the drift check lists a table's triggers by it).
+pub const OBJECT_PREFIX: &str = "tenant_guard_";
 
 pub const ACCESS: &str = "tenant_guard_access";
 pub const SELECT: &str = "tenant_guard_select";
@@ -421,16 +449,18 @@ pub fn render_protect(t: &TableState, opts: Options) -> Vec<String> {
     };
     if !t.is_partition && !present(row_trigger) {
         out.push(format!(
-            "CREATE TRIGGER {} BEFORE UPDATE OF {} ON {tbl} FOR EACH ROW EXECUTE FUNCTION tenant_guard.refuse_tenant_change({})",
+            "CREATE TRIGGER {} BEFORE UPDATE OF {} ON {tbl} FOR EACH ROW EXECUTE FUNCTION {}.{FN_REFUSE_TENANT_CHANGE}({})",
             ident(row_trigger),
             ident(&t.column),
+            t.trigger_schema,
             crate::quote::literal(&t.column)
         ));
     }
     if !present(TRG_TRUNCATE) {
         out.push(format!(
-            "CREATE TRIGGER {} BEFORE TRUNCATE ON {tbl} FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard.refuse_truncate()",
-            ident(TRG_TRUNCATE)
+            "CREATE TRIGGER {} BEFORE TRUNCATE ON {tbl} FOR EACH STATEMENT EXECUTE FUNCTION {}.{FN_REFUSE_TRUNCATE}()",
+            ident(TRG_TRUNCATE),
+            t.trigger_schema
         ));
     }
     out
@@ -515,6 +545,7 @@ mod tests {
             name: "\"public\".\"ServiceRequest\"".into(),
             column: "tenantId".into(),
             col_type: ty.into(),
+            trigger_schema: INTERNAL_SCHEMA,
             ..TableState::default()
         }
     }
@@ -536,6 +567,16 @@ mod tests {
     }
 
     #[test]
+    fn every_object_name_has_the_prefix() {
+        for n in POLICIES
+            .iter()
+            .chain(&[TRG_IMMUTABLE, TRG_IMMUTABLE_PARTITIONED, TRG_TRUNCATE])
+        {
+            assert!(n.starts_with(OBJECT_PREFIX), "{n}");
+        }
+    }
+
+    #[test]
     fn protect_renders_everything_on_a_fresh_table() {
         let ddl = render_protect(&fresh("uuid"), STRICT);
         assert_eq!(
@@ -549,8 +590,8 @@ mod tests {
                 "CREATE POLICY \"tenant_guard_update\" ON \"public\".\"ServiceRequest\" AS RESTRICTIVE FOR UPDATE TO PUBLIC USING (\"tenantId\" = ANY (tenant_guard.writable_tenants()::uuid[])) WITH CHECK (\"tenantId\" = ANY (tenant_guard.writable_tenants()::uuid[]))",
                 "CREATE POLICY \"tenant_guard_delete\" ON \"public\".\"ServiceRequest\" AS RESTRICTIVE FOR DELETE TO PUBLIC USING (\"tenantId\" = ANY (tenant_guard.writable_tenants()::uuid[]))",
                 "ALTER TABLE ONLY \"public\".\"ServiceRequest\" ALTER COLUMN \"tenantId\" SET DEFAULT tenant_guard.tenant_id()::uuid",
-                "CREATE TRIGGER \"tenant_guard_immutable_tenant\" BEFORE UPDATE OF \"tenantId\" ON \"public\".\"ServiceRequest\" FOR EACH ROW EXECUTE FUNCTION tenant_guard.refuse_tenant_change('tenantId')",
-                "CREATE TRIGGER \"tenant_guard_no_truncate\" BEFORE TRUNCATE ON \"public\".\"ServiceRequest\" FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard.refuse_truncate()",
+                "CREATE TRIGGER \"tenant_guard_immutable_tenant\" BEFORE UPDATE OF \"tenantId\" ON \"public\".\"ServiceRequest\" FOR EACH ROW EXECUTE FUNCTION tenant_guard_internal.refuse_tenant_change('tenantId')",
+                "CREATE TRIGGER \"tenant_guard_no_truncate\" BEFORE TRUNCATE ON \"public\".\"ServiceRequest\" FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard_internal.refuse_truncate()",
             ]
         );
     }

@@ -37,7 +37,6 @@
 use crate::error::{spi, Code, Failure};
 use crate::quote::ident;
 use pgrx::prelude::*;
-use std::ffi::CString;
 
 /// The search_path every scope pins.
 pub const SEARCH_PATH: &str = "pg_catalog, pg_temp";
@@ -78,8 +77,8 @@ impl Scope {
         // by transaction abort).
         let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
         for (name, value) in PINNED {
-            let name = CString::new(*name).unwrap();
-            let value = CString::new(*value).unwrap();
+            let name = crate::error::c_string(name);
+            let value = crate::error::c_string(value);
             // SAFETY: valid C strings; GUC_ACTION_SAVE ties the value to
             // the nest level opened above.
             unsafe {
@@ -190,11 +189,11 @@ pub fn name_and_owner(rel: pg_sys::Oid) -> Option<(String, pg_sys::Oid)> {
                 &[rel.into()],
             ));
             rows.into_iter().next().map(|r| {
-                let n = spi(r.get::<String>(1)).unwrap_or_default();
-                let t = spi(r.get::<String>(2)).unwrap_or_default();
+                let n = crate::error::present(r.get::<String>(1), "pg_namespace.nspname");
+                let t = crate::error::present(r.get::<String>(2), "pg_class.relname");
                 (
                     format!("{}.{}", ident(&n), ident(&t)),
-                    spi(r.get::<pg_sys::Oid>(3)).unwrap_or(pg_sys::Oid::INVALID),
+                    crate::error::present(r.get::<pg_sys::Oid>(3), "pg_class.relowner"),
                 )
             })
         })
@@ -257,7 +256,8 @@ pub fn can_read_all(rel: pg_sys::Oid) -> bool {
     if !rls_restricts_caller(rel) {
         return true;
     }
-    // SAFETY: a catalog look-up of role membership.
+    // SAFETY: plain OIDs by value, no pointers; has_privs_of_role only
+    // reads the catalog.
     unsafe { pg_sys::has_privs_of_role(pg_sys::GetUserId(), table_owner(rel)) }
 }
 

@@ -28,7 +28,61 @@ use std::collections::HashMap;
 pub fn tenant_column(arg: Option<&str>) -> String {
     arg.map(str::to_owned)
         .or_else(|| gucs::text(&gucs::TENANT_COLUMN))
-        .unwrap_or_else(|| "tenant_id".into())
+        .unwrap_or_else(|| policy::DEFAULT_TENANT_COLUMN.into())
+}
+
+/// `tenant_guard_internal.tenant_column()`: the tenant column the audits
+/// and the DDL guard (SQL in `sql/`) use when none is given, as
+/// [`tenant_column`] decides it for the generators: the setting
+/// `tenant_guard.tenant_column`, or the built-in default. SQL reads it here
+/// so that the default is written once.
+#[pg_extern(
+    name = "tenant_column",
+    stable,
+    parallel_safe,
+    schema = "tenant_guard_internal"
+)]
+fn default_tenant_column() -> String {
+    tenant_column(None)
+}
+
+/// `tenant_guard_internal.policy_names()`: the names of the policies
+/// `protect` creates ([`policy::POLICIES`]), for the `status` view.
+#[pg_extern(immutable, parallel_safe, schema = "tenant_guard_internal")]
+fn policy_names() -> Vec<String> {
+    policy::POLICIES.iter().map(|s| s.to_string()).collect()
+}
+
+/// The schema of the extension's trigger functions, from the catalog: the
+/// schema of the `refuse_truncate` that belongs to the extension
+/// (`pg_depend`), never a function found by name alone. It is
+/// `tenant_guard_internal` from 0.2.0 on, and `tenant_guard` in a database
+/// still at 0.1.0's SQL while this library is already loaded (between
+/// installing the package and `ALTER EXTENSION tenant_guard UPDATE`), so
+/// protect keeps working there too. Caller's rights, pinned: catalog only.
+fn trigger_schema() -> &'static str {
+    let found = pinned(|| {
+        one::<String>(
+            "SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_proc p \
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace \
+               JOIN pg_catalog.pg_depend d \
+                 ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass \
+                AND d.objid OPERATOR(pg_catalog.=) p.oid \
+                AND d.deptype OPERATOR(pg_catalog.=) 'e'::pg_catalog.\"char\" \
+               JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid \
+              WHERE e.extname OPERATOR(pg_catalog.=) 'tenant_guard'::pg_catalog.name \
+                AND p.proname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+            &[policy::FN_REFUSE_TRUNCATE.into()],
+        )
+    });
+    match found.as_deref() {
+        Some(policy::INTERNAL_SCHEMA) => policy::INTERNAL_SCHEMA,
+        Some(policy::API_SCHEMA) => policy::API_SCHEMA,
+        other => crate::error::internal(format!(
+            "tenant_guard's trigger function {} not found where expected (found in {other:?})",
+            policy::FN_REFUSE_TRUNCATE
+        )),
+    }
 }
 
 /// The options of protect/protect_schema (NULL means the default).
@@ -67,15 +121,27 @@ fn recorded(oid: pg_sys::Oid) -> Option<Recorded> {
                 &[oid.into()],
             ));
             rows.into_iter().next().map(|row| Recorded {
-                column: spi(row.get(1)).unwrap_or_default(),
+                column: crate::error::present(row.get(1), "tenant_guard.protected.tenant_column"),
                 opts: Options {
-                    mode: Mode::parse(&spi(row.get::<String>(2)).unwrap_or_default())
-                        .unwrap_or(Mode::Strict),
-                    force: spi(row.get(3)).unwrap_or(true),
+                    // The table's CHECK allows only the two modes.
+                    mode: Mode::parse(&crate::error::present::<String>(
+                        row.get(2),
+                        "tenant_guard.protected.mode",
+                    ))
+                    .unwrap_or_else(|| {
+                        crate::error::internal("unknown mode in tenant_guard.protected")
+                    }),
+                    force: crate::error::present(row.get(3), "tenant_guard.protected.force"),
                 },
                 before: Before {
-                    rls_was_enabled: spi(row.get(4)).unwrap_or(false),
-                    rls_was_forced: spi(row.get(5)).unwrap_or(false),
+                    rls_was_enabled: crate::error::present(
+                        row.get(4),
+                        "tenant_guard.protected.rls_was_enabled",
+                    ),
+                    rls_was_forced: crate::error::present(
+                        row.get(5),
+                        "tenant_guard.protected.rls_was_forced",
+                    ),
                     previous_default: spi(row.get(6)),
                 },
             })
@@ -98,14 +164,13 @@ fn actual_policies(oid: pg_sys::Oid) -> Vec<PolicyShape> {
                 &[oid.into()],
             ))
             .map(|row| PolicyShape {
-                name: spi(row.get::<String>(1)).unwrap_or_default(),
-                cmd: spi(row.get::<String>(2))
-                    .unwrap_or_default()
+                name: crate::error::present(row.get::<String>(1), "pg_policy.polname"),
+                cmd: crate::error::present::<String>(row.get(2), "pg_policy.polcmd")
                     .chars()
                     .next()
                     .unwrap_or('?'),
-                permissive: spi(row.get(3)).unwrap_or(false),
-                to_public: spi(row.get(4)).unwrap_or(false),
+                permissive: crate::error::present(row.get(3), "pg_policy.polpermissive"),
+                to_public: crate::error::present(row.get(4), "pg_policy.polroles"),
                 using: spi(row.get(5)),
                 check: spi(row.get(6)),
             })
@@ -117,14 +182,15 @@ fn actual_policies(oid: pg_sys::Oid) -> Vec<PolicyShape> {
 /// The `tenant_guard_*` triggers of the table itself (not clones), compared
 /// with what protect creates (caller's rights, pinned).
 fn actual_triggers(oid: pg_sys::Oid, column: &str) -> Vec<TriggerShape> {
+    let schema = trigger_schema();
     pinned(|| {
         Spi::connect(|c| {
             spi(c.select(
                 "SELECT t.tgname::pg_catalog.text, \
                         CASE WHEN t.tgname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
-                             THEN t.tgfoid OPERATOR(pg_catalog.=) 'tenant_guard.refuse_truncate()'::pg_catalog.regprocedure::pg_catalog.oid \
+                             THEN t.tgfoid OPERATOR(pg_catalog.=) $6::pg_catalog.regprocedure::pg_catalog.oid \
                                   AND t.tgtype OPERATOR(pg_catalog.=) $3::pg_catalog.int2 \
-                             ELSE t.tgfoid OPERATOR(pg_catalog.=) 'tenant_guard.refuse_tenant_change()'::pg_catalog.regprocedure::pg_catalog.oid \
+                             ELSE t.tgfoid OPERATOR(pg_catalog.=) $7::pg_catalog.regprocedure::pg_catalog.oid \
                                   AND t.tgtype OPERATOR(pg_catalog.=) $4::pg_catalog.int2 \
                                   AND t.tgnargs OPERATOR(pg_catalog.=) 1::pg_catalog.int2 \
                                   AND t.tgargs OPERATOR(pg_catalog.=) \
@@ -134,7 +200,7 @@ fn actual_triggers(oid: pg_sys::Oid, column: &str) -> Vec<TriggerShape> {
                    FROM pg_catalog.pg_trigger t \
                   WHERE t.tgrelid OPERATOR(pg_catalog.=) $1 AND t.tgparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid \
                     AND NOT t.tgisinternal \
-                    AND pg_catalog.starts_with(t.tgname::pg_catalog.text, 'tenant_guard_'::pg_catalog.text) \
+                    AND pg_catalog.starts_with(t.tgname::pg_catalog.text, $8::pg_catalog.text) \
                   ORDER BY 1",
                 None,
                 &[
@@ -143,12 +209,15 @@ fn actual_triggers(oid: pg_sys::Oid, column: &str) -> Vec<TriggerShape> {
                     policy::TGTYPE_STATEMENT_BEFORE_TRUNCATE.into(),
                     policy::TGTYPE_ROW_BEFORE_UPDATE.into(),
                     column.into(),
+                    format!("{schema}.{}()", policy::FN_REFUSE_TRUNCATE).into(),
+                    format!("{schema}.{}()", policy::FN_REFUSE_TENANT_CHANGE).into(),
+                    policy::OBJECT_PREFIX.into(),
                 ],
             ))
             .map(|row| TriggerShape {
-                name: spi(row.get::<String>(1)).unwrap_or_default(),
-                as_rendered: spi(row.get(2)).unwrap_or(false),
-                enabled: spi(row.get(3)).unwrap_or(false),
+                name: crate::error::present(row.get::<String>(1), "pg_trigger.tgname"),
+                as_rendered: crate::error::present(row.get(2), "trigger comparison"),
+                enabled: crate::error::present(row.get(3), "pg_trigger.tgenabled"),
             })
             .collect()
         })
@@ -166,7 +235,7 @@ fn canonical(oid: pg_sys::Oid, table: &str, expr: &str) -> String {
     let sql = format!("SELECT FROM {table} WHERE {expr}");
     let tree = as_table_owner(oid, || {
         Spi::connect(|_c| {
-            let c = std::ffi::CString::new(sql).unwrap_or_default();
+            let c = crate::error::c_string(&sql);
             // SAFETY: SPI is connected (Spi::connect); the plan is freed
             // below; the lists are PostgreSQL's (List of CachedPlanSource,
             // List of Query) and non-empty for one SELECT statement.
@@ -196,7 +265,7 @@ fn canonical(oid: pg_sys::Oid, table: &str, expr: &str) -> String {
         return String::new();
     };
     pinned(|| {
-        let c = std::ffi::CString::new(tree).unwrap_or_default();
+        let c = crate::error::c_string(&tree);
         // SAFETY: pg_get_expr(pg_node_tree, oid) on a tree PostgreSQL just
         // produced with nodeToString; pg_node_tree is a text varlena.
         unsafe {
@@ -206,7 +275,9 @@ fn canonical(oid: pg_sys::Oid, table: &str, expr: &str) -> String {
                 &[Some(pg_sys::Datum::from(t)), oid.into_datum()],
             )
         }
-        .unwrap_or_default()
+        .unwrap_or_else(|| {
+            crate::error::internal("pg_get_expr returned NULL for a policy expression")
+        })
     })
 }
 
@@ -275,6 +346,7 @@ fn state(
         default_is_ours: default_is_ours(default),
         fits,
         recorded: None,
+        trigger_schema: trigger_schema(),
     }
 }
 
@@ -299,7 +371,8 @@ fn default_is_ours(default: &Option<String>) -> bool {
 /// a superuser: PostgreSQL's own ownership rule for ALTER TABLE.
 fn require_owner(oid: pg_sys::Oid, r: &Relation) {
     let owner = crate::privileged::table_owner(oid);
-    // SAFETY: a catalog look-up of role membership.
+    // SAFETY: plain OIDs by value, no pointers; has_privs_of_role only
+    // reads the catalog.
     let ok = unsafe { pg_sys::has_privs_of_role(pg_sys::GetUserId(), owner) };
     if !ok {
         Failure::new(
@@ -348,7 +421,7 @@ impl Drop for Busy {
 
 /// Whether protect or unprotect is running DDL in this backend (for the
 /// DDL event trigger).
-#[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
+#[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard_internal")]
 fn in_protect() -> bool {
     BUSY.with(|b| b.get() > 0)
 }
@@ -674,7 +747,7 @@ fn column_if_any(oid: pg_sys::Oid, col: &str) -> Option<(String, Option<String>)
             ));
             rows.into_iter().next().map(|row| {
                 (
-                    spi(row.get::<String>(1)).unwrap_or_default(),
+                    crate::error::present(row.get::<String>(1), "format_type of the tenant column"),
                     spi(row.get::<String>(2)),
                 )
             })

@@ -154,8 +154,11 @@ pub fn load() -> Option<Registry> {
             ));
             rows.into_iter().next().map(|row| {
                 (
-                    spi(row.get::<pg_sys::Oid>(1)).unwrap_or(pg_sys::Oid::INVALID),
-                    spi(row.get::<String>(2)).unwrap_or_default(),
+                    crate::error::present(
+                        row.get::<pg_sys::Oid>(1),
+                        "tenant_guard.registry.tenant_table",
+                    ),
+                    crate::error::present(row.get::<String>(2), "tenant_guard.registry.id_column"),
                     spi(row.get::<String>(3)),
                 )
             })
@@ -166,6 +169,8 @@ pub fn load() -> Option<Registry> {
         let ty = pinned(|| {
             crate::error::one::<String>(COLUMN_TYPE_SQL, &[relid.into(), id.as_str().into()])
         })
+        // No type: the id column is gone. Meant: an unknown kind, which
+        // refuses every tenant (fails closed) until use_registry runs again.
         .unwrap_or_default();
         (table, owner, ty)
     });

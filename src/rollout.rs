@@ -79,12 +79,16 @@ pub fn blocker_detail(mut blockers: Vec<String>) -> String {
 /// superuser-only, and a non-superuser administrator granted `rollout`
 /// passes `tenant_column => …` instead (the value only lives for this call).
 fn with_tenant_column<R>(col: &str, f: impl FnOnce() -> R) -> R {
-    // SAFETY: a GUC nest level opened and closed around f.
+    let value = crate::error::c_string(col);
+    // SAFETY: opens a GUC nest level; it is closed by AtEOXact_GUC below,
+    // or, when `f` raises, by the (sub)transaction's abort.
     let level = unsafe { pg_sys::NewGUCNestLevel() };
-    let value = std::ffi::CString::new(col).unwrap_or_default();
+    // SAFETY: NUL-terminated name and value that outlive the call;
+    // GUC_ACTION_SAVE ties the value to the nest level opened above, and
+    // elevel ERROR makes a failure raise instead of returning.
     unsafe {
         pg_sys::set_config_option(
-            c"tenant_guard.tenant_column".as_ptr(),
+            crate::gucs::TENANT_COLUMN_NAME.as_ptr(),
             value.as_ptr(),
             pg_sys::GucContext::PGC_SUSET,
             pg_sys::GucSource::PGC_S_SESSION,
@@ -95,6 +99,8 @@ fn with_tenant_column<R>(col: &str, f: impl FnOnce() -> R) -> R {
         );
     }
     let r = f();
+    // SAFETY: pops exactly the nest level opened above (f returned, so
+    // every level it opened was closed), restoring the caller's value.
     unsafe { pg_sys::AtEOXact_GUC(true, level) };
     r
 }
@@ -133,13 +139,13 @@ fn blockers(schema: &str, col: &str) -> Vec<String> {
         // `privileged::require_full_read` and `count_null_tenant_rows`.)
         "SELECT DISTINCT pg_catalog.format('%I.%I: not audited: this role lacks SELECT on it or row-level security restricts it', ns.nspname, c.relname) \
            FROM (SELECT tt.table_name::pg_catalog.oid AS relid, tt.table_name::pg_catalog.oid AS scoped \
-                   FROM tenant_guard.tenant_tables() tt \
+                   FROM tenant_guard_internal.tenant_tables() tt \
                  UNION \
                  SELECT b.child_table::pg_catalog.oid, b.child_table::pg_catalog.oid \
-                   FROM tenant_guard.tenant_blind_foreign_keys() b \
+                   FROM tenant_guard_internal.tenant_blind_foreign_keys() b \
                  UNION \
                  SELECT b.parent_table::pg_catalog.oid, b.child_table::pg_catalog.oid \
-                   FROM tenant_guard.tenant_blind_foreign_keys() b) t \
+                   FROM tenant_guard_internal.tenant_blind_foreign_keys() b) t \
            JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) t.scoped \
            JOIN pg_catalog.pg_namespace sns ON sns.oid OPERATOR(pg_catalog.=) s.relnamespace \
            JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid \

@@ -21,7 +21,7 @@ use std::ffi::CStr;
 /// longer verifies: that too must not move rows).
 fn has_context() -> bool {
     // SAFETY: reads a registered setting; NULL when it does not exist.
-    let v = unsafe { pg_sys::GetConfigOption(c"tenant_guard.context".as_ptr(), true, false) };
+    let v = unsafe { pg_sys::GetConfigOption(crate::gucs::CONTEXT_NAME.as_ptr(), true, false) };
     // SAFETY: a NUL-terminated string owned by the GUC machinery.
     !v.is_null() && !unsafe { CStr::from_ptr(v) }.to_bytes().is_empty()
 }
@@ -89,7 +89,7 @@ unsafe fn same_image(a: pg_sys::Datum, b: pg_sys::Datum, byval: bool, len: i16) 
     }
 }
 
-/// `tenant_guard.refuse_tenant_change() RETURNS trigger`, BEFORE UPDATE OF
+/// `tenant_guard_internal.refuse_tenant_change() RETURNS trigger`, BEFORE UPDATE OF
 /// the tenant column, FOR EACH ROW; its one argument names the column.
 #[pg_guard]
 #[no_mangle]

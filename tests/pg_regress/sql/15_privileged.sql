@@ -169,14 +169,14 @@ RESET ROLE;
 
 -- The registry cannot be probed for tenant ids through the orphan count:
 -- the caller must be able to read the registry itself.
-GRANT EXECUTE ON FUNCTION tenant_guard.count_orphan_tenant_rows(regclass, text) TO tg_priv_app;
+GRANT EXECUTE ON FUNCTION tenant_guard_internal.count_orphan_tenant_rows(regclass, text) TO tg_priv_app;
 SET ROLE tg_priv_app;
 CREATE TEMP TABLE guesses (tenant_id text);
 INSERT INTO guesses VALUES ('acme'), ('initech');
 \set VERBOSITY sqlstate
-SELECT * FROM tenant_guard.count_orphan_tenant_rows('pg_temp.guesses', 'tenant_id');
+SELECT * FROM tenant_guard_internal.count_orphan_tenant_rows('pg_temp.guesses', 'tenant_id');
 \set VERBOSITY terse
-SELECT * FROM tenant_guard.count_orphan_tenant_rows('pg_temp.guesses', 'tenant_id');
+SELECT * FROM tenant_guard_internal.count_orphan_tenant_rows('pg_temp.guesses', 'tenant_id');
 \set VERBOSITY default
 RESET ROLE;
 DROP TABLE pg_temp.guesses;

@@ -116,12 +116,13 @@ SELECT tenant_guard.backfill_tenant('tg_or_items', 'tg_or_items_org_id_fkey');
 -- An auditor restricted by row-level security gets 42501 from the counts,
 -- not every tenant's numbers, and the views skip the table with a WARNING.
 RESET ROLE;
-GRANT EXECUTE ON FUNCTION tenant_guard.count_null_tenant_rows(regclass, text, boolean) TO tg_or_auditor;
+GRANT EXECUTE ON FUNCTION tenant_guard_internal.count_null_tenant_rows(regclass, text, boolean) TO tg_or_auditor;
 SET ROLE tg_or_auditor;
-SELECT tenant_guard.count_null_tenant_rows('tg_or_items', 'tenant_id');
+SELECT tenant_guard_internal.count_null_tenant_rows('tg_or_items', 'tenant_id');
 RESET ROLE;
 GRANT SELECT ON tenant_guard.null_tenant_rows TO tg_or_auditor;
-GRANT EXECUTE ON FUNCTION tenant_guard.audit_null_tenant_rows(), tenant_guard.tenant_tables() TO tg_or_auditor;
+GRANT EXECUTE ON FUNCTION tenant_guard_internal.audit_null_tenant_rows(), tenant_guard_internal.tenant_tables(),
+                          tenant_guard_internal.tenant_column() TO tg_or_auditor;
 SET ROLE tg_or_auditor;
 SELECT * FROM tenant_guard.null_tenant_rows WHERE table_name = 'tg_or_items'::regclass;
 RESET ROLE;
@@ -270,12 +271,13 @@ CREATE TABLE tg_or_y.tg_or_yc (id int PRIMARY KEY, tenant_id text NOT NULL,
 RESET ROLE;
 INSERT INTO tg_or_y.tg_or_yc VALUES (1, 'acme', 2);   -- globex's parent: a cross-tenant reference
 GRANT EXECUTE ON FUNCTION tenant_guard.rollout(text, text, text, boolean),
-                          tenant_guard.tenant_tables(), tenant_guard.tenant_blind_foreign_keys(),
-                          tenant_guard.audit_null_tenant_rows(), tenant_guard.audit_orphan_tenant_rows(),
-                          tenant_guard.audit_cross_tenant_references(),
-                          tenant_guard.count_null_tenant_rows(regclass, text, boolean),
-                          tenant_guard.count_orphan_tenant_rows(regclass, text),
-                          tenant_guard.count_cross_tenant_references(oid, text, text) TO tg_or_app;
+                          tenant_guard_internal.tenant_tables(), tenant_guard_internal.tenant_column(),
+                          tenant_guard_internal.tenant_blind_foreign_keys(),
+                          tenant_guard_internal.audit_null_tenant_rows(), tenant_guard_internal.audit_orphan_tenant_rows(),
+                          tenant_guard_internal.audit_cross_tenant_references(),
+                          tenant_guard_internal.count_null_tenant_rows(regclass, text, boolean),
+                          tenant_guard_internal.count_orphan_tenant_rows(regclass, text),
+                          tenant_guard_internal.count_cross_tenant_references(oid, text, text) TO tg_or_app;
 GRANT SELECT ON tenant_guard.null_tenant_rows, tenant_guard.orphan_tenant_rows,
                 tenant_guard.cross_tenant_references TO tg_or_app;
 SET ROLE tg_or_app;
@@ -286,12 +288,12 @@ SELECT count(*) FROM tenant_guard.rollout('tighten', 'tg_or_y');
 RESET client_min_messages;
 RESET ROLE;
 REVOKE ALL ON FUNCTION tenant_guard.rollout(text, text, text, boolean),
-                       tenant_guard.tenant_tables(), tenant_guard.tenant_blind_foreign_keys(),
-                       tenant_guard.audit_null_tenant_rows(), tenant_guard.audit_orphan_tenant_rows(),
-                       tenant_guard.audit_cross_tenant_references(),
-                       tenant_guard.count_null_tenant_rows(regclass, text, boolean),
-                       tenant_guard.count_orphan_tenant_rows(regclass, text),
-                       tenant_guard.count_cross_tenant_references(oid, text, text) FROM tg_or_app;
+                       tenant_guard_internal.tenant_tables(), tenant_guard_internal.tenant_blind_foreign_keys(),
+                       tenant_guard_internal.audit_null_tenant_rows(), tenant_guard_internal.audit_orphan_tenant_rows(),
+                       tenant_guard_internal.audit_cross_tenant_references(),
+                       tenant_guard_internal.count_null_tenant_rows(regclass, text, boolean),
+                       tenant_guard_internal.count_orphan_tenant_rows(regclass, text),
+                       tenant_guard_internal.count_cross_tenant_references(oid, text, text) FROM tg_or_app;
 REVOKE ALL ON tenant_guard.null_tenant_rows, tenant_guard.orphan_tenant_rows,
               tenant_guard.cross_tenant_references FROM tg_or_app;
 DROP SCHEMA tg_or_y CASCADE;
