@@ -9,16 +9,24 @@
 //! Entering and leaving:
 //! * `set_context` with a bypass token (transaction-local only) switches the
 //!   current user to the role, keeping the security context flags, like
-//!   `SET LOCAL ROLE` would without needing membership in it.
+//!   `SET LOCAL ROLE` would without needing membership in it, and makes the
+//!   transaction read-only (`SET LOCAL transaction_read_only = on`, which
+//!   PostgreSQL does not let it undo): nothing created, granted or written
+//!   as the role outlives the token, and code the session runs (a view, a
+//!   function of another owner) cannot copy rows out through a write.
 //! * Any later change of the context setting to a value that is not a bypass
 //!   context (`set_context` with another token, `clear_context`, `RESET`)
 //!   switches back at once (the setting's assign hook).
-//! * The end of the transaction switches back (commit and prepare through
-//!   a transaction callback; an abort or a rollback to a savepoint is
-//!   undone by PostgreSQL itself, which restores the user it saved).
-//! * Every query the executor starts as the role checks that the context is
-//!   still a valid bypass context (the token may expire within the
-//!   transaction): if not, the query fails with `42501`.
+//! * The end of the transaction switches back (commit, and before `PREPARE
+//!   TRANSACTION` records its owner, through a transaction callback; an
+//!   abort or a rollback to a savepoint is undone by PostgreSQL itself,
+//!   which restores the user it saved).
+//! * Every query the executor starts or runs as the role, and every utility
+//!   command (`COPY`, `FETCH`, DDL) but transaction control, `CLOSE` and
+//!   `DEALLOCATE`, checks first that the context is still a valid bypass
+//!   context, against the clock at that moment (the token may expire within
+//!   the transaction, or within a long `DO` block): if not, it fails with
+//!   `42501`.
 //!
 //! PostgreSQL re-plans a cached plan made under a `BYPASSRLS` role before
 //! another role runs it (`RLS_NONE_ENV`), so plans never cross over.
@@ -80,6 +88,22 @@ pub fn resolve(name: &str) -> pg_sys::Oid {
         .hint("Use a NOLOGIN role with BYPASSRLS and only the privileges support needs.")
         .raise();
     }
+    // SAFETY: catalog look-ups of an existing role.
+    let (createrole, replication) = unsafe {
+        (
+            pg_sys::has_createrole_privilege(oid),
+            pg_sys::has_rolreplication(oid),
+        )
+    };
+    if createrole || replication {
+        Failure::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("tenant_guard.bypass_role \"{name}\" has CREATEROLE or REPLICATION"),
+        )
+        .detail("A bypass token must not let its holder create roles or read the whole cluster.")
+        .hint("Use a NOLOGIN role with BYPASSRLS and only the privileges support needs.")
+        .raise();
+    }
     if !bypassrls {
         Failure::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -129,6 +153,21 @@ pub fn enter(role: pg_sys::Oid) {
         },
     };
     SWITCHED.set(Some(record));
+    // Read-only for the rest of the transaction (a rollback to a savepoint
+    // taken before undoes it together with the switch).
+    // SAFETY: valid C strings; elevel ERROR makes a failure raise.
+    unsafe {
+        pg_sys::set_config_option(
+            c"transaction_read_only".as_ptr(),
+            c"on".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_LOCAL,
+            true,
+            pg_sys::PGERROR as i32,
+            false,
+        );
+    }
     // SAFETY: an existing role (resolved just before); the flags are the
     // caller's. Undone by leave(), the transaction callback, or by
     // PostgreSQL's own restore on (sub)transaction abort.
@@ -169,6 +208,10 @@ unsafe extern "C-unwind" fn at_transaction_end(
     _arg: *mut std::ffi::c_void,
 ) {
     use pg_sys::XactEvent::*;
+    if event == XACT_EVENT_PRE_PREPARE {
+        // Before PREPARE TRANSACTION records its owner: the session's role.
+        leave();
+    }
     if matches!(
         event,
         XACT_EVENT_COMMIT
@@ -180,15 +223,35 @@ unsafe extern "C-unwind" fn at_transaction_end(
         leave();
         SWITCHED.set(None);
     }
+    if matches!(event, XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT) {
+        crate::context::reset_planning();
+    }
 }
 
-static mut PREVIOUS_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
+thread_local! {
+    /// The check below is running (it may run queries: the key ring, the
+    /// registry), so the hooks let those through.
+    static CHECKING: Cell<bool> = const { Cell::new(false) };
+}
 
-/// Every query started as the bypass role: the context must still be a
-/// valid bypass context, or the query fails.
-#[pg_guard]
-unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
-    if active() && !crate::context::bypass_holds() {
+/// Raises 42501 when the bypass role is the current user but the context is
+/// no longer a valid bypass context.
+fn require_bypass_holds() {
+    if !active() || CHECKING.get() {
+        return;
+    }
+    struct Checking;
+    impl Drop for Checking {
+        fn drop(&mut self) {
+            CHECKING.set(false);
+        }
+    }
+    CHECKING.set(true);
+    let holds = {
+        let _checking = Checking;
+        crate::context::bypass_holds()
+    };
+    if !holds {
         Failure::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "the bypass context no longer holds",
@@ -197,11 +260,124 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
         .hint("End the transaction; a new bypass context needs a new token.")
         .raise();
     }
-    // SAFETY: the executor's arguments, passed on unchanged.
+}
+
+static mut PREVIOUS_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
+static mut PREVIOUS_EXECUTOR_RUN: pg_sys::ExecutorRun_hook_type = None;
+static mut PREVIOUS_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+
+/// Every query started as the bypass role: the context must still be a
+/// valid bypass context, or the query fails.
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
+    require_bypass_holds();
+    // SAFETY: the executor's arguments, passed on unchanged; an error in a
+    // hook below ours is caught at the FFI boundary.
     unsafe {
         match PREVIOUS_EXECUTOR_START {
-            Some(previous) => previous(query_desc, eflags),
+            Some(previous) => pg_sys::ffi::pg_guard_ffi_boundary(|| previous(query_desc, eflags)),
             None => pg_sys::standard_ExecutorStart(query_desc, eflags),
+        }
+    }
+}
+
+/// Every run of a query as the bypass role (a portal started earlier and
+/// run again by the extended protocol): the same check.
+#[cfg(not(feature = "pg18"))]
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_run(
+    query_desc: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+    execute_once: bool,
+) {
+    require_bypass_holds();
+    // SAFETY: as in executor_start.
+    unsafe {
+        match PREVIOUS_EXECUTOR_RUN {
+            Some(previous) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                previous(query_desc, direction, count, execute_once)
+            }),
+            None => pg_sys::standard_ExecutorRun(query_desc, direction, count, execute_once),
+        }
+    }
+}
+
+/// Every run of a query as the bypass role: the same check.
+#[cfg(feature = "pg18")]
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_run(
+    query_desc: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+) {
+    require_bypass_holds();
+    // SAFETY: as in executor_start.
+    unsafe {
+        match PREVIOUS_EXECUTOR_RUN {
+            Some(previous) => {
+                pg_sys::ffi::pg_guard_ffi_boundary(|| previous(query_desc, direction, count))
+            }
+            None => pg_sys::standard_ExecutorRun(query_desc, direction, count),
+        }
+    }
+}
+
+/// Every utility command as the bypass role (`COPY`, `FETCH`, DDL…), but
+/// the ones that end or undo things: the same check.
+#[pg_guard]
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C-unwind" fn process_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const std::ffi::c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    // SAFETY: PostgreSQL passes a valid PlannedStmt whose utilityStmt is a
+    // node; only its tag is read.
+    let ends_or_undoes = unsafe {
+        let stmt = (*pstmt).utilityStmt;
+        !stmt.is_null()
+            && matches!(
+                (*stmt).type_,
+                pg_sys::NodeTag::T_TransactionStmt
+                    | pg_sys::NodeTag::T_ClosePortalStmt
+                    | pg_sys::NodeTag::T_DeallocateStmt
+            )
+    };
+    if !ends_or_undoes {
+        require_bypass_holds();
+    }
+    // SAFETY: the arguments, passed on unchanged; an error in a hook below
+    // ours is caught at the FFI boundary.
+    unsafe {
+        match PREVIOUS_PROCESS_UTILITY {
+            Some(previous) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                previous(
+                    pstmt,
+                    query_string,
+                    read_only_tree,
+                    context,
+                    params,
+                    query_env,
+                    dest,
+                    qc,
+                )
+            }),
+            None => pg_sys::standard_ProcessUtility(
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
         }
     }
 }
@@ -215,5 +391,9 @@ pub fn init() {
         pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut());
         PREVIOUS_EXECUTOR_START = pg_sys::ExecutorStart_hook;
         pg_sys::ExecutorStart_hook = Some(executor_start);
+        PREVIOUS_EXECUTOR_RUN = pg_sys::ExecutorRun_hook;
+        pg_sys::ExecutorRun_hook = Some(executor_run);
+        PREVIOUS_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
+        pg_sys::ProcessUtility_hook = Some(process_utility);
     }
 }

@@ -370,20 +370,45 @@ fn unix_seconds(ts: i64) -> f64 {
     ts as f64 / 1_000_000.0 + 946_684_800.0
 }
 
-/// Identifies a statement: (transaction start, statement start). Both are
-/// what `now()` and `statement_timestamp()` return, copied to parallel
-/// workers by PostgreSQL.
-type Statement = (i64, i64);
+/// Identifies a transaction: the backend's local transaction id (a new one
+/// for every transaction, also several in one simple-protocol message, which
+/// share their timestamps) and its start (`now()`).
+type Transaction = (u32, i64);
+
+/// Identifies a statement: its transaction and its start
+/// (`statement_timestamp()`).
+type Statement = (Transaction, i64);
+
+/// This backend's local transaction id.
+fn local_transaction_id() -> u32 {
+    // SAFETY: MyProc is this backend's PGPROC (NULL only before it has one);
+    // a plain read of one of its fields.
+    unsafe {
+        let p = pg_sys::MyProc;
+        if p.is_null() {
+            return 0;
+        }
+        #[cfg(feature = "pg18")]
+        {
+            (*p).vxid.lxid
+        }
+        #[cfg(not(feature = "pg18"))]
+        {
+            (*p).lxid
+        }
+    }
+}
 
 fn this_statement() -> Statement {
     // SAFETY: no arguments; both return a backend-local timestamp by value
     // and only need a transaction, which every SQL function call runs in.
-    unsafe {
+    let (xact, stmt) = unsafe {
         (
             pg_sys::GetCurrentTransactionStartTimestamp(),
             pg_sys::GetCurrentStatementStartTimestamp(),
         )
-    }
+    };
+    ((local_transaction_id(), xact), stmt)
 }
 
 /// Whether the registry must be asked again about a value set by
@@ -419,7 +444,7 @@ thread_local! {
         epoch: u64::MAX,
         facts: None,
         set: None,
-        at: ((0, 0), 0),
+        at: (((0, 0), 0), 0),
         valid: false,
         warned: false,
         checking: false,
@@ -883,8 +908,33 @@ pub fn is_bypass_value(v: &[u8]) -> bool {
 
 /// Whether the current context is a bypass context that still holds (key,
 /// expiry and registry checks of [`context_valid`]).
+///
+/// Also judged against the clock at this moment, not only at the start of
+/// the statement: a `DO` block or a procedure keeps starting queries long
+/// after its statement began.
 pub fn bypass_holds() -> bool {
-    raw_context().is_some() && scope().is_some_and(|s| s.bypass)
+    let Some(value) = raw_context() else {
+        return false;
+    };
+    if !scope().is_some_and(|s| s.bypass) {
+        return false;
+    }
+    let ring = keys::ring();
+    // SAFETY: no arguments; reads the clock.
+    let now = unix_seconds(unsafe { pg_sys::GetCurrentTimestamp() });
+    lapsed(
+        &facts_of(&value),
+        &ring.keys,
+        now,
+        f64::from(gucs::LEEWAY.get()),
+    )
+    .is_none()
+}
+
+/// Resets the planner depth (after an error, should a hook called below
+/// ours have skipped the unwinding that restores it).
+pub fn reset_planning() {
+    PLANNING.with(|p| p.set(0));
 }
 
 /// The token's `sub` claim, or NULL.
@@ -923,7 +973,7 @@ fn no_context() -> Vec<String> {
 
 /// What a bypass read set was read for: (transaction start, context epoch,
 /// key ring generation).
-type BypassKey = (i64, u64, u64);
+type BypassKey = (Transaction, u64, u64);
 
 thread_local! {
     /// A bypass context's read set: the registry's tenants, read at the
@@ -1071,11 +1121,14 @@ unsafe extern "C-unwind" fn plan_query(
     }
     PLANNING.with(|p| p.set(p.get() + 1));
     let _planning = Planning;
-    // SAFETY: the arguments are the planner's, passed on unchanged; an
-    // error unwinds through `_planning`, which restores the count.
+    // SAFETY: the arguments are the planner's, passed on unchanged. An
+    // error is caught at the FFI boundary and unwinds through `_planning`,
+    // which restores the count.
     unsafe {
         match PREVIOUS_PLANNER_HOOK {
-            Some(previous) => previous(parse, query_string, cursor_options, bound_params),
+            Some(previous) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                previous(parse, query_string, cursor_options, bound_params)
+            }),
             None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
         }
     }
@@ -1381,18 +1434,23 @@ mod unit {
 
     #[test]
     fn registry_checks_once_per_statement() {
-        let s1 = (10, 11);
+        let t1 = (7, 10);
+        let s1 = (t1, 11);
         // Not set here (a worker's copy, a restored value): every statement.
         assert!(registry_due(None, s1));
         // Not again in the statement that set it...
         assert!(!registry_due(Some((s1, false)), s1));
         assert!(!registry_due(Some((s1, true)), s1));
         // ...a session context at the next statement, same transaction or not...
-        assert!(registry_due(Some((s1, false)), (10, 12)));
-        assert!(registry_due(Some((s1, false)), (20, 21)));
+        assert!(registry_due(Some((s1, false)), (t1, 12)));
+        assert!(registry_due(Some((s1, false)), ((8, 20), 21)));
         // ...a transaction-local one not before its transaction ends.
-        assert!(!registry_due(Some((s1, true)), (10, 12)));
-        assert!(registry_due(Some((s1, true)), (20, 21)));
+        assert!(!registry_due(Some((s1, true)), (t1, 12)));
+        assert!(registry_due(Some((s1, true)), ((8, 20), 21)));
+        // Two transactions sent in one message share their timestamps, not
+        // their local transaction id.
+        assert!(registry_due(Some((s1, true)), ((8, 10), 11)));
+        assert!(registry_due(Some((s1, false)), ((8, 10), 11)));
     }
 
     #[test]
