@@ -301,15 +301,24 @@ struct Facts {
     tenants: Vec<String>,
 }
 
+/// `first` (if any) then `rest`, each once, in order (a hash set, so a read
+/// set of thousands of tenants costs linear time).
+fn distinct_tenants<'a>(
+    first: Option<&'a str>,
+    rest: impl Iterator<Item = &'a str>,
+) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    first
+        .into_iter()
+        .chain(rest)
+        .filter(|t| seen.insert(*t))
+        .map(str::to_owned)
+        .collect()
+}
+
 fn facts_of_verified(v: &Verified) -> Facts {
-    let mut tenants: Vec<String> = v.tenant.iter().cloned().collect();
-    if !v.bypass {
-        for t in &v.tenants {
-            if !tenants.contains(t) {
-                tenants.push(t.clone());
-            }
-        }
-    }
+    let rest = v.tenants.iter().filter(|_| !v.bypass).map(String::as_str);
+    let tenants = distinct_tenants(v.tenant.as_deref(), rest);
     Facts {
         kid: v.kid.clone(),
         exp: v.claims.get("exp").and_then(serde_json::Value::as_f64),
@@ -327,18 +336,16 @@ fn facts_of(value: &str) -> Facts {
     let exp = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(claims)
         .ok()
         .and_then(|c| c.get("exp").and_then(serde_json::Value::as_f64));
-    let mut tenants: Vec<String> = Vec::new();
-    if !tenant.is_empty() {
-        tenants.push(tenant.to_owned());
-    }
-    if !scope.bypass {
-        // No read set (meant): the context reads its tenant only.
-        for t in scope.read.unwrap_or_default() {
-            if !tenants.contains(&t) {
-                tenants.push(t);
-            }
-        }
-    }
+    // No read set (meant): the context reads its tenant only.
+    let read = if scope.bypass {
+        Vec::new()
+    } else {
+        scope.read.clone().unwrap_or_default()
+    };
+    let tenants = distinct_tenants(
+        Some(tenant).filter(|t| !t.is_empty()),
+        read.iter().map(String::as_str),
+    );
     Facts {
         kid: scope.kid,
         exp,
@@ -1291,6 +1298,25 @@ pub extern "C" fn pg_finfo_tg_writable_tenants() -> &'static pg_sys::Pg_finfo_re
 #[cfg(test)]
 mod unit {
     use super::*;
+
+    #[test]
+    fn distinct_tenants_keep_order_and_drop_repeats() {
+        let rest = ["b", "a", "c", "b", "a"];
+        assert_eq!(
+            distinct_tenants(Some("a"), rest.into_iter()),
+            vec!["a", "b", "c"]
+        );
+        assert_eq!(
+            distinct_tenants(None, rest.into_iter()),
+            vec!["b", "a", "c"]
+        );
+        assert!(distinct_tenants(None, std::iter::empty()).is_empty());
+        // Linear: ten thousand tenants, each twice.
+        let many: Vec<String> = (0..20_000).map(|i| format!("t{}", i % 10_000)).collect();
+        let out = distinct_tenants(Some("x"), many.iter().map(String::as_str));
+        assert_eq!(out.len(), 10_001);
+        assert_eq!(out[1], "t0");
+    }
 
     #[test]
     fn bypass_values_are_recognised() {

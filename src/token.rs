@@ -666,13 +666,15 @@ fn tenant_set(claims: &Map<String, Value>, name: &str) -> Result<Option<Vec<Stri
         return Err(bad());
     };
     let mut out: Vec<String> = Vec::with_capacity(items.len());
+    // Duplicates dropped through a hash set: linear in the claim's size.
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
     for item in items {
         let id = match item {
             Value::String(s) if is_id(s) => s.clone(),
             Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
             _ => return Err(bad()),
         };
-        if !out.contains(&id) {
+        if seen.insert(id.clone()) {
             out.push(id);
         }
     }
