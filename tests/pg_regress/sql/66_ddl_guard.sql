@@ -76,6 +76,14 @@ ALTER TABLE orders ALTER COLUMN tenant_id SET DEFAULT 'acme';
 ALTER TABLE orders RENAME COLUMN tenant_id TO customer;
 ALTER TABLE orders DROP COLUMN tenant_id CASCADE;
 ALTER TABLE orders OWNER TO tg_dg_bypass;
+-- A drop that takes the tenant column (and the policies) with it by cascade.
+CREATE DOMAIN tg_dg_tenant AS text;
+CREATE TABLE tagged (id int, tenant_id tg_dg_tenant NOT NULL);
+SELECT count(*) AS statements FROM tenant_guard.protect('tagged');
+DROP DOMAIN tg_dg_tenant CASCADE;
+SELECT tenant_guard.protection_drift('tagged');
+DROP TABLE tagged;
+DROP DOMAIN tg_dg_tenant;
 -- PostgreSQL itself refuses changing the type of a column a policy uses.
 ALTER TABLE orders ALTER COLUMN tenant_id TYPE varchar(40);
 -- A multi-command ALTER TABLE is refused as a whole: no column added.
