@@ -140,7 +140,8 @@ END $$;
 
 -- Commands that report what they changed: ALTER TABLE (RLS, FORCE, column
 -- default, type, DROP COLUMN, OWNER, RENAME, SET SCHEMA, DISABLE TRIGGER,
--- DETACH PARTITION), CREATE/ALTER POLICY, ALTER TRIGGER (rename).
+-- DETACH PARTITION), CREATE/ALTER POLICY, ALTER TRIGGER (rename); the
+-- tables they touched are checked.
 CREATE FUNCTION tenant_guard_internal.ddl_guard() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -148,6 +149,7 @@ DECLARE
   detached tenant_guard.protected;
 BEGIN
   IF tenant_guard_internal.in_protect() THEN
+    PERFORM tenant_guard_internal.ddl_guard_done();
     RETURN;  -- protect/unprotect's own DDL
   END IF;
   -- A partition detached from a protected table loses the row triggers it
@@ -180,10 +182,27 @@ BEGIN
   LOOP
     PERFORM tenant_guard_internal.ddl_guard_check(t.rel, t.command_tag);
   END LOOP;
+  PERFORM tenant_guard_internal.ddl_guard_done();
 END $$;
+-- Every command (no tag filter), so that each snapshot taken at
+-- ddl_command_start is released here; only tables in tenant_guard.protected
+-- are checked.
 CREATE EVENT TRIGGER tenant_guard_ddl_guard ON ddl_command_end
-  WHEN TAG IN ('ALTER TABLE', 'CREATE POLICY', 'ALTER POLICY', 'ALTER TRIGGER')
   EXECUTE FUNCTION tenant_guard_internal.ddl_guard();
+
+-- What was already missing when a statement started is not its doing: a
+-- dump being restored (tenant_guard.protected is data, the policies and
+-- triggers come in pg_dump's post-data section), a table repaired step by
+-- step. The snapshot (src/ddl_guard.rs) holds the drift of the protected
+-- tables a cheap catalog check flags; a table without drift costs one
+-- catalog query per DDL statement.
+CREATE FUNCTION tenant_guard_internal.ddl_guard_start() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM tenant_guard_internal.ddl_guard_snapshot();
+END $$;
+CREATE EVENT TRIGGER tenant_guard_ddl_guard_start ON ddl_command_start
+  EXECUTE FUNCTION tenant_guard_internal.ddl_guard_start();
 
 -- Drops that do not report through pg_event_trigger_ddl_commands(): DROP
 -- POLICY, DROP TRIGGER, and cascades (DROP TYPE/DOMAIN/FUNCTION ... CASCADE
@@ -322,9 +341,13 @@ COMMENT ON FUNCTION tenant_guard_internal.refuse_tenant_change() IS
   'trigger: refuses changing the tenant of a row, except an operator''s repair without tenant context and row-level security';
 COMMENT ON FUNCTION tenant_guard_internal.on_ddl() IS 'event trigger: protects new partitions of protected tables and (on_new_table) new tenant tables';
 COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_findings(oid) IS
-  'what the DDL guard refuses on a table: the drift detector''s findings (but extra permissive policies) and an owner bypassing row-level security; NULL when not protected';
+  'what the DDL guard refuses on a table: the drift detector''s findings the running statement added (but extra permissive policies) and an owner bypassing row-level security; NULL when not protected';
 COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_check(oid, text) IS
   'DDL guard: raise 42501 (or, with tenant_guard.ddl_guard off, warn) when a statement left a protected table weakened';
+COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_snapshot() IS
+  'DDL guard: at ddl_command_start, remember what protected tables already lacked (not refused later)';
+COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_done() IS 'DDL guard: at ddl_command_end, forget the statement''s snapshot';
+COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_start() IS 'event trigger: DDL guard snapshot at ddl_command_start';
 COMMENT ON FUNCTION tenant_guard_internal.ddl_guard() IS 'event trigger: refuses ALTER TABLE/POLICY/TRIGGER and CREATE POLICY that weaken a protected table';
 COMMENT ON FUNCTION tenant_guard_internal.drop_guard() IS 'event trigger: refuses drops (policy, trigger, column, default; also by cascade) that weaken a protected table';
 COMMENT ON FUNCTION tenant_guard_internal.on_drop() IS 'event trigger: forgets dropped tables in tenant_guard.protected';

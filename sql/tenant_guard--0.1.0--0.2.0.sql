@@ -26,8 +26,9 @@
 --   3. the status view: new column drift (at the end), policies_current and
 --      phase from protection_drift
 --   4. privileges and comments
---   5. the DDL guard: ddl_guard_findings (C), ddl_guard_check, the event
---      triggers tenant_guard_ddl_guard and tenant_guard_drop_guard
+--   5. the DDL guard: ddl_guard_findings, ddl_guard_snapshot, ddl_guard_done
+--      (C), ddl_guard_check, the event triggers tenant_guard_ddl_guard_start,
+--      tenant_guard_ddl_guard and tenant_guard_drop_guard
 
 -- 0. The private schema -------------------------------------------------
 
@@ -868,17 +869,26 @@ COMMENT ON FUNCTION tenant_guard_internal.tenant_column() IS
 COMMENT ON FUNCTION tenant_guard_internal.policy_names() IS 'names of the policies protect creates';
 
 -- 5. The DDL guard --------------------------------------------------------
--- New in 0.2.0 (issue 15). As in sql/finalize.sql: the library's judgement
--- (ddl_guard_findings), the check that raises, and the two event triggers.
--- A database upgraded with tables that have drifted under 0.1.0 gets
--- further DDL on them refused until SELECT tenant_guard.protect(...) has
--- repaired them (tenant_guard.status shows which, column drift).
+-- New in 0.2.0 (issue 15). As in sql/finalize.sql: the library's part
+-- (ddl_guard_findings, ddl_guard_snapshot, ddl_guard_done), the check that
+-- raises, and the three event triggers. A database upgraded with tables
+-- that have drifted under 0.1.0 keeps that drift (not refused, since it
+-- was there before each statement) until SELECT tenant_guard.protect(...)
+-- repairs it (tenant_guard.status shows which, column drift).
 CREATE FUNCTION tenant_guard_internal."ddl_guard_findings"(
 	"relid" oid
 ) RETURNS TEXT[]
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'ddl_guard_findings_wrapper';
+CREATE FUNCTION tenant_guard_internal."ddl_guard_snapshot"() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ddl_guard_snapshot_wrapper';
+CREATE FUNCTION tenant_guard_internal."ddl_guard_done"() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ddl_guard_done_wrapper';
 
 -- The DDL guard (issue 15): on a protected table, DDL that would weaken
 -- isolation is refused for every role, table owners included (an event
@@ -920,7 +930,8 @@ END $$;
 
 -- Commands that report what they changed: ALTER TABLE (RLS, FORCE, column
 -- default, type, DROP COLUMN, OWNER, RENAME, SET SCHEMA, DISABLE TRIGGER,
--- DETACH PARTITION), CREATE/ALTER POLICY, ALTER TRIGGER (rename).
+-- DETACH PARTITION), CREATE/ALTER POLICY, ALTER TRIGGER (rename); the
+-- tables they touched are checked.
 CREATE FUNCTION tenant_guard_internal.ddl_guard() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -928,6 +939,7 @@ DECLARE
   detached tenant_guard.protected;
 BEGIN
   IF tenant_guard_internal.in_protect() THEN
+    PERFORM tenant_guard_internal.ddl_guard_done();
     RETURN;  -- protect/unprotect's own DDL
   END IF;
   -- A partition detached from a protected table loses the row triggers it
@@ -960,10 +972,27 @@ BEGIN
   LOOP
     PERFORM tenant_guard_internal.ddl_guard_check(t.rel, t.command_tag);
   END LOOP;
+  PERFORM tenant_guard_internal.ddl_guard_done();
 END $$;
+-- Every command (no tag filter), so that each snapshot taken at
+-- ddl_command_start is released here; only tables in tenant_guard.protected
+-- are checked.
 CREATE EVENT TRIGGER tenant_guard_ddl_guard ON ddl_command_end
-  WHEN TAG IN ('ALTER TABLE', 'CREATE POLICY', 'ALTER POLICY', 'ALTER TRIGGER')
   EXECUTE FUNCTION tenant_guard_internal.ddl_guard();
+
+-- What was already missing when a statement started is not its doing: a
+-- dump being restored (tenant_guard.protected is data, the policies and
+-- triggers come in pg_dump's post-data section), a table repaired step by
+-- step. The snapshot (src/ddl_guard.rs) holds the drift of the protected
+-- tables a cheap catalog check flags; a table without drift costs one
+-- catalog query per DDL statement.
+CREATE FUNCTION tenant_guard_internal.ddl_guard_start() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM tenant_guard_internal.ddl_guard_snapshot();
+END $$;
+CREATE EVENT TRIGGER tenant_guard_ddl_guard_start ON ddl_command_start
+  EXECUTE FUNCTION tenant_guard_internal.ddl_guard_start();
 
 -- Drops that do not report through pg_event_trigger_ddl_commands(): DROP
 -- POLICY, DROP TRIGGER, and cascades (DROP TYPE/DOMAIN/FUNCTION ... CASCADE
@@ -995,12 +1024,19 @@ CREATE EVENT TRIGGER tenant_guard_drop_guard ON sql_drop
   EXECUTE FUNCTION tenant_guard_internal.drop_guard();
 
 REVOKE ALL ON FUNCTION tenant_guard_internal.ddl_guard_findings(oid),
+                       tenant_guard_internal.ddl_guard_snapshot(),
+                       tenant_guard_internal.ddl_guard_done(),
                        tenant_guard_internal.ddl_guard_check(oid, text),
+                       tenant_guard_internal.ddl_guard_start(),
                        tenant_guard_internal.ddl_guard(),
                        tenant_guard_internal.drop_guard() FROM PUBLIC;
 COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_findings(oid) IS
-  'what the DDL guard refuses on a table: the drift detector''s findings (but extra permissive policies) and an owner bypassing row-level security; NULL when not protected';
+  'what the DDL guard refuses on a table: the drift detector''s findings the running statement added (but extra permissive policies) and an owner bypassing row-level security; NULL when not protected';
+COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_snapshot() IS
+  'DDL guard: at ddl_command_start, remember what protected tables already lacked (not refused later)';
+COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_done() IS 'DDL guard: at ddl_command_end, forget the statement''s snapshot';
 COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_check(oid, text) IS
   'DDL guard: raise 42501 (or, with tenant_guard.ddl_guard off, warn) when a statement left a protected table weakened';
+COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_start() IS 'event trigger: DDL guard snapshot at ddl_command_start';
 COMMENT ON FUNCTION tenant_guard_internal.ddl_guard() IS 'event trigger: refuses ALTER TABLE/POLICY/TRIGGER and CREATE POLICY that weaken a protected table';
 COMMENT ON FUNCTION tenant_guard_internal.drop_guard() IS 'event trigger: refuses drops (policy, trigger, column, default; also by cascade) that weaken a protected table';
