@@ -26,6 +26,9 @@
 --   3. the status view: new column drift (at the end), policies_current and
 --      phase from protection_drift
 --   4. privileges and comments
+--   5. the DDL guard: ddl_guard_findings, ddl_guard_snapshot, ddl_guard_done
+--      (C), ddl_guard_check, the event triggers tenant_guard_ddl_guard_start,
+--      tenant_guard_ddl_guard and tenant_guard_drop_guard
 
 -- 0. The private schema -------------------------------------------------
 
@@ -864,3 +867,176 @@ COMMENT ON FUNCTION tenant_guard.backfill_batch(regclass, text, bigint, integer,
 COMMENT ON FUNCTION tenant_guard_internal.tenant_column() IS
   'the tenant column used when none is given: tenant_guard.tenant_column, or the built-in default';
 COMMENT ON FUNCTION tenant_guard_internal.policy_names() IS 'names of the policies protect creates';
+
+-- 5. The DDL guard --------------------------------------------------------
+-- New in 0.2.0 (issue 15). As in sql/finalize.sql: the library's part
+-- (ddl_guard_findings, ddl_guard_snapshot, ddl_guard_done), the check that
+-- raises, and the three event triggers. A database upgraded with tables
+-- that have drifted under 0.1.0 keeps that drift (not refused, since it
+-- was there before each statement) until SELECT tenant_guard.protect(...)
+-- repairs it (tenant_guard.status shows which, column drift).
+CREATE FUNCTION tenant_guard_internal."ddl_guard_findings"(
+	"relid" oid
+) RETURNS TEXT[]
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ddl_guard_findings_wrapper';
+CREATE FUNCTION tenant_guard_internal."ddl_guard_snapshot"() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ddl_guard_snapshot_wrapper';
+CREATE FUNCTION tenant_guard_internal."ddl_guard_done"() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ddl_guard_done_wrapper';
+
+-- The DDL guard (issue 15): on a protected table, DDL that would weaken
+-- isolation is refused for every role, table owners included (an event
+-- trigger fires for them; FORCE ROW LEVEL SECURITY alone does not stop an
+-- owner from switching it off). It runs at ddl_command_end / sql_drop,
+-- after PostgreSQL applied the statement, so the catalog shows its effect;
+-- its error rolls the whole statement back. What counts as weakening is
+-- tenant_guard_internal.ddl_guard_findings (src/ddl_guard.rs): the drift
+-- detector's findings. protect/unprotect's own DDL passes (in_protect), and
+-- a superuser may set tenant_guard.ddl_guard = off (logged at WARNING).
+-- SECURITY DEFINER, search_path pinned: it reads tenant_guard.protected
+-- and the catalog, and names tables from nspname/relname only.
+CREATE FUNCTION tenant_guard_internal.ddl_guard_check(rel oid, tag text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  found text[] := tenant_guard_internal.ddl_guard_findings(rel);
+  shown text;   -- for messages: "schema.table"
+  lit text;     -- for the hint: a literal that names it exactly
+BEGIN
+  IF found IS NULL OR cardinality(found) = 0 THEN
+    RETURN;
+  END IF;
+  SELECT n.nspname || '.' || c.relname, quote_literal(format('%I.%I', n.nspname, c.relname))
+    INTO shown, lit
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel;
+  IF NOT current_setting('tenant_guard.ddl_guard')::boolean THEN
+    RAISE WARNING 'tenant_guard.ddl_guard is off: % let through on protected table "%"', tag, shown
+      USING DETAIL = 'The table is left with: ' || array_to_string(found, '; ') || '.',
+            HINT = format('SELECT tenant_guard.protect(%s); restores its protection.', lit);
+    RETURN;
+  END IF;
+  RAISE EXCEPTION '% would weaken the tenant isolation of protected table "%"', tag, shown
+    USING ERRCODE = '42501',
+          DETAIL = 'It would leave the table with: ' || array_to_string(found, '; ') || '.',
+          HINT = format('Run SELECT tenant_guard.unprotect(%s); before the change and '
+                        'SELECT tenant_guard.protect(%s); after it. '
+                        'A table that had drifted before is repaired by protect alone.', lit, lit);
+END $$;
+
+-- Commands that report what they changed: ALTER TABLE (RLS, FORCE, column
+-- default, type, DROP COLUMN, OWNER, RENAME, SET SCHEMA, DISABLE TRIGGER,
+-- DETACH PARTITION), CREATE/ALTER POLICY, ALTER TRIGGER (rename); the
+-- tables they touched are checked.
+CREATE FUNCTION tenant_guard_internal.ddl_guard() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  t record;
+  detached tenant_guard.protected;
+BEGIN
+  IF tenant_guard_internal.in_protect() THEN
+    PERFORM tenant_guard_internal.ddl_guard_done();
+    RETURN;  -- protect/unprotect's own DDL
+  END IF;
+  -- A partition detached from a protected table loses the row triggers it
+  -- inherited (PostgreSQL drops cloned triggers on DETACH): protect it on
+  -- its own, so that it stays protected (and its record loses its parent).
+  FOR detached IN
+    SELECT c.* FROM tenant_guard.protected c
+     WHERE c.parent IS NOT NULL
+       AND c.parent::oid IN (SELECT d.objid FROM pg_event_trigger_ddl_commands() d
+                              WHERE d.classid = 'pg_class'::regclass)
+       AND NOT EXISTS (SELECT 1 FROM pg_inherits i
+                        WHERE i.inhrelid = c.relid::oid AND i.inhparent = c.parent::oid)
+     ORDER BY c.relid::oid
+  LOOP
+    PERFORM tenant_guard.protect(detached.relid, detached.tenant_column, detached.mode, detached.force);
+    RAISE NOTICE 'tenant_guard: detached partition "%" stays protected',
+      (SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.oid = detached.relid::oid);
+  END LOOP;
+  FOR t IN
+    SELECT DISTINCT s.rel, s.command_tag FROM (
+      SELECT CASE d.classid
+               WHEN 'pg_class'::regclass THEN d.objid
+               WHEN 'pg_policy'::regclass THEN (SELECT p.polrelid FROM pg_policy p WHERE p.oid = d.objid)
+               WHEN 'pg_trigger'::regclass THEN (SELECT g.tgrelid FROM pg_trigger g WHERE g.oid = d.objid)
+             END AS rel, d.command_tag
+        FROM pg_event_trigger_ddl_commands() d) s
+     WHERE EXISTS (SELECT 1 FROM tenant_guard.protected p WHERE p.relid::oid = s.rel)
+     ORDER BY s.rel
+  LOOP
+    PERFORM tenant_guard_internal.ddl_guard_check(t.rel, t.command_tag);
+  END LOOP;
+  PERFORM tenant_guard_internal.ddl_guard_done();
+END $$;
+-- Every command (no tag filter), so that each snapshot taken at
+-- ddl_command_start is released here; only tables in tenant_guard.protected
+-- are checked.
+CREATE EVENT TRIGGER tenant_guard_ddl_guard ON ddl_command_end
+  EXECUTE FUNCTION tenant_guard_internal.ddl_guard();
+
+-- What was already missing when a statement started is not its doing: a
+-- dump being restored (tenant_guard.protected is data, the policies and
+-- triggers come in pg_dump's post-data section), a table repaired step by
+-- step. The snapshot (src/ddl_guard.rs) holds the drift of the protected
+-- tables a cheap catalog check flags; a table without drift costs one
+-- catalog query per DDL statement.
+CREATE FUNCTION tenant_guard_internal.ddl_guard_start() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM tenant_guard_internal.ddl_guard_snapshot();
+END $$;
+CREATE EVENT TRIGGER tenant_guard_ddl_guard_start ON ddl_command_start
+  EXECUTE FUNCTION tenant_guard_internal.ddl_guard_start();
+
+-- Drops that do not report through pg_event_trigger_ddl_commands(): DROP
+-- POLICY, DROP TRIGGER, and cascades (DROP TYPE/DOMAIN/FUNCTION ... CASCADE
+-- taking a column, a default, a policy or a trigger with it). The table is
+-- found by the (schema, table) of the dropped object's address; a table
+-- dropped itself is gone and DROP TABLE stays allowed.
+CREATE FUNCTION tenant_guard_internal.drop_guard() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  t record;
+BEGIN
+  IF tenant_guard_internal.in_protect() THEN
+    RETURN;
+  END IF;
+  FOR t IN
+    SELECT DISTINCT c.oid AS rel
+      FROM pg_event_trigger_dropped_objects() d
+      JOIN pg_namespace n ON n.nspname = d.address_names[1]
+      JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = d.address_names[2]
+     WHERE d.object_type IN ('policy', 'trigger', 'table column', 'default value')
+       AND cardinality(d.address_names) >= 3
+       AND EXISTS (SELECT 1 FROM tenant_guard.protected p WHERE p.relid::oid = c.oid)
+     ORDER BY c.oid
+  LOOP
+    PERFORM tenant_guard_internal.ddl_guard_check(t.rel, tg_tag);
+  END LOOP;
+END $$;
+CREATE EVENT TRIGGER tenant_guard_drop_guard ON sql_drop
+  EXECUTE FUNCTION tenant_guard_internal.drop_guard();
+
+REVOKE ALL ON FUNCTION tenant_guard_internal.ddl_guard_findings(oid),
+                       tenant_guard_internal.ddl_guard_snapshot(),
+                       tenant_guard_internal.ddl_guard_done(),
+                       tenant_guard_internal.ddl_guard_check(oid, text),
+                       tenant_guard_internal.ddl_guard_start(),
+                       tenant_guard_internal.ddl_guard(),
+                       tenant_guard_internal.drop_guard() FROM PUBLIC;
+COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_findings(oid) IS
+  'what the DDL guard refuses on a table: the drift detector''s findings the running statement added (but extra permissive policies) and an owner bypassing row-level security; NULL when not protected';
+COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_snapshot() IS
+  'DDL guard: at ddl_command_start, remember what protected tables already lacked (not refused later)';
+COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_done() IS 'DDL guard: at ddl_command_end, forget the statement''s snapshot';
+COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_check(oid, text) IS
+  'DDL guard: raise 42501 (or, with tenant_guard.ddl_guard off, warn) when a statement left a protected table weakened';
+COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_start() IS 'event trigger: DDL guard snapshot at ddl_command_start';
+COMMENT ON FUNCTION tenant_guard_internal.ddl_guard() IS 'event trigger: refuses ALTER TABLE/POLICY/TRIGGER and CREATE POLICY that weaken a protected table';
+COMMENT ON FUNCTION tenant_guard_internal.drop_guard() IS 'event trigger: refuses drops (policy, trigger, column, default; also by cascade) that weaken a protected table';

@@ -64,6 +64,11 @@ pub static BYPASS_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CStrin
 /// milliseconds (0: no limit). See `integrity_sql::locks`.
 pub static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
 
+/// The DDL guard (`sql/finalize.sql`, `src/ddl_guard.rs`): `off` lets DDL
+/// that weakens a protected table through, logged at WARNING. Superuser
+/// only: it is the emergency door, not a migration option.
+pub static DDL_GUARD: GucSetting<bool> = GucSetting::<bool>::new(true);
+
 /// tenant_guard's own LOG line for a refused token.
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum LogRejections {
@@ -128,6 +133,7 @@ pub const ON_NEW_TABLE_NAME: &CStr = c"tenant_guard.on_new_table";
 pub const LOG_REJECTIONS_NAME: &CStr = c"tenant_guard.log_rejections";
 pub const TOKEN_CACHE_BYTES_NAME: &CStr = c"tenant_guard.token_cache_bytes";
 pub const LOCK_TIMEOUT_NAME: &CStr = c"tenant_guard.lock_timeout";
+pub const DDL_GUARD_NAME: &CStr = c"tenant_guard.ddl_guard";
 
 thread_local! {
     static CONTEXT_EPOCH: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
@@ -314,6 +320,16 @@ pub fn init() {
         // own helper call (0 waits as PostgreSQL would, without limit).
         GucContext::Userset,
         rules | GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_bool_guc(
+        DDL_GUARD_NAME,
+        c"Refuse DDL that would weaken the protection of a protected table.",
+        c"off lets a superuser's DDL through in an emergency; each statement let through is logged at WARNING. \
+          The way to change a protected table on purpose is tenant_guard.unprotect, then protect.",
+        &DDL_GUARD,
+        // Superuser only: a table owner must not switch its own guard off.
+        GucContext::Suset,
+        rules,
     );
 
     // Context: written only by set_context / clear_context. The assign hook

@@ -23,6 +23,8 @@
 //!   `backfill` is `sql/backfill.sql`).
 //! * `audit`: row counts behind the audit views, as each table's owner.
 //! * `rollout`: staged rollout.
+//! * `ddl_guard`: what the DDL guard (event triggers in `sql/finalize.sql`)
+//!   refuses on a protected table.
 //! * `bypass`: bypass tokens through a `BYPASSRLS` role
 //!   (`tenant_guard.bypass_role`).
 //!
@@ -37,6 +39,7 @@ mod backfill;
 mod bypass;
 mod catalog;
 mod context;
+mod ddl_guard;
 mod error;
 mod gucs;
 mod integrity;

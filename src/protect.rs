@@ -419,6 +419,11 @@ impl Drop for Busy {
     }
 }
 
+/// Whether protect or unprotect is running DDL in this backend.
+pub fn busy() -> bool {
+    BUSY.with(|b| b.get() > 0)
+}
+
 /// Whether protect or unprotect is running DDL in this backend (for the
 /// DDL event trigger).
 #[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard_internal")]

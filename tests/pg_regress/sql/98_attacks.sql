@@ -99,9 +99,10 @@ SELECT id, tenant_id FROM accounts ORDER BY id;
 UPDATE accounts SET email = 'x' WHERE tenant_id = 'globex' RETURNING id;
 COPY accounts TO STDOUT;
 ROLLBACK;
--- ... but an owner can switch row-level security off: PostgreSQL lets owners
--- alter their tables. Application roles must not own tenant tables, which
--- the advisor reports (login_role_owns_tenant_table).
+-- ... and PostgreSQL lets owners alter their tables, but the DDL guard
+-- refuses switching row-level security off (42501), so the owner still sees
+-- nothing without a context. The advisor still reports application roles
+-- that own tenant tables (login_role_owns_tenant_table).
 ALTER TABLE accounts NO FORCE ROW LEVEL SECURITY;
 SELECT count(*) AS rows_visible_to_owner_without_force FROM accounts;
 RESET ROLE;
