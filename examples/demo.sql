@@ -153,10 +153,18 @@ SELECT * FROM tenant_guard.rollout('enforce', 'crm', dry_run => false);
 SELECT table_name, nullable, rls_forced, composite_fks, phase FROM tenant_guard.status
  WHERE table_name::text LIKE 'crm.%' ORDER BY 1;
 
--- 8. Tampering is reported and repaired: a table owner (here the superuser)
---    widens a policy and stops forcing row-level security.
+-- 8. Tampering is refused, and what gets through is reported and repaired.
+--    The DDL guard refuses DDL that would weaken a protected table, also for
+--    its owner:
+\set ON_ERROR_STOP off
+ALTER POLICY tenant_guard_select ON crm.accounts USING (true);
+\set ON_ERROR_STOP on
+--    A superuser can open the emergency door (each statement is logged at
+--    WARNING): widen a policy and stop forcing row-level security.
+SET tenant_guard.ddl_guard = off;
 ALTER POLICY tenant_guard_select ON crm.accounts USING (true);
 ALTER TABLE crm.contacts NO FORCE ROW LEVEL SECURITY;
+RESET tenant_guard.ddl_guard;
 SELECT table_name, policies_current, phase, drift FROM tenant_guard.status
  WHERE table_name::text LIKE 'crm.%' ORDER BY 1;
 SELECT severity, code, object FROM tenant_guard.advisor WHERE code = 'protection_drift' ORDER BY object;
