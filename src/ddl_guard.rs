@@ -45,6 +45,9 @@ struct Frame {
     xact_start: i64,
     subxact: u32,
     before: HashMap<u32, Vec<String>>,
+    /// Protected tables whose tenant column was `NOT NULL` (`enforce`, or
+    /// created so): dropping that is refused.
+    not_null: Vec<u32>,
 }
 
 thread_local! {
@@ -112,12 +115,46 @@ fn possibly_drifted() -> Vec<pg_sys::Oid> {
     })
 }
 
+/// Protected tables whose tenant column is `NOT NULL` now.
+fn not_null_tenants() -> Vec<u32> {
+    pinned(|| {
+        Spi::connect(|c| {
+            spi(c.select(
+                "SELECT a.attrelid FROM tenant_guard.protected p \
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid \
+                                                AND a.attname OPERATOR(pg_catalog.=) p.tenant_column \
+                  WHERE a.attnotnull AND NOT a.attisdropped ORDER BY 1",
+                None,
+                &[],
+            ))
+            .filter_map(|row| spi(row.get::<pg_sys::Oid>(1)))
+            .map(u32::from)
+            .collect()
+        })
+    })
+}
+
+/// Whether the tenant column of protected table `oid` is nullable now.
+fn tenant_nullable(oid: pg_sys::Oid) -> bool {
+    pinned(|| {
+        one::<bool>(
+            "SELECT NOT a.attnotnull FROM tenant_guard.protected p \
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid \
+                                            AND a.attname OPERATOR(pg_catalog.=) p.tenant_column \
+              WHERE p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1 AND NOT a.attisdropped",
+            &[oid.into()],
+        )
+    })
+    .unwrap_or(false)
+}
+
 /// `tenant_guard_internal.ddl_guard_snapshot()`: at `ddl_command_start`,
 /// records the drift of the possibly drifted protected tables (none while
 /// protect/unprotect run their own DDL).
 #[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard_internal")]
 fn ddl_guard_snapshot() {
-    let before = if crate::protect::busy() {
+    let busy = crate::protect::busy();
+    let before = if busy {
         HashMap::new()
     } else {
         possibly_drifted()
@@ -125,10 +162,12 @@ fn ddl_guard_snapshot() {
             .map(|o| (u32::from(o), crate::protect::drift(o).unwrap_or_default()))
             .collect()
     };
+    let not_null = if busy { Vec::new() } else { not_null_tenants() };
     let frame = Frame {
         xact_start: xact_start(),
         subxact: subxact(),
         before,
+        not_null,
     };
     FRAMES.with(|f| {
         let mut f = f.borrow_mut();
@@ -156,6 +195,17 @@ fn before(oid: pg_sys::Oid) -> Vec<String> {
         f.last()
             .and_then(|fr| fr.before.get(&u32::from(oid)).cloned())
             .unwrap_or_default()
+    })
+}
+
+/// Whether the running statement's snapshot saw `oid`'s tenant column
+/// `NOT NULL`.
+fn was_not_null(oid: pg_sys::Oid) -> bool {
+    FRAMES.with(|f| {
+        let mut f = f.borrow_mut();
+        prune(&mut f);
+        f.last()
+            .is_some_and(|fr| fr.not_null.contains(&u32::from(oid)))
     })
 }
 
@@ -191,7 +241,7 @@ fn statement_user_is_superuser() -> bool {
 /// detector's wording, e.g. `row-level security not forced`, `policy
 /// tenant_guard_select missing`, `trigger tenant_guard_truncate disabled`,
 /// `default missing`, `tenant column tenant_id missing`, plus `owner "r"
-/// bypasses row-level security`).
+/// bypasses row-level security` and `tenant column NOT NULL dropped`).
 #[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard_internal")]
 fn ddl_guard_findings(relid: pg_sys::Oid) -> Option<Vec<String>> {
     let had = before(relid);
@@ -199,6 +249,9 @@ fn ddl_guard_findings(relid: pg_sys::Oid) -> Option<Vec<String>> {
         .into_iter()
         .filter(|d| refused(d) && !had.contains(d))
         .collect();
+    if was_not_null(relid) && tenant_nullable(relid) {
+        found.push("tenant column NOT NULL dropped".to_owned());
+    }
     if !statement_user_is_superuser() {
         if let Some(owner) = bypassing_owner(relid) {
             found.push(format!("owner \"{owner}\" bypasses row-level security"));

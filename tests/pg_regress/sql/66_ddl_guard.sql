@@ -72,6 +72,7 @@ ALTER TABLE orders DISABLE TRIGGER USER;
 ALTER TRIGGER tenant_guard_no_truncate ON orders RENAME TO no_truncate;
 ALTER TABLE orders ALTER COLUMN tenant_id DROP DEFAULT;
 ALTER TABLE orders ALTER COLUMN tenant_id SET DEFAULT 'acme';
+ALTER TABLE orders ALTER COLUMN tenant_id DROP NOT NULL;
 ALTER TABLE orders RENAME COLUMN tenant_id TO customer;
 ALTER TABLE orders DROP COLUMN tenant_id CASCADE;
 ALTER TABLE orders OWNER TO tg_dg_bypass;
@@ -95,6 +96,7 @@ ROLLBACK;
 -- Nothing changed, and isolation holds.
 SELECT * FROM pg_temp.shape();
 SELECT count(*) AS note_columns FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'note';
+SELECT attnotnull AS tenant_not_null FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'tenant_id';
 SELECT relowner::regrole AS owner FROM pg_class WHERE oid = 'orders'::regclass;
 BEGIN;
 SELECT tenant_guard.set_context(:'acme') IS NOT NULL AS context_set;
