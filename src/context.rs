@@ -384,7 +384,7 @@ fn unix_seconds(ts: i64) -> f64 {
 /// Identifies a transaction: the backend's local transaction id (a new one
 /// for every transaction, also several in one simple-protocol message, which
 /// share their timestamps) and its start (`now()`).
-type Transaction = (u32, i64);
+pub(crate) type Transaction = (u32, i64);
 
 /// Identifies a statement: its transaction and its start
 /// (`statement_timestamp()`).
@@ -408,6 +408,11 @@ fn local_transaction_id() -> u32 {
             (*p).lxid
         }
     }
+}
+
+/// The running transaction's identity (see [`Transaction`]).
+pub(crate) fn this_transaction() -> Transaction {
+    this_statement().0
 }
 
 fn this_statement() -> Statement {

@@ -42,7 +42,9 @@ use std::collections::HashMap;
 
 /// The drift of possibly drifted protected tables when a statement started.
 struct Frame {
-    xact_start: i64,
+    /// The transaction (local id and start: several transactions sent in
+    /// one message share their start time, not their id).
+    xact: crate::context::Transaction,
     subxact: u32,
     before: HashMap<u32, Vec<String>>,
     /// Protected tables whose tenant column was `NOT NULL` (`enforce`, or
@@ -54,11 +56,6 @@ thread_local! {
     static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
 }
 
-fn xact_start() -> i64 {
-    // SAFETY: reads the current transaction's start time.
-    unsafe { pg_sys::GetCurrentTransactionStartTimestamp() }
-}
-
 fn subxact() -> u32 {
     // SAFETY: reads the current subtransaction id.
     unsafe { pg_sys::GetCurrentSubTransactionId() }
@@ -68,8 +65,8 @@ fn subxact() -> u32 {
 /// (newer ids than the current one: their statements failed and the error
 /// was caught), so the top one is the running statement's.
 fn prune(frames: &mut Vec<Frame>) {
-    let (now, sub) = (xact_start(), subxact());
-    frames.retain(|f| f.xact_start == now);
+    let (now, sub) = (crate::context::this_transaction(), subxact());
+    frames.retain(|f| f.xact == now);
     while frames.last().is_some_and(|f| f.subxact > sub) {
         frames.pop();
     }
@@ -164,7 +161,7 @@ fn ddl_guard_snapshot() {
     };
     let not_null = if busy { Vec::new() } else { not_null_tenants() };
     let frame = Frame {
-        xact_start: xact_start(),
+        xact: crate::context::this_transaction(),
         subxact: subxact(),
         before,
         not_null,
