@@ -115,6 +115,28 @@ BEGIN;
 SET LOCAL tenant_guard.forwarded_token = :'retired';
 SELECT count(*) FROM orders;
 ROLLBACK;
+
+-- A context set inside a savepoint that is rolled back: the workers go back
+-- to the earlier context with the coordinator.
+BEGIN;
+SELECT tenant_guard.set_context(:'acme') AS tenant;
+SELECT tenant_id, id FROM orders ORDER BY 1, 2;
+SAVEPOINT s;
+SELECT tenant_guard.set_context(:'globex') AS tenant;
+SELECT tenant_id, id FROM orders ORDER BY 1, 2;
+ROLLBACK TO SAVEPOINT s;
+SELECT tenant_guard.tenant_id() AS tenant;
+SELECT tenant_id, id FROM orders ORDER BY 1, 2;
+COMMIT;
+
+-- A prepared statement, executed under alternating tenants past the point
+-- where PostgreSQL switches to a generic plan: each run sees its tenant.
+PREPARE by_tenant(text) AS SELECT tenant_id, id FROM orders WHERE tenant_id = $1 ORDER BY 2;
+BEGIN; SELECT tenant_guard.set_context(:'acme') AS tenant; EXECUTE by_tenant('acme'); EXECUTE by_tenant('globex'); COMMIT;
+BEGIN; SELECT tenant_guard.set_context(:'globex') AS tenant; EXECUTE by_tenant('acme'); EXECUTE by_tenant('globex'); COMMIT;
+BEGIN; SELECT tenant_guard.set_context(:'acme') AS tenant; EXECUTE by_tenant('acme'); EXECUTE by_tenant('globex'); COMMIT;
+BEGIN; SELECT tenant_guard.set_context(:'globex') AS tenant; EXECUTE by_tenant('acme'); EXECUTE by_tenant('globex'); COMMIT;
+DEALLOCATE by_tenant;
 RESET ROLE;
 
 -- What the writes above did, seen by the superuser: only acme's rows changed.
