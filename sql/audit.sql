@@ -519,6 +519,48 @@ BEGIN
     JOIN pg_class pc ON pc.oid = p.relid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
    WHERE NOT EXISTS (SELECT 1 FROM tenant_guard.protected q WHERE q.relid = i.inhrelid)
    ORDER BY 3;
+  -- Citus: every shard placement of a protected distributed table carries
+  -- protect's four permissive tenant policies, row-level security, the
+  -- TRUNCATE trigger, and no other permissive policy (read on the workers through Citus'
+  -- run_command_on_placements, with the caller's rights; the command is a
+  -- fixed text in which Citus puts the shard's name).
+  IF EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'citus') THEN
+    RETURN QUERY EXECUTE $citus$
+      SELECT 'high', 'shard_policy_drift', format('%I.%I shard %s on %s:%s', n.nspname, c.relname, r.shardid, r.nodename, r.nodeport),
+             format('shard %s of %I.%I on %s:%s: %s', r.shardid, n.nspname, c.relname, r.nodename, r.nodeport,
+                    CASE WHEN r.success THEN r.result ELSE 'could not be checked: ' || r.result END),
+             CASE WHEN r.result = 'trigger tenant_guard_no_truncate missing'
+                  -- Citus does not propagate a BEFORE TRUNCATE trigger
+                  -- created after distribution: put it on each placement.
+                  THEN format('SELECT * FROM run_command_on_placements(%L, %L);',
+                              format('%I.%I', n.nspname, c.relname),
+                              'SET LOCAL citus.enable_manual_changes_to_shards TO on; CREATE OR REPLACE TRIGGER tenant_guard_no_truncate '
+                              || 'BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard_internal.refuse_truncate()')
+                  ELSE format('SELECT * FROM tenant_guard.unprotect(%L); SELECT * FROM tenant_guard.protect(%L, tenant_column => %L);',
+                              format('%I.%I', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname), p.tenant_column)
+             END
+        FROM tenant_guard.protected p
+        JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_dist_partition dp ON dp.logicalrelid = p.relid
+        CROSS JOIN LATERAL run_command_on_placements(p.relid,
+          'WITH s AS (SELECT ''%s''::pg_catalog.regclass::pg_catalog.oid AS r) '
+          || 'SELECT COALESCE(pg_catalog.string_agg(x, ''; '' ORDER BY x), ''ok'') FROM ('
+          || 'SELECT ''policy '' OPERATOR(pg_catalog.||) w OPERATOR(pg_catalog.||) '' missing'' AS x FROM s, '
+          || 'pg_catalog.unnest(ARRAY[''tenant_guard_select'', ''tenant_guard_insert'', ''tenant_guard_update'', ''tenant_guard_delete'']) w '
+          || 'WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy q WHERE q.polrelid OPERATOR(pg_catalog.=) s.r '
+          || 'AND q.polname::pg_catalog.text OPERATOR(pg_catalog.=) w AND q.polpermissive) '
+          || 'UNION ALL SELECT ''extra permissive policy '' OPERATOR(pg_catalog.||) q.polname FROM s, pg_catalog.pg_policy q '
+          || 'WHERE q.polrelid OPERATOR(pg_catalog.=) s.r AND q.polpermissive AND NOT q.polname::pg_catalog.text OPERATOR(pg_catalog.=) '
+          || 'ANY (ARRAY[''tenant_guard_select'', ''tenant_guard_insert'', ''tenant_guard_update'', ''tenant_guard_delete'']) '
+          || 'UNION ALL SELECT ''row-level security disabled'' FROM s, pg_catalog.pg_class k '
+          || 'WHERE k.oid OPERATOR(pg_catalog.=) s.r AND NOT k.relrowsecurity '
+          || 'UNION ALL SELECT ''trigger tenant_guard_no_truncate missing'' FROM s '
+          || 'WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) s.r '
+          || 'AND g.tgname OPERATOR(pg_catalog.=) ''tenant_guard_no_truncate'' AND g.tgenabled OPERATOR(pg_catalog.<>) ''D'')) f') r
+       WHERE dp.partmethod = 'h' AND (NOT r.success OR r.result <> 'ok')
+       ORDER BY 3
+    $citus$;
+  END IF;
 END $$;
 
 CREATE VIEW tenant_guard.advisor AS

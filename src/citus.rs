@@ -60,6 +60,49 @@ pub fn installed() -> bool {
         .unwrap_or(false)
 }
 
+/// Refuses (0A000) a change of context where Citus would not carry it to
+/// every node alike:
+/// * on one of Citus' own connections (`application_name` starting
+///   `citus_internal`: a query the coordinator pushed down to a worker), where
+///   a context would outlive the coordinator's transaction on a cached
+///   connection and serve the next one;
+/// * inside a subtransaction (a savepoint, a PL/pgSQL exception block), whose
+///   `SET LOCAL`s Citus drops from what it replays on connections opened
+///   after `RELEASE`, so workers and coordinator would disagree.
+pub fn require_context_change_allowed(what: &str) {
+    if !loaded() {
+        return;
+    }
+    let internal = {
+        // SAFETY: a NUL-terminated name; application_name always exists.
+        let p = unsafe { pg_sys::GetConfigOption(c"application_name".as_ptr(), true, false) };
+        // SAFETY: NULL or a NUL-terminated string owned by the GUC machinery.
+        !p.is_null()
+            && unsafe { std::ffi::CStr::from_ptr(p) }
+                .to_bytes()
+                .starts_with(b"citus_internal")
+    };
+    if internal {
+        crate::error::Failure::new(
+            crate::error::Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("tenant_guard.{what} cannot run inside a query Citus sends to a worker"),
+        )
+        .detail("On a worker connection a context would outlive the coordinator's transaction.")
+        .hint("Call it on its own, on the coordinator: BEGIN; SELECT tenant_guard.set_context($1); …")
+        .raise();
+    }
+    // SAFETY: no arguments; reads this backend's transaction state.
+    if unsafe { pg_sys::GetCurrentTransactionNestLevel() } > 1 {
+        crate::error::Failure::new(
+            crate::error::Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("tenant_guard.{what} cannot run inside a savepoint on a Citus cluster"),
+        )
+        .detail("Citus forgets the SET LOCAL that carries the context to the workers when a savepoint is released.")
+        .hint("Call it at the top level of the transaction, before any SAVEPOINT (or nested atomic block).")
+        .raise();
+    }
+}
+
 /// Runs `SET LOCAL tenant_guard.forwarded_token` (preceded, when needed, by
 /// `SET LOCAL citus.propagate_set_commands = local`) through SPI, where
 /// Citus' utility hook sees it and forwards it to the workers. `token` is
@@ -253,3 +296,4 @@ fn load_node_state(state: pgrx::JsonB) {
         });
     })
 }
+

@@ -384,7 +384,7 @@ fn unix_seconds(ts: i64) -> f64 {
 /// Identifies a transaction: the backend's local transaction id (a new one
 /// for every transaction, also several in one simple-protocol message, which
 /// share their timestamps) and its start (`now()`).
-pub(crate) type Transaction = (u32, i64);
+pub type Transaction = (u32, i64);
 
 /// Identifies a statement: its transaction and its start
 /// (`statement_timestamp()`).
@@ -411,7 +411,7 @@ fn local_transaction_id() -> u32 {
 }
 
 /// The running transaction's identity (see [`Transaction`]).
-pub(crate) fn this_transaction() -> Transaction {
+pub fn this_transaction() -> Transaction {
     this_statement().0
 }
 
@@ -722,6 +722,7 @@ fn set_context_inner(token: Option<&str>, is_local: Option<bool>) -> String {
     let Some(token) = token else {
         refuse(&Rejection::Malformed("the token is NULL".into()), None)
     };
+    crate::citus::require_context_change_allowed("set_context");
     let tenant = establish(token, is_local, false);
     if crate::citus::loaded() {
         // The workers get the token of a transaction-local context (and
@@ -758,7 +759,12 @@ fn adopt_forwarded() {
     // (the context stays unset: fail closed), and the look-ups below cannot
     // come back here.
     FORWARD.with(|f| f.set((epoch, adopted)));
-    match gucs::text(&gucs::FORWARDED_TOKEN) {
+    // A value set in an earlier transaction (a session-level SET, restored
+    // when a SET LOCAL over it ended) is no context: Citus forwards with SET
+    // LOCAL, in the transaction that uses it.
+    let forwarded = gucs::text(&gucs::FORWARDED_TOKEN)
+        .filter(|_| gucs::forward_xact() == this_transaction());
+    match forwarded {
         None => {
             if adopted != 0 && adopted == gucs::context_epoch() {
                 put(gucs::CONTEXT_NAME, "", true);
@@ -882,6 +888,7 @@ fn establish(token: &str, is_local: bool, forwarded: bool) -> String {
 /// Drops the context (for the rest of the session; a rollback restores it).
 #[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
 fn clear_context() {
+    crate::citus::require_context_change_allowed("clear_context");
     put(gucs::CONTEXT_NAME, "", false);
     if crate::citus::loaded() {
         crate::citus::forward("");

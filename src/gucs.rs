@@ -145,6 +145,17 @@ pub static FORWARDED_TOKEN: GucSetting<Option<CString>> = GucSetting::<Option<CS
 
 thread_local! {
     static FORWARD_EPOCH: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// The transaction in which `tenant_guard.forwarded_token` was last
+    /// assigned: a value is a forwarded context only in that transaction.
+    static FORWARD_XACT: std::cell::Cell<crate::context::Transaction> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// The transaction of the last assignment of `tenant_guard.forwarded_token`
+/// (a value restored at the end of a transaction, such as a session-level
+/// `SET` that a `SET LOCAL` had covered, belongs to the transaction that
+/// ended, so it is never adopted later).
+pub fn forward_xact() -> crate::context::Transaction {
+    FORWARD_XACT.with(std::cell::Cell::get)
 }
 
 /// Bumped on every assignment of `tenant_guard.forwarded_token` (set, reset,
@@ -158,6 +169,12 @@ unsafe extern "C-unwind" fn forwarded_assigned(
     _extra: *mut std::ffi::c_void,
 ) {
     FORWARD_EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
+    // Only when a transaction is running (a value applied while the library
+    // loads, outside one, belongs to no transaction).
+    // SAFETY: no arguments; reads this backend's transaction state.
+    if unsafe { pg_sys::IsTransactionState() } {
+        FORWARD_XACT.with(|x| x.set(crate::context::this_transaction()));
+    }
 }
 
 thread_local! {

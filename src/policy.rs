@@ -543,14 +543,22 @@ pub struct Before {
 pub fn render_unprotect(t: &TableState, before: &Before) -> Vec<String> {
     let mut out = Vec::new();
     let tbl = &t.name;
+    // On Citus the drops reach every shard, where one may already be gone
+    // (dropped on a worker: the advisor's shard_policy_drift); IF EXISTS
+    // lets unprotect, then protect, repair that.
+    let if_exists = if t.shape == Shape::Citus {
+        "IF EXISTS "
+    } else {
+        ""
+    };
     for name in POLICIES {
         if t.policies.iter().any(|p| p == name) {
-            out.push(format!("DROP POLICY {} ON {tbl}", ident(name)));
+            out.push(format!("DROP POLICY {if_exists}{} ON {tbl}", ident(name)));
         }
     }
     for name in [TRG_IMMUTABLE, TRG_IMMUTABLE_PARTITIONED, TRG_TRUNCATE] {
         if t.triggers.iter().any(|x| x == name) {
-            out.push(format!("DROP TRIGGER {} ON {tbl}", ident(name)));
+            out.push(format!("DROP TRIGGER {if_exists}{} ON {tbl}", ident(name)));
         }
     }
     if t.default_is_ours {
@@ -658,6 +666,53 @@ mod tests {
                 "CREATE TRIGGER \"tenant_guard_no_truncate\" BEFORE TRUNCATE ON \"public\".\"ServiceRequest\" FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard_internal.refuse_truncate()",
             ]
         );
+    }
+
+    #[test]
+    fn citus_shape_has_permissive_rules_only() {
+        let mut t = fresh("uuid");
+        t.shape = Shape::Citus;
+        let ddl = render_protect(&t, STRICT);
+        assert!(!ddl.iter().any(|d| d.contains(ACCESS)), "{ddl:?}");
+        for name in CITUS_POLICIES {
+            assert!(
+                ddl.iter().any(|d| d.starts_with(&format!("CREATE POLICY \"{name}\""))
+                    && d.contains(" AS PERMISSIVE FOR ")),
+                "{name}: {ddl:?}"
+            );
+        }
+        assert!(!ddl.iter().any(|d| d.contains("RESTRICTIVE")));
+        // The expected shapes agree with the rendering.
+        assert!(expected_policy(SELECT, "t", "text", Mode::Strict, Shape::Citus).permissive);
+        assert!(!expected_policy(SELECT, "t", "text", Mode::Strict, Shape::Single).permissive);
+        // A table in the single-node shape is converted: the restrictive
+        // rules are recreated as permissive ones, the access policy dropped
+        // last.
+        let mut single = applied(fresh("uuid"), STRICT);
+        single.shape = Shape::Citus;
+        single.fits = CITUS_POLICIES
+            .iter()
+            .map(|n| (n.to_string(), Fit::Recreate))
+            .collect();
+        let ddl = render_protect(&single, STRICT);
+        assert_eq!(
+            ddl.last().map(String::as_str),
+            Some("DROP POLICY \"tenant_guard_access\" ON \"public\".\"ServiceRequest\"")
+        );
+        assert_eq!(ddl.iter().filter(|d| d.starts_with("CREATE POLICY")).count(), 4);
+        // unprotect tolerates a shard that lost one already.
+        let undo = render_unprotect(&single, &Before::default());
+        assert!(undo.iter().all(|d| !d.starts_with("DROP ") || d.contains(" IF EXISTS ")), "{undo:?}");
+    }
+
+    #[test]
+    fn coordinator_only_statements_are_the_default_ones() {
+        let t = fresh("uuid");
+        let ddl = render_protect(&t, STRICT);
+        let only: Vec<&String> = ddl.iter().filter(|d| coordinator_only(d)).collect();
+        assert_eq!(only.len(), 1, "{ddl:?}");
+        assert!(only[0].contains("SET DEFAULT tenant_guard.tenant_id()::uuid"));
+        assert!(!coordinator_only("ALTER TABLE \"public\".\"t\" ENABLE ROW LEVEL SECURITY"));
     }
 
     #[test]

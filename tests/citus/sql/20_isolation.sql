@@ -116,18 +116,41 @@ SET LOCAL tenant_guard.forwarded_token = :'retired';
 SELECT count(*) FROM orders;
 ROLLBACK;
 
--- A context set inside a savepoint that is rolled back: the workers go back
--- to the earlier context with the coordinator.
+-- On Citus a context is set at the top level of the transaction: Citus
+-- forgets a SET LOCAL made inside a savepoint once it is released, so the
+-- workers would keep the earlier context (0A000, nothing changed).
 BEGIN;
 SELECT tenant_guard.set_context(:'acme') AS tenant;
-SELECT tenant_id, id FROM orders ORDER BY 1, 2;
 SAVEPOINT s;
 SELECT tenant_guard.set_context(:'globex') AS tenant;
-SELECT tenant_id, id FROM orders ORDER BY 1, 2;
 ROLLBACK TO SAVEPOINT s;
+SELECT tenant_guard.clear_context();
+ROLLBACK TO SAVEPOINT s;
+RELEASE SAVEPOINT s;
 SELECT tenant_guard.tenant_id() AS tenant;
 SELECT tenant_id, id FROM orders ORDER BY 1, 2;
 COMMIT;
+
+-- Nor inside a query Citus pushes down to a worker, where it would outlive
+-- the transaction on a cached connection (0A000).
+BEGIN;
+SELECT tenant_guard.set_context(:'acme') AS tenant;
+SELECT tenant_guard.set_context(:'acme', false) FROM orders WHERE tenant_id = 'acme' AND id = 1;
+ROLLBACK;
+-- A forwarded token written at session level on a worker connection counts
+-- for no later transaction.
+BEGIN;
+SELECT tenant_guard.set_context(:'acme') AS tenant;
+SELECT set_config('tenant_guard.forwarded_token', :'acme', false) IS NOT NULL AS planted
+  FROM orders WHERE tenant_id = 'acme' AND id = 1;
+COMMIT;
+BEGIN;
+SELECT tenant_guard.set_context(:'globex') AS tenant;
+SELECT tenant_id, id FROM orders WHERE tenant_id = 'acme' AND id = 1;
+COMMIT;
+BEGIN;
+SELECT tenant_id, id FROM orders WHERE tenant_id = 'acme' AND id = 1;
+ROLLBACK;
 
 -- A prepared statement, executed under alternating tenants past the point
 -- where PostgreSQL switches to a generic plan: each run sees its tenant.

@@ -64,6 +64,17 @@ SELECT code, object FROM tenant_guard.advisor WHERE code IN ('protection_drift',
 DROP POLICY open_all ON orders;
 SELECT code, object FROM tenant_guard.advisor WHERE code IN ('protection_drift', 'no_restrictive_policy') ORDER BY 1, 2;
 
+-- The advisor checks every shard placement of the protected distributed
+-- tables: a policy dropped on one shard, behind the coordinator's back (on
+-- the worker, where the DDL guard does not see shards), is reported, and
+-- the remedy puts it back.
+SELECT bool_or(success) AS dropped
+  FROM run_command_on_workers(format('DROP POLICY tenant_guard_select ON %s', shard_name('orders', :moved)));
+SELECT code, split_part(detail, ': ', 2) AS what FROM tenant_guard.advisor WHERE code = 'shard_policy_drift';
+SELECT count(*) AS ddl FROM tenant_guard.unprotect('orders');
+SELECT count(*) AS ddl FROM tenant_guard.protect('orders');
+SELECT count(*) AS shard_findings FROM tenant_guard.advisor WHERE code = 'shard_policy_drift';
+
 -- on_new_table = protect, set for the database (Citus propagates it to the
 -- workers): the coordinator protects the new table; the workers leave the
 -- shards Citus creates to Citus, so distribution works.
