@@ -531,7 +531,8 @@ BEGIN
                     CASE WHEN r.success THEN r.result ELSE 'could not be checked: ' || r.result END),
              CASE WHEN r.result = 'trigger tenant_guard_no_truncate missing'
                   -- Citus does not propagate a BEFORE TRUNCATE trigger
-                  -- created after distribution: put it on each placement.
+                  -- created after distribution: put it on each placement
+                  -- (Citus names a shard's copy <name>_<shard id>).
                   THEN format('SELECT * FROM run_command_on_placements(%L, %L);',
                               format('%I.%I', n.nspname, c.relname),
                               'SET LOCAL citus.enable_manual_changes_to_shards TO on; CREATE OR REPLACE TRIGGER tenant_guard_no_truncate '
@@ -556,7 +557,8 @@ BEGIN
           || 'WHERE k.oid OPERATOR(pg_catalog.=) s.r AND NOT k.relrowsecurity '
           || 'UNION ALL SELECT ''trigger tenant_guard_no_truncate missing'' FROM s '
           || 'WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) s.r '
-          || 'AND g.tgname OPERATOR(pg_catalog.=) ''tenant_guard_no_truncate'' AND g.tgenabled OPERATOR(pg_catalog.<>) ''D'')) f') r
+          || 'AND pg_catalog.starts_with(g.tgname::pg_catalog.text, ''tenant_guard_no_truncate'') '
+          || 'AND g.tgenabled OPERATOR(pg_catalog.<>) ''D'')) f') r
        WHERE dp.partmethod = 'h' AND (NOT r.success OR r.result <> 'ok')
        ORDER BY 3
     $citus$;

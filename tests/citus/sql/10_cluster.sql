@@ -61,6 +61,16 @@ SELECT pg_get_expr(d.adbin, d.adrelid) AS coordinator_default
 -- A composite tenant foreign key between co-located tables.
 SELECT * FROM tenant_guard.add_tenant_fk('order_lines', ARRAY['order_id'], 'orders', ARRAY['id']);
 
+-- Citus does not propagate a BEFORE TRUNCATE trigger created after
+-- distribution: the advisor checks every placement, names those without it,
+-- and gives the remedy, run here.
+SELECT count(*) AS placements_without_truncate_trigger FROM tenant_guard.advisor
+ WHERE code = 'shard_policy_drift' AND detail LIKE '%: trigger tenant_guard_no_truncate missing';
+\o /dev/null
+SELECT DISTINCT remedy FROM tenant_guard.advisor WHERE code = 'shard_policy_drift' \gexec
+\o
+SELECT count(*) AS shard_findings FROM tenant_guard.advisor WHERE code = 'shard_policy_drift';
+
 -- Every shard placement of both tables: four permissive tenant_guard
 -- policies, the tenant-change and TRUNCATE triggers, nothing restrictive.
 SELECT result AS worker_shards_policies_triggers FROM run_command_on_workers($$
