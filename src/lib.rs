@@ -25,6 +25,9 @@
 //! * `rollout`: staged rollout.
 //! * `ddl_guard`: what the DDL guard (event triggers in `sql/finalize.sql`)
 //!   refuses on a protected table.
+//! * `metrics` (pure: counter names, rejection reasons, the log's rate
+//!   limit) and `stats` (shared-memory or per-backend counters,
+//!   `tenant_guard.stats`, the rejection log line's limits).
 //! * `bypass`: bypass tokens through a `BYPASSRLS` role
 //!   (`tenant_guard.bypass_role`).
 //!
@@ -45,12 +48,14 @@ mod gucs;
 mod integrity;
 mod integrity_sql;
 mod keys;
+mod metrics;
 mod policy;
 mod privileged;
 mod protect;
 mod quote;
 mod registry;
 mod rollout;
+mod stats;
 pub mod token;
 mod triggers;
 
@@ -94,6 +99,7 @@ pub extern "C-unwind" fn _PG_init() {
     keys::init();
     context::init();
     bypass::init();
+    stats::init();
 }
 
 /// The version of the loaded tenant_guard library.

@@ -166,6 +166,7 @@ pub unsafe extern "C-unwind" fn tg_refuse_tenant_change(
         if !may_change(old_null, equal, has_context(), false)
             || (!old_null && !equal && restricted(relid))
         {
+            crate::stats::bump(crate::metrics::Counter::DeniedTenantChange);
             let col = CStr::from_ptr(column).to_string_lossy().into_owned();
             Failure::new(
                 pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
