@@ -1040,3 +1040,40 @@ COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_check(oid, text) IS
 COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_start() IS 'event trigger: DDL guard snapshot at ddl_command_start';
 COMMENT ON FUNCTION tenant_guard_internal.ddl_guard() IS 'event trigger: refuses ALTER TABLE/POLICY/TRIGGER and CREATE POLICY that weaken a protected table';
 COMMENT ON FUNCTION tenant_guard_internal.drop_guard() IS 'event trigger: refuses drops (policy, trigger, column, default; also by cascade) that weaken a protected table';
+
+-- Observability: tenant_guard.stats (counters of set_context outcomes,
+-- rejections by reason, denied cross-tenant writes, rejection log lines) and
+-- tenant_guard.reset_stats(). Counters live in shared memory with the library
+-- in shared_preload_libraries, per backend otherwise (src/stats.rs).
+CREATE FUNCTION tenant_guard_internal."stats_rows"() RETURNS TABLE (
+	"metric" TEXT,
+	"reason" TEXT,
+	"value" bigint,
+	"stats_reset" timestamp with time zone,
+	"scope" TEXT
+)
+STRICT VOLATILE PARALLEL RESTRICTED
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'stats_rows_wrapper';
+CREATE FUNCTION tenant_guard."reset_stats"() RETURNS timestamp with time zone
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'reset_stats_wrapper';
+CREATE VIEW tenant_guard.stats AS
+  SELECT metric, reason, value, stats_reset, scope
+    FROM tenant_guard_internal.stats_rows();
+COMMENT ON VIEW tenant_guard.stats IS
+  'tenant_guard counters, one row per counter (Prometheus names; reason is the label): set_context calls, verifications, cache hits, rejections by reason, denied cross-tenant writes, rejection log lines';
+COMMENT ON FUNCTION tenant_guard_internal.stats_rows() IS 'the rows of tenant_guard.stats';
+COMMENT ON FUNCTION tenant_guard.reset_stats() IS
+  'sets the counters of tenant_guard.stats to zero and stats_reset to now; returns stats_reset';
+REVOKE ALL ON tenant_guard.stats FROM PUBLIC;
+GRANT SELECT ON tenant_guard.stats TO pg_monitor;
+REVOKE ALL ON FUNCTION tenant_guard_internal.stats_rows() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenant_guard_internal.stats_rows() TO pg_monitor;
+REVOKE ALL ON FUNCTION tenant_guard.reset_stats() FROM PUBLIC;
+-- The TRUNCATE trigger in C (src/triggers.rs), counting each refusal; same
+-- rule as before (a tenant or bypass context, or row-level security active
+-- for the caller). Replaced in place: existing triggers keep calling it.
+CREATE OR REPLACE FUNCTION tenant_guard_internal.refuse_truncate() RETURNS trigger
+  LANGUAGE c AS 'MODULE_PATHNAME', 'tg_refuse_truncate';

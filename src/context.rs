@@ -929,6 +929,12 @@ fn current_tenant() -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// Whether a valid tenant or bypass context is set (`tenant_id() IS NOT
+/// NULL OR is_bypass()`, for the TRUNCATE trigger).
+pub fn tenant_or_bypass() -> bool {
+    current_tenant().is_some() || scope().is_some_and(|s| s.bypass)
+}
+
 /// The current tenant, or NULL without a context.
 #[pg_extern(stable, parallel_safe, schema = "tenant_guard")]
 fn tenant_id() -> Option<String> {

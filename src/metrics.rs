@@ -170,38 +170,25 @@ pub fn rejection_counter(r: &Rejection) -> Counter {
     }
 }
 
-/// The untranslated message of PostgreSQL's refusal of a new row by a named
-/// (restrictive) policy, `ExecWithCheckOptions` in `execMain.c`.
-pub const RLS_NAMED_POLICY_MESSAGE: &str =
-    "new row violates row-level security policy \"%s\" for table \"%s\"";
+/// The function of PostgreSQL that refuses a new row by a policy's
+/// `WITH CHECK` (`execMain.c`), as an error report names it (`funcname`,
+/// which survives re-raising, unlike the message format).
+pub const RLS_CHECK_FUNCTION: &str = "ExecWithCheckOptions";
 
-/// The message of the TRUNCATE trigger (`refuse_truncate`).
-pub const TRUNCATE_MESSAGE_PREFIX: &str = "TRUNCATE is not allowed on tenant table ";
-
-/// The function that raises it, as PL/pgSQL names it in the error context.
-pub const TRUNCATE_CONTEXT: &str = "tenant_guard_internal.refuse_truncate()";
-
-/// Which denial counter an error reported with SQLSTATE 42501 stands for:
-/// `message_id` is the untranslated message format, `message` the
-/// formatted text, `context` the error context (`None`: no context).
-pub fn denial_counter(message_id: &str, message: &str, context: Option<&str>) -> Option<Counter> {
-    if message_id == RLS_NAMED_POLICY_MESSAGE {
-        // The first quoted name is the policy's (the table's comes second).
-        let name = message.split('"').nth(1)?;
-        return match name {
-            crate::policy::INSERT => Some(Counter::DeniedInsert),
-            crate::policy::UPDATE => Some(Counter::DeniedUpdate),
-            _ => None,
-        };
+/// Which denial counter an error reported with SQLSTATE 42501 by
+/// `funcname` with text `message` stands for. PostgreSQL names the
+/// restrictive policy that refused the row first, in double quotes
+/// (`new row violates row-level security policy "tenant_guard_insert" for
+/// table "orders"`); a refusal by a permissive policy names none.
+pub fn denial_counter(funcname: &str, message: &str) -> Option<Counter> {
+    if funcname != RLS_CHECK_FUNCTION {
+        return None;
     }
-    // PL/pgSQL's RAISE: the message is ours, the context names our
-    // trigger function (which no other role can create in that schema).
-    if message.starts_with(TRUNCATE_MESSAGE_PREFIX)
-        && context.is_some_and(|c| c.contains(TRUNCATE_CONTEXT))
-    {
-        return Some(Counter::DeniedTruncate);
+    match message.split('"').nth(1)? {
+        crate::policy::INSERT => Some(Counter::DeniedInsert),
+        crate::policy::UPDATE => Some(Counter::DeniedUpdate),
+        _ => None,
     }
-    None
 }
 
 /// Per-reason rate limit of the rejection log: a fixed window of one minute
@@ -341,41 +328,28 @@ mod unit {
     fn denials_are_recognised_by_policy_and_function() {
         let msg =
             |p: &str| format!("new row violates row-level security policy \"{p}\" for table \"t\"");
-        let m = msg("tenant_guard_insert");
+        let f = RLS_CHECK_FUNCTION;
         assert_eq!(
-            denial_counter(RLS_NAMED_POLICY_MESSAGE, &m, None),
+            denial_counter(f, &msg("tenant_guard_insert")),
             Some(Counter::DeniedInsert)
         );
-        let m = msg("tenant_guard_update");
         assert_eq!(
-            denial_counter(RLS_NAMED_POLICY_MESSAGE, &m, None),
+            denial_counter(f, &msg("tenant_guard_update")),
             Some(Counter::DeniedUpdate)
         );
         // Another restrictive policy, or a table named like ours: not counted.
-        let m = msg("mine");
-        assert_eq!(denial_counter(RLS_NAMED_POLICY_MESSAGE, &m, None), None);
+        assert_eq!(denial_counter(f, &msg("mine")), None);
         let m =
             "new row violates row-level security policy \"mine\" for table \"tenant_guard_insert\"";
-        assert_eq!(denial_counter(RLS_NAMED_POLICY_MESSAGE, m, None), None);
-        // The same text raised by someone else's function: not counted.
-        let t = "TRUNCATE is not allowed on tenant table t";
+        assert_eq!(denial_counter(f, m), None);
+        // A permissive policy's refusal names no policy.
+        let m = "new row violates row-level security policy for table \"tenant_guard_insert\"";
+        assert_eq!(denial_counter(f, m), None);
+        // The same text raised elsewhere (a PL/pgSQL RAISE): not counted.
         assert_eq!(
-            denial_counter(
-                "%s",
-                t,
-                Some("PL/pgSQL function tenant_guard_internal.refuse_truncate() line 4 at RAISE")
-            ),
-            Some(Counter::DeniedTruncate)
-        );
-        assert_eq!(
-            denial_counter(
-                "%s",
-                t,
-                Some("PL/pgSQL function public.fake() line 1 at RAISE")
-            ),
+            denial_counter("exec_stmt_raise", &msg("tenant_guard_insert")),
             None
         );
-        assert_eq!(denial_counter("%s", t, None), None);
     }
 
     #[test]

@@ -13,16 +13,19 @@
 //! Where they are incremented:
 //! * `set_context` (`context`): calls, verifications, cache hits, contexts
 //!   set, rejections (at the rejection, before the error is raised).
-//! * The tenant-keeping trigger (`triggers`): tenant changes refused.
-//! * The log hook (`error`): a denial by one of the generated policies
-//!   (`new row violates row-level security policy "tenant_guard_insert"` /
-//!   `"tenant_guard_update"`) or by the TRUNCATE trigger. PostgreSQL raises
-//!   those itself, so they are counted when the error is reported: an error
-//!   a PL/pgSQL `EXCEPTION` block (or any function-level handler) catches is
-//!   never reported and not counted, nor is anything when `log_min_messages`
-//!   is above `error` (the hook runs only for messages sent to the log).
-//!   `INSERT … ON CONFLICT DO UPDATE` refused by the update policy's `USING`
-//!   (PostgreSQL names no policy there) is not counted either.
+//! * The triggers (`triggers`): tenant changes and TRUNCATEs refused.
+//! * The log hook (`error`): a new row refused by one of the generated
+//!   policies (`new row violates row-level security policy
+//!   "tenant_guard_insert"` / `"tenant_guard_update"`, raised by
+//!   PostgreSQL's `ExecWithCheckOptions`). PostgreSQL raises those itself,
+//!   in the executor, so they are counted when the error is reported: one
+//!   that a PL/pgSQL `EXCEPTION` block (or any other handler inside the
+//!   session) catches is never reported and not counted, nor is anything
+//!   while `log_min_messages` is above `error` (the hook runs only for
+//!   messages sent to the server log), nor a message translated with other
+//!   quotes than `"` (`lc_messages`). `INSERT … ON CONFLICT DO UPDATE`
+//!   refused by the update policy's `USING` (PostgreSQL names no policy
+//!   there) is not counted either.
 
 use crate::error::{log_line, Code, Failure};
 use crate::gucs;
@@ -299,20 +302,18 @@ pub unsafe fn on_error_report(e: &mut pg_sys::ErrorData, ours: bool) {
     if e.sqlerrcode != Code::ERRCODE_INSUFFICIENT_PRIVILEGE as i32 || e.message.is_null() {
         return;
     }
-    // SAFETY: message, message_id and context are NULL or NUL-terminated
-    // strings of this ErrorData (caller).
-    let (message_id, message, context) = unsafe {
-        let s = |p: *const std::ffi::c_char| (!p.is_null()).then(|| CStr::from_ptr(p).to_bytes());
-        (s(e.message_id), s(e.message), s(e.context))
+    // SAFETY: funcname and message are NULL or NUL-terminated strings of
+    // this ErrorData (caller).
+    let (funcname, message) = unsafe {
+        if e.funcname.is_null() {
+            return;
+        }
+        (CStr::from_ptr(e.funcname), CStr::from_ptr(e.message))
     };
-    fn text(b: Option<&[u8]>) -> Option<&str> {
-        b.and_then(|b| std::str::from_utf8(b).ok())
-    }
-    if let Some(c) = metrics::denial_counter(
-        text(message_id).unwrap_or(""),
-        text(message).unwrap_or(""),
-        text(context),
-    ) {
+    let (Ok(funcname), Ok(message)) = (funcname.to_str(), message.to_str()) else {
+        return;
+    };
+    if let Some(c) = metrics::denial_counter(funcname, message) {
         bump(c);
     }
 }
