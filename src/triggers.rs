@@ -200,7 +200,10 @@ pub unsafe extern "C-unwind" fn tg_refuse_truncate(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     // SAFETY: PostgreSQL passes a valid fcinfo; a trigger call carries a
-    // TriggerData node in `context`, checked before any use.
+    // TriggerData node in `context`, checked before any use, whose
+    // tg_relation is the open relation with its pg_class row (rd_rel).
+    // get_namespace_name returns a palloc'd name or NULL (then the name is
+    // left unqualified); quote_qualified_identifier a palloc'd string.
     unsafe {
         let ctx = (*fcinfo).context;
         if ctx.is_null() || (*ctx).type_ != pg_sys::NodeTag::T_TriggerData {
@@ -214,11 +217,18 @@ pub unsafe extern "C-unwind" fn tg_refuse_truncate(
         let relid = (*(*td).tg_relation).rd_id;
         if crate::context::tenant_or_bypass() || crate::privileged::rls_restricts_caller(relid) {
             crate::stats::bump(crate::metrics::Counter::DeniedTruncate);
+            // As regclass prints it with search_path = pg_catalog, pg_temp
+            // (the message of 0.1.0's PL/pgSQL trigger): schema.name, each
+            // quoted only when needed.
+            let rel = (*td).tg_relation;
+            let nsp = pg_sys::get_namespace_name((*(*rel).rd_rel).relnamespace);
+            let name =
+                pg_sys::quote_qualified_identifier(nsp, (*(*rel).rd_rel).relname.data.as_ptr());
             Failure::new(
                 pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!(
                     "TRUNCATE is not allowed on tenant table {}",
-                    crate::privileged::qualified_name(relid)
+                    CStr::from_ptr(name).to_string_lossy()
                 ),
             )
             .detail(
