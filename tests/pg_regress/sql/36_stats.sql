@@ -200,6 +200,7 @@ REVOKE pg_monitor FROM tg_stats_app;
 -- The rejection log line: reason, kid, the issuer and tenant the token
 -- claims (unverified, clipped, never the token), role and client address
 -- (empty over a Unix socket).
+\set VERBOSITY default
 SET client_min_messages = log;
 SET ROLE tg_stats_app;
 SELECT spec.reject(:'forged');
@@ -215,6 +216,7 @@ SELECT spec.reject(:'forged') FROM generate_series(1, 4);
 SET client_min_messages = warning;
 SELECT * FROM spec.moved;
 RESET tenant_guard.log_rejections_sample;
+\set VERBOSITY sqlstate
 SET tenant_guard.log_rejections_per_minute = 2;
 SELECT tenant_guard.reset_stats() IS NOT NULL AS reset;
 SELECT spec.reject(:'expired') FROM generate_series(1, 5);
