@@ -184,7 +184,13 @@ pub fn denial_counter(funcname: &str, message: &str) -> Option<Counter> {
     if funcname != RLS_CHECK_FUNCTION {
         return None;
     }
-    match message.split('"').nth(1)? {
+    // Two quoted names (policy, table); a permissive refusal quotes only
+    // the table, which may well be called tenant_guard_insert.
+    let quoted: Vec<&str> = message.split('"').collect();
+    if quoted.len() < 5 {
+        return None;
+    }
+    match quoted[1] {
         crate::policy::INSERT => Some(Counter::DeniedInsert),
         crate::policy::UPDATE => Some(Counter::DeniedUpdate),
         _ => None,
