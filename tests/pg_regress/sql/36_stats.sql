@@ -47,7 +47,9 @@ SELECT spec.b64url('{"alg":"none"}') || '.' || spec.b64url('{"tenant_id":"acme",
 
 -- The view: one row per counter, Prometheus names, the reason as a label.
 -- Without shared_preload_libraries it counts this backend and says so.
+\set VERBOSITY default
 SELECT metric, reason, value, scope FROM tenant_guard.stats ORDER BY metric, reason;
+\set VERBOSITY sqlstate
 SET client_min_messages = warning;
 
 -- reset_stats sets every counter to zero and stats_reset to now.
