@@ -32,7 +32,7 @@
 //!   (`tenant_guard.bypass_role`).
 //!
 //! Hand-written SQL is in `sql/` (bootstrap, audit, selftest, backfill,
-//! finalize); the schema `tenant_guard` holds the documented API only,
+//! explain, finalize); the schema `tenant_guard` holds the documented API only,
 //! `tenant_guard_internal` the machinery.
 
 use pgrx::prelude::*;
@@ -89,6 +89,11 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/selftest.sql",
     name = "selftest",
+    requires = ["bootstrap"]
+);
+extension_sql_file!(
+    "../sql/explain.sql",
+    name = "explain",
     requires = ["bootstrap"]
 );
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
