@@ -10,18 +10,9 @@ CREATE TRIGGER registry_changed
 
 -- TRUNCATE ignores row-level security: a session under a tenant context, or
 -- any role the table's policies apply to, may not truncate a protected table.
+-- C (src/triggers.rs), so that each refusal is counted in tenant_guard.stats.
 CREATE FUNCTION tenant_guard_internal.refuse_truncate() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  IF tenant_guard.tenant_id() IS NOT NULL OR tenant_guard.is_bypass()
-     OR pg_catalog.row_security_active(TG_RELID) THEN
-    RAISE EXCEPTION 'TRUNCATE is not allowed on tenant table %', TG_RELID::regclass
-      USING ERRCODE = '42501',
-            DETAIL = 'TRUNCATE ignores row-level security and would remove the rows of every tenant.',
-            HINT = 'Use DELETE, which removes only the current tenant''s rows.';
-  END IF;
-  RETURN NULL;
-END $$;
+  LANGUAGE c AS 'MODULE_PATHNAME', 'tg_refuse_truncate';
 
 -- A row's tenant never changes under a tenant context or for a role that
 -- row-level security restricts; a NULL tenant may be filled in (backfills),

@@ -277,11 +277,13 @@ fn verify_cached(
             .iter()
             .any(|k| k.kid == c.v.kid && k.active_at(now));
         if key_ok && token::check_times(&c.v.claims, rules, now).is_ok() {
+            crate::stats::bump(crate::metrics::Counter::TokenCacheHits);
             return Ok(c);
         }
         // Expired since: verify again, which says exactly why it fails.
     }
     let v = token::verify(token.as_bytes(), &ring.keys, rules, now)?;
+    crate::stats::bump(crate::metrics::Counter::TokensVerified);
     let packed = packed_value(&v, &v.tenants);
     let v = Rc::new(Cached { v, packed });
     let size = footprint(token, &v);
@@ -641,33 +643,86 @@ thread_local! {
     static SAMPLER: RefCell<Sampler> = RefCell::new(Sampler::default());
 }
 
-/// tenant_guard's LOG line for a refused token, as
-/// `tenant_guard.log_rejections` says: every one, sampled, or none.
-fn log_rejection(message: String) {
-    match gucs::LOG_REJECTIONS.get() {
-        gucs::LogRejections::All => log_line(message),
-        gucs::LogRejections::Off => {}
-        gucs::LogRejections::Sampled => {
-            let admitted = SAMPLER.with(|s| s.borrow_mut().admit(keys::now(), SAMPLE_SECONDS));
-            match admitted {
-                None => {}
-                Some(0) => log_line(message),
-                Some(n) => log_line(format!(
-                    "{message} ({n} more rejected in this backend since the last line, not logged: tenant_guard.log_rejections = sampled)"
-                )),
-            }
+/// With `tenant_guard.log_rejections = sampled`: whether this backend's
+/// sampler lets a line through now (at most one every [`SAMPLE_SECONDS`]).
+pub fn sampler_admits() -> bool {
+    SAMPLER.with(|s| s.borrow_mut().admit(keys::now(), SAMPLE_SECONDS).is_some())
+}
+
+/// What a rejection line says about the token beyond its reason: its kid,
+/// and the issuer and tenant it claims (unverified, clipped; never the
+/// token), with the role and client address that presented it.
+#[derive(Default)]
+struct Claimed {
+    kid: Option<String>,
+    issuer: Option<String>,
+    tenant: Option<String>,
+}
+
+impl Claimed {
+    /// Best effort from a token's header and payload, neither verified.
+    fn of(token: &str, tenant_claim: &str) -> Self {
+        use base64::Engine;
+        let mut parts = token.split('.');
+        let b64 = |s: &str| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(s.trim_end_matches('='))
+                .ok()
+        };
+        let kid = parts
+            .next()
+            .and_then(b64)
+            .and_then(|b| token::parse_object(&b, "header").ok())
+            .and_then(|h| h.get("kid")?.as_str().map(str::to_owned));
+        let payload = parts
+            .next()
+            .and_then(b64)
+            .and_then(|b| token::parse_object(&b, "payload").ok());
+        let claim = |name: &str| {
+            payload.as_ref().and_then(|p| match p.get(name)? {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+        };
+        Claimed {
+            kid,
+            issuer: claim("iss"),
+            tenant: claim(tenant_claim),
         }
+    }
+
+    fn line(&self, what: &str, detail: &str, reason: &str) -> String {
+        let (role, client) = crate::stats::who();
+        let q = |v: &Option<String>| crate::metrics::clip_claim(v.as_deref().unwrap_or(""));
+        format!(
+            "tenant_guard: token rejected: {what} (kid \"{}\"): {detail}; reason \"{reason}\", issuer \"{}\", claimed tenant \"{}\", role \"{}\", client \"{}\"",
+            q(&self.kid),
+            q(&self.issuer),
+            q(&self.tenant),
+            crate::metrics::clip_claim(&role),
+            crate::metrics::clip_claim(&client),
+        )
     }
 }
 
-fn refuse(r: &Rejection, kid: Option<&str>) -> ! {
+/// Counts a rejection and writes its LOG line as the
+/// `tenant_guard.log_rejections*` settings say (see `stats::rejection`).
+fn log_rejection(counter: crate::metrics::Counter, claimed: &Claimed, what: &str, detail: &str) {
+    crate::stats::rejection(counter, || {
+        claimed.line(what, detail, counter.name().1.unwrap_or(""))
+    });
+}
+
+fn refuse(r: &Rejection, claimed: &Claimed) -> ! {
     // Logged for the DBA (server log only at the default client_min_messages);
     // never the token itself.
-    log_rejection(format!(
-        "tenant_guard: token rejected: {r} (kid \"{}\"): {}",
-        token::clip(kid.unwrap_or("")),
-        r.detail()
-    ));
+    log_rejection(
+        crate::metrics::rejection_counter(r),
+        claimed,
+        &r.to_string(),
+        &r.detail(),
+    );
     let f = rejected(r.to_string()).detail(r.detail());
     match r {
         Rejection::NoKeys => f.hint("Add a key with tenant_guard.add_key.").raise(),
@@ -676,17 +731,6 @@ fn refuse(r: &Rejection, kid: Option<&str>) -> ! {
             .raise(),
         _ => f.raise(),
     }
-}
-
-/// Best-effort `kid` of a rejected token, for the log line.
-fn header_kid(token: &str) -> Option<String> {
-    use base64::Engine;
-    let h = token.split('.').next()?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(h)
-        .ok()?;
-    let header = token::parse_object(&bytes, "header").ok()?;
-    header.get("kid")?.as_str().map(str::to_owned)
 }
 
 /// Verifies a signed token and makes its tenant the context.
@@ -701,6 +745,7 @@ fn header_kid(token: &str) -> Option<String> {
 /// carries the statement (which may hold the token).
 #[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
 fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> String {
+    crate::stats::bump(crate::metrics::Counter::SetContextCalls);
     crate::error::hide_statement(|| set_context_inner(token, is_local))
 }
 
@@ -720,7 +765,10 @@ fn set_context_inner(token: Option<&str>, is_local: Option<bool>) -> String {
         .raise();
     }
     let Some(token) = token else {
-        refuse(&Rejection::Malformed("the token is NULL".into()), None)
+        refuse(
+            &Rejection::Malformed("the token is NULL".into()),
+            &Claimed::default(),
+        )
     };
     crate::citus::require_context_change_allowed("set_context");
     let tenant = establish(token, is_local, false);
@@ -792,18 +840,29 @@ fn establish(token: &str, is_local: bool, forwarded: bool) -> String {
                 len: token.len(),
                 max: rules.max_bytes,
             },
-            None,
+            &Claimed::default(),
         );
     }
     let ring = keys::ring();
     let cached = verify_cached(token, &ring, &rules, keys::now())
-        .unwrap_or_else(|r| refuse(&r, header_kid(token).as_deref()));
+        .unwrap_or_else(|r| refuse(&r, &Claimed::of(token, &rules.tenant_claim)));
     let v = &cached.v;
+    let verified_claims = || Claimed {
+        kid: Some(v.kid.clone()),
+        issuer: v
+            .claims
+            .get("iss")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
+        tenant: v.tenant.clone(),
+    };
     let refuse_tenant = |why: String| -> ! {
-        log_rejection(format!(
-            "tenant_guard: token rejected: tenant not accepted (kid \"{}\"): {why}",
-            v.kid
-        ));
+        log_rejection(
+            crate::metrics::Counter::RejectedTenant,
+            &verified_claims(),
+            "tenant not accepted",
+            &why,
+        );
         rejected("token tenant is not accepted").detail(why).raise()
     };
     if let Some(reg) = &ring.registry {
@@ -846,10 +905,12 @@ fn establish(token: &str, is_local: bool, forwarded: bool) -> String {
         // each statement, never copied into the setting): the policy stays
         // `tenant = ANY (visible set)`, so ordinary tenant queries keep their
         // index scans and never pay for an `OR bypass` branch.
-        log_rejection(format!(
-            "tenant_guard: token rejected: bypass without a registry (kid \"{}\")",
-            v.kid
-        ));
+        log_rejection(
+            crate::metrics::Counter::RejectedBypass,
+            &verified_claims(),
+            "bypass without a registry",
+            "a bypass token reads every tenant listed in the registry",
+        );
         rejected("bypass tokens need a tenant registry")
             .detail("a bypass token reads every tenant listed in the registry")
             .hint("Configure one with tenant_guard.use_registry, or give a support role BYPASSRLS.")
@@ -860,6 +921,12 @@ fn establish(token: &str, is_local: bool, forwarded: bool) -> String {
     remember_set(facts_of_verified(v), is_local, ring.generation);
     if let Some((_, role)) = &bypass_role {
         crate::bypass::enter(*role);
+    }
+    crate::stats::bump(crate::metrics::Counter::ContextsSet);
+    if v.bypass {
+        crate::stats::bump(crate::metrics::Counter::BypassContexts);
+    } else if v.tenants.iter().any(|t| Some(t) != v.tenant.as_ref()) {
+        crate::stats::bump(crate::metrics::Counter::MultiTenantContexts);
     }
     // A bypass token may carry no tenant (meant): set_context returns ''.
     let tenant = v.tenant.clone().unwrap_or_default();
@@ -928,6 +995,12 @@ fn current_tenant() -> Option<String> {
     raw_context()
         .map(|v| unpack(&v).0.to_owned())
         .filter(|t| !t.is_empty())
+}
+
+/// Whether a valid tenant or bypass context is set (`tenant_id() IS NOT
+/// NULL OR is_bypass()`, for the TRUNCATE trigger).
+pub fn tenant_or_bypass() -> bool {
+    current_tenant().is_some() || scope().is_some_and(|s| s.bypass)
 }
 
 /// The current tenant, or NULL without a context.

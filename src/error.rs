@@ -135,11 +135,16 @@ fn is_ours(domain: &[u8]) -> bool {
 #[pg_guard]
 unsafe extern "C-unwind" fn hide_own_statements(edata: *mut pg_sys::ErrorData) {
     // SAFETY: PostgreSQL passes the ErrorData being emitted; domain is a
-    // NUL-terminated string or NULL. Called before the server log line is
-    // written, which is where hide_stmt is read.
+    // NUL-terminated string or NULL (on_error_report reads its strings the
+    // same way and may clear output_to_server, which a log hook may do).
+    // Called before the server log line is written, which is where
+    // hide_stmt is read.
     unsafe {
         if let Some(e) = edata.as_mut() {
-            if !e.domain.is_null() && is_ours(CStr::from_ptr(e.domain).to_bytes()) {
+            let ours = !e.domain.is_null() && is_ours(CStr::from_ptr(e.domain).to_bytes());
+            // Counters of denials, and the rejection log's limit on ERRORs.
+            crate::stats::on_error_report(e, ours);
+            if ours {
                 e.hide_stmt = true;
             } else if !e.hide_stmt && !pg_sys::debug_query_string.is_null() {
                 // Someone else's error (a failed transaction, a bad

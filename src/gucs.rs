@@ -53,6 +53,12 @@ pub static TENANT_COLUMN: GucSetting<Option<CString>> =
 pub static ON_NEW_TABLE: GucSetting<OnNewTable> = GucSetting::<OnNewTable>::new(OnNewTable::Off);
 pub static LOG_REJECTIONS: GucSetting<LogRejections> =
     GucSetting::<LogRejections>::new(LogRejections::All);
+/// Rejection log lines per reason and minute (cluster-wide with the
+/// library in `shared_preload_libraries`, per backend otherwise); 0: no
+/// limit. See `stats`.
+pub static LOG_REJECTIONS_PER_MINUTE: GucSetting<i32> = GucSetting::<i32>::new(60);
+/// One rejection of every N (per reason) is considered for a log line.
+pub static LOG_REJECTIONS_SAMPLE: GucSetting<i32> = GucSetting::<i32>::new(1);
 /// Default bound of the verified-token cache: 4 MB per backend.
 pub const TOKEN_CACHE_BYTES_DEFAULT: i32 = 4 * 1024 * 1024;
 pub static TOKEN_CACHE_BYTES: GucSetting<i32> = GucSetting::<i32>::new(TOKEN_CACHE_BYTES_DEFAULT);
@@ -131,6 +137,8 @@ pub const MISSING_CONTEXT_NAME: &CStr = c"tenant_guard.missing_context";
 pub const TENANT_COLUMN_NAME: &CStr = c"tenant_guard.tenant_column";
 pub const ON_NEW_TABLE_NAME: &CStr = c"tenant_guard.on_new_table";
 pub const LOG_REJECTIONS_NAME: &CStr = c"tenant_guard.log_rejections";
+pub const LOG_REJECTIONS_PER_MINUTE_NAME: &CStr = c"tenant_guard.log_rejections_per_minute";
+pub const LOG_REJECTIONS_SAMPLE_NAME: &CStr = c"tenant_guard.log_rejections_sample";
 pub const TOKEN_CACHE_BYTES_NAME: &CStr = c"tenant_guard.token_cache_bytes";
 pub const LOCK_TIMEOUT_NAME: &CStr = c"tenant_guard.lock_timeout";
 pub const DDL_GUARD_NAME: &CStr = c"tenant_guard.ddl_guard";
@@ -335,6 +343,28 @@ pub fn init() {
         c"sampled writes at most one line per backend every 10 seconds, with the count of lines skipped since. \
           PostgreSQL still logs each ERROR according to log_min_messages.",
         &LOG_REJECTIONS,
+        GucContext::Suset,
+        rules,
+    );
+    GucRegistry::define_int_guc(
+        LOG_REJECTIONS_PER_MINUTE_NAME,
+        c"Most rejection log lines per reason and minute; 0 means no limit.",
+        c"Cluster-wide with tenant_guard in shared_preload_libraries, per backend otherwise. \
+          A rejection left out of the log also keeps its ERROR out of the server log (the client still gets it); \
+          tenant_guard.stats counts both.",
+        &LOG_REJECTIONS_PER_MINUTE,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        rules,
+    );
+    GucRegistry::define_int_guc(
+        LOG_REJECTIONS_SAMPLE_NAME,
+        c"Log one rejection of every N (per reason), within tenant_guard.log_rejections_per_minute.",
+        c"",
+        &LOG_REJECTIONS_SAMPLE,
+        1,
+        i32::MAX,
         GucContext::Suset,
         rules,
     );

@@ -25,11 +25,14 @@
 //! * `rollout`: staged rollout.
 //! * `ddl_guard`: what the DDL guard (event triggers in `sql/finalize.sql`)
 //!   refuses on a protected table.
+//! * `metrics` (pure: counter names, rejection reasons, the log's rate
+//!   limit) and `stats` (shared-memory or per-backend counters,
+//!   `tenant_guard.stats`, the rejection log line's limits).
 //! * `bypass`: bypass tokens through a `BYPASSRLS` role
 //!   (`tenant_guard.bypass_role`).
 //!
 //! Hand-written SQL is in `sql/` (bootstrap, audit, selftest, backfill,
-//! finalize); the schema `tenant_guard` holds the documented API only,
+//! explain, finalize); the schema `tenant_guard` holds the documented API only,
 //! `tenant_guard_internal` the machinery.
 
 use pgrx::prelude::*;
@@ -46,12 +49,14 @@ mod gucs;
 mod integrity;
 mod integrity_sql;
 mod keys;
+mod metrics;
 mod policy;
 mod privileged;
 mod protect;
 mod quote;
 mod registry;
 mod rollout;
+mod stats;
 pub mod token;
 mod triggers;
 
@@ -87,6 +92,11 @@ extension_sql_file!(
     name = "selftest",
     requires = ["bootstrap"]
 );
+extension_sql_file!(
+    "../sql/explain.sql",
+    name = "explain",
+    requires = ["bootstrap"]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
@@ -95,6 +105,7 @@ pub extern "C-unwind" fn _PG_init() {
     keys::init();
     context::init();
     bypass::init();
+    stats::init();
 }
 
 /// The version of the loaded tenant_guard library.

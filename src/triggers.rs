@@ -1,5 +1,7 @@
 //! The row trigger that keeps a row's tenant, written in C-ABI Rust so it
-//! costs a column comparison per updated row (no row serialisation).
+//! costs a column comparison per updated row (no row serialisation), and the
+//! statement trigger that refuses TRUNCATE. Both count their refusals in
+//! `tenant_guard.stats`.
 //!
 //! Rule: a row's tenant never changes under a tenant context (a tenant, a
 //! multi-tenant or a bypass context), nor for a role that row-level security
@@ -166,6 +168,7 @@ pub unsafe extern "C-unwind" fn tg_refuse_tenant_change(
         if !may_change(old_null, equal, has_context(), false)
             || (!old_null && !equal && restricted(relid))
         {
+            crate::stats::bump(crate::metrics::Counter::DeniedTenantChange);
             let col = CStr::from_ptr(column).to_string_lossy().into_owned();
             Failure::new(
                 pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -184,6 +187,66 @@ pub unsafe extern "C-unwind" fn tg_refuse_tenant_change(
         }
         pg_sys::Datum::from(new)
     }
+}
+
+/// `tenant_guard_internal.refuse_truncate() RETURNS trigger`, BEFORE
+/// TRUNCATE, FOR EACH STATEMENT. TRUNCATE ignores row-level security: it is
+/// refused under a tenant or bypass context, and for any role that
+/// row-level security restricts on the table (`row_security_active`).
+/// Counted in `tenant_guard.stats` at the refusal.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn tg_refuse_truncate(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: PostgreSQL passes a valid fcinfo; a trigger call carries a
+    // TriggerData node in `context`, checked before any use, whose
+    // tg_relation is the open relation with its pg_class row (rd_rel).
+    // get_namespace_name returns a palloc'd name or NULL (then the name is
+    // left unqualified); quote_qualified_identifier a palloc'd string.
+    unsafe {
+        let ctx = (*fcinfo).context;
+        if ctx.is_null() || (*ctx).type_ != pg_sys::NodeTag::T_TriggerData {
+            Failure::new(
+                pgrx::PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                "refuse_truncate: not called as a trigger",
+            )
+            .raise();
+        }
+        let td = ctx as *mut pg_sys::TriggerData;
+        let relid = (*(*td).tg_relation).rd_id;
+        if crate::context::tenant_or_bypass() || crate::privileged::rls_restricts_caller(relid) {
+            crate::stats::bump(crate::metrics::Counter::DeniedTruncate);
+            // As regclass prints it with search_path = pg_catalog, pg_temp
+            // (the message of 0.1.0's PL/pgSQL trigger): schema.name, each
+            // quoted only when needed.
+            let rel = (*td).tg_relation;
+            let nsp = pg_sys::get_namespace_name((*(*rel).rd_rel).relnamespace);
+            let name =
+                pg_sys::quote_qualified_identifier(nsp, (*(*rel).rd_rel).relname.data.as_ptr());
+            Failure::new(
+                pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "TRUNCATE is not allowed on tenant table {}",
+                    CStr::from_ptr(name).to_string_lossy()
+                ),
+            )
+            .detail(
+                "TRUNCATE ignores row-level security and would remove the rows of every tenant.",
+            )
+            .hint("Use DELETE, which removes only the current tenant's rows.")
+            .raise();
+        }
+        // A statement trigger's result is ignored; NULL as PL/pgSQL returns.
+        (*fcinfo).isnull = true;
+        pg_sys::Datum::from(0)
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn pg_finfo_tg_refuse_truncate() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
 }
 
 #[no_mangle]

@@ -7,8 +7,9 @@
 //!
 //! The modules here must not use pgrx: `token` (verification), `quote`
 //! (quoting), `policy` (row-level security rendering) and `integrity`
-//! (composite keys, NOT NULL steps, backfill batches). A module that starts
-//! using pgrx fails to compile here, which is the point.
+//! (composite keys, NOT NULL steps, backfill batches), `metrics` (the
+//! counters of `tenant_guard.stats`, the rejection log's rate limit). A
+//! module that starts using pgrx fails to compile here, which is the point.
 #![allow(dead_code)]
 
 #[path = "../../../src/quote.rs"]
@@ -22,3 +23,6 @@ pub mod integrity;
 
 #[path = "../../../src/token.rs"]
 pub mod token;
+
+#[path = "../../../src/metrics.rs"]
+pub mod metrics;
