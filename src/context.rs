@@ -272,12 +272,22 @@ fn verify_cached(
         c.map.get(token)
     });
     if let Some(c) = hit {
-        let key_ok = ring
+        let key = ring
             .keys
             .iter()
-            .any(|k| k.kid == c.v.kid && k.active_at(now));
-        if key_ok && token::check_times(&c.v.claims, rules, now).is_ok() {
-            return Ok(c);
+            .find(|k| k.kid == c.v.kid && k.active_at(now));
+        if let Some(key) = key {
+            // An issuer's key: its leeway (a copy of the rules only then).
+            let own;
+            let rules = if key.issuer.is_some() {
+                own = key.rules(rules);
+                &own
+            } else {
+                rules
+            };
+            if token::check_times(&c.v.claims, rules, now).is_ok() {
+                return Ok(c);
+            }
         }
         // Expired since: verify again, which says exactly why it fails.
     }
@@ -299,6 +309,18 @@ struct Facts {
     /// read set of a multi-tenant token. (A bypass token's read set is every
     /// active tenant when it was set; only its own tenant is re-checked.)
     tenants: Vec<String>,
+    /// What revocations name: `jti`, `sub` and `iat` of the token.
+    revocable: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The claims a revocation can name (`jti`, `sub`, `iat`), copied out.
+fn revocable(
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    ["jti", "sub", "iat"]
+        .iter()
+        .filter_map(|k| claims.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+        .collect()
 }
 
 /// `first` (if any) then `rest`, each once, in order (a hash set, so a read
@@ -323,6 +345,7 @@ fn facts_of_verified(v: &Verified) -> Facts {
         kid: v.kid.clone(),
         exp: v.claims.get("exp").and_then(serde_json::Value::as_f64),
         tenants,
+        revocable: revocable(&v.claims),
     }
 }
 
@@ -333,9 +356,9 @@ fn facts_of(value: &str) -> Facts {
     let (tenant, scope, claims) = unpack(value);
     // Meant: an unparsable scope has no kid, which fails closed (above).
     let scope: Scope = serde_json::from_str(scope).unwrap_or_default();
-    let exp = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(claims)
-        .ok()
-        .and_then(|c| c.get("exp").and_then(serde_json::Value::as_f64));
+    let claims = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(claims)
+        .unwrap_or_default();
+    let exp = claims.get("exp").and_then(serde_json::Value::as_f64);
     // No read set (meant): the context reads its tenant only.
     let read = if scope.bypass {
         Vec::new()
@@ -350,6 +373,7 @@ fn facts_of(value: &str) -> Facts {
         kid: scope.kid,
         exp,
         tenants,
+        revocable: revocable(&claims),
     }
 }
 
@@ -361,6 +385,7 @@ fn lapsed(f: &Facts, keys: &[token::Key], now: f64, leeway: f64) -> Option<Strin
     let Some(key) = keys.iter().find(|k| k.kid == f.kid) else {
         return Some(format!("key \"{kid}\" has been retired"));
     };
+    let leeway = key.issuer.as_ref().and_then(|i| i.leeway).unwrap_or(leeway);
     if !key.active_at(now) {
         // Inactive but not retired means expired: expires_at is set (the
         // default only shapes the message).
@@ -528,7 +553,10 @@ fn context_valid(value: &CStr) -> bool {
         f
     });
     let leeway = f64::from(gucs::LEEWAY.get());
-    let mut why = lapsed(&facts, &ring.keys, unix_seconds(now.1), leeway);
+    let mut why = lapsed(&facts, &ring.keys, unix_seconds(now.1), leeway).or_else(|| {
+        ring.revoked
+            .check(&facts.revocable, facts.tenants.iter().map(String::as_str))
+    });
     if why.is_none() {
         if let Some(reg) = ring.registry.as_ref().filter(|_| registry_due(set, now)) {
             struct Checking;
@@ -578,6 +606,7 @@ fn rules() -> Rules {
         max_bytes: usize::try_from(gucs::MAX_TOKEN_BYTES.get()).unwrap_or(8192),
         tenants_claim: gucs::text(&gucs::TENANTS_CLAIM).unwrap_or_else(|| "tenants".into()),
         max_bypass_lifetime: f64::from(gucs::MAX_BYPASS_LIFETIME.get()),
+        user_claim: "sub".into(),
     }
 }
 
@@ -737,6 +766,11 @@ fn set_context_inner(token: Option<&str>, is_local: Option<bool>) -> String {
     let cached = verify_cached(token, &ring, &rules, keys::now())
         .unwrap_or_else(|r| refuse(&r, header_kid(token).as_deref()));
     let v = &cached.v;
+    // Revocations, on every use (a cached verification included).
+    let named = v.tenant.iter().chain(v.tenants.iter()).map(String::as_str);
+    if let Some(why) = ring.revoked.check(&v.claims, named) {
+        refuse(&Rejection::Revoked(why), Some(&v.kid));
+    }
     let refuse_tenant = |why: String| -> ! {
         log_rejection(format!(
             "tenant_guard: token rejected: tenant not accepted (kid \"{}\"): {why}",
@@ -1378,6 +1412,7 @@ mod unit {
             alg: token::Alg::Hs256,
             secret: vec![0; 32],
             expires_at,
+            issuer: None,
         }
     }
 
@@ -1395,7 +1430,8 @@ mod unit {
             Facts {
                 kid: "k1".into(),
                 exp: Some(1_700_000_000.0),
-                tenants: vec!["acme".into()]
+                tenants: vec!["acme".into()],
+                revocable: Default::default(),
             }
         );
         // A read set: the tenant first, then the others, once each.
@@ -1436,6 +1472,7 @@ mod unit {
             kid: "k".into(),
             exp: Some(1000.0),
             tenants: vec!["t".into()],
+            revocable: Default::default(),
         };
         let keys = [key("k", Some(2000.0)), key("other", None)];
         assert_eq!(lapsed(&f, &keys, 999.0, 0.0), None);
@@ -1463,6 +1500,7 @@ mod unit {
             kid: "x".repeat(100),
             exp: None,
             tenants: vec![],
+            revocable: Default::default(),
         };
         assert!(lapsed(&long, &[], 0.0, 0.0).unwrap().len() < 100);
     }

@@ -40,24 +40,28 @@ pub fn ring() -> &'static [Key] {
                 alg: Alg::Hs256,
                 secret: b"tg-fuzz-HS256-secret-0123456789!".to_vec(),
                 expires_at: None,
+                issuer: None,
             },
             Key {
                 kid: "k384".into(),
                 alg: Alg::Hs384,
                 secret: bin(48, 3),
                 expires_at: None,
+                issuer: None,
             },
             Key {
                 kid: "k512".into(),
                 alg: Alg::Hs512,
                 secret: b"tg-fuzz-HS512-secret-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNO".to_vec(),
                 expires_at: None,
+                issuer: None,
             },
             Key {
                 kid: "old".into(),
                 alg: Alg::Hs256,
                 secret: bin(32, 11),
                 expires_at: Some(NOW - 10.0),
+                issuer: None,
             },
         ]
     })
