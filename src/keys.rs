@@ -87,15 +87,26 @@ pub fn ring() -> Rc<Ring> {
     }
     let mut watched = crate::privileged::pinned(|| {
         crate::error::one::<Vec<pg_sys::Oid>>(
-            "SELECT ARRAY['tenant_guard.keys'::pg_catalog.regclass::pg_catalog.oid, \
-                          'tenant_guard.registry'::pg_catalog.regclass::pg_catalog.oid, \
-                          'tenant_guard.issuers'::pg_catalog.regclass::pg_catalog.oid, \
-                          'tenant_guard.revocations'::pg_catalog.regclass::pg_catalog.oid]",
+            "SELECT pg_catalog.array_remove(ARRAY[\
+                        'tenant_guard.keys'::pg_catalog.regclass::pg_catalog.oid, \
+                        'tenant_guard.registry'::pg_catalog.regclass::pg_catalog.oid, \
+                        pg_catalog.to_regclass('tenant_guard.issuers')::pg_catalog.oid, \
+                        pg_catalog.to_regclass('tenant_guard.revocations')::pg_catalog.oid], NULL)",
             &[],
         )
     })
     .unwrap_or_else(|| crate::error::internal("tenant_guard's own tables are missing"));
-    let (keys, revoked) = as_extension_owner(|| (load_keys(), load_revocations()));
+    // Before `ALTER EXTENSION tenant_guard UPDATE` (this library with a
+    // 0.1.0 schema) there are no issuers and revocations tables, and the key
+    // ring has HMAC keys only.
+    let updated = watched.len() == 4;
+    let (keys, revoked) = as_extension_owner(|| {
+        if updated {
+            (load_keys(), load_revocations())
+        } else {
+            (load_keys_010(), Revocations::default())
+        }
+    });
     let registry = crate::registry::load();
     // The registry table itself is watched too: renaming it, moving it to
     // another schema, changing its owner or its columns rebuilds the cached
@@ -198,6 +209,41 @@ fn load_keys() -> Vec<Key> {
                 })
             },
         )
+        .collect()
+}
+
+/// The active keys of a 0.1.0 key ring (HMAC only, no issuer), until the
+/// extension is updated.
+fn load_keys_010() -> Vec<Key> {
+    let rows: Vec<(String, String, Vec<u8>, Option<f64>)> = Spi::connect(|c| {
+        let rows = spi(c.select(
+            "SELECT k.kid, k.algorithm, k.secret, \
+                    pg_catalog.date_part('epoch'::pg_catalog.text, k.expires_at) \
+               FROM tenant_guard.keys k WHERE k.retired_at IS NULL ORDER BY k.kid",
+            None,
+            &[],
+        ));
+        rows.map(|row| {
+            (
+                crate::error::present(row.get::<String>(1), "tenant_guard.keys.kid"),
+                crate::error::present(row.get::<String>(2), "tenant_guard.keys.algorithm"),
+                crate::error::present(row.get::<Vec<u8>>(3), "tenant_guard.keys.secret"),
+                spi(row.get::<f64>(4)),
+            )
+        })
+        .collect()
+    });
+    rows.into_iter()
+        .filter_map(|(kid, alg, secret, expires_at)| {
+            let alg = Alg::parse(&alg).filter(|a| a.kind() == KeyKind::Hmac)?;
+            Some(Key {
+                kid,
+                alg,
+                secret,
+                expires_at,
+                issuer: None,
+            })
+        })
         .collect()
 }
 
