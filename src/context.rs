@@ -606,7 +606,7 @@ fn rules() -> Rules {
         max_bytes: usize::try_from(gucs::MAX_TOKEN_BYTES.get()).unwrap_or(8192),
         tenants_claim: gucs::text(&gucs::TENANTS_CLAIM).unwrap_or_else(|| "tenants".into()),
         max_bypass_lifetime: f64::from(gucs::MAX_BYPASS_LIFETIME.get()),
-        user_claim: "sub".into(),
+        user_claim: gucs::text(&gucs::USER_CLAIM).unwrap_or_else(|| "sub".into()),
     }
 }
 

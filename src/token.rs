@@ -711,6 +711,19 @@ fn is_id(s: &str) -> bool {
     !s.is_empty() && !s.chars().any(char::is_control)
 }
 
+/// One JSON Pointer reference token, unescaped (`~1` is `/`, `~0` is `~`).
+fn unescape_pointer(seg: &str) -> String {
+    seg.replace("~1", "/").replace("~0", "~")
+}
+
+/// An array index of a JSON Pointer: digits, no leading zero.
+fn array_index(seg: &str) -> Option<usize> {
+    let ok = !seg.is_empty()
+        && seg.bytes().all(|b| b.is_ascii_digit())
+        && (seg == "0" || !seg.starts_with('0'));
+    ok.then(|| seg.parse().ok()).flatten()
+}
+
 /// Reads an identifier claim (a [`claim_path`]) that may be a string or an
 /// integer.
 pub fn id_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<String>, Rejection> {
@@ -891,7 +904,8 @@ pub struct Found<'c> {
 
 /// The values a claim path names.
 ///
-/// A path is first looked up as one member name, so names with dots or
+/// A path that starts with `/` is a JSON Pointer (RFC 6901). Any other path
+/// is first looked up as one member name, so names with dots or
 /// slashes work as written (`https://example.com/tenant_id`, Auth0's
 /// namespaced claims); otherwise it is split on `.` and followed through
 /// nested objects (`o.id`, Clerk's organisation). Walking into an array
@@ -899,6 +913,24 @@ pub struct Found<'c> {
 /// `{"orgs": [{"id": "a"}, {"id": "b"}]}` names `a` and `b`). `None`: the
 /// path names nothing.
 pub fn claim_path<'c>(claims: &'c Map<String, Value>, path: &str) -> Option<Found<'c>> {
+    if let Some(pointer) = path.strip_prefix('/') {
+        // An RFC 6901 JSON Pointer (`/https:~1~1example.com~1tenant_id`,
+        // `/orgs/0/id`): exactly one value, never through an array's
+        // elements all at once.
+        let mut v = claims.get(&unescape_pointer(pointer.split('/').next()?))?;
+        for seg in pointer.split('/').skip(1) {
+            let seg = unescape_pointer(seg);
+            v = match v {
+                Value::Object(m) => m.get(&seg)?,
+                Value::Array(items) => items.get(array_index(&seg)?)?,
+                _ => return None,
+            };
+        }
+        return Some(Found {
+            values: vec![v],
+            through_array: false,
+        });
+    }
     if let Some(v) = claims.get(path) {
         return Some(Found {
             values: vec![v],

@@ -1349,6 +1349,19 @@ fn claim_paths() {
     assert_eq!(id_claim(&c, "o.id").unwrap().as_deref(), Some("org_1"));
     assert_eq!(id_claim(&c, "o.n.deep").unwrap().as_deref(), Some("7"));
     assert_eq!(id_claim(&c, "org_id").unwrap().as_deref(), Some("plain"));
+    // JSON Pointers (RFC 6901): escapes, nesting, array indexes.
+    assert_eq!(
+        id_claim(&c, "/https:~1~1example.com~1tenant_id")
+            .unwrap()
+            .as_deref(),
+        Some("ns")
+    );
+    assert_eq!(id_claim(&c, "/o/n/deep").unwrap().as_deref(), Some("7"));
+    assert_eq!(id_claim(&c, "/orgs/1/id").unwrap().as_deref(), Some("b"));
+    assert_eq!(id_claim(&c, "/orgs/01/id").unwrap(), None);
+    assert_eq!(id_claim(&c, "/orgs/9/id").unwrap(), None);
+    assert_eq!(id_claim(&c, "/a.b").unwrap().as_deref(), Some("dotted"));
+    assert!(tenant_set(&c, "/orgs").is_err());
     // A member whose name has a dot wins over the path.
     assert_eq!(id_claim(&c, "a.b").unwrap().as_deref(), Some("dotted"));
     assert_eq!(id_claim(&c, "o.missing").unwrap(), None);

@@ -103,6 +103,11 @@ SELECT tenant_guard.set_issuer('https://idp.example.com/', audience => 'api', te
 BEGIN;
 SELECT tenant_guard.set_context(:'tok_auth0');
 ROLLBACK;
+-- The same as a JSON Pointer (RFC 6901).
+SELECT tenant_guard.set_issuer('https://idp.example.com/', audience => 'api', tenant_claim => '/https:~1~1example.com~1tenant_id');
+BEGIN;
+SELECT tenant_guard.set_context(:'tok_auth0');
+ROLLBACK;
 SELECT tenant_guard.set_issuer('https://idp.example.com/', audience => 'api', tenant_claim => 'o.id', tenants_claim => 'orgs.id');
 BEGIN;
 SELECT tenant_guard.set_context(:'tok_orgs');
@@ -187,6 +192,16 @@ COMMIT;
 SELECT kind, value, expires_at = created_at + interval '3630 seconds' AS kept_lifetime_and_leeway
   FROM tenant_guard.revocations WHERE value IN ('jti-short', 'user-9', 't-9');
 RESET tenant_guard.max_token_lifetime;
+
+-- The application's own HMAC keys keep the settings' rules, which take
+-- claim paths too (here the user from tenant_guard.user_claim).
+SELECT tenant_guard.add_key('app', decode(repeat('5a', 32), 'hex'));
+SET tenant_guard.user_claim = 'profile.email';
+BEGIN;
+SELECT tenant_guard.set_context(tenant_guard.sign('{"tenant_id": "acme", "profile": {"email": "a@example.com"}, "exp": 4102444800}', 'app')),
+       tenant_guard.user_id();
+ROLLBACK;
+RESET tenant_guard.user_claim;
 
 -- None of this is for PUBLIC: an application role can neither import keys,
 -- set rules, revoke, nor read the tables.
