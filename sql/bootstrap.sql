@@ -76,6 +76,7 @@ CREATE TABLE tenant_guard.issuers (
     tenant_claim  text,
     tenants_claim text,
     user_claim    text,
+    org_column    name,
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
 REVOKE ALL ON tenant_guard.issuers FROM PUBLIC;

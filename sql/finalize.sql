@@ -257,7 +257,7 @@ REVOKE ALL ON FUNCTION tenant_guard.add_key(text, bytea, text, timestamptz) FROM
 REVOKE ALL ON FUNCTION tenant_guard.retire_key(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.sign(jsonb, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.add_jwks(jsonb, text, interval, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION tenant_guard.set_issuer(text, text, integer, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.set_issuer(text, text, integer, text, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.revoke_token(text, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.revoke_subject(text, timestamptz, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.revoke_tenant(text, timestamptz, timestamptz) FROM PUBLIC;
@@ -300,8 +300,8 @@ COMMENT ON FUNCTION tenant_guard.sign(jsonb, text) IS
   'mint a token over the given claims with a key of the ring (not for PUBLIC)';
 COMMENT ON FUNCTION tenant_guard.add_jwks(jsonb, text, interval, text) IS
   'import an identity provider''s public key set (RFC 7517) for an issuer; re-importing rotates';
-COMMENT ON FUNCTION tenant_guard.set_issuer(text, text, integer, text, text, text) IS
-  'set the audience, leeway and claim paths for tokens of an issuer';
+COMMENT ON FUNCTION tenant_guard.set_issuer(text, text, integer, text, text, text, text) IS
+  'set the audience, leeway, claim paths and organisation mapping for tokens of an issuer';
 COMMENT ON FUNCTION tenant_guard.revoke_token(text, timestamptz) IS
   'revoke the token with this jti in every session';
 COMMENT ON FUNCTION tenant_guard.revoke_subject(text, timestamptz, timestamptz) IS

@@ -1072,6 +1072,7 @@ CREATE TABLE tenant_guard.issuers (
     tenant_claim  text,
     tenants_claim text,
     user_claim    text,
+    org_column    name,
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
 REVOKE ALL ON tenant_guard.issuers FROM PUBLIC;
@@ -1120,7 +1121,8 @@ CREATE  FUNCTION tenant_guard."set_issuer"(
 	"leeway" INT DEFAULT NULL, /* Option < i32 > */
 	"tenant_claim" TEXT DEFAULT NULL, /* Option < & str > */
 	"tenants_claim" TEXT DEFAULT NULL, /* Option < & str > */
-	"user_claim" TEXT DEFAULT NULL /* Option < & str > */
+	"user_claim" TEXT DEFAULT NULL, /* Option < & str > */
+	"org_column" TEXT DEFAULT NULL /* Option < & str > */
 ) RETURNS void
 VOLATILE PARALLEL UNSAFE 
 LANGUAGE c /* Rust */
@@ -1158,15 +1160,15 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'prune_revocations_wrapper';
 
 REVOKE ALL ON FUNCTION tenant_guard.add_jwks(jsonb, text, interval, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION tenant_guard.set_issuer(text, text, integer, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.set_issuer(text, text, integer, text, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.revoke_token(text, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.revoke_subject(text, timestamptz, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.revoke_tenant(text, timestamptz, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.prune_revocations() FROM PUBLIC;
 COMMENT ON FUNCTION tenant_guard.add_jwks(jsonb, text, interval, text) IS
   'import an identity provider''s public key set (RFC 7517) for an issuer; re-importing rotates';
-COMMENT ON FUNCTION tenant_guard.set_issuer(text, text, integer, text, text, text) IS
-  'set the audience, leeway and claim paths for tokens of an issuer';
+COMMENT ON FUNCTION tenant_guard.set_issuer(text, text, integer, text, text, text, text) IS
+  'set the audience, leeway, claim paths and organisation mapping for tokens of an issuer';
 COMMENT ON FUNCTION tenant_guard.revoke_token(text, timestamptz) IS
   'revoke the token with this jti in every session';
 COMMENT ON FUNCTION tenant_guard.revoke_subject(text, timestamptz, timestamptz) IS

@@ -718,6 +718,46 @@ fn header_kid(token: &str) -> Option<String> {
     header.get("kid")?.as_str().map(str::to_owned)
 }
 
+/// The registry column the key's issuer maps organisations through, if any.
+fn org_column(ring: &keys::Ring, kid: &str) -> Option<String> {
+    ring.keys
+        .iter()
+        .find(|k| k.kid == kid)
+        .and_then(|k| k.issuer.as_ref())
+        .and_then(|i| i.org_column.clone())
+}
+
+/// `v` with its tenant and read set mapped from organisation ids to the
+/// registry's tenant ids (refused when one is not there).
+fn map_to_tenants(ring: &keys::Ring, column: &str, v: &Verified) -> Cached {
+    let refuse_map = |why: String| -> ! {
+        log_rejection(format!(
+            "tenant_guard: token rejected: organisation not mapped (kid \"{}\"): {why}",
+            token::clip(&v.kid)
+        ));
+        rejected("token organisation is not accepted")
+            .detail(why)
+            .raise()
+    };
+    let Some(reg) = &ring.registry else {
+        refuse_map(
+            "the issuer maps organisations through the registry, and none is configured".into(),
+        )
+    };
+    let mut mapped = v.clone();
+    if let Some(t) = &v.tenant {
+        mapped.tenant = Some(
+            registry::map_orgs(reg, column, std::slice::from_ref(t))
+                .unwrap_or_else(|w| refuse_map(w))
+                .remove(0),
+        );
+    }
+    let set = registry::map_orgs(reg, column, &v.tenants).unwrap_or_else(|w| refuse_map(w));
+    mapped.tenants = distinct_tenants(None, set.iter().map(String::as_str));
+    let packed = packed_value(&mapped, &mapped.tenants);
+    Cached { v: mapped, packed }
+}
+
 /// Verifies a signed token and makes its tenant the context.
 ///
 /// Returns the tenant id. `is_local => true` (the default) lasts until the
@@ -765,6 +805,16 @@ fn set_context_inner(token: Option<&str>, is_local: Option<bool>) -> String {
     let ring = keys::ring();
     let cached = verify_cached(token, &ring, &rules, keys::now())
         .unwrap_or_else(|r| refuse(&r, header_kid(token).as_deref()));
+    // An issuer whose tenant claims name organisations: mapped to tenant ids
+    // through the registry, at every use (the registry may change).
+    let mapped;
+    let cached: &Cached = match org_column(&ring, &cached.v.kid) {
+        None => &cached,
+        Some(column) => {
+            mapped = map_to_tenants(&ring, &column, &cached.v);
+            &mapped
+        }
+    };
     let v = &cached.v;
     // Revocations, on every use (a cached verification included).
     let named = v.tenant.iter().chain(v.tenants.iter()).map(String::as_str);

@@ -141,14 +141,15 @@ fn load_keys() -> Vec<Key> {
         Vec<u8>,
         Option<f64>,
         Option<String>,
-        [Option<String>; 4],
+        [Option<String>; 5],
         Option<i32>,
     );
     let rows: Vec<Row> = Spi::connect(|c| {
         let rows = spi(c.select(
             "SELECT k.kid, k.algorithm, COALESCE(k.secret, k.public_key), \
                     pg_catalog.date_part('epoch'::pg_catalog.text, k.expires_at), \
-                    k.issuer, i.audience, i.tenant_claim, i.tenants_claim, i.user_claim, i.leeway \
+                    k.issuer, i.audience, i.tenant_claim, i.tenants_claim, i.user_claim, \
+                    i.org_column::pg_catalog.text, i.leeway \
                FROM tenant_guard.keys k \
                LEFT JOIN tenant_guard.issuers i ON i.issuer OPERATOR(pg_catalog.=) k.issuer \
               WHERE k.retired_at IS NULL ORDER BY k.kid",
@@ -167,8 +168,9 @@ fn load_keys() -> Vec<Key> {
                     spi(row.get::<String>(7)),
                     spi(row.get::<String>(8)),
                     spi(row.get::<String>(9)),
+                    spi(row.get::<String>(10)),
                 ],
-                spi(row.get::<i32>(10)),
+                spi(row.get::<i32>(11)),
             )
         })
         .collect()
@@ -176,7 +178,7 @@ fn load_keys() -> Vec<Key> {
     let mut issuers: HashMap<String, Arc<Issuer>> = HashMap::new();
     rows.into_iter()
         .filter_map(
-            |(kid, alg, secret, expires_at, issuer, [aud, tc, tsc, uc], leeway)| {
+            |(kid, alg, secret, expires_at, issuer, [aud, tc, tsc, uc, org], leeway)| {
                 let Some(alg) = Alg::parse(&alg) else {
                     warning!(
                         "tenant_guard: key \"{}\" has an unknown algorithm \"{}\" and verifies nothing",
@@ -196,6 +198,7 @@ fn load_keys() -> Vec<Key> {
                                 tenant_claim: tc,
                                 tenants_claim: tsc,
                                 user_claim: uc,
+                                org_column: org,
                             })
                         })
                         .clone()
@@ -622,6 +625,7 @@ fn set_issuer(
     tenant_claim: default!(Option<&str>, "NULL"),
     tenants_claim: default!(Option<&str>, "NULL"),
     user_claim: default!(Option<&str>, "NULL"),
+    org_column: default!(Option<&str>, "NULL"),
 ) {
     require_writable(c"tenant_guard.set_issuer()");
     if issuer.is_empty() || issuer.chars().any(char::is_control) {
@@ -629,6 +633,9 @@ fn set_issuer(
     }
     if leeway.is_some_and(|l| l < 0) {
         invalid_parameter("leeway must not be negative").raise();
+    }
+    if org_column.is_some_and(|c| c.is_empty() || c.len() > 63) {
+        invalid_parameter("org_column must be a column name of the tenant registry").raise();
     }
     for (name, v) in [
         ("audience", audience),
@@ -645,13 +652,14 @@ fn set_issuer(
     as_extension_owner(|| {
         spi(Spi::run_with_args(
             "INSERT INTO tenant_guard.issuers AS i \
-                    (issuer, audience, leeway, tenant_claim, tenants_claim, user_claim) \
+                    (issuer, audience, leeway, tenant_claim, tenants_claim, user_claim, org_column) \
              VALUES ($1::pg_catalog.text, $2::pg_catalog.text, $3::pg_catalog.int4, \
-                     $4::pg_catalog.text, $5::pg_catalog.text, $6::pg_catalog.text) \
+                     $4::pg_catalog.text, $5::pg_catalog.text, $6::pg_catalog.text, \
+                     $7::pg_catalog.name) \
              ON CONFLICT (issuer) DO UPDATE SET audience = EXCLUDED.audience, \
                     leeway = EXCLUDED.leeway, tenant_claim = EXCLUDED.tenant_claim, \
                     tenants_claim = EXCLUDED.tenants_claim, user_claim = EXCLUDED.user_claim, \
-                    updated_at = pg_catalog.now()",
+                    org_column = EXCLUDED.org_column, updated_at = pg_catalog.now()",
             &[
                 issuer.into(),
                 audience.into(),
@@ -659,6 +667,7 @@ fn set_issuer(
                 tenant_claim.into(),
                 tenants_claim.into(),
                 user_claim.into(),
+                org_column.into(),
             ],
         ));
     });

@@ -246,6 +246,10 @@ pub struct Issuer {
     pub tenant_claim: Option<String>,
     pub tenants_claim: Option<String>,
     pub user_claim: Option<String>,
+    /// A column of the tenant registry holding this issuer's organisation
+    /// ids: the tenant claims name organisations, mapped to the registry's
+    /// tenant ids by `set_context`.
+    pub org_column: Option<String>,
 }
 
 impl fmt::Debug for Key {

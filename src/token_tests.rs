@@ -1291,6 +1291,7 @@ mod public {
             tenant_claim: Some("o.id".into()),
             tenants_claim: None,
             user_claim: Some("email".into()),
+            org_column: None,
         };
         let k = ring_key(&s, "idp", Alg::Es256, Some(issuer));
         let h = json!({"alg": "ES256", "kid": "idp"});

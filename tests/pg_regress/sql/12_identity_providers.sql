@@ -193,6 +193,38 @@ SELECT kind, value, expires_at = created_at + interval '3630 seconds' AS kept_li
   FROM tenant_guard.revocations WHERE value IN ('jti-short', 'user-9', 't-9');
 RESET tenant_guard.max_token_lifetime;
 
+-- Organisation ids mapped to tenant ids through the registry: the token's
+-- org_id names the provider's organisation, the registry row that holds it
+-- in external_org_id is the tenant.
+CREATE TABLE tenants (id text PRIMARY KEY, external_org_id text UNIQUE, active boolean NOT NULL DEFAULT true);
+INSERT INTO tenants VALUES ('t-1', 'acme', true), ('t-2', 'globex', true), ('t-3', 'initech', false);
+SELECT tenant_guard.use_registry('tenants', 'id', 'active');
+SELECT tenant_guard.set_issuer('https://idp.example.com/', audience => 'api', tenant_claim => 'org_id', org_column => 'external_org_id');
+BEGIN;
+SELECT tenant_guard.set_context(:'tok_rs256') AS mapped, tenant_guard.tenant_id();
+ROLLBACK;
+-- An organisation no row names; one whose tenant is inactive.
+UPDATE tenants SET external_org_id = 'acme-old' WHERE id = 't-1';
+BEGIN;
+SELECT tenant_guard.set_context(:'tok_rs256');
+ROLLBACK;
+UPDATE tenants SET external_org_id = 'acme', active = false WHERE id = 't-1';
+BEGIN;
+SELECT tenant_guard.set_context(:'tok_rs256');
+ROLLBACK;
+-- A column that is not text is refused; so is a mapping without a registry.
+SELECT tenant_guard.set_issuer('https://idp.example.com/', audience => 'api', tenant_claim => 'org_id', org_column => 'active');
+BEGIN;
+SELECT tenant_guard.set_context(:'tok_rs256');
+ROLLBACK;
+SELECT tenant_guard.set_issuer('https://idp.example.com/', audience => 'api', tenant_claim => 'org_id', org_column => 'external_org_id');
+SELECT tenant_guard.use_registry(NULL);
+BEGIN;
+SELECT tenant_guard.set_context(:'tok_rs256');
+ROLLBACK;
+SELECT tenant_guard.set_issuer('https://idp.example.com/', audience => 'api', tenant_claim => 'org_id');
+DROP TABLE tenants;
+
 -- The application's own HMAC keys keep the settings' rules, which take
 -- claim paths too (here the user from tenant_guard.user_claim).
 SELECT tenant_guard.add_key('app', decode(repeat('5a', 32), 'hex'));
