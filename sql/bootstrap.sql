@@ -32,13 +32,19 @@ CREATE FUNCTION tenant_guard.writable_tenants() RETURNS text[]
 
 -- The key ring. Secrets never leave this table except through sign() and the
 -- verification path, both of which read it with the extension owner's rights.
+-- HMAC keys (add_key) have a secret; keys imported from an identity
+-- provider's key set (add_jwks) have a public key and an issuer.
 CREATE TABLE tenant_guard.keys (
     kid         text        PRIMARY KEY CHECK (kid <> ''),
-    algorithm   text        NOT NULL CHECK (algorithm IN ('HS256', 'HS384', 'HS512')),
-    secret      bytea       NOT NULL,
+    algorithm   text        NOT NULL CHECK (algorithm IN ('HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA')),
+    secret      bytea,
     created_at  timestamptz NOT NULL DEFAULT now(),
     expires_at  timestamptz,
-    retired_at  timestamptz
+    retired_at  timestamptz,
+    public_key  bytea,
+    issuer      text,
+    source      text        NOT NULL DEFAULT 'add_key' CHECK (source IN ('add_key', 'add_jwks')),
+    CONSTRAINT keys_material_check CHECK ((secret IS NULL) <> (public_key IS NULL) AND (public_key IS NULL) = (algorithm IN ('HS256', 'HS384', 'HS512')) AND (issuer IS NULL) = (source = 'add_key'))
 );
 REVOKE ALL ON tenant_guard.keys FROM PUBLIC;
 COMMENT ON TABLE tenant_guard.keys IS
@@ -51,10 +57,46 @@ CREATE VIEW tenant_guard.key_status AS
 SELECT kid, algorithm, created_at, expires_at, retired_at,
        CASE WHEN retired_at IS NOT NULL THEN 'retired'
             WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired'
-            ELSE 'active' END AS status
+            ELSE 'active' END AS status,
+       CASE WHEN algorithm IN ('HS256', 'HS384', 'HS512') THEN 'hmac'
+            WHEN algorithm IN ('ES256', 'ES384') THEN 'ec'
+            WHEN algorithm = 'EdDSA' THEN 'okp'
+            ELSE 'rsa' END AS kind,
+       issuer, source
   FROM tenant_guard.keys;
 REVOKE ALL ON tenant_guard.key_status FROM PUBLIC;
 COMMENT ON VIEW tenant_guard.key_status IS 'tenant_guard keys without their secrets';
+
+-- Issuers of identity-provider tokens (add_jwks, set_issuer) and their
+-- rules; NULL falls back to the tenant_guard.* setting.
+CREATE TABLE tenant_guard.issuers (
+    issuer        text        PRIMARY KEY CHECK (issuer <> ''),
+    audience      text,
+    leeway        integer     CHECK (leeway >= 0),
+    tenant_claim  text,
+    tenants_claim text,
+    user_claim    text,
+    org_column    name,
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON tenant_guard.issuers FROM PUBLIC;
+COMMENT ON TABLE tenant_guard.issuers IS 'tenant_guard token issuers and their rules (see set_issuer)';
+SELECT pg_catalog.pg_extension_config_dump('tenant_guard.issuers', '');
+
+-- Revoked tokens (jti), subjects and tenants (tokens issued before a time);
+-- pruned once every token they name has expired.
+CREATE TABLE tenant_guard.revocations (
+    kind          text        NOT NULL CHECK (kind IN ('token', 'subject', 'tenant')),
+    value         text        NOT NULL,
+    issued_before timestamptz,
+    expires_at    timestamptz,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (kind, value),
+    CONSTRAINT revocations_issued_before_check CHECK ((kind = 'token') = (issued_before IS NULL))
+);
+REVOKE ALL ON tenant_guard.revocations FROM PUBLIC;
+COMMENT ON TABLE tenant_guard.revocations IS 'tenant_guard revoked tokens, subjects and tenants (see revoke_token)';
+SELECT pg_catalog.pg_extension_config_dump('tenant_guard.revocations', '');
 
 -- The optional tenant registry (at most one row).
 CREATE TABLE tenant_guard.registry (

@@ -7,6 +7,12 @@ CREATE TRIGGER keys_changed
 CREATE TRIGGER registry_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant_guard.registry
     FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard_internal.config_changed();
+CREATE TRIGGER issuers_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant_guard.issuers
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard_internal.config_changed();
+CREATE TRIGGER revocations_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant_guard.revocations
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard_internal.config_changed();
 
 -- TRUNCATE ignores row-level security: a session under a tenant context, or
 -- any role the table's policies apply to, may not truncate a protected table.
@@ -243,6 +249,12 @@ CREATE EVENT TRIGGER tenant_guard_drop ON sql_drop
 REVOKE ALL ON FUNCTION tenant_guard.add_key(text, bytea, text, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.retire_key(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.sign(jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.add_jwks(jsonb, text, interval, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.set_issuer(text, text, integer, text, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.revoke_token(text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.revoke_subject(text, timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.revoke_tenant(text, timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.prune_revocations() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.use_registry(regclass, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.protect(regclass, text, text, boolean, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.protect_schema(text, text, text, boolean, boolean) FROM PUBLIC;
@@ -280,6 +292,18 @@ COMMENT ON FUNCTION tenant_guard.retire_key(text) IS
   'retire a key: tokens signed with it stop verifying in every session';
 COMMENT ON FUNCTION tenant_guard.sign(jsonb, text) IS
   'mint a token over the given claims with a key of the ring (not for PUBLIC)';
+COMMENT ON FUNCTION tenant_guard.add_jwks(jsonb, text, interval, text) IS
+  'import an identity provider''s public key set (RFC 7517) for an issuer; re-importing rotates';
+COMMENT ON FUNCTION tenant_guard.set_issuer(text, text, integer, text, text, text, text) IS
+  'set the audience, leeway, claim paths and organisation mapping for tokens of an issuer';
+COMMENT ON FUNCTION tenant_guard.revoke_token(text, timestamptz) IS
+  'revoke the token with this jti in every session';
+COMMENT ON FUNCTION tenant_guard.revoke_subject(text, timestamptz, timestamptz) IS
+  'revoke every token of a subject (sub) issued before a time';
+COMMENT ON FUNCTION tenant_guard.revoke_tenant(text, timestamptz, timestamptz) IS
+  'revoke every token naming a tenant issued before a time';
+COMMENT ON FUNCTION tenant_guard.prune_revocations() IS
+  'delete revocations whose tokens have all expired; returns how many';
 COMMENT ON FUNCTION tenant_guard.use_registry(regclass, text, text) IS
   'make set_context refuse tenants missing from (or inactive in) a table; NULL turns it off';
 COMMENT ON FUNCTION tenant_guard.set_context(text, boolean) IS

@@ -1258,3 +1258,140 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION tenant_guard.explain_access(regclass, text) IS
   'why rows are visible or writable: the context, row-level security for the caller, every policy on the table, and counts of the rows (with an optional filter) the caller''s query returns and the context reads and writes; runs with the caller''s rights';
+
+-- 6. Tokens from identity providers: public-key algorithms, key sets,
+--    issuer rules, revocation ------------------------------------------------
+
+-- The key ring takes public keys (RS/PS/ES/EdDSA) bound to an issuer.
+ALTER TABLE tenant_guard.keys ALTER COLUMN secret DROP NOT NULL;
+ALTER TABLE tenant_guard.keys DROP CONSTRAINT keys_algorithm_check;
+ALTER TABLE tenant_guard.keys ADD CONSTRAINT keys_algorithm_check CHECK (algorithm IN ('HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'));
+ALTER TABLE tenant_guard.keys ADD COLUMN public_key bytea;
+ALTER TABLE tenant_guard.keys ADD COLUMN issuer text;
+ALTER TABLE tenant_guard.keys ADD COLUMN source text NOT NULL DEFAULT 'add_key' CHECK (source IN ('add_key', 'add_jwks'));
+ALTER TABLE tenant_guard.keys ADD CONSTRAINT keys_material_check CHECK ((secret IS NULL) <> (public_key IS NULL) AND (public_key IS NULL) = (algorithm IN ('HS256', 'HS384', 'HS512')) AND (issuer IS NULL) = (source = 'add_key'));
+
+CREATE OR REPLACE VIEW tenant_guard.key_status AS
+SELECT kid, algorithm, created_at, expires_at, retired_at,
+       CASE WHEN retired_at IS NOT NULL THEN 'retired'
+            WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired'
+            ELSE 'active' END AS status,
+       CASE WHEN algorithm IN ('HS256', 'HS384', 'HS512') THEN 'hmac'
+            WHEN algorithm IN ('ES256', 'ES384') THEN 'ec'
+            WHEN algorithm = 'EdDSA' THEN 'okp'
+            ELSE 'rsa' END AS kind,
+       issuer, source
+  FROM tenant_guard.keys;
+
+CREATE TABLE tenant_guard.issuers (
+    issuer        text        PRIMARY KEY CHECK (issuer <> ''),
+    audience      text,
+    leeway        integer     CHECK (leeway >= 0),
+    tenant_claim  text,
+    tenants_claim text,
+    user_claim    text,
+    org_column    name,
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON tenant_guard.issuers FROM PUBLIC;
+COMMENT ON TABLE tenant_guard.issuers IS 'tenant_guard token issuers and their rules (see set_issuer)';
+SELECT pg_catalog.pg_extension_config_dump('tenant_guard.issuers', '');
+
+-- Revoked tokens (jti), subjects and tenants (tokens issued before a time);
+-- pruned once every token they name has expired.
+CREATE TABLE tenant_guard.revocations (
+    kind          text        NOT NULL CHECK (kind IN ('token', 'subject', 'tenant')),
+    value         text        NOT NULL,
+    issued_before timestamptz,
+    expires_at    timestamptz,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (kind, value),
+    CONSTRAINT revocations_issued_before_check CHECK ((kind = 'token') = (issued_before IS NULL))
+);
+REVOKE ALL ON tenant_guard.revocations FROM PUBLIC;
+COMMENT ON TABLE tenant_guard.revocations IS 'tenant_guard revoked tokens, subjects and tenants (see revoke_token)';
+SELECT pg_catalog.pg_extension_config_dump('tenant_guard.revocations', '');
+
+CREATE TRIGGER issuers_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant_guard.issuers
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard_internal.config_changed();
+CREATE TRIGGER revocations_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant_guard.revocations
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard_internal.config_changed();
+
+CREATE  FUNCTION tenant_guard."add_jwks"(
+	"jwks" jsonb, /* pgrx :: JsonB */
+	"issuer" TEXT, /* & str */
+	"grace" interval DEFAULT '1 day', /* pgrx :: datum :: Interval */
+	"default_algorithm" TEXT DEFAULT 'RS256' /* & str */
+) RETURNS TABLE (
+	"kid" TEXT,  /* String */
+	"algorithm" TEXT,  /* Option < String > */
+	"action" TEXT  /* String */
+)
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'add_jwks_wrapper';
+
+CREATE  FUNCTION tenant_guard."set_issuer"(
+	"issuer" TEXT, /* & str */
+	"audience" TEXT DEFAULT NULL, /* Option < & str > */
+	"leeway" INT DEFAULT NULL, /* Option < i32 > */
+	"tenant_claim" TEXT DEFAULT NULL, /* Option < & str > */
+	"tenants_claim" TEXT DEFAULT NULL, /* Option < & str > */
+	"user_claim" TEXT DEFAULT NULL, /* Option < & str > */
+	"org_column" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'set_issuer_wrapper';
+
+CREATE  FUNCTION tenant_guard."revoke_token"(
+	"jti" TEXT, /* & str */
+	"expires_at" timestamp with time zone DEFAULT NULL /* Option < pgrx :: datum :: TimestampWithTimeZone > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'revoke_token_wrapper';
+
+CREATE  FUNCTION tenant_guard."revoke_subject"(
+	"sub" TEXT, /* & str */
+	"issued_before" timestamp with time zone DEFAULT now(), /* pgrx :: datum :: TimestampWithTimeZone */
+	"expires_at" timestamp with time zone DEFAULT NULL /* Option < pgrx :: datum :: TimestampWithTimeZone > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'revoke_subject_wrapper';
+
+CREATE  FUNCTION tenant_guard."revoke_tenant"(
+	"tenant" TEXT, /* & str */
+	"issued_before" timestamp with time zone DEFAULT now(), /* pgrx :: datum :: TimestampWithTimeZone */
+	"expires_at" timestamp with time zone DEFAULT NULL /* Option < pgrx :: datum :: TimestampWithTimeZone > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'revoke_tenant_wrapper';
+
+CREATE  FUNCTION tenant_guard."prune_revocations"() RETURNS bigint /* i64 */
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'prune_revocations_wrapper';
+
+REVOKE ALL ON FUNCTION tenant_guard.add_jwks(jsonb, text, interval, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.set_issuer(text, text, integer, text, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.revoke_token(text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.revoke_subject(text, timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.revoke_tenant(text, timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.prune_revocations() FROM PUBLIC;
+COMMENT ON FUNCTION tenant_guard.add_jwks(jsonb, text, interval, text) IS
+  'import an identity provider''s public key set (RFC 7517) for an issuer; re-importing rotates';
+COMMENT ON FUNCTION tenant_guard.set_issuer(text, text, integer, text, text, text, text) IS
+  'set the audience, leeway, claim paths and organisation mapping for tokens of an issuer';
+COMMENT ON FUNCTION tenant_guard.revoke_token(text, timestamptz) IS
+  'revoke the token with this jti in every session';
+COMMENT ON FUNCTION tenant_guard.revoke_subject(text, timestamptz, timestamptz) IS
+  'revoke every token of a subject (sub) issued before a time';
+COMMENT ON FUNCTION tenant_guard.revoke_tenant(text, timestamptz, timestamptz) IS
+  'revoke every token naming a tenant issued before a time';
+COMMENT ON FUNCTION tenant_guard.prune_revocations() IS
+  'delete revocations whose tokens have all expired; returns how many';

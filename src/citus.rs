@@ -37,9 +37,8 @@ pub fn loaded() -> bool {
     }
     // SAFETY: a NUL-terminated name; missing_ok = true returns NULL for an
     // unknown setting instead of raising.
-    let p = unsafe {
-        pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false)
-    };
+    let p =
+        unsafe { pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false) };
     let found = !p.is_null();
     LOADED.with(|l| l.set(Some(found)));
     found
@@ -88,7 +87,9 @@ pub fn require_context_change_allowed(what: &str) {
             format!("tenant_guard.{what} cannot run inside a query Citus sends to a worker"),
         )
         .detail("On a worker connection a context would outlive the coordinator's transaction.")
-        .hint("Call it on its own, on the coordinator: BEGIN; SELECT tenant_guard.set_context($1); …")
+        .hint(
+            "Call it on its own, on the coordinator: BEGIN; SELECT tenant_guard.set_context($1); …",
+        )
         .raise();
     }
     // SAFETY: no arguments; reads this backend's transaction state.
@@ -114,9 +115,8 @@ pub fn forward(token: &str) {
         return;
     }
     // SAFETY: a NUL-terminated name; missing_ok = true.
-    let propagate = unsafe {
-        pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false)
-    };
+    let propagate =
+        unsafe { pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false) };
     // SAFETY: NULL or a NUL-terminated string owned by the GUC machinery.
     let local = !propagate.is_null()
         && unsafe { std::ffi::CStr::from_ptr(propagate) }.to_bytes() == b"local";
@@ -184,7 +184,6 @@ fn begin_coordinated() {
         pg_sys::ffi::pg_guard_ffi_boundary(|| use_coordinated());
     }
 }
-
 
 /// tenant_guard's own tables that every node of a Citus cluster needs the
 /// same: the key ring (workers verify forwarded tokens themselves) and the
@@ -296,4 +295,3 @@ fn load_node_state(state: pgrx::JsonB) {
         });
     })
 }
-

@@ -272,13 +272,23 @@ fn verify_cached(
         c.map.get(token)
     });
     if let Some(c) = hit {
-        let key_ok = ring
+        let key = ring
             .keys
             .iter()
-            .any(|k| k.kid == c.v.kid && k.active_at(now));
-        if key_ok && token::check_times(&c.v.claims, rules, now).is_ok() {
-            crate::stats::bump(crate::metrics::Counter::TokenCacheHits);
-            return Ok(c);
+            .find(|k| k.kid == c.v.kid && k.active_at(now));
+        if let Some(key) = key {
+            // An issuer's key: its leeway (a copy of the rules only then).
+            let own;
+            let rules = if key.issuer.is_some() {
+                own = key.rules(rules);
+                &own
+            } else {
+                rules
+            };
+            if token::check_times(&c.v.claims, rules, now).is_ok() {
+                crate::stats::bump(crate::metrics::Counter::TokenCacheHits);
+                return Ok(c);
+            }
         }
         // Expired since: verify again, which says exactly why it fails.
     }
@@ -301,6 +311,18 @@ struct Facts {
     /// read set of a multi-tenant token. (A bypass token's read set is every
     /// active tenant when it was set; only its own tenant is re-checked.)
     tenants: Vec<String>,
+    /// What revocations name: `jti`, `sub` and `iat` of the token.
+    revocable: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The claims a revocation can name (`jti`, `sub`, `iat`), copied out.
+fn revocable(
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    ["jti", "sub", "iat"]
+        .iter()
+        .filter_map(|k| claims.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+        .collect()
 }
 
 /// `first` (if any) then `rest`, each once, in order (a hash set, so a read
@@ -325,6 +347,7 @@ fn facts_of_verified(v: &Verified) -> Facts {
         kid: v.kid.clone(),
         exp: v.claims.get("exp").and_then(serde_json::Value::as_f64),
         tenants,
+        revocable: revocable(&v.claims),
     }
 }
 
@@ -335,9 +358,9 @@ fn facts_of(value: &str) -> Facts {
     let (tenant, scope, claims) = unpack(value);
     // Meant: an unparsable scope has no kid, which fails closed (above).
     let scope: Scope = serde_json::from_str(scope).unwrap_or_default();
-    let exp = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(claims)
-        .ok()
-        .and_then(|c| c.get("exp").and_then(serde_json::Value::as_f64));
+    let claims = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(claims)
+        .unwrap_or_default();
+    let exp = claims.get("exp").and_then(serde_json::Value::as_f64);
     // No read set (meant): the context reads its tenant only.
     let read = if scope.bypass {
         Vec::new()
@@ -352,6 +375,7 @@ fn facts_of(value: &str) -> Facts {
         kid: scope.kid,
         exp,
         tenants,
+        revocable: revocable(&claims),
     }
 }
 
@@ -363,6 +387,7 @@ fn lapsed(f: &Facts, keys: &[token::Key], now: f64, leeway: f64) -> Option<Strin
     let Some(key) = keys.iter().find(|k| k.kid == f.kid) else {
         return Some(format!("key \"{kid}\" has been retired"));
     };
+    let leeway = key.issuer.as_ref().and_then(|i| i.leeway).unwrap_or(leeway);
     if !key.active_at(now) {
         // Inactive but not retired means expired: expires_at is set (the
         // default only shapes the message).
@@ -530,7 +555,10 @@ fn context_valid(value: &CStr) -> bool {
         f
     });
     let leeway = f64::from(gucs::LEEWAY.get());
-    let mut why = lapsed(&facts, &ring.keys, unix_seconds(now.1), leeway);
+    let mut why = lapsed(&facts, &ring.keys, unix_seconds(now.1), leeway).or_else(|| {
+        ring.revoked
+            .check(&facts.revocable, facts.tenants.iter().map(String::as_str))
+    });
     if why.is_none() {
         if let Some(reg) = ring.registry.as_ref().filter(|_| registry_due(set, now)) {
             struct Checking;
@@ -580,6 +608,7 @@ fn rules() -> Rules {
         max_bytes: usize::try_from(gucs::MAX_TOKEN_BYTES.get()).unwrap_or(8192),
         tenants_claim: gucs::text(&gucs::TENANTS_CLAIM).unwrap_or_else(|| "tenants".into()),
         max_bypass_lifetime: f64::from(gucs::MAX_BYPASS_LIFETIME.get()),
+        user_claim: gucs::text(&gucs::USER_CLAIM).unwrap_or_else(|| "sub".into()),
     }
 }
 
@@ -733,6 +762,48 @@ fn refuse(r: &Rejection, claimed: &Claimed) -> ! {
     }
 }
 
+/// The registry column the key's issuer maps organisations through, if any.
+fn org_column(ring: &keys::Ring, kid: &str) -> Option<String> {
+    ring.keys
+        .iter()
+        .find(|k| k.kid == kid)
+        .and_then(|k| k.issuer.as_ref())
+        .and_then(|i| i.org_column.clone())
+}
+
+/// `v` with its tenant and read set mapped from organisation ids to the
+/// registry's tenant ids (refused when one is not there).
+fn map_to_tenants(ring: &keys::Ring, column: &str, v: &Verified, claimed: &Claimed) -> Cached {
+    let refuse_map = |why: String| -> ! {
+        log_rejection(
+            crate::metrics::Counter::RejectedTenant,
+            claimed,
+            "organisation not mapped",
+            &why,
+        );
+        rejected("token organisation is not accepted")
+            .detail(why)
+            .raise()
+    };
+    let Some(reg) = &ring.registry else {
+        refuse_map(
+            "the issuer maps organisations through the registry, and none is configured".into(),
+        )
+    };
+    let mut mapped = v.clone();
+    if let Some(t) = &v.tenant {
+        mapped.tenant = Some(
+            registry::map_orgs(reg, column, std::slice::from_ref(t))
+                .unwrap_or_else(|w| refuse_map(w))
+                .remove(0),
+        );
+    }
+    let set = registry::map_orgs(reg, column, &v.tenants).unwrap_or_else(|w| refuse_map(w));
+    mapped.tenants = distinct_tenants(None, set.iter().map(String::as_str));
+    let packed = packed_value(&mapped, &mapped.tenants);
+    Cached { v: mapped, packed }
+}
+
 /// Verifies a signed token and makes its tenant the context.
 ///
 /// Returns the tenant id. `is_local => true` (the default) lasts until the
@@ -810,8 +881,8 @@ fn adopt_forwarded() {
     // A value set in an earlier transaction (a session-level SET, restored
     // when a SET LOCAL over it ended) is no context: Citus forwards with SET
     // LOCAL, in the transaction that uses it.
-    let forwarded = gucs::text(&gucs::FORWARDED_TOKEN)
-        .filter(|_| gucs::forward_xact() == this_transaction());
+    let forwarded =
+        gucs::text(&gucs::FORWARDED_TOKEN).filter(|_| gucs::forward_xact() == this_transaction());
     match forwarded {
         None => {
             if adopted != 0 && adopted == gucs::context_epoch() {
@@ -856,6 +927,22 @@ fn establish(token: &str, is_local: bool, forwarded: bool) -> String {
             .map(str::to_owned),
         tenant: v.tenant.clone(),
     };
+    // An issuer whose tenant claims name organisations: mapped to tenant ids
+    // through the registry, at every use (the registry may change).
+    let mapped;
+    let cached: &Cached = match org_column(&ring, &cached.v.kid) {
+        None => &cached,
+        Some(column) => {
+            mapped = map_to_tenants(&ring, &column, &cached.v, &verified_claims());
+            &mapped
+        }
+    };
+    let v = &cached.v;
+    // Revocations, on every use (a cached verification included).
+    let named = v.tenant.iter().chain(v.tenants.iter()).map(String::as_str);
+    if let Some(why) = ring.revoked.check(&v.claims, named) {
+        refuse(&Rejection::Revoked(why), &verified_claims());
+    }
     let refuse_tenant = |why: String| -> ! {
         log_rejection(
             crate::metrics::Counter::RejectedTenant,
@@ -1525,6 +1612,7 @@ mod unit {
             alg: token::Alg::Hs256,
             secret: vec![0; 32],
             expires_at,
+            issuer: None,
         }
     }
 
@@ -1542,7 +1630,8 @@ mod unit {
             Facts {
                 kid: "k1".into(),
                 exp: Some(1_700_000_000.0),
-                tenants: vec!["acme".into()]
+                tenants: vec!["acme".into()],
+                revocable: Default::default(),
             }
         );
         // A read set: the tenant first, then the others, once each.
@@ -1583,6 +1672,7 @@ mod unit {
             kid: "k".into(),
             exp: Some(1000.0),
             tenants: vec!["t".into()],
+            revocable: Default::default(),
         };
         let keys = [key("k", Some(2000.0)), key("other", None)];
         assert_eq!(lapsed(&f, &keys, 999.0, 0.0), None);
@@ -1610,6 +1700,7 @@ mod unit {
             kid: "x".repeat(100),
             exp: None,
             tenants: vec![],
+            revocable: Default::default(),
         };
         assert!(lapsed(&long, &[], 0.0, 0.0).unwrap().len() < 100);
     }

@@ -1,7 +1,7 @@
 //! Every `tenant_guard.*` setting, registered in one place, with its name
 //! defined once (the `*_NAME` constants).
 //!
-//! * **Verification rules** (`tenant_claim`, `tenants_claim`, `leeway`,
+//! * **Verification rules** (`tenant_claim`, `tenants_claim`, `user_claim`, `leeway`,
 //!   `require_exp`, `issuer`, `audience`, `max_token_lifetime`,
 //!   `max_token_bytes`, `max_bypass_lifetime`): `PGC_SUSET`, so only a
 //!   superuser (or a role granted `SET` on the parameter) can loosen them;
@@ -46,6 +46,8 @@ pub static LOG_CONTEXT: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static TENANTS_CLAIM: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"tenants"));
 pub static MAX_BYPASS_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(900);
+pub static USER_CLAIM: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"sub"));
 pub static MISSING_CONTEXT: GucSetting<MissingContext> =
     GucSetting::<MissingContext>::new(MissingContext::Error);
 pub static TENANT_COLUMN: GucSetting<Option<CString>> =
@@ -132,6 +134,7 @@ pub const MAX_TOKEN_LIFETIME_NAME: &CStr = c"tenant_guard.max_token_lifetime";
 pub const MAX_TOKEN_BYTES_NAME: &CStr = c"tenant_guard.max_token_bytes";
 pub const LOG_CONTEXT_NAME: &CStr = c"tenant_guard.log_context";
 pub const TENANTS_CLAIM_NAME: &CStr = c"tenant_guard.tenants_claim";
+pub const USER_CLAIM_NAME: &CStr = c"tenant_guard.user_claim";
 pub const MAX_BYPASS_LIFETIME_NAME: &CStr = c"tenant_guard.max_bypass_lifetime";
 pub const MISSING_CONTEXT_NAME: &CStr = c"tenant_guard.missing_context";
 pub const TENANT_COLUMN_NAME: &CStr = c"tenant_guard.tenant_column";
@@ -293,6 +296,14 @@ pub fn init() {
         c"Name of the token claim listing the tenants a token may read.",
         c"An array; the tenant claim names the one it writes to and must be in it.",
         &TENANTS_CLAIM,
+        GucContext::Suset,
+        rules,
+    );
+    GucRegistry::define_string_guc(
+        USER_CLAIM_NAME,
+        c"Claim path of the user a token names (tenant_guard.user_id()).",
+        c"A member name, a dotted path or a JSON Pointer.",
+        &USER_CLAIM,
         GucContext::Suset,
         rules,
     );

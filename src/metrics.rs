@@ -38,8 +38,11 @@ pub enum Counter {
     RejectedAudience,
     /// The registry refused a tenant the token names (unknown or suspended).
     RejectedTenant,
-    /// A bypass token without a registry to read.
+    /// A bypass token without a registry to read (or from an identity
+    /// provider's key).
     RejectedBypass,
+    /// A revoked token (`revoke_token`, `revoke_subject`, `revoke_tenant`).
+    RejectedRevoked,
     /// A cross-tenant INSERT refused by the `tenant_guard_insert` policy.
     DeniedInsert,
     /// An UPDATE whose new row the `tenant_guard_update` policy refused.
@@ -82,6 +85,7 @@ pub const ALL: [Counter; COUNTERS] = {
         RejectedAudience,
         RejectedTenant,
         RejectedBypass,
+        RejectedRevoked,
         DeniedInsert,
         DeniedUpdate,
         DeniedTenantChange,
@@ -94,7 +98,7 @@ pub const ALL: [Counter; COUNTERS] = {
 /// The rejection reasons, in view order (the rate limit keeps one slot per
 /// reason).
 pub const REASONS: usize =
-    Counter::RejectedBypass as usize - Counter::RejectedTooLarge as usize + 1;
+    Counter::RejectedRevoked as usize - Counter::RejectedTooLarge as usize + 1;
 
 impl Counter {
     pub fn index(self) -> usize {
@@ -127,6 +131,7 @@ impl Counter {
             RejectedAudience => (R, Some("audience")),
             RejectedTenant => (R, Some("tenant")),
             RejectedBypass => (R, Some("bypass")),
+            RejectedRevoked => (R, Some("revoked")),
             DeniedInsert => (D, Some("insert")),
             DeniedUpdate => (D, Some("update")),
             DeniedTenantChange => (D, Some("tenant_change")),
@@ -165,8 +170,10 @@ pub fn rejection_counter(r: &Rejection) -> Counter {
         Rejection::Expired { .. } => RejectedExpired,
         Rejection::NotYetValid { .. } | Rejection::IssuedInFuture { .. } => RejectedNotYetValid,
         Rejection::LifetimeTooLong { .. } | Rejection::BypassTooLong { .. } => RejectedLifetime,
-        Rejection::WrongIssuer { .. } => RejectedIssuer,
+        Rejection::WrongIssuer { .. } | Rejection::WrongIssuerForKey { .. } => RejectedIssuer,
         Rejection::WrongAudience => RejectedAudience,
+        Rejection::BypassFromIssuer { .. } => RejectedBypass,
+        Rejection::Revoked(_) => RejectedRevoked,
     }
 }
 

@@ -676,8 +676,9 @@ mod tests {
         assert!(!ddl.iter().any(|d| d.contains(ACCESS)), "{ddl:?}");
         for name in CITUS_POLICIES {
             assert!(
-                ddl.iter().any(|d| d.starts_with(&format!("CREATE POLICY \"{name}\""))
-                    && d.contains(" AS PERMISSIVE FOR ")),
+                ddl.iter()
+                    .any(|d| d.starts_with(&format!("CREATE POLICY \"{name}\""))
+                        && d.contains(" AS PERMISSIVE FOR ")),
                 "{name}: {ddl:?}"
             );
         }
@@ -699,10 +700,19 @@ mod tests {
             ddl.last().map(String::as_str),
             Some("DROP POLICY \"tenant_guard_access\" ON \"public\".\"ServiceRequest\"")
         );
-        assert_eq!(ddl.iter().filter(|d| d.starts_with("CREATE POLICY")).count(), 4);
+        assert_eq!(
+            ddl.iter()
+                .filter(|d| d.starts_with("CREATE POLICY"))
+                .count(),
+            4
+        );
         // unprotect tolerates a shard that lost one already.
         let undo = render_unprotect(&single, &Before::default());
-        assert!(undo.iter().all(|d| !d.starts_with("DROP ") || d.contains(" IF EXISTS ")), "{undo:?}");
+        assert!(
+            undo.iter()
+                .all(|d| !d.starts_with("DROP ") || d.contains(" IF EXISTS ")),
+            "{undo:?}"
+        );
     }
 
     #[test]
@@ -712,7 +722,9 @@ mod tests {
         let only: Vec<&String> = ddl.iter().filter(|d| coordinator_only(d)).collect();
         assert_eq!(only.len(), 1, "{ddl:?}");
         assert!(only[0].contains("SET DEFAULT tenant_guard.tenant_id()::uuid"));
-        assert!(!coordinator_only("ALTER TABLE \"public\".\"t\" ENABLE ROW LEVEL SECURITY"));
+        assert!(!coordinator_only(
+            "ALTER TABLE \"public\".\"t\" ENABLE ROW LEVEL SECURITY"
+        ));
     }
 
     #[test]
@@ -893,12 +905,18 @@ mod tests {
         assert_eq!(s.check, None);
         let a = expected_policy(ACCESS, "t", "text", Mode::Strict, Shape::Single);
         assert_eq!((a.cmd, a.permissive), ('*', true));
-        assert_eq!(expected_policy(UPDATE, "t", "text", Mode::Strict, Shape::Single).cmd, 'w');
+        assert_eq!(
+            expected_policy(UPDATE, "t", "text", Mode::Strict, Shape::Single).cmd,
+            'w'
+        );
         assert_eq!(
             expected_policy(INSERT, "t", "text", Mode::Strict, Shape::Single).using,
             None
         );
-        assert_eq!(expected_policy(DELETE, "t", "text", Mode::Strict, Shape::Single).cmd, 'd');
+        assert_eq!(
+            expected_policy(DELETE, "t", "text", Mode::Strict, Shape::Single).cmd,
+            'd'
+        );
     }
 
     #[test]

@@ -126,6 +126,8 @@ pub struct Registry {
     /// Whose rights the look-ups run with.
     pub owner: pg_sys::Oid,
     pub kind: IdKind,
+    /// The id column's name (for the organisation mapping).
+    pub id_column: String,
     pub sql: String,
     pub many_sql: String,
     pub all_sql: String,
@@ -182,6 +184,7 @@ pub fn load() -> Option<Registry> {
             relid,
             owner: pg_sys::Oid::INVALID,
             kind: IdKind::Other,
+            id_column: id,
             sql: String::new(),
             many_sql: String::new(),
             all_sql: String::new(),
@@ -192,11 +195,63 @@ pub fn load() -> Option<Registry> {
         sql: lookup_sql(&table, &id, kind, active.as_deref()),
         many_sql: lookup_many_sql(&table, &id, kind, active.as_deref()),
         all_sql: all_sql(&table, &id, active.as_deref()),
+        id_column: id,
         table,
         relid,
         owner,
         kind,
     })
+}
+
+/// Maps an issuer's organisation ids to tenant ids through the registry
+/// column `column` (text-like), as the registry table's owner: one indexed
+/// look-up per organisation. An organisation that no row names, or that
+/// several rows name, is refused.
+pub fn map_orgs(reg: &Registry, column: &str, orgs: &[String]) -> Result<Vec<String>, String> {
+    if reg.owner == pg_sys::Oid::INVALID || reg.kind == IdKind::Other {
+        return Err(format!(
+            "the registry {} cannot be used; run tenant_guard.use_registry again",
+            reg.table
+        ));
+    }
+    let ty = pinned(|| one::<String>(COLUMN_TYPE_SQL, &[reg.relid.into(), column.into()]));
+    if ty.as_deref().map(IdKind::of) != Some(IdKind::Text) {
+        return Err(format!(
+            "the registry {} has no text column \"{}\" of organisation ids",
+            reg.table,
+            crate::token::clip(column)
+        ));
+    }
+    let sql = format!(
+        "SELECT {}::pg_catalog.text FROM {} WHERE {} OPERATOR(pg_catalog.=) $1::pg_catalog.text LIMIT 2",
+        quote::ident(&reg.id_column),
+        reg.table,
+        quote::ident(column)
+    );
+    orgs.iter()
+        .map(|org| {
+            let found: Vec<String> = as_role(reg.owner, || {
+                Spi::connect(|c| {
+                    spi(c.select(&sql, None, &[org.as_str().into()]))
+                        .filter_map(|row| spi(row.get::<String>(1)))
+                        .collect()
+                })
+            });
+            match found.as_slice() {
+                [t] => Ok(t.clone()),
+                [] => Err(format!(
+                    "organisation \"{}\" is not in the registry {}",
+                    crate::token::clip(org),
+                    reg.table
+                )),
+                _ => Err(format!(
+                    "organisation \"{}\" names several tenants in the registry {}",
+                    crate::token::clip(org),
+                    reg.table
+                )),
+            }
+        })
+        .collect()
 }
 
 /// Whether a tenant may be used: `Ok(())`, or the reason for refusing it.

@@ -12,6 +12,7 @@ fn key(kid: &str, alg: Alg) -> Key {
         alg,
         secret: vec![7u8; alg.min_key_len()],
         expires_at: None,
+        issuer: None,
     }
 }
 
@@ -61,6 +62,7 @@ fn rfc7515_appendix_a1_hs256_verifies() {
         alg: Alg::Hs256,
         secret,
         expires_at: None,
+        issuer: None,
     };
     // Set the clock aside: evaluate at a moment when exp (1300819380) holds.
     let rules = Rules {
@@ -248,9 +250,23 @@ fn alg_none_and_foreign_algorithms_are_refused() {
         check(&with_header("{\"alg\":\"nOnE\"}", &p, &k)).unwrap_err(),
         Rejection::AlgNone
     );
-    for alg in ["RS256", "ES256", "PS256", "EdDSA", "hs256", "HS1"] {
+    for alg in ["hs256", "HS1", "ES512", "RS1", "Ed25519", "ES256K"] {
         let e = check(&with_header(&format!("{{\"alg\":\"{alg}\"}}"), &p, &k)).unwrap_err();
         assert_eq!(e, Rejection::UnsupportedAlg(alg.into()));
+    }
+    // Public-key algorithms exist, but never for an HMAC key.
+    for alg in ["RS256", "ES256", "PS256", "EdDSA"] {
+        let e = check(&with_header(&format!("{{\"alg\":\"{alg}\"}}"), &p, &k)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Rejection::AlgMismatch {
+                    key: Alg::Hs256,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
     }
 }
 
@@ -713,4 +729,694 @@ fn details_never_contain_the_secret_or_signature() {
     let long = "x".repeat(500);
     let e = Rejection::UnknownKey(long);
     assert!(e.detail().len() < 120);
+}
+
+// ---------------------------------------------------------------------------
+// Public keys (ring signs here; the verifier only ever verifies).
+
+mod public {
+    use super::*;
+    use ring::rand::SystemRandom;
+    use ring::signature::{self as rs, KeyPair};
+
+    const RSA_PK8: &[u8] = include_bytes!("../tests/fixtures/rsa2048.pk8");
+
+    /// A private key that can sign for `alg`, and its public JWK.
+    pub(super) enum Signer {
+        Rsa(rs::RsaKeyPair),
+        Ec(rs::EcdsaKeyPair),
+        Ed(rs::Ed25519KeyPair),
+    }
+
+    pub(super) fn signer(alg: Alg) -> Signer {
+        let rng = SystemRandom::new();
+        match alg.kind() {
+            KeyKind::Rsa => Signer::Rsa(rs::RsaKeyPair::from_pkcs8(RSA_PK8).unwrap()),
+            KeyKind::Ec => {
+                let a = if alg == Alg::Es256 {
+                    &rs::ECDSA_P256_SHA256_FIXED_SIGNING
+                } else {
+                    &rs::ECDSA_P384_SHA384_FIXED_SIGNING
+                };
+                let pk8 = rs::EcdsaKeyPair::generate_pkcs8(a, &rng).unwrap();
+                Signer::Ec(rs::EcdsaKeyPair::from_pkcs8(a, pk8.as_ref(), &rng).unwrap())
+            }
+            KeyKind::Okp => {
+                let pk8 = rs::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+                Signer::Ed(rs::Ed25519KeyPair::from_pkcs8(pk8.as_ref()).unwrap())
+            }
+            KeyKind::Hmac => unreachable!(),
+        }
+    }
+
+    impl Signer {
+        pub(super) fn jwk(&self, kid: &str, alg: Option<Alg>) -> Map<String, Value> {
+            let b = |x: &[u8]| URL_SAFE_NO_PAD.encode(x);
+            let mut v = match self {
+                Signer::Rsa(k) => {
+                    let c: rs::RsaPublicKeyComponents<Vec<u8>> = k.public().into();
+                    json!({"kty": "RSA", "n": b(strip_zeros(&c.n)), "e": b(strip_zeros(&c.e))})
+                }
+                Signer::Ec(k) => {
+                    let pt = k.public_key().as_ref();
+                    let size = (pt.len() - 1) / 2;
+                    let crv = if size == 32 { "P-256" } else { "P-384" };
+                    json!({"kty": "EC", "crv": crv, "x": b(&pt[1..1 + size]), "y": b(&pt[1 + size..])})
+                }
+                Signer::Ed(k) => {
+                    json!({"kty": "OKP", "crv": "Ed25519", "x": b(k.public_key().as_ref())})
+                }
+            };
+            v["kid"] = json!(kid);
+            if let Some(a) = alg {
+                v["alg"] = json!(a.as_str());
+            }
+            claims(v)
+        }
+
+        pub(super) fn sign(&self, alg: Alg, input: &[u8]) -> Vec<u8> {
+            let rng = SystemRandom::new();
+            match self {
+                Signer::Rsa(k) => {
+                    let enc: &'static dyn rs::RsaEncoding = match alg {
+                        Alg::Rs256 => &rs::RSA_PKCS1_SHA256,
+                        Alg::Rs384 => &rs::RSA_PKCS1_SHA384,
+                        Alg::Rs512 => &rs::RSA_PKCS1_SHA512,
+                        Alg::Ps256 => &rs::RSA_PSS_SHA256,
+                        Alg::Ps384 => &rs::RSA_PSS_SHA384,
+                        _ => &rs::RSA_PSS_SHA512,
+                    };
+                    let mut sig = vec![0; k.public().modulus_len()];
+                    k.sign(enc, &rng, input, &mut sig).unwrap();
+                    sig
+                }
+                Signer::Ec(k) => k.sign(&rng, input).unwrap().as_ref().to_vec(),
+                Signer::Ed(k) => k.sign(input).as_ref().to_vec(),
+            }
+        }
+    }
+
+    /// A token with `header` and `payload`, signed for `alg` by `s`.
+    pub(super) fn token(s: &Signer, alg: Alg, header: &Value, payload: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(payload.to_string())
+        );
+        let sig = s.sign(alg, input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    pub(super) fn ring_key(s: &Signer, kid: &str, alg: Alg, issuer: Option<Issuer>) -> Key {
+        let JwkOutcome::Key(pk) = public_key_from_jwk(&s.jwk(kid, Some(alg)), Alg::Rs256).unwrap()
+        else {
+            panic!("skipped")
+        };
+        Key {
+            kid: pk.kid,
+            alg: pk.alg,
+            secret: pk.material,
+            expires_at: None,
+            issuer: issuer.map(Arc::new),
+        }
+    }
+
+    const PUBLIC: [Alg; 9] = [
+        Alg::Rs256,
+        Alg::Rs384,
+        Alg::Rs512,
+        Alg::Ps256,
+        Alg::Ps384,
+        Alg::Ps512,
+        Alg::Es256,
+        Alg::Es384,
+        Alg::EdDsa,
+    ];
+
+    fn good() -> Value {
+        json!({"tenant_id": "acme", "sub": "u1", "exp": NOW + 60.0})
+    }
+
+    #[test]
+    fn every_public_algorithm_round_trips() {
+        for alg in PUBLIC {
+            let s = signer(alg);
+            let k = ring_key(&s, "pk", alg, None);
+            assert_eq!(k.alg, alg);
+            let t = token(&s, alg, &json!({"alg": alg.as_str(), "kid": "pk"}), &good());
+            let v = verify(
+                t.as_bytes(),
+                std::slice::from_ref(&k),
+                &Rules::default(),
+                NOW,
+            )
+            .unwrap_or_else(|e| panic!("{alg:?}: {e:?}"));
+            assert_eq!(v.tenant.as_deref(), Some("acme"));
+            // One flipped bit of the payload breaks it.
+            let mut bad = t.clone().into_bytes();
+            let i = t.find('.').unwrap() + 3;
+            bad[i] = if bad[i] == b'A' { b'B' } else { b'A' };
+            assert_eq!(
+                verify(&bad, std::slice::from_ref(&k), &Rules::default(), NOW).unwrap_err(),
+                Rejection::BadSignature,
+                "{alg:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn alg_confusion_hmac_with_the_public_key_is_refused() {
+        // The classic attack: sign HS256 with the RSA public key's bytes (as
+        // stored, and as the JWK's n) and name the RSA key.
+        for alg in [Alg::Rs256, Alg::Es256, Alg::EdDsa] {
+            let s = signer(alg);
+            let k = ring_key(&s, "pk", alg, None);
+            for secret in [
+                k.secret.clone(),
+                s.jwk("pk", None)
+                    .get("x")
+                    .or(s.jwk("pk", None).get("n"))
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .as_bytes()
+                    .to_vec(),
+            ] {
+                let forger = Key {
+                    kid: "pk".into(),
+                    alg: Alg::Hs256,
+                    secret,
+                    expires_at: None,
+                    issuer: None,
+                };
+                let t = mint(good(), &forger);
+                let e = verify(
+                    t.as_bytes(),
+                    std::slice::from_ref(&k),
+                    &Rules::default(),
+                    NOW,
+                )
+                .unwrap_err();
+                assert!(
+                    matches!(e, Rejection::AlgMismatch { key, .. } if key == alg),
+                    "{e:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn key_type_confusion_is_refused() {
+        // The same RSA key pair signs PS256 while registered for RS256 (and
+        // the other way round): the registered algorithm only.
+        let s = signer(Alg::Rs256);
+        let rs256 = ring_key(&s, "rsa", Alg::Rs256, None);
+        let ps = token(
+            &s,
+            Alg::Ps256,
+            &json!({"alg": "PS256", "kid": "rsa"}),
+            &good(),
+        );
+        let e = verify(
+            ps.as_bytes(),
+            std::slice::from_ref(&rs256),
+            &Rules::default(),
+            NOW,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Rejection::AlgMismatch {
+                    key: Alg::Rs256,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // A PS256 signature under an RS256 header: the signature is wrong.
+        let lie = token(
+            &s,
+            Alg::Ps256,
+            &json!({"alg": "RS256", "kid": "rsa"}),
+            &good(),
+        );
+        assert_eq!(
+            verify(
+                lie.as_bytes(),
+                std::slice::from_ref(&rs256),
+                &Rules::default(),
+                NOW
+            )
+            .unwrap_err(),
+            Rejection::BadSignature
+        );
+        // ES384 header for a P-256 key; an ES256 signature made by a P-384 key.
+        let p256 = signer(Alg::Es256);
+        let k256 = ring_key(&p256, "ec", Alg::Es256, None);
+        let t = token(
+            &p256,
+            Alg::Es256,
+            &json!({"alg": "ES384", "kid": "ec"}),
+            &good(),
+        );
+        assert!(matches!(
+            verify(
+                t.as_bytes(),
+                std::slice::from_ref(&k256),
+                &Rules::default(),
+                NOW
+            )
+            .unwrap_err(),
+            Rejection::AlgMismatch {
+                key: Alg::Es256,
+                ..
+            }
+        ));
+        let p384 = signer(Alg::Es384);
+        let t = token(
+            &p384,
+            Alg::Es384,
+            &json!({"alg": "ES256", "kid": "ec"}),
+            &good(),
+        );
+        assert_eq!(
+            verify(
+                t.as_bytes(),
+                std::slice::from_ref(&k256),
+                &Rules::default(),
+                NOW
+            )
+            .unwrap_err(),
+            Rejection::BadSignature
+        );
+    }
+
+    #[test]
+    fn embedded_keys_in_the_header_are_never_used() {
+        // The attacker signs with a key of its own and embeds it as jwk /
+        // jku / x5c, naming the ring's kid or none.
+        let victim = signer(Alg::EdDsa);
+        let k = ring_key(&victim, "idp", Alg::EdDsa, None);
+        let attacker = signer(Alg::EdDsa);
+        let jwk = Value::Object(attacker.jwk("idp", Some(Alg::EdDsa)));
+        for header in [
+            json!({"alg": "EdDSA", "kid": "idp", "jwk": jwk}),
+            json!({"alg": "EdDSA", "jwk": jwk}),
+            json!({"alg": "EdDSA", "kid": "idp", "jku": "https://attacker.example/jwks"}),
+            json!({"alg": "EdDSA", "kid": "idp", "x5c": ["MIIB"], "x5u": "https://attacker.example/c"}),
+        ] {
+            let t = token(&attacker, Alg::EdDsa, &header, &good());
+            assert_eq!(
+                verify(
+                    t.as_bytes(),
+                    std::slice::from_ref(&k),
+                    &Rules::default(),
+                    NOW
+                )
+                .unwrap_err(),
+                Rejection::BadSignature
+            );
+        }
+        let t = token(
+            &attacker,
+            Alg::EdDsa,
+            &json!({"alg": "EdDSA", "kid": "attacker", "jwk": jwk}),
+            &good(),
+        );
+        assert!(matches!(
+            verify(
+                t.as_bytes(),
+                std::slice::from_ref(&k),
+                &Rules::default(),
+                NOW
+            )
+            .unwrap_err(),
+            Rejection::UnknownKey(_)
+        ));
+    }
+
+    #[test]
+    fn non_canonical_signatures_are_refused() {
+        // ES256: a DER-encoded signature instead of the fixed r || s.
+        let ec = signer(Alg::Es256);
+        let k = ring_key(&ec, "ec", Alg::Es256, None);
+        let t = token(
+            &ec,
+            Alg::Es256,
+            &json!({"alg": "ES256", "kid": "ec"}),
+            &good(),
+        );
+        let (input, sig) = t.rsplit_once('.').unwrap();
+        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        let mut der = Vec::new();
+        let mut body = Vec::new();
+        der_uint(strip_zeros(&sig[..32]), &mut body);
+        der_uint(strip_zeros(&sig[32..]), &mut body);
+        der_tlv(0x30, &body, &mut der);
+        let t2 = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&der));
+        assert_eq!(
+            verify(
+                t2.as_bytes(),
+                std::slice::from_ref(&k),
+                &Rules::default(),
+                NOW
+            )
+            .unwrap_err(),
+            Rejection::BadSignature
+        );
+        // r or s zero, or a signature one byte short.
+        for bad in [
+            [&[0u8; 32][..], &sig[32..]].concat(),
+            [&sig[..32], &[0u8; 32][..]].concat(),
+            sig[..63].to_vec(),
+        ] {
+            let t3 = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&bad));
+            assert_eq!(
+                verify(
+                    t3.as_bytes(),
+                    std::slice::from_ref(&k),
+                    &Rules::default(),
+                    NOW
+                )
+                .unwrap_err(),
+                Rejection::BadSignature
+            );
+        }
+        // Ed25519: S + L (the same signature, non-canonical) is refused.
+        let ed = signer(Alg::EdDsa);
+        let k = ring_key(&ed, "ed", Alg::EdDsa, None);
+        let t = token(
+            &ed,
+            Alg::EdDsa,
+            &json!({"alg": "EdDSA", "kid": "ed"}),
+            &good(),
+        );
+        assert!(verify(
+            t.as_bytes(),
+            std::slice::from_ref(&k),
+            &Rules::default(),
+            NOW
+        )
+        .is_ok());
+        let (input, sig) = t.rsplit_once('.').unwrap();
+        let mut sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        // L = 2^252 + 27742317777372353535851937790883648493, little endian.
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut carry = 0u16;
+        for i in 0..32 {
+            let v = u16::from(sig[32 + i]) + u16::from(L[i]) + carry;
+            sig[32 + i] = v as u8;
+            carry = v >> 8;
+        }
+        let t2 = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&sig));
+        assert_eq!(
+            verify(
+                t2.as_bytes(),
+                std::slice::from_ref(&k),
+                &Rules::default(),
+                NOW
+            )
+            .unwrap_err(),
+            Rejection::BadSignature
+        );
+    }
+
+    #[test]
+    fn jwk_import_rules() {
+        let rsa = signer(Alg::Rs256);
+        let ok = |j: &Map<String, Value>| public_key_from_jwk(j, Alg::Rs256);
+        // RSA without alg: the default; with alg: that one.
+        let JwkOutcome::Key(k) = ok(&rsa.jwk("r", None)).unwrap() else {
+            panic!()
+        };
+        assert_eq!((k.alg, k.bits), (Alg::Rs256, 2048));
+        let JwkOutcome::Key(k) = public_key_from_jwk(&rsa.jwk("r", None), Alg::Ps512).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(k.alg, Alg::Ps512);
+        // Private members: refused, whichever.
+        for m in PRIVATE_MEMBERS {
+            let mut j = rsa.jwk("r", None);
+            j.insert(m.into(), json!("AQAB"));
+            let e = ok(&j).unwrap_err();
+            assert!(e.contains(&format!("private member \"{m}\"")), "{e}");
+        }
+        // A short modulus (1024 bits) and an oversized one (8200 bits).
+        for (bytes, bits) in [(128usize, 1024usize), (1025, 8200)] {
+            let mut j = rsa.jwk("r", None);
+            let mut n = vec![0xffu8; bytes];
+            n[0] = if bits % 8 == 0 { 0x80 } else { 0xff };
+            j.insert("n".into(), json!(URL_SAFE_NO_PAD.encode(&n)));
+            let e = ok(&j).unwrap_err();
+            assert!(e.contains("RSA modulus has"), "{e}");
+        }
+        // Exponent 1 or even.
+        for e in ["AQ", "AAE", "Ag"] {
+            let mut j = rsa.jwk("r", None);
+            j.insert("e".into(), json!(e));
+            assert!(ok(&j).unwrap_err().contains("exponent"), "{e}");
+        }
+        // Wrong alg for the key type; oct keys; unknown kty; no kid.
+        assert!(ok(&rsa.jwk("r", Some(Alg::Es256)))
+            .unwrap_err()
+            .contains("does not fit"));
+        assert!(ok(&rsa.jwk("r", Some(Alg::Hs256)))
+            .unwrap_err()
+            .contains("does not fit"));
+        assert!(
+            ok(&claims(json!({"kty": "oct", "kid": "s", "alg": "HS256"})))
+                .unwrap_err()
+                .contains("symmetric")
+        );
+        assert!(ok(&claims(json!({"kty": "XYZ", "kid": "s"})))
+            .unwrap_err()
+            .contains("not supported"));
+        let mut j = rsa.jwk("r", None);
+        j.remove("kid");
+        assert!(ok(&j).unwrap_err().contains("no \"kid\""));
+        // use enc / key_ops without verify: skipped, not imported.
+        let mut j = rsa.jwk("r", None);
+        j.insert("use".into(), json!("enc"));
+        assert!(matches!(ok(&j).unwrap(), JwkOutcome::Skipped(..)));
+        let mut j = rsa.jwk("r", None);
+        j.insert("key_ops".into(), json!(["encrypt"]));
+        assert!(matches!(ok(&j).unwrap(), JwkOutcome::Skipped(..)));
+    }
+
+    #[test]
+    fn wrong_curves_are_refused() {
+        let p256 = signer(Alg::Es256);
+        // A P-256 point announced as P-384: wrong size.
+        let mut j = p256.jwk("e", None);
+        j.insert("crv".into(), json!("P-384"));
+        assert!(public_key_from_jwk(&j, Alg::Rs256)
+            .unwrap_err()
+            .contains("48 bytes"));
+        // P-256 with alg ES384.
+        assert!(
+            public_key_from_jwk(&p256.jwk("e", Some(Alg::Es384)), Alg::Rs256)
+                .unwrap_err()
+                .contains("does not fit")
+        );
+        // A point not on the curve (y changed).
+        let mut j = p256.jwk("e", None);
+        let mut y = URL_SAFE_NO_PAD.decode(j["y"].as_str().unwrap()).unwrap();
+        y[31] ^= 1;
+        j.insert("y".into(), json!(URL_SAFE_NO_PAD.encode(&y)));
+        assert!(public_key_from_jwk(&j, Alg::Rs256)
+            .unwrap_err()
+            .contains("not on curve"));
+        // Curves not supported: secp256k1, P-521, X25519, Ed448.
+        for (kty, crv) in [
+            ("EC", "secp256k1"),
+            ("EC", "P-521"),
+            ("OKP", "X25519"),
+            ("OKP", "Ed448"),
+        ] {
+            let mut j = p256.jwk("e", None);
+            j.insert("kty".into(), json!(kty));
+            j.insert("crv".into(), json!(crv));
+            assert!(
+                public_key_from_jwk(&j, Alg::Rs256)
+                    .unwrap_err()
+                    .contains("not supported"),
+                "{crv}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_sets() {
+        let a = signer(Alg::Es256);
+        let b = signer(Alg::EdDsa);
+        let doc =
+            json!({"keys": [Value::Object(a.jwk("a", None)), Value::Object(b.jwk("b", None))]});
+        let keys = parse_jwks(&doc, Alg::Rs256).unwrap();
+        assert_eq!(keys.len(), 2);
+        // The same kid twice; not an object; no keys array; one bad key
+        // refuses the whole set.
+        let dup =
+            json!({"keys": [Value::Object(a.jwk("a", None)), Value::Object(b.jwk("a", None))]});
+        assert!(parse_jwks(&dup, Alg::Rs256).unwrap_err().contains("twice"));
+        assert!(parse_jwks(&json!({"keys": [1]}), Alg::Rs256).is_err());
+        assert!(parse_jwks(&json!([]), Alg::Rs256).is_err());
+        let mut private = a.jwk("c", None);
+        private.insert("d".into(), json!("AAAA"));
+        let mixed = json!({"keys": [Value::Object(a.jwk("a", None)), Value::Object(private)]});
+        assert!(parse_jwks(&mixed, Alg::Rs256)
+            .unwrap_err()
+            .contains("private member"));
+        // A default algorithm for RSA keys that is not an RSA one.
+        assert!(parse_jwks(&doc, Alg::Hs256).is_err());
+        // Bytes: duplicate members refused.
+        assert!(parse_jwks_bytes(br#"{"keys": [], "keys": []}"#, Alg::Rs256).is_err());
+        assert_eq!(
+            parse_jwks_bytes(br#"{"keys": []}"#, Alg::Rs256).unwrap(),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn issuer_rules_apply_to_their_keys() {
+        let s = signer(Alg::Es256);
+        let issuer = Issuer {
+            name: "https://idp.example".into(),
+            audience: Some("api".into()),
+            leeway: Some(0.0),
+            tenant_claim: Some("o.id".into()),
+            tenants_claim: None,
+            user_claim: Some("email".into()),
+            org_column: None,
+        };
+        let k = ring_key(&s, "idp", Alg::Es256, Some(issuer));
+        let h = json!({"alg": "ES256", "kid": "idp"});
+        let run = |p: Value| {
+            verify(
+                token(&s, Alg::Es256, &h, &p).as_bytes(),
+                std::slice::from_ref(&k),
+                &Rules::default(),
+                NOW,
+            )
+        };
+        let v = run(json!({"iss": "https://idp.example", "aud": "api", "o": {"id": "org_1"}, "email": "a@b", "exp": NOW + 10.0})).unwrap();
+        assert_eq!(
+            (v.tenant.as_deref(), v.user.as_deref()),
+            (Some("org_1"), Some("a@b"))
+        );
+        // Another issuer, none, a non-string one.
+        for iss in [json!("https://other.example"), json!(null)] {
+            let mut p = json!({"aud": "api", "o": {"id": "org_1"}, "exp": NOW + 10.0});
+            if !iss.is_null() {
+                p["iss"] = iss;
+            }
+            assert!(matches!(
+                run(p).unwrap_err(),
+                Rejection::WrongIssuerForKey { .. }
+            ));
+        }
+        // Its audience; its leeway (0: one second late is expired).
+        assert_eq!(run(json!({"iss": "https://idp.example", "aud": "web", "o": {"id": "x"}, "exp": NOW + 10.0})).unwrap_err(), Rejection::WrongAudience);
+        assert!(matches!(run(json!({"iss": "https://idp.example", "aud": "api", "o": {"id": "x"}, "exp": NOW - 1.0})).unwrap_err(), Rejection::Expired { .. }));
+        // Its tenant path missing.
+        assert!(matches!(run(json!({"iss": "https://idp.example", "aud": "api", "tenant_id": "x", "exp": NOW + 10.0})).unwrap_err(), Rejection::MissingTenant { .. }));
+        // An identity provider's token never grants bypass.
+        assert!(matches!(
+            run(json!({"iss": "https://idp.example", "aud": "api", "bypass": true, "iat": NOW, "exp": NOW + 10.0})).unwrap_err(),
+            Rejection::BypassFromIssuer { .. }
+        ));
+    }
+}
+
+#[test]
+fn claim_paths() {
+    let c = claims(json!({
+        "https://example.com/tenant_id": "ns",
+        "o": {"id": "org_1", "n": {"deep": 7}},
+        "orgs": [{"id": "a"}, {"id": "b"}, {"name": "no id"}, 5],
+        "org_id": "plain",
+        "a.b": "dotted"
+    }));
+    assert_eq!(
+        id_claim(&c, "https://example.com/tenant_id")
+            .unwrap()
+            .as_deref(),
+        Some("ns")
+    );
+    assert_eq!(id_claim(&c, "o.id").unwrap().as_deref(), Some("org_1"));
+    assert_eq!(id_claim(&c, "o.n.deep").unwrap().as_deref(), Some("7"));
+    assert_eq!(id_claim(&c, "org_id").unwrap().as_deref(), Some("plain"));
+    // JSON Pointers (RFC 6901): escapes, nesting, array indexes.
+    assert_eq!(
+        id_claim(&c, "/https:~1~1example.com~1tenant_id")
+            .unwrap()
+            .as_deref(),
+        Some("ns")
+    );
+    assert_eq!(id_claim(&c, "/o/n/deep").unwrap().as_deref(), Some("7"));
+    assert_eq!(id_claim(&c, "/orgs/1/id").unwrap().as_deref(), Some("b"));
+    assert_eq!(id_claim(&c, "/orgs/01/id").unwrap(), None);
+    assert_eq!(id_claim(&c, "/orgs/9/id").unwrap(), None);
+    assert_eq!(id_claim(&c, "/a.b").unwrap().as_deref(), Some("dotted"));
+    assert!(tenant_set(&c, "/orgs").is_err());
+    // A member whose name has a dot wins over the path.
+    assert_eq!(id_claim(&c, "a.b").unwrap().as_deref(), Some("dotted"));
+    assert_eq!(id_claim(&c, "o.missing").unwrap(), None);
+    assert_eq!(id_claim(&c, "nope.x").unwrap(), None);
+    // One tenant cannot come through an array, nor be an object.
+    assert!(id_claim(&c, "orgs.id").is_err());
+    assert!(id_claim(&c, "o").is_err());
+    // The tenant set through an array of objects.
+    assert_eq!(
+        tenant_set(&c, "orgs.id").unwrap(),
+        Some(vec!["a".to_string(), "b".to_string()])
+    );
+    assert!(tenant_set(&c, "o.id").is_err());
+    // In a token: tenant o.id, tenants orgs.id.
+    let rules = Rules {
+        tenant_claim: "o.id".into(),
+        tenants_claim: "orgs.id".into(),
+        ..Rules::default()
+    };
+    let t = mint(
+        json!({"o": {"id": "a"}, "orgs": [{"id": "a"}, {"id": "b"}], "exp": NOW + 60.0}),
+        &key("k1", Alg::Hs256),
+    );
+    let v = verify(t.as_bytes(), &[key("k1", Alg::Hs256)], &rules, NOW).unwrap();
+    assert_eq!(v.tenants, ["a", "b"]);
+    let t = mint(
+        json!({"o": {"id": "c"}, "orgs": [{"id": "a"}], "exp": NOW + 60.0}),
+        &key("k1", Alg::Hs256),
+    );
+    assert!(matches!(
+        verify(t.as_bytes(), &[key("k1", Alg::Hs256)], &rules, NOW).unwrap_err(),
+        Rejection::TenantNotInSet { .. }
+    ));
+}
+
+#[test]
+fn revocations() {
+    let mut r = Revocations::default();
+    let c = claims(json!({"jti": "j1", "sub": "u1", "iat": 100.0}));
+    assert_eq!(r.check(&c, ["t1"]), None);
+    r.tokens.insert("j1".into());
+    assert!(r.check(&c, ["t1"]).unwrap().contains("jti \"j1\""));
+    r.tokens.clear();
+    // Subjects: tokens issued before the cut; none after it; no iat counts as before.
+    r.subjects.insert("u1".into(), 100.0);
+    assert_eq!(r.check(&c, ["t1"]), None);
+    r.subjects.insert("u1".into(), 100.5);
+    assert!(r.check(&c, ["t1"]).unwrap().contains("subject \"u1\""));
+    assert!(r.check(&claims(json!({"sub": "u1"})), ["t1"]).is_some());
+    assert_eq!(r.check(&claims(json!({"sub": "u2"})), ["t1"]), None);
+    r.subjects.clear();
+    // Tenants: any tenant the token reads.
+    r.tenants.insert("t2".into(), 200.0);
+    assert_eq!(r.check(&c, ["t1"]), None);
+    assert!(r.check(&c, ["t1", "t2"]).unwrap().contains("tenant \"t2\""));
+    assert_eq!(r.check(&claims(json!({"iat": 300.0})), ["t2"]), None);
 }

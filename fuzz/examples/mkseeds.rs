@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::fs;
 use std::path::Path;
 use tenant_guard_fuzz::token::{self, Alg, Key};
-use tenant_guard_fuzz::{hmac, ring, NOW};
+use tenant_guard_fuzz::{hmac, ring, sign_public, NOW};
 
 fn key(kid: &str) -> &'static Key {
     ring().iter().find(|k| k.kid == kid).unwrap()
@@ -55,6 +55,15 @@ fn main() {
     );
     write(&d, "valid_nokid_iss_aud", raw(r#"{"alg":"HS256"}"#, &strict, Alg::Hs256, key("k256")));
     let p = good.to_string();
+    // Public keys: RS256 and EdDSA (deterministic keys and signatures), PS256
+    // (a random salt: the bytes differ per run, the token verifies), and the
+    // algorithm confusion: HS256 keyed with the RSA key's stored material.
+    for (kid, alg) in [("rs256", Alg::Rs256), ("ps256", Alg::Ps256), ("ed", Alg::EdDsa)] {
+        let input = format!("{}.{}", b64(&format!(r#"{{"alg":"{}","kid":"{kid}"}}"#, alg.as_str())), b64(&p));
+        let sig = URL_SAFE_NO_PAD.encode(sign_public(alg, input.as_bytes()));
+        write(&d, &format!("valid_{kid}"), format!("{input}.{sig}"));
+    }
+    write(&d, "confusion_hs256_rsa_material", raw(r#"{"alg":"HS256","kid":"rs256"}"#, &p, Alg::Hs256, key("rs256")));
     write(&d, "alg_none", format!("{}.{}.AA", b64(r#"{"alg":"none","kid":"k256"}"#), b64(&p)));
     write(&d, "alg_none_mixed_case", raw(r#"{"alg":"nOnE","kid":"k256"}"#, &p, Alg::Hs256, key("k256")));
     write(&d, "alg_rs256", raw(r#"{"alg":"RS256","kid":"k256"}"#, &p, Alg::Hs256, key("k256")));

@@ -19,7 +19,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
-use tenant_guard_fuzz::token::{self, Alg, Rules};
+use tenant_guard_fuzz::token::{self, Alg, KeyKind, Rules};
 use tenant_guard_fuzz::{assert_authentic, assert_no_leak, assert_semantics, hmac, ring, segments, trace, NOW};
 
 const ISSUER: &str = "https://issuer.example";
@@ -209,6 +209,9 @@ enum AttackerKey {
     AlgName,
     /// A "public key" (algorithm confusion), or any bytes.
     Bytes(Vec<u8>),
+    /// The key material of a ring key used as an HMAC secret: for a public
+    /// key, the classic algorithm confusion.
+    Material(u8),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -329,8 +332,11 @@ fn trim_zeros(b: &[u8]) -> &[u8] {
 fuzz_target!(|input: Input| {
     let keys = ring();
     let rules = input.rules.rules();
-    let signer = &keys[input.signer as usize % keys.len()];
-    let other = &keys[input.other_signer as usize % keys.len()];
+    // Genuine tokens are signed with shared secrets (token::sign); the public
+    // keys are in the ring for the attacker to name and to misuse as secrets.
+    let signers = tenant_guard_fuzz::hmac_keys();
+    let signer = &signers[input.signer as usize % signers.len()];
+    let other = &signers[input.other_signer as usize % signers.len()];
     let claims = claims_of(&input);
     let mut claims2 = claims.clone();
     claims2.insert("tenant_id".into(), "someone-else".into());
@@ -429,8 +435,14 @@ fuzz_target!(|input: Input| {
                     AttackerKey::Kid(i) => keys[*i as usize % keys.len()].kid.clone().into_bytes(),
                     AttackerKey::AlgName => alg.as_str().as_bytes().to_vec(),
                     AttackerKey::Bytes(b) => b.clone(),
+                    AttackerKey::Material(i) => keys[*i as usize % keys.len()].secret.clone(),
                 };
-                if keys.iter().any(|k| trim_zeros(&k.secret) == trim_zeros(&secret)) {
+                // Only a shared secret excuses an acceptance: public key
+                // material is known to everyone.
+                if keys
+                    .iter()
+                    .any(|k| k.alg.kind() == KeyKind::Hmac && trim_zeros(&k.secret) == trim_zeros(&secret))
+                {
                     knows_secret = true;
                 }
                 if let Some(i) = t.iter().rposition(|&b| b == b'.') {

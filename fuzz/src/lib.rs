@@ -18,7 +18,7 @@ use serde_json::Value;
 use sha2::{Sha256, Sha384, Sha512};
 use std::fmt;
 use std::sync::OnceLock;
-pub use token::{Alg, Key, Rejection, Rules, Verified};
+pub use token::{Alg, Key, KeyKind, Rejection, Rules, Verified};
 
 /// The clock every target verifies at (2030-03-17).
 pub const NOW: f64 = 1_900_000_000.0;
@@ -40,27 +40,118 @@ pub fn ring() -> &'static [Key] {
                 alg: Alg::Hs256,
                 secret: b"tg-fuzz-HS256-secret-0123456789!".to_vec(),
                 expires_at: None,
+                issuer: None,
             },
             Key {
                 kid: "k384".into(),
                 alg: Alg::Hs384,
                 secret: bin(48, 3),
                 expires_at: None,
+                issuer: None,
             },
             Key {
                 kid: "k512".into(),
                 alg: Alg::Hs512,
                 secret: b"tg-fuzz-HS512-secret-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNO".to_vec(),
                 expires_at: None,
+                issuer: None,
             },
             Key {
                 kid: "old".into(),
                 alg: Alg::Hs256,
                 secret: bin(32, 11),
                 expires_at: Some(NOW - 10.0),
+                issuer: None,
             },
+            public_key("rs256", Alg::Rs256),
+            public_key("ps256", Alg::Ps256),
+            public_key("es256", Alg::Es256),
+            public_key("es384", Alg::Es384),
+            public_key("ed", Alg::EdDsa),
         ]
     })
+}
+
+/// The private halves of the ring's public keys (test-only keys: RSA from
+/// tests/fixtures, Ed25519 from a fixed seed, EC made once per process), for
+/// signing seeds and genuine tokens.
+pub enum Private {
+    Rsa(ring::signature::RsaKeyPair),
+    Ec(ring::signature::EcdsaKeyPair),
+    Ed(ring::signature::Ed25519KeyPair),
+}
+
+/// The process's P-256/P-384 PKCS#8 document (ring takes no raw scalars;
+/// made once, so every use in a run sees the same key).
+fn ec_pkcs8(alg: Alg) -> Vec<u8> {
+    use ring::signature as rs;
+    static P256: OnceLock<Vec<u8>> = OnceLock::new();
+    static P384: OnceLock<Vec<u8>> = OnceLock::new();
+    let (cell, a) = if alg == Alg::Es256 {
+        (&P256, &rs::ECDSA_P256_SHA256_FIXED_SIGNING)
+    } else {
+        (&P384, &rs::ECDSA_P384_SHA384_FIXED_SIGNING)
+    };
+    cell.get_or_init(|| {
+        rs::EcdsaKeyPair::generate_pkcs8(a, &ring::rand::SystemRandom::new())
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    })
+    .clone()
+}
+
+pub fn private(alg: Alg) -> Private {
+    use ring::signature as rs;
+    match alg.kind() {
+        KeyKind::Rsa => Private::Rsa(
+            rs::RsaKeyPair::from_pkcs8(include_bytes!("../../tests/fixtures/rsa2048.pk8")).unwrap(),
+        ),
+        KeyKind::Ec => {
+            let a = if alg == Alg::Es256 {
+                &rs::ECDSA_P256_SHA256_FIXED_SIGNING
+            } else {
+                &rs::ECDSA_P384_SHA384_FIXED_SIGNING
+            };
+            Private::Ec(
+                rs::EcdsaKeyPair::from_pkcs8(a, &ec_pkcs8(alg), &ring::rand::SystemRandom::new())
+                    .unwrap(),
+            )
+        }
+        _ => Private::Ed(rs::Ed25519KeyPair::from_seed_unchecked(&[42u8; 32]).unwrap()),
+    }
+}
+
+/// Signs `input` for `alg` with the ring's private key of that kind.
+pub fn sign_public(alg: Alg, input: &[u8]) -> Vec<u8> {
+    use ring::signature as rs;
+    let rng = ring::rand::SystemRandom::new();
+    match private(alg) {
+        Private::Rsa(k) => {
+            let enc: &'static dyn rs::RsaEncoding =
+                if alg == Alg::Ps256 { &rs::RSA_PSS_SHA256 } else { &rs::RSA_PKCS1_SHA256 };
+            let mut sig = vec![0; k.public().modulus_len()];
+            k.sign(enc, &rng, input, &mut sig).unwrap();
+            sig
+        }
+        Private::Ec(k) => k.sign(&rng, input).unwrap().as_ref().to_vec(),
+        Private::Ed(k) => k.sign(input).as_ref().to_vec(),
+    }
+}
+
+fn public_key(kid: &str, alg: Alg) -> Key {
+    use ring::signature::KeyPair;
+    let secret = match private(alg) {
+        Private::Rsa(k) => k.public().as_ref().to_vec(),
+        Private::Ec(k) => k.public_key().as_ref().to_vec(),
+        Private::Ed(k) => k.public_key().as_ref().to_vec(),
+    };
+    Key { kid: kid.into(), alg, secret, expires_at: None, issuer: None }
+}
+
+/// The ring's shared-secret keys (the first four).
+pub fn hmac_keys() -> &'static [Key] {
+    &ring()[..4]
 }
 
 /// HMAC computed here with the `hmac` crate, independently of `token`.
@@ -74,6 +165,8 @@ pub fn hmac(alg: Alg, secret: &[u8], input: &[u8]) -> Vec<u8> {
         Alg::Hs256 => go::<Hmac<Sha256>>(secret, input),
         Alg::Hs384 => go::<Hmac<Sha384>>(secret, input),
         Alg::Hs512 => go::<Hmac<Sha512>>(secret, input),
+        // A public key makes no MAC.
+        _ => Vec::new(),
     }
 }
 
@@ -101,7 +194,24 @@ pub fn assert_authentic(token: &[u8], keys: &[Key], rules: &Rules, v: &Verified)
     assert_eq!(header["alg"], key.alg.as_str(), "accepted under an algorithm the key is not registered for");
     let input = &token[..h.len() + 1 + p.len()];
     let sig = URL_SAFE_NO_PAD.decode(s).expect("accepted a signature that is not base64url");
-    assert!(sig == hmac(key.alg, &key.secret, input), "FORGERY: accepted a signature that is not the HMAC of the input");
+    if key.alg.kind() == KeyKind::Hmac {
+        assert!(sig == hmac(key.alg, &key.secret, input), "FORGERY: accepted a signature that is not the HMAC of the input");
+    } else {
+        // Checked again through ring's API directly, not through token.rs.
+        use ring::signature as rs;
+        let a: &dyn rs::VerificationAlgorithm = match key.alg {
+            Alg::Rs256 => &rs::RSA_PKCS1_2048_8192_SHA256,
+            Alg::Ps256 => &rs::RSA_PSS_2048_8192_SHA256,
+            Alg::Es256 => &rs::ECDSA_P256_SHA256_FIXED,
+            Alg::Es384 => &rs::ECDSA_P384_SHA384_FIXED,
+            Alg::EdDsa => &rs::ED25519,
+            other => panic!("accepted under {other:?}, which no ring key has"),
+        };
+        assert!(
+            rs::UnparsedPublicKey::new(a, &key.secret).verify(input, &sig).is_ok(),
+            "FORGERY: accepted a signature that does not verify"
+        );
+    }
     // Canonical encoding: re-encoding the signature gives the same segment.
     assert_eq!(URL_SAFE_NO_PAD.encode(&sig).as_bytes(), s, "accepted a non-canonical signature encoding");
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap();
@@ -291,7 +401,8 @@ pub fn assert_no_leak(token: &[u8], keys: &[Key], e: &Rejection) {
             URL_SAFE_NO_PAD.encode(bytes),
         ]
     };
-    for k in keys {
+    // Public keys are public: only shared secrets can leak.
+    for k in keys.iter().filter(|k| k.alg.kind() == KeyKind::Hmac) {
         let what = format!("the secret of key {}", k.kid);
         for enc in encodings(&k.secret) {
             // Any 16-character window of an encoding is already a leak.
@@ -309,7 +420,7 @@ pub fn assert_no_leak(token: &[u8], keys: &[Key], e: &Rejection) {
         // The correct MAC of this signing input under any ring secret and any
         // algorithm (a signing oracle), in any encoding, first 12 characters.
         let input = &token[..h.len() + 1 + p.len()];
-        for k in keys {
+        for k in keys.iter().filter(|k| k.alg.kind() == KeyKind::Hmac) {
             for alg in [Alg::Hs256, Alg::Hs384, Alg::Hs512] {
                 let mac = hmac(alg, &k.secret, input);
                 let what = format!("the {alg:?} MAC of the input under key {}", k.kid);
