@@ -26,6 +26,7 @@ PGRX_HOME_DIR = $(CURDIR)/target/pgrx-home
 OUT = $(CURDIR)/target/pgxn-pg$(PG_MAJOR)
 REGRESS = $(sort $(basename $(notdir $(wildcard tests/pg_regress/sql/*.sql))))
 REGRESS_DB ?= tg_regress_pgxn
+SOURCES = $(wildcard src/*.rs sql/*.sql) Cargo.toml Cargo.lock $(EXTENSION).control
 
 .PHONY: all install installcheck clean check-toolchain
 
@@ -36,7 +37,8 @@ check-toolchain:
 	@$(CARGO) pgrx --version 2>/dev/null | grep -q " $(PGRX_VERSION)$$" || { \
 	  echo "tenant_guard needs cargo-pgrx $(PGRX_VERSION): cargo install cargo-pgrx --version $(PGRX_VERSION) --locked" >&2; exit 1; }
 
-$(OUT)/.built: check-toolchain
+$(OUT)/.built: $(SOURCES)
+	@$(MAKE) --no-print-directory check-toolchain PG_CONFIG=$(PG_CONFIG)
 	mkdir -p $(PGRX_HOME_DIR)
 	PGRX_HOME=$(PGRX_HOME_DIR) $(CARGO) pgrx init --pg$(PG_MAJOR) $(PG_CONFIG)
 	rm -rf $(OUT)
@@ -44,7 +46,8 @@ $(OUT)/.built: check-toolchain
 	  --pg-config $(PG_CONFIG) --out-dir $(OUT)
 	touch $@
 
-install: $(OUT)/.built
+install:
+	@test -f $(OUT)/.built || { echo "build first: make PG_CONFIG=$(PG_CONFIG)" >&2; exit 1; }
 	install -d $(DESTDIR)$(PKGLIBDIR) $(DESTDIR)$(SHAREDIR)/extension
 	install -m 0755 $(OUT)$(PKGLIBDIR)/$(EXTENSION).so $(DESTDIR)$(PKGLIBDIR)/
 	install -m 0644 $(OUT)$(SHAREDIR)/extension/$(EXTENSION).control \
