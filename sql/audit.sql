@@ -270,6 +270,11 @@ BEGIN
     JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relrowsecurity
      AND NOT EXISTS (SELECT 1 FROM pg_policy pol WHERE pol.polrelid = t.table_name AND NOT pol.polpermissive)
+     -- With Citus, protect's tenant rules are permissive policies (Citus
+     -- re-creates shard policies without AS RESTRICTIVE); protection_drift
+     -- judges those tables, and reports any other permissive policy.
+     AND NOT (EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'citus')
+              AND EXISTS (SELECT 1 FROM tenant_guard.protected p WHERE p.relid = t.table_name))
    ORDER BY 3;
 
   -- Policies that trust a setting any session can change (a fixed pattern,

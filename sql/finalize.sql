@@ -77,8 +77,10 @@ BEGIN
       PERFORM tenant_guard.protect(part.relid::regclass, p.tenant_column, p.mode, p.force);
       RAISE NOTICE 'tenant_guard: protected partition % of %', part.relid::regclass, part.inhparent::regclass;
     END LOOP;
-    -- New tables with the tenant column.
+    -- New tables with the tenant column. On a Citus worker, the shards and
+    -- shell tables Citus creates over its own connections are left to it.
     CONTINUE WHEN action = 'off'
+      OR starts_with(current_setting('application_name'), 'citus_internal')
       OR EXISTS (SELECT 1 FROM tenant_guard.protected WHERE relid = cmd.objid)
       OR NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = cmd.objid AND c.relkind IN ('r', 'p') AND NOT c.relispartition)
       OR NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = cmd.objid AND a.attname = col
@@ -256,6 +258,7 @@ REVOKE ALL ON FUNCTION tenant_guard.protect_schema(text, text, text, boolean, bo
 REVOKE ALL ON FUNCTION tenant_guard.unprotect(regclass, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.protection_drift(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.add_tenant_fk(regclass, text[], regclass, text[], text, boolean, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.sync_nodes() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.upgrade_foreign_keys(text, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.backfill_tenant(regclass, text, integer, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.enforce_not_null(regclass, text, boolean) FROM PUBLIC;
@@ -291,6 +294,10 @@ COMMENT ON FUNCTION tenant_guard.use_registry(regclass, text, text) IS
 COMMENT ON FUNCTION tenant_guard.set_context(text, boolean) IS
   'verify a signed token and set the tenant context (transaction-scoped by default); returns the tenant id';
 COMMENT ON FUNCTION tenant_guard.clear_context() IS 'drop the tenant context';
+COMMENT ON FUNCTION tenant_guard.sync_nodes() IS
+  'Citus: copy the key ring and registry settings to every worker (one row per worker)';
+COMMENT ON FUNCTION tenant_guard_internal.load_node_state(jsonb) IS
+  'Citus: on a worker, replace the key ring and registry settings with those sync_nodes sent';
 COMMENT ON FUNCTION tenant_guard.tenant_id() IS 'current tenant id, NULL without a context';
 COMMENT ON FUNCTION tenant_guard.require_tenant_id() IS
   'current tenant id; error 42501 without a context';

@@ -371,6 +371,11 @@ BEGIN
     JOIN pg_class c ON c.oid = t.table_name JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relrowsecurity
      AND NOT EXISTS (SELECT 1 FROM pg_policy pol WHERE pol.polrelid = t.table_name AND NOT pol.polpermissive)
+     -- With Citus, protect's tenant rules are permissive policies (Citus
+     -- re-creates shard policies without AS RESTRICTIVE); protection_drift
+     -- judges those tables, and reports any other permissive policy.
+     AND NOT (EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'citus')
+              AND EXISTS (SELECT 1 FROM tenant_guard.protected p WHERE p.relid = t.table_name))
    ORDER BY 3;
 
   -- Policies that trust a setting any session can change (a fixed pattern,
@@ -767,8 +772,10 @@ BEGIN
       PERFORM tenant_guard.protect(part.relid::regclass, p.tenant_column, p.mode, p.force);
       RAISE NOTICE 'tenant_guard: protected partition % of %', part.relid::regclass, part.inhparent::regclass;
     END LOOP;
-    -- New tables with the tenant column.
+    -- New tables with the tenant column. On a Citus worker, the shards and
+    -- shell tables Citus creates over its own connections are left to it.
     CONTINUE WHEN action = 'off'
+      OR starts_with(current_setting('application_name'), 'citus_internal')
       OR EXISTS (SELECT 1 FROM tenant_guard.protected WHERE relid = cmd.objid)
       OR NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = cmd.objid AND c.relkind IN ('r', 'p') AND NOT c.relispartition)
       OR NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = cmd.objid AND a.attname = col
@@ -1040,3 +1047,27 @@ COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_check(oid, text) IS
 COMMENT ON FUNCTION tenant_guard_internal.ddl_guard_start() IS 'event trigger: DDL guard snapshot at ddl_command_start';
 COMMENT ON FUNCTION tenant_guard_internal.ddl_guard() IS 'event trigger: refuses ALTER TABLE/POLICY/TRIGGER and CREATE POLICY that weaken a protected table';
 COMMENT ON FUNCTION tenant_guard_internal.drop_guard() IS 'event trigger: refuses drops (policy, trigger, column, default; also by cascade) that weaken a protected table';
+
+-- Citus (issue 13): the key ring and registry settings copied to every
+-- worker (sync_nodes on the coordinator, load_node_state on each worker).
+CREATE FUNCTION tenant_guard."sync_nodes"() RETURNS TABLE (
+	"nodename" TEXT,
+	"nodeport" INT,
+	"success" bool,
+	"result" TEXT
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'sync_nodes_wrapper';
+CREATE FUNCTION tenant_guard_internal."load_node_state"(
+	"state" jsonb
+) RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'load_node_state_wrapper';
+REVOKE ALL ON FUNCTION tenant_guard.sync_nodes() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard_internal.load_node_state(jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION tenant_guard.sync_nodes() IS
+  'Citus: copy the key ring and registry settings to every worker (one row per worker)';
+COMMENT ON FUNCTION tenant_guard_internal.load_node_state(jsonb) IS
+  'Citus: on a worker, replace the key ring and registry settings with those sync_nodes sent';

@@ -26,7 +26,7 @@ use crate::registry;
 use crate::token::{self, Rejection, Rules, Verified};
 use pgrx::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::rc::Rc;
@@ -722,6 +722,62 @@ fn set_context_inner(token: Option<&str>, is_local: Option<bool>) -> String {
     let Some(token) = token else {
         refuse(&Rejection::Malformed("the token is NULL".into()), None)
     };
+    let tenant = establish(token, is_local, false);
+    if crate::citus::loaded() {
+        // The workers get the token of a transaction-local context (and
+        // verify it themselves); a session context is not forwarded, so
+        // they are told to drop the transaction's earlier one.
+        crate::citus::forward(if is_local { token } else { "" });
+        FORWARD.with(|f| f.set((gucs::forward_epoch(), 0)));
+    }
+    tenant
+}
+
+thread_local! {
+    /// A forwarded token (Citus): the `forward_epoch` last acted on, and the
+    /// `context_epoch` right after the context adopted from it was set (0:
+    /// the context is not one adopted from a forwarded token).
+    static FORWARD: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// On a Citus node, makes a newly forwarded token the context of this
+/// transaction (verified like `set_context(token)` would, against this
+/// node's key ring), or drops the context adopted from an earlier one when
+/// the coordinator cleared it. Called before the context is read; costs a
+/// counter comparison when nothing was forwarded.
+fn adopt_forwarded() {
+    if !crate::citus::loaded() {
+        return;
+    }
+    let epoch = gucs::forward_epoch();
+    let (seen, adopted) = FORWARD.with(Cell::get);
+    if seen == epoch {
+        return;
+    }
+    // Marked first: a failed verification is not retried within the value
+    // (the context stays unset: fail closed), and the look-ups below cannot
+    // come back here.
+    FORWARD.with(|f| f.set((epoch, adopted)));
+    match gucs::text(&gucs::FORWARDED_TOKEN) {
+        None => {
+            if adopted != 0 && adopted == gucs::context_epoch() {
+                put(gucs::CONTEXT_NAME, "", true);
+                FORWARD.with(|f| f.set((epoch, 0)));
+            }
+        }
+        Some(token) => {
+            crate::error::hide_statement(|| establish(&token, true, true));
+            FORWARD.with(|f| f.set((epoch, gucs::context_epoch())));
+        }
+    }
+}
+
+/// Verifies `token` and makes it the context: `set_context`'s work after
+/// its argument checks. `forwarded`: the token arrived through
+/// `tenant_guard.forwarded_token` (a Citus worker), so a bypass token reads
+/// the registry's tenants even where `tenant_guard.bypass_role` is set
+/// (the role switch belongs to the coordinator's transaction).
+fn establish(token: &str, is_local: bool, forwarded: bool) -> String {
     let rules = rules();
     // Size limit before anything else reads the token (header_kid included).
     if token.len() > rules.max_bytes {
@@ -763,7 +819,7 @@ fn set_context_inner(token: Option<&str>, is_local: Option<bool>) -> String {
     }
     // With tenant_guard.bypass_role, a bypass token switches to that role
     // for the rest of the transaction (checked before anything is set).
-    let bypass_role = if v.bypass {
+    let bypass_role = if v.bypass && !forwarded {
         crate::bypass::configured().map(|name| {
             if !is_local {
                 Failure::new(
@@ -827,12 +883,17 @@ fn set_context_inner(token: Option<&str>, is_local: Option<bool>) -> String {
 #[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard")]
 fn clear_context() {
     put(gucs::CONTEXT_NAME, "", false);
+    if crate::citus::loaded() {
+        crate::citus::forward("");
+        FORWARD.with(|f| f.set((gucs::forward_epoch(), 0)));
+    }
 }
 
 /// A copy of the context setting's current value, if it is set (not
 /// validated). Copied at once: PostgreSQL frees the string when the setting
 /// changes, and the checks that follow run SQL.
 fn context_value() -> Option<CString> {
+    adopt_forwarded();
     // SAFETY: `CONTEXT` is a registered string setting; its pointer is NULL
     // or a NUL-terminated string owned by the GUC machinery, valid until the
     // setting next changes. It is copied before anything else runs.
@@ -982,7 +1043,13 @@ fn no_context() -> Vec<String> {
         .detail(
             "The table is protected by tenant_guard; rows are visible only under a tenant context.",
         )
-        .hint("Call tenant_guard.set_context(token) in this transaction first.")
+        .hint(if crate::citus::loaded() {
+            "Call tenant_guard.set_context(token) in this transaction first. On a Citus cluster the \
+             workers get the context of set_context(token) inside BEGIN … COMMIT (is_local => true) \
+             only: a session context does not reach them."
+        } else {
+            "Call tenant_guard.set_context(token) in this transaction first."
+        })
         .raise(),
     }
 }

@@ -10,7 +10,10 @@
 //! `protect` would create vs what exists) with two changes:
 //! * extra permissive policies are not refused: tenant_guard's tenant rules
 //!   are RESTRICTIVE, ANDed with every permissive policy, so another
-//!   permissive policy cannot widen what a tenant sees;
+//!   permissive policy cannot widen what a tenant sees (in the Citus policy
+//!   shape, `policy::Shape::Citus`, the tenant rules are permissive
+//!   themselves: there another permissive policy would widen access, and is
+//!   refused);
 //! * a table owned by a role that bypasses row-level security (superuser or
 //!   `BYPASSRLS`, which `FORCE ROW LEVEL SECURITY` does not hold) is
 //!   refused, unless the statement's user is itself a superuser (who could
@@ -77,10 +80,13 @@ fn prune(frames: &mut Vec<Frame>) {
 /// the tenant column's default present). A table it misses counts as not
 /// drifted before, which can only refuse more, never less.
 fn possibly_drifted() -> Vec<pg_sys::Oid> {
-    let names: Vec<String> = crate::policy::POLICIES
+    let shape = crate::protect::shape();
+    let names: Vec<String> = crate::policy::policy_names(shape)
         .iter()
         .map(|s| s.to_string())
         .collect();
+    // In the Citus shape, any other permissive policy is drift too.
+    let citus = shape == crate::policy::Shape::Citus;
     pinned(|| {
         Spi::connect(|c| {
             spi(c.select(
@@ -91,6 +97,9 @@ fn possibly_drifted() -> Vec<pg_sys::Oid> {
                           WHERE po.polrelid OPERATOR(pg_catalog.=) c.oid \
                             AND po.polname::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[])) \
                         OPERATOR(pg_catalog.<) pg_catalog.cardinality($1::pg_catalog.text[]) \
+                     OR ($3 AND EXISTS (SELECT 1 FROM pg_catalog.pg_policy po \
+                          WHERE po.polrelid OPERATOR(pg_catalog.=) c.oid AND po.polpermissive \
+                            AND NOT po.polname::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]))) \
                      OR (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t \
                           WHERE t.tgrelid OPERATOR(pg_catalog.=) c.oid AND NOT t.tgisinternal \
                             AND pg_catalog.starts_with(t.tgname::pg_catalog.text, $2::pg_catalog.text) \
@@ -104,7 +113,7 @@ fn possibly_drifted() -> Vec<pg_sys::Oid> {
                                        AND NOT a.attisdropped) \
                   ORDER BY c.oid",
                 None,
-                &[names.into(), crate::policy::OBJECT_PREFIX.into()],
+                &[names.into(), crate::policy::OBJECT_PREFIX.into(), citus.into()],
             ))
             .filter_map(|row| spi(row.get::<pg_sys::Oid>(1)))
             .collect()
@@ -207,8 +216,10 @@ fn was_not_null(oid: pg_sys::Oid) -> bool {
 }
 
 /// Drift entries the guard does not refuse (see the module header).
-fn refused(drift: &str) -> bool {
-    !drift.starts_with("extra permissive policy ")
+/// In the Citus policy shape the tenant rules are permissive policies, so
+/// another permissive policy widens access: refused there.
+fn refused(drift: &str, shape: crate::policy::Shape) -> bool {
+    shape == crate::policy::Shape::Citus || !drift.starts_with("extra permissive policy ")
 }
 
 /// The owner of `oid` when it bypasses row-level security (superuser or
@@ -242,9 +253,10 @@ fn statement_user_is_superuser() -> bool {
 #[pg_extern(volatile, parallel_unsafe, schema = "tenant_guard_internal")]
 fn ddl_guard_findings(relid: pg_sys::Oid) -> Option<Vec<String>> {
     let had = before(relid);
+    let shape = crate::protect::shape();
     let mut found: Vec<String> = crate::protect::drift(relid)?
         .into_iter()
-        .filter(|d| refused(d) && !had.contains(d))
+        .filter(|d| refused(d, shape) && !had.contains(d))
         .collect();
     if was_not_null(relid) && tenant_nullable(relid) {
         found.push("tenant column NOT NULL dropped".to_owned());
@@ -260,11 +272,19 @@ fn ddl_guard_findings(relid: pg_sys::Oid) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::refused;
+    use crate::policy::Shape;
 
     #[test]
     fn extra_permissive_policies_are_not_refused() {
-        assert!(!refused("extra permissive policy open_all"));
-        assert!(refused("row-level security not forced"));
-        assert!(refused("policy tenant_guard_select missing"));
+        assert!(!refused("extra permissive policy open_all", Shape::Single));
+        assert!(refused("row-level security not forced", Shape::Single));
+        assert!(refused("policy tenant_guard_select missing", Shape::Single));
+    }
+
+    #[test]
+    fn extra_permissive_policies_are_refused_in_the_citus_shape() {
+        // There the tenant rules are permissive: another one ORs with them.
+        assert!(refused("extra permissive policy open_all", Shape::Citus));
+        assert!(refused("policy tenant_guard_select missing", Shape::Citus));
     }
 }

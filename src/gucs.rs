@@ -134,6 +134,31 @@ pub const LOG_REJECTIONS_NAME: &CStr = c"tenant_guard.log_rejections";
 pub const TOKEN_CACHE_BYTES_NAME: &CStr = c"tenant_guard.token_cache_bytes";
 pub const LOCK_TIMEOUT_NAME: &CStr = c"tenant_guard.lock_timeout";
 pub const DDL_GUARD_NAME: &CStr = c"tenant_guard.ddl_guard";
+pub const FORWARDED_TOKEN_NAME: &CStr = c"tenant_guard.forwarded_token";
+
+/// On a Citus cluster: the token of the coordinator's transaction-local
+/// context, which `set_context` writes with `SET LOCAL` so that Citus
+/// forwards it to every worker connection of the transaction. A worker
+/// verifies it against its own key ring before it is a context (a value
+/// anybody may write: it is only ever a token to verify).
+pub static FORWARDED_TOKEN: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+thread_local! {
+    static FORWARD_EPOCH: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Bumped on every assignment of `tenant_guard.forwarded_token` (set, reset,
+/// rollback, end of transaction): equal epochs mean the same value.
+pub fn forward_epoch() -> u64 {
+    FORWARD_EPOCH.with(std::cell::Cell::get)
+}
+
+unsafe extern "C-unwind" fn forwarded_assigned(
+    _newval: *const std::ffi::c_char,
+    _extra: *mut std::ffi::c_void,
+) {
+    FORWARD_EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
+}
 
 thread_local! {
     static CONTEXT_EPOCH: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
@@ -348,6 +373,26 @@ pub fn init() {
             ctx,
             None,
             Some(context_assigned),
+            None,
+        )
+    };
+
+    // Forwarded token (Citus): user-settable, because Citus replays the
+    // coordinator's `SET LOCAL` on each worker connection as the connected
+    // role. Hidden from SHOW ALL and never in a configuration file.
+    // SAFETY: a static setting; the hook cannot fail (it bumps a counter).
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            FORWARDED_TOKEN_NAME,
+            c"On a Citus cluster: the token of the transaction's context, forwarded to the workers.",
+            c"Written by tenant_guard.set_context with SET LOCAL on a Citus coordinator; a node verifies it \
+              against its own key ring before it becomes the context. Setting it by hand is like calling \
+              set_context with that token for the rest of the transaction.",
+            &FORWARDED_TOKEN,
+            GucContext::Userset,
+            ctx,
+            None,
+            Some(forwarded_assigned),
             None,
         )
     };

@@ -38,6 +38,7 @@ mod audit;
 mod backfill;
 mod bypass;
 mod catalog;
+mod citus;
 mod context;
 mod ddl_guard;
 mod error;

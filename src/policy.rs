@@ -53,6 +53,32 @@ pub struct Options {
     pub force: bool,
 }
 
+/// How the tenant rules are put into policies.
+///
+/// * `Single`: one PERMISSIVE `USING (true)` policy and the tenant rules in
+///   RESTRICTIVE policies, so that nobody else's permissive policy can widen
+///   access.
+/// * `Citus` (the `citus` extension is installed): the tenant rules in
+///   per-command PERMISSIVE policies and no `USING (true)` policy. Citus
+///   re-creates a table's policies on its shards without `AS RESTRICTIVE`;
+///   with this shape a shard means exactly what the table means. Any other
+///   permissive policy would widen access: the drift check reports it and
+///   the DDL guard refuses to add one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shape {
+    #[default]
+    Single,
+    Citus,
+}
+
+/// The policies protect creates in `shape`.
+pub fn policy_names(shape: Shape) -> &'static [&'static str] {
+    match shape {
+        Shape::Single => &POLICIES,
+        Shape::Citus => &CITUS_POLICIES,
+    }
+}
+
 /// The catalog state of one table, as far as protect cares.
 #[derive(Debug, Clone, Default)]
 pub struct TableState {
@@ -84,6 +110,8 @@ pub struct TableState {
     /// [`API_SCHEMA`] in a database whose extension is still at 0.1.0's SQL
     /// while this library is loaded (`protect::trigger_schema`).
     pub trigger_schema: &'static str,
+    /// How the tenant rules are put into policies.
+    pub shape: Shape,
 }
 
 /// The schema of the documented API (`sql/bootstrap.sql` creates it).
@@ -116,6 +144,8 @@ pub const INSERT: &str = "tenant_guard_insert";
 pub const UPDATE: &str = "tenant_guard_update";
 pub const DELETE: &str = "tenant_guard_delete";
 pub const POLICIES: [&str; 5] = [ACCESS, SELECT, INSERT, UPDATE, DELETE];
+/// The policies of [`Shape::Citus`]: the tenant rules only.
+pub const CITUS_POLICIES: [&str; 4] = [SELECT, INSERT, UPDATE, DELETE];
 pub const TRG_IMMUTABLE: &str = "tenant_guard_immutable_tenant";
 /// The same trigger on a partitioned table, where PostgreSQL clones it to
 /// every partition: a name of its own, so that attaching a table protected
@@ -220,10 +250,17 @@ pub enum Fit {
 
 /// The policy `name` as protect renders it for `column` / `mode`; the
 /// expressions are protect's source text (not yet deparsed).
-pub fn expected_policy(name: &str, column: &str, col_type: &str, mode: Mode) -> PolicyShape {
+pub fn expected_policy(
+    name: &str,
+    column: &str,
+    col_type: &str,
+    mode: Mode,
+    shape: Shape,
+) -> PolicyShape {
     let t = TableState {
         column: column.to_owned(),
         col_type: col_type.to_owned(),
+        shape,
         ..TableState::default()
     };
     let (_, using, check) = policy_parts(name, &t, mode);
@@ -237,7 +274,7 @@ pub fn expected_policy(name: &str, column: &str, col_type: &str, mode: Mode) -> 
     PolicyShape {
         name: name.to_owned(),
         cmd,
-        permissive: name == ACCESS,
+        permissive: name == ACCESS || shape == Shape::Citus,
         to_public: true,
         using,
         check,
@@ -357,6 +394,18 @@ fn policy_parts(
 ) -> (&'static str, Option<String>, Option<String>) {
     let r = read_expr(&t.column, &t.col_type, mode);
     let w = write_expr(&t.column, &t.col_type);
+    if t.shape == Shape::Citus {
+        return match name {
+            SELECT => ("AS PERMISSIVE FOR SELECT TO PUBLIC", Some(r), None),
+            INSERT => ("AS PERMISSIVE FOR INSERT TO PUBLIC", None, Some(w)),
+            UPDATE => (
+                "AS PERMISSIVE FOR UPDATE TO PUBLIC",
+                Some(w.clone()),
+                Some(w),
+            ),
+            _ => ("AS PERMISSIVE FOR DELETE TO PUBLIC", Some(w), None),
+        };
+    }
     match name {
         ACCESS => (
             "AS PERMISSIVE FOR ALL TO PUBLIC",
@@ -400,7 +449,7 @@ pub fn render_protect(t: &TableState, opts: Options) -> Vec<String> {
         out.push(format!("ALTER TABLE {tbl} NO FORCE ROW LEVEL SECURITY"));
     }
     let mode_changed = t.recorded.is_some_and(|r| r.mode != opts.mode);
-    for name in POLICIES {
+    for &name in policy_names(t.shape) {
         let (kind, using, check) = policy_parts(name, t, opts.mode);
         let fit = t
             .fits
@@ -428,6 +477,10 @@ pub fn render_protect(t: &TableState, opts: Options) -> Vec<String> {
                 clauses(&using, &check)
             ));
         }
+    }
+    if t.shape == Shape::Citus && t.policies.iter().any(|p| p == ACCESS) {
+        // Last, once the tenant rules are permissive policies themselves.
+        out.push(format!("DROP POLICY {} ON {tbl}", ident(ACCESS)));
     }
     if !t.default_is_ours {
         out.push(format!(
@@ -464,6 +517,17 @@ pub fn render_protect(t: &TableState, opts: Options) -> Vec<String> {
         ));
     }
     out
+}
+
+/// Whether a statement of [`render_protect`] / [`render_unprotect`] changes
+/// the tenant column's default, which on Citus belongs to the coordinator's
+/// table alone (run without DDL propagation: Citus refuses `SET DEFAULT` on
+/// a distribution column, and evaluates an INSERT's default on the
+/// coordinator to route the row).
+pub fn coordinator_only(stmt: &str) -> bool {
+    stmt.starts_with("ALTER TABLE ONLY ")
+        && stmt.contains(" ALTER COLUMN ")
+        && (stmt.ends_with(" DROP DEFAULT") || stmt.contains(" SET DEFAULT "))
 }
 
 /// What an earlier protect changed that unprotect must put back.
@@ -765,26 +829,26 @@ mod tests {
 
     #[test]
     fn expected_policies_carry_command_and_kind() {
-        let s = expected_policy(SELECT, "t", "text", Mode::Strict);
+        let s = expected_policy(SELECT, "t", "text", Mode::Strict, Shape::Single);
         assert_eq!((s.cmd, s.permissive, s.to_public), ('r', false, true));
         assert_eq!(
             s.using.as_deref(),
             Some(read_expr("t", "text", Mode::Strict).as_str())
         );
         assert_eq!(s.check, None);
-        let a = expected_policy(ACCESS, "t", "text", Mode::Strict);
+        let a = expected_policy(ACCESS, "t", "text", Mode::Strict, Shape::Single);
         assert_eq!((a.cmd, a.permissive), ('*', true));
-        assert_eq!(expected_policy(UPDATE, "t", "text", Mode::Strict).cmd, 'w');
+        assert_eq!(expected_policy(UPDATE, "t", "text", Mode::Strict, Shape::Single).cmd, 'w');
         assert_eq!(
-            expected_policy(INSERT, "t", "text", Mode::Strict).using,
+            expected_policy(INSERT, "t", "text", Mode::Strict, Shape::Single).using,
             None
         );
-        assert_eq!(expected_policy(DELETE, "t", "text", Mode::Strict).cmd, 'd');
+        assert_eq!(expected_policy(DELETE, "t", "text", Mode::Strict, Shape::Single).cmd, 'd');
     }
 
     #[test]
     fn fit_tells_missing_current_alter_and_recreate() {
-        let want = expected_policy(SELECT, "t", "text", Mode::Strict);
+        let want = expected_policy(SELECT, "t", "text", Mode::Strict, Shape::Single);
         let canon_using = paren(want.using.as_deref().unwrap());
         let mut canon = |e: &str| paren(e);
         assert_eq!(fit(&want, None, &mut canon), Fit::Missing);

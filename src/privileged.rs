@@ -117,6 +117,46 @@ impl Drop for Scope {
     }
 }
 
+/// Runs `f` with the given settings changed (those that exist in this
+/// server; an unknown name is skipped, never created), inside the current
+/// scope's rights. Every setting changed inside is rolled back on exit, as
+/// in the scopes above. For other extensions' switches around tenant_guard's
+/// own DDL (Citus: `citus.enable_unsafe_triggers`).
+pub fn with_settings<R>(settings: &[(&std::ffi::CStr, &std::ffi::CStr)], f: impl FnOnce() -> R) -> R {
+    struct Level(i32);
+    impl Drop for Level {
+        fn drop(&mut self) {
+            // SAFETY: pops the nest level opened below; `false` rolls back
+            // every setting changed inside.
+            unsafe { pg_sys::AtEOXact_GUC(false, self.0) };
+        }
+    }
+    // SAFETY: a new GUC nest level, popped by `Level` on drop (or by
+    // transaction abort).
+    let _level = Level(unsafe { pg_sys::NewGUCNestLevel() });
+    for (name, value) in settings {
+        // SAFETY: NUL-terminated name; missing_ok = true returns NULL.
+        if unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) }.is_null() {
+            continue;
+        }
+        // SAFETY: valid C strings; GUC_ACTION_SAVE ties the value to the
+        // nest level opened above; elevel ERROR raises on failure.
+        unsafe {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                pg_sys::PGERROR as i32,
+                false,
+            );
+        }
+    }
+    f()
+}
+
 /// Runs `f` with the caller's rights and `search_path` pinned.
 pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
     let _scope = Scope::enter(None, 0);

@@ -18,7 +18,9 @@
 use crate::catalog::{column, relation, require_table, Relation};
 use crate::error::{invalid_parameter, one, spi, Code, Failure};
 use crate::gucs;
-use crate::policy::{self, Before, Fit, Mode, Options, PolicyShape, TableState, TriggerShape};
+use crate::policy::{
+    self, Before, Fit, Mode, Options, PolicyShape, Shape, TableState, TriggerShape,
+};
 use crate::privileged::{as_extension_owner, as_table_owner, pinned};
 use pgrx::iter::SetOfIterator;
 use pgrx::prelude::*;
@@ -290,6 +292,7 @@ fn policy_fits(
     column: &str,
     col_type: &str,
     mode: Mode,
+    shape: Shape,
 ) -> (Vec<(String, Fit)>, Vec<String>) {
     let actual = actual_policies(oid);
     let mut cache: HashMap<String, String> = HashMap::new();
@@ -299,17 +302,18 @@ fn policy_fits(
             .or_insert_with(|| canonical(oid, table, e))
             .clone()
     };
-    let fits = policy::POLICIES
+    let names = policy::policy_names(shape);
+    let fits = names
         .iter()
         .map(|name| {
-            let want = policy::expected_policy(name, column, col_type, mode);
+            let want = policy::expected_policy(name, column, col_type, mode, shape);
             let have = actual.iter().find(|p| p.name == *name);
             (name.to_string(), policy::fit(&want, have, &mut canon))
         })
         .collect();
     let extra = actual
         .iter()
-        .filter(|p| p.permissive && !policy::POLICIES.contains(&p.name.as_str()))
+        .filter(|p| p.permissive && !names.contains(&p.name.as_str()))
         .map(|p| p.name.clone())
         .collect();
     (fits, extra)
@@ -324,8 +328,9 @@ fn state(
     mode: Option<Mode>,
 ) -> TableState {
     let triggers = actual_triggers(oid, col);
+    let shape = shape();
     let fits = match mode {
-        Some(m) => policy_fits(oid, &r.name, col, &col_type, m).0,
+        Some(m) => policy_fits(oid, &r.name, col, &col_type, m, shape).0,
         None => Vec::new(),
     };
     TableState {
@@ -347,6 +352,17 @@ fn state(
         fits,
         recorded: None,
         trigger_schema: trigger_schema(),
+        shape,
+    }
+}
+
+/// The policy shape of this database: [`Shape::Citus`] where the `citus`
+/// extension is installed (see `policy::Shape`).
+pub fn shape() -> Shape {
+    if crate::citus::installed() {
+        Shape::Citus
+    } else {
+        Shape::Single
     }
 }
 
@@ -436,9 +452,29 @@ fn run(oid: pg_sys::Oid, ddl: &[String]) {
     if ddl.is_empty() {
         return;
     }
+    // On Citus: tenant_guard's triggers only raise errors, so they are safe
+    // on every shard (`enable_unsafe_triggers`); the tenant column's default
+    // is the coordinator's alone (Citus refuses it on the distribution
+    // column, and evaluates an INSERT's default on the coordinator).
+    let citus = crate::citus::loaded();
     as_table_owner(oid, || {
         for stmt in ddl {
-            spi(Spi::run(stmt));
+            if citus && policy::coordinator_only(stmt) {
+                crate::privileged::with_settings(
+                    &[
+                        (c"citus.enable_unsafe_triggers", c"on"),
+                        (c"citus.enable_ddl_propagation", c"off"),
+                    ],
+                    || spi(Spi::run(stmt)),
+                );
+            } else if citus {
+                crate::privileged::with_settings(
+                    &[(c"citus.enable_unsafe_triggers", c"on")],
+                    || spi(Spi::run(stmt)),
+                );
+            } else {
+                spi(Spi::run(stmt));
+            }
         }
     });
 }
@@ -768,7 +804,8 @@ pub fn drift(oid: pg_sys::Oid) -> Option<Vec<String>> {
     let Some((col_type, default)) = column_if_any(oid, &rec.column) else {
         return Some(vec![format!("tenant column {} missing", rec.column)]);
     };
-    let (fits, extra) = policy_fits(oid, &r.name, &rec.column, &col_type, rec.opts.mode);
+    let shape = shape();
+    let (fits, extra) = policy_fits(oid, &r.name, &rec.column, &col_type, rec.opts.mode, shape);
     let triggers = actual_triggers(oid, &rec.column);
     let st = TableState {
         name: r.name.clone(),
@@ -779,6 +816,7 @@ pub fn drift(oid: pg_sys::Oid) -> Option<Vec<String>> {
         rls_enabled: r.rls_enabled,
         rls_forced: r.rls_forced,
         default_is_ours: default_is_ours(&default),
+        shape,
         ..TableState::default()
     };
     Some(policy::drift_report(
