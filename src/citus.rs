@@ -37,9 +37,8 @@ pub fn loaded() -> bool {
     }
     // SAFETY: a NUL-terminated name; missing_ok = true returns NULL for an
     // unknown setting instead of raising.
-    let p = unsafe {
-        pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false)
-    };
+    let p =
+        unsafe { pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false) };
     let found = !p.is_null();
     LOADED.with(|l| l.set(Some(found)));
     found
@@ -71,9 +70,8 @@ pub fn forward(token: &str) {
         return;
     }
     // SAFETY: a NUL-terminated name; missing_ok = true.
-    let propagate = unsafe {
-        pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false)
-    };
+    let propagate =
+        unsafe { pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false) };
     // SAFETY: NULL or a NUL-terminated string owned by the GUC machinery.
     let local = !propagate.is_null()
         && unsafe { std::ffi::CStr::from_ptr(propagate) }.to_bytes() == b"local";
@@ -141,7 +139,6 @@ fn begin_coordinated() {
         pg_sys::ffi::pg_guard_ffi_boundary(|| use_coordinated());
     }
 }
-
 
 /// tenant_guard's own tables that every node of a Citus cluster needs the
 /// same: the key ring (workers verify forwarded tokens themselves) and the

@@ -838,12 +838,18 @@ mod tests {
         assert_eq!(s.check, None);
         let a = expected_policy(ACCESS, "t", "text", Mode::Strict, Shape::Single);
         assert_eq!((a.cmd, a.permissive), ('*', true));
-        assert_eq!(expected_policy(UPDATE, "t", "text", Mode::Strict, Shape::Single).cmd, 'w');
+        assert_eq!(
+            expected_policy(UPDATE, "t", "text", Mode::Strict, Shape::Single).cmd,
+            'w'
+        );
         assert_eq!(
             expected_policy(INSERT, "t", "text", Mode::Strict, Shape::Single).using,
             None
         );
-        assert_eq!(expected_policy(DELETE, "t", "text", Mode::Strict, Shape::Single).cmd, 'd');
+        assert_eq!(
+            expected_policy(DELETE, "t", "text", Mode::Strict, Shape::Single).cmd,
+            'd'
+        );
     }
 
     #[test]

@@ -122,7 +122,10 @@ impl Drop for Scope {
 /// scope's rights. Every setting changed inside is rolled back on exit, as
 /// in the scopes above. For other extensions' switches around tenant_guard's
 /// own DDL (Citus: `citus.enable_unsafe_triggers`).
-pub fn with_settings<R>(settings: &[(&std::ffi::CStr, &std::ffi::CStr)], f: impl FnOnce() -> R) -> R {
+pub fn with_settings<R>(
+    settings: &[(&std::ffi::CStr, &std::ffi::CStr)],
+    f: impl FnOnce() -> R,
+) -> R {
     struct Level(i32);
     impl Drop for Level {
         fn drop(&mut self) {
