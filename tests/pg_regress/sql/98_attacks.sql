@@ -24,12 +24,12 @@ COPY accounts TO STDOUT;
 COPY (SELECT * FROM accounts) TO STDOUT;
 ROLLBACK;
 -- COPY ... FROM into a table with row-level security is refused by
--- PostgreSQL; load through INSERT (which the policies check).
+-- PostgreSQL; load through INSERT (which the policies check). (\copy: the
+-- server refuses before any data is sent, and psql versions differ in what
+-- they do with inline COPY data that was never requested.)
 BEGIN;
 SELECT tenant_guard.set_context(:'acme');
-COPY accounts FROM STDIN;
-3	globex	spy@globex.test
-\.
+\copy accounts FROM '/dev/null'
 ROLLBACK;
 
 -- A function in the WHERE clause that leaks its arguments only ever sees
