@@ -267,7 +267,7 @@ mod unit {
             assert!(metric.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
             assert!(reason.is_none_or(|r| r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
         }
-        assert_eq!(REASONS, 14);
+        assert_eq!(REASONS, 15);
         let reasons: Vec<_> = ALL.iter().filter_map(|c| c.reason_slot()).collect();
         assert_eq!(reasons, (0..REASONS).collect::<Vec<_>>());
         assert!(ALL
@@ -331,6 +331,16 @@ mod unit {
             ),
             (WrongIssuer { got: None }, "issuer"),
             (WrongAudience, "audience"),
+            (Revoked("jti".into()), "revoked"),
+            (BypassFromIssuer { issuer: "i".into() }, "bypass"),
+            (
+                WrongIssuerForKey {
+                    kid: "k".into(),
+                    want: "a".into(),
+                    got: None,
+                },
+                "issuer",
+            ),
         ];
         for (r, reason) in cases {
             assert_eq!(rejection_counter(&r).name().1, Some(reason), "{r:?}");
