@@ -71,6 +71,20 @@ SELECT DISTINCT remedy FROM tenant_guard.advisor WHERE code = 'shard_policy_drif
 \o
 SELECT count(*) AS shard_findings FROM tenant_guard.advisor WHERE code = 'shard_policy_drift';
 
+-- A tenant-blind unique key keeps a table from being distributed (Citus
+-- wants the distribution column in every unique key); scope_unique makes
+-- it per tenant, and the table distributes, co-located.
+CREATE TABLE coupons (tenant_id text NOT NULL, id int NOT NULL, code text NOT NULL CONSTRAINT coupons_code_key UNIQUE,
+                      PRIMARY KEY (tenant_id, id));
+SELECT count(*) AS ddl FROM tenant_guard.protect('coupons');
+SET citus.enable_unsafe_triggers = on;
+SELECT create_distributed_table('coupons', 'tenant_id', colocate_with => 'orders');
+SELECT * FROM tenant_guard.scope_unique('coupons', 'coupons_code_key');
+SELECT create_distributed_table('coupons', 'tenant_id', colocate_with => 'orders');
+RESET citus.enable_unsafe_triggers;
+INSERT INTO coupons VALUES ('acme', 1, 'WELCOME'), ('globex', 1, 'WELCOME');
+INSERT INTO coupons VALUES ('acme', 2, 'WELCOME');
+
 -- Every shard placement of both tables: four permissive tenant_guard
 -- policies, the tenant-change and TRUNCATE triggers, nothing restrictive.
 SELECT result AS worker_shards_policies_triggers FROM run_command_on_workers($$
