@@ -198,16 +198,36 @@ fn footprint(token: &str, c: &Cached) -> usize {
     token.len()
         + 3 * c.v.payload.len()
         + c.packed.len()
-        + c.v.tenants.iter().map(|t| t.len() + 32).sum::<usize>()
+        // The read set, in the token and again in the facts.
+        + 2 * c.v.tenants.iter().map(|t| t.len() + 32).sum::<usize>()
         + c.v.kid.len()
         + c.v.user.as_ref().map_or(0, String::len)
         + OVERHEAD
 }
 
-/// A verified token and the setting value it produces.
+/// A verified token and what each use of it needs, computed once when it
+/// is verified (a cache hit then does no parsing and few allocations).
 struct Cached {
     v: Verified,
     packed: String,
+    /// What the per-statement validity check compares with.
+    facts: Rc<Facts>,
+    /// The rules of the issuer whose key verified it (its leeway), if the
+    /// key has an issuer. Valid as long as the entry: the cache is emptied
+    /// when the key ring or the settings change.
+    issuer_rules: Option<Rules>,
+}
+
+impl Cached {
+    fn new(v: Verified, packed: String, issuer_rules: Option<Rules>) -> Cached {
+        let facts = Rc::new(facts_of_verified(&v));
+        Cached {
+            v,
+            packed,
+            facts,
+            issuer_rules,
+        }
+    }
 }
 
 fn scope_of(v: &Verified, visible: &[String]) -> Scope {
@@ -272,30 +292,27 @@ fn verify_cached(
         c.map.get(token)
     });
     if let Some(c) = hit {
-        let key = ring
+        let active = ring
             .keys
             .iter()
-            .find(|k| k.kid == c.v.kid && k.active_at(now));
-        if let Some(key) = key {
-            // An issuer's key: its leeway (a copy of the rules only then).
-            let own;
-            let rules = if key.issuer.is_some() {
-                own = key.rules(rules);
-                &own
-            } else {
-                rules
-            };
-            if token::check_times(&c.v.claims, rules, now).is_ok() {
-                crate::stats::bump(crate::metrics::Counter::TokenCacheHits);
-                return Ok(c);
-            }
+            .any(|k| k.kid == c.v.kid && k.active_at(now));
+        // An issuer's key: its leeway (kept in the entry).
+        let rules = c.issuer_rules.as_ref().unwrap_or(rules);
+        if active && token::check_times(&c.v.claims, rules, now).is_ok() {
+            crate::stats::bump(crate::metrics::Counter::TokenCacheHits);
+            return Ok(c);
         }
-        // Expired since: verify again, which says exactly why it fails.
+        // Expired or retired since: verify again, which says exactly why it fails.
     }
     let v = token::verify(token.as_bytes(), &ring.keys, rules, now)?;
     crate::stats::bump(crate::metrics::Counter::TokensVerified);
     let packed = packed_value(&v, &v.tenants);
-    let v = Rc::new(Cached { v, packed });
+    let issuer_rules = ring
+        .keys
+        .iter()
+        .find(|k| k.kid == v.kid && k.issuer.is_some())
+        .map(|k| k.rules(rules));
+    let v = Rc::new(Cached::new(v, packed, issuer_rules));
     let size = footprint(token, &v);
     VERIFIED.with(|c| c.borrow_mut().map.insert(token.to_owned(), v.clone(), size));
     Ok(v)
@@ -495,13 +512,13 @@ thread_local! {
 }
 
 /// Records what `set_context` just verified the current value with.
-fn remember_set(f: Facts, is_local: bool, generation: u64) {
+fn remember_set(f: Rc<Facts>, is_local: bool, generation: u64) {
     let epoch = gucs::context_epoch();
     let now = this_statement();
     CHECKED.with(|c| {
         *c.borrow_mut() = Checked {
             epoch,
-            facts: Some(Rc::new(f)),
+            facts: Some(f),
             set: Some((now, is_local)),
             at: (now, generation),
             valid: true,
@@ -801,7 +818,7 @@ fn map_to_tenants(ring: &keys::Ring, column: &str, v: &Verified, claimed: &Claim
     let set = registry::map_orgs(reg, column, &v.tenants).unwrap_or_else(|w| refuse_map(w));
     mapped.tenants = distinct_tenants(None, set.iter().map(String::as_str));
     let packed = packed_value(&mapped, &mapped.tenants);
-    Cached { v: mapped, packed }
+    Cached::new(mapped, packed, None)
 }
 
 /// Verifies a signed token and makes its tenant the context.
@@ -1005,7 +1022,7 @@ fn establish(token: &str, is_local: bool, forwarded: bool) -> String {
     }
     let value = cached.packed.as_str();
     put(gucs::CONTEXT_NAME, value, is_local);
-    remember_set(facts_of_verified(v), is_local, ring.generation);
+    remember_set(cached.facts.clone(), is_local, ring.generation);
     if let Some((_, role)) = &bypass_role {
         crate::bypass::enter(*role);
     }
@@ -1796,7 +1813,7 @@ mod unit {
             payload: big.clone(),
         };
         let packed = packed_value(&v, &v.tenants);
-        let c = Cached { v, packed };
+        let c = Cached::new(v, packed, None);
         let token = "t".repeat(7700);
         let n = footprint(&token, &c);
         // Token, payload (text, parsed, in the setting value) and more.
