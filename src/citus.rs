@@ -35,13 +35,30 @@ pub fn loaded() -> bool {
     if let Some(known) = LOADED.with(Cell::get) {
         return known;
     }
-    // SAFETY: a NUL-terminated name; missing_ok = true returns NULL for an
+    // A setting Citus defines, and not a placeholder that any role can make
+    // with `SET citus.propagate_set_commands = …` where Citus is absent.
+    let name = c"citus.propagate_set_commands";
+    // SAFETY: a NUL-terminated name; missing_ok = true returns 0 for an
     // unknown setting instead of raising.
-    let p =
-        unsafe { pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false) };
-    let found = !p.is_null();
+    let flags = unsafe { pg_sys::GetConfigOptionFlags(name.as_ptr(), true) };
+    let found =
+        setting(name, |_| ()).is_some() && flags & pg_sys::GUC_CUSTOM_PLACEHOLDER as i32 == 0;
     LOADED.with(|l| l.set(Some(found)));
     found
+}
+
+/// `f` applied to the current value of the setting `name` (`None`: no such
+/// setting, e.g. Citus' settings where Citus is not loaded).
+fn setting<R>(name: &std::ffi::CStr, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    // SAFETY: a NUL-terminated name; missing_ok = true returns NULL for an
+    // unknown setting instead of raising.
+    let p = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: a NUL-terminated string owned by the GUC machinery, read before
+    // anything could change the setting.
+    Some(f(unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes()))
 }
 
 /// Whether the `citus` extension is installed in this database (then
@@ -72,15 +89,7 @@ pub fn require_context_change_allowed(what: &str) {
     if !loaded() {
         return;
     }
-    let internal = {
-        // SAFETY: a NUL-terminated name; application_name always exists.
-        let p = unsafe { pg_sys::GetConfigOption(c"application_name".as_ptr(), true, false) };
-        // SAFETY: NULL or a NUL-terminated string owned by the GUC machinery.
-        !p.is_null()
-            && unsafe { std::ffi::CStr::from_ptr(p) }
-                .to_bytes()
-                .starts_with(b"citus_internal")
-    };
+    let internal = setting(c"application_name", |v| v.starts_with(b"citus_internal")) == Some(true);
     if internal {
         crate::error::Failure::new(
             crate::error::Code::ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -114,12 +123,7 @@ pub fn forward(token: &str) {
     if !unsafe { pg_sys::IsTransactionBlock() } {
         return;
     }
-    // SAFETY: a NUL-terminated name; missing_ok = true.
-    let propagate =
-        unsafe { pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false) };
-    // SAFETY: NULL or a NUL-terminated string owned by the GUC machinery.
-    let local = !propagate.is_null()
-        && unsafe { std::ffi::CStr::from_ptr(propagate) }.to_bytes() == b"local";
+    let local = setting(c"citus.propagate_set_commands", |v| v == b"local") == Some(true);
     let mut stmts = Vec::with_capacity(2);
     if !local {
         stmts.push("SET LOCAL citus.propagate_set_commands TO 'local'".to_owned());

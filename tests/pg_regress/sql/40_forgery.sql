@@ -39,6 +39,22 @@ ALTER ROLE tg_forge_app SET tenant_guard.context = 'victim';
 \c - tg_forge_app
 SELECT tenant_guard.tenant_id() AS tenant;
 
+-- Citus' settings made up where Citus is not loaded (placeholders any role
+-- can set) do not send tenant_guard down its Citus paths: set_context works
+-- as on any single node, also inside a savepoint (refused only on Citus).
+\c - postgres
+SELECT tenant_guard.add_key('forge', decode(repeat('ab', 32), 'hex'));
+SELECT tenant_guard.sign('{"tenant_id": "acme", "exp": 4102444800}') AS acme_token \gset
+\c - tg_forge_app
+SET citus.propagate_set_commands = 'none';
+SET application_name = 'citus_internal gpid=1';
+BEGIN;
+SAVEPOINT s;
+SELECT tenant_guard.set_context(:'acme_token') AS tenant;
+SELECT tenant_guard.tenant_id() AS tenant;
+COMMIT;
+RESET application_name;
+
 \c - postgres
 ALTER ROLE tg_forge_app RESET ALL;
 DROP EXTENSION tenant_guard;
