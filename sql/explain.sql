@@ -7,6 +7,11 @@
 -- caller's own SQL, run as the caller. Catalog reads are pinned
 -- (search_path = pg_catalog, pg_temp); the table is named from
 -- nspname/relname with %I, its tenant column from tenant_guard.protected.
+-- A superuser is the expected caller, so nothing here may run code of the
+-- table's owner: only tables and partitioned tables are counted (a view
+-- or foreign table would run its owner's code), and the tenant sets are
+-- cast to the column's built-in base type, never to a domain or another
+-- type a role may have made (a domain's CHECK would run as the caller).
 CREATE FUNCTION tenant_guard.explain_access(tbl regclass, row_filter text DEFAULT NULL)
 RETURNS TABLE (aspect text, detail text)
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
@@ -15,6 +20,7 @@ DECLARE
   rel name;
   col name;
   coltype text;
+  relkind "char";
   rls boolean;
   forced boolean;
   applies boolean;
@@ -22,16 +28,32 @@ DECLARE
   n bigint;
   p record;
 BEGIN
-  SELECT n2.nspname, c.relname, c.relrowsecurity, c.relforcerowsecurity
-    INTO nsp, rel, rls, forced
+  SELECT n2.nspname, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity
+    INTO nsp, rel, relkind, rls, forced
     FROM pg_class c JOIN pg_namespace n2 ON n2.oid OPERATOR(pg_catalog.=) c.relnamespace
    WHERE c.oid OPERATOR(pg_catalog.=) tbl;
   SELECT pr.tenant_column INTO col FROM tenant_guard.protected pr
    WHERE pr.relid OPERATOR(pg_catalog.=) tbl;
+  IF relkind IS NULL OR relkind NOT IN ('r', 'p') THEN
+    RAISE EXCEPTION 'tenant_guard.explain_access explains tables only'
+      USING ERRCODE = '42809',
+            DETAIL = format('%s is not a table or a partitioned table.', tbl);
+  END IF;
   IF col IS NOT NULL THEN
-    SELECT format_type(a.atttypid, NULL) INTO coltype FROM pg_attribute a
-     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) col
-       AND NOT a.attisdropped;
+    -- The column's type, through any domains to its base type; the cast
+    -- target only when that is a built-in type (in pg_catalog).
+    WITH RECURSIVE t(oid, typtype, typbasetype, typnamespace, typname, depth) AS (
+      SELECT ty.oid, ty.typtype, ty.typbasetype, ty.typnamespace, ty.typname, 0
+        FROM pg_attribute a JOIN pg_type ty ON ty.oid OPERATOR(pg_catalog.=) a.atttypid
+       WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) col
+         AND NOT a.attisdropped
+      UNION ALL
+      SELECT b.oid, b.typtype, b.typbasetype, b.typnamespace, b.typname, t.depth OPERATOR(pg_catalog.+) 1
+        FROM t JOIN pg_type b ON b.oid OPERATOR(pg_catalog.=) t.typbasetype
+       WHERE t.typtype OPERATOR(pg_catalog.=) 'd'::"char")
+    SELECT format('pg_catalog.%I', t.typname) INTO coltype FROM t
+     WHERE t.typtype OPERATOR(pg_catalog.<>) 'd'::"char"
+       AND t.typnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::regnamespace;
   END IF;
 
   aspect := 'context';
@@ -91,7 +113,11 @@ BEGIN
     aspect := 'rows returned';
     detail := n::text;
     RETURN NEXT;
-    IF col IS NOT NULL AND (tenant_guard.tenant_id() IS NOT NULL OR tenant_guard.is_bypass()) THEN
+    IF col IS NOT NULL AND coltype IS NULL THEN
+      aspect := 'of which the context reads';
+      detail := 'not counted: the tenant column''s type is not a built-in type or a domain over one';
+      RETURN NEXT;
+    ELSIF col IS NOT NULL AND (tenant_guard.tenant_id() IS NOT NULL OR tenant_guard.is_bypass()) THEN
       EXECUTE format('SELECT count(*) FROM %I.%I WHERE (%s) AND %I OPERATOR(pg_catalog.=) ANY (tenant_guard.visible_tenants()::%s[])',
                      nsp, rel, filter, col, coltype) INTO n;
       aspect := 'of which the context reads';

@@ -175,7 +175,15 @@ BEGIN
                WHEN 'pg_policy'::regclass THEN (SELECT p.polrelid FROM pg_policy p WHERE p.oid = d.objid)
                WHEN 'pg_trigger'::regclass THEN (SELECT g.tgrelid FROM pg_trigger g WHERE g.oid = d.objid)
              END AS rel, d.command_tag
-        FROM pg_event_trigger_ddl_commands() d) s
+        FROM pg_event_trigger_ddl_commands() d
+      -- ALTER TABLE parent ATTACH PARTITION child reports the parent: its
+      -- direct children are checked too (a protected table must not gain
+      -- a parent that is not protected).
+      UNION ALL
+      SELECT i.inhrelid, d.command_tag
+        FROM pg_event_trigger_ddl_commands() d
+        JOIN pg_inherits i ON i.inhparent = d.objid
+       WHERE d.classid = 'pg_class'::regclass AND d.command_tag = 'ALTER TABLE') s
      WHERE EXISTS (SELECT 1 FROM tenant_guard.protected p WHERE p.relid::oid = s.rel)
      ORDER BY s.rel
   LOOP

@@ -1017,7 +1017,15 @@ BEGIN
                WHEN 'pg_policy'::regclass THEN (SELECT p.polrelid FROM pg_policy p WHERE p.oid = d.objid)
                WHEN 'pg_trigger'::regclass THEN (SELECT g.tgrelid FROM pg_trigger g WHERE g.oid = d.objid)
              END AS rel, d.command_tag
-        FROM pg_event_trigger_ddl_commands() d) s
+        FROM pg_event_trigger_ddl_commands() d
+      -- ALTER TABLE parent ATTACH PARTITION child reports the parent: its
+      -- direct children are checked too (a protected table must not gain
+      -- a parent that is not protected).
+      UNION ALL
+      SELECT i.inhrelid, d.command_tag
+        FROM pg_event_trigger_ddl_commands() d
+        JOIN pg_inherits i ON i.inhparent = d.objid
+       WHERE d.classid = 'pg_class'::regclass AND d.command_tag = 'ALTER TABLE') s
      WHERE EXISTS (SELECT 1 FROM tenant_guard.protected p WHERE p.relid::oid = s.rel)
      ORDER BY s.rel
   LOOP
@@ -1162,6 +1170,7 @@ DECLARE
   rel name;
   col name;
   coltype text;
+  relkind "char";
   rls boolean;
   forced boolean;
   applies boolean;
@@ -1169,16 +1178,32 @@ DECLARE
   n bigint;
   p record;
 BEGIN
-  SELECT n2.nspname, c.relname, c.relrowsecurity, c.relforcerowsecurity
-    INTO nsp, rel, rls, forced
+  SELECT n2.nspname, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity
+    INTO nsp, rel, relkind, rls, forced
     FROM pg_class c JOIN pg_namespace n2 ON n2.oid OPERATOR(pg_catalog.=) c.relnamespace
    WHERE c.oid OPERATOR(pg_catalog.=) tbl;
   SELECT pr.tenant_column INTO col FROM tenant_guard.protected pr
    WHERE pr.relid OPERATOR(pg_catalog.=) tbl;
+  IF relkind IS NULL OR relkind NOT IN ('r', 'p') THEN
+    RAISE EXCEPTION 'tenant_guard.explain_access explains tables only'
+      USING ERRCODE = '42809',
+            DETAIL = format('%s is not a table or a partitioned table.', tbl);
+  END IF;
   IF col IS NOT NULL THEN
-    SELECT format_type(a.atttypid, NULL) INTO coltype FROM pg_attribute a
-     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) col
-       AND NOT a.attisdropped;
+    -- The column's type, through any domains to its base type; the cast
+    -- target only when that is a built-in type (in pg_catalog).
+    WITH RECURSIVE t(oid, typtype, typbasetype, typnamespace, typname, depth) AS (
+      SELECT ty.oid, ty.typtype, ty.typbasetype, ty.typnamespace, ty.typname, 0
+        FROM pg_attribute a JOIN pg_type ty ON ty.oid OPERATOR(pg_catalog.=) a.atttypid
+       WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) col
+         AND NOT a.attisdropped
+      UNION ALL
+      SELECT b.oid, b.typtype, b.typbasetype, b.typnamespace, b.typname, t.depth OPERATOR(pg_catalog.+) 1
+        FROM t JOIN pg_type b ON b.oid OPERATOR(pg_catalog.=) t.typbasetype
+       WHERE t.typtype OPERATOR(pg_catalog.=) 'd'::"char")
+    SELECT format('pg_catalog.%I', t.typname) INTO coltype FROM t
+     WHERE t.typtype OPERATOR(pg_catalog.<>) 'd'::"char"
+       AND t.typnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::regnamespace;
   END IF;
 
   aspect := 'context';
@@ -1238,7 +1263,11 @@ BEGIN
     aspect := 'rows returned';
     detail := n::text;
     RETURN NEXT;
-    IF col IS NOT NULL AND (tenant_guard.tenant_id() IS NOT NULL OR tenant_guard.is_bypass()) THEN
+    IF col IS NOT NULL AND coltype IS NULL THEN
+      aspect := 'of which the context reads';
+      detail := 'not counted: the tenant column''s type is not a built-in type or a domain over one';
+      RETURN NEXT;
+    ELSIF col IS NOT NULL AND (tenant_guard.tenant_id() IS NOT NULL OR tenant_guard.is_bypass()) THEN
       EXECUTE format('SELECT count(*) FROM %I.%I WHERE (%s) AND %I OPERATOR(pg_catalog.=) ANY (tenant_guard.visible_tenants()::%s[])',
                      nsp, rel, filter, col, coltype) INTO n;
       aspect := 'of which the context reads';

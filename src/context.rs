@@ -219,8 +219,13 @@ struct Cached {
 }
 
 impl Cached {
-    fn new(v: Verified, packed: String, issuer_rules: Option<Rules>) -> Cached {
-        let facts = Rc::new(facts_of_verified(&v));
+    fn new(v: Verified, packed: String, ring: &keys::Ring, issuer_rules: Option<Rules>) -> Cached {
+        let issuer = ring
+            .keys
+            .iter()
+            .find(|k| k.kid == v.kid)
+            .and_then(|k| k.issuer.clone());
+        let facts = Rc::new(facts_of_verified(&v, issuer));
         Cached {
             v,
             packed,
@@ -312,7 +317,7 @@ fn verify_cached(
         .iter()
         .find(|k| k.kid == v.kid && k.issuer.is_some())
         .map(|k| k.rules(rules));
-    let v = Rc::new(Cached::new(v, packed, issuer_rules));
+    let v = Rc::new(Cached::new(v, packed, ring, issuer_rules));
     let size = footprint(token, &v);
     VERIFIED.with(|c| c.borrow_mut().map.insert(token.to_owned(), v.clone(), size));
     Ok(v)
@@ -330,6 +335,10 @@ struct Facts {
     tenants: Vec<String>,
     /// What revocations name: `jti`, `sub` and `iat` of the token.
     revocable: serde_json::Map<String, serde_json::Value>,
+    /// The rules of the key's issuer it was verified under (`Some(None)`:
+    /// a key without an issuer); `None`: not known (a value this backend
+    /// did not set), not compared.
+    issuer: Option<Option<std::sync::Arc<token::Issuer>>>,
 }
 
 /// The claims a revocation can name (`jti`, `sub`, `iat`), copied out.
@@ -357,7 +366,7 @@ fn distinct_tenants<'a>(
         .collect()
 }
 
-fn facts_of_verified(v: &Verified) -> Facts {
+fn facts_of_verified(v: &Verified, issuer: Option<std::sync::Arc<token::Issuer>>) -> Facts {
     let rest = v.tenants.iter().filter(|_| !v.bypass).map(String::as_str);
     let tenants = distinct_tenants(v.tenant.as_deref(), rest);
     Facts {
@@ -365,6 +374,7 @@ fn facts_of_verified(v: &Verified) -> Facts {
         exp: v.claims.get("exp").and_then(serde_json::Value::as_f64),
         tenants,
         revocable: revocable(&v.claims),
+        issuer: Some(issuer),
     }
 }
 
@@ -393,6 +403,7 @@ fn facts_of(value: &str) -> Facts {
         exp,
         tenants,
         revocable: revocable(&claims),
+        issuer: None,
     }
 }
 
@@ -404,6 +415,21 @@ fn lapsed(f: &Facts, keys: &[token::Key], now: f64, leeway: f64) -> Option<Strin
     let Some(key) = keys.iter().find(|k| k.kid == f.kid) else {
         return Some(format!("key \"{kid}\" has been retired"));
     };
+    if let Some(was) = &f.issuer {
+        if *was != key.issuer {
+            // set_issuer changed the audience, the claim paths, the leeway
+            // or the organisation mapping it was verified under.
+            let name = key
+                .issuer
+                .as_ref()
+                .or(was.as_ref())
+                .map_or("", |i| i.name.as_str());
+            return Some(format!(
+                "the rules of issuer \"{}\" changed since it was verified",
+                token::clip(name)
+            ));
+        }
+    }
     let leeway = key.issuer.as_ref().and_then(|i| i.leeway).unwrap_or(leeway);
     if !key.active_at(now) {
         // Inactive but not retired means expired: expires_at is set (the
@@ -818,7 +844,7 @@ fn map_to_tenants(ring: &keys::Ring, column: &str, v: &Verified, claimed: &Claim
     let set = registry::map_orgs(reg, column, &v.tenants).unwrap_or_else(|w| refuse_map(w));
     mapped.tenants = distinct_tenants(None, set.iter().map(String::as_str));
     let packed = packed_value(&mapped, &mapped.tenants);
-    Cached::new(mapped, packed, None)
+    Cached::new(mapped, packed, ring, None)
 }
 
 /// Verifies a signed token and makes its tenant the context.
@@ -947,16 +973,29 @@ fn establish(token: &str, is_local: bool, forwarded: bool) -> String {
     // An issuer whose tenant claims name organisations: mapped to tenant ids
     // through the registry, at every use (the registry may change).
     let mapped;
+    let mut unmapped: Option<&Verified> = None;
     let cached: &Cached = match org_column(&ring, &cached.v.kid) {
         None => &cached,
         Some(column) => {
             mapped = map_to_tenants(&ring, &column, &cached.v, &verified_claims());
+            unmapped = Some(&cached.v);
             &mapped
         }
     };
     let v = &cached.v;
-    // Revocations, on every use (a cached verification included).
-    let named = v.tenant.iter().chain(v.tenants.iter()).map(String::as_str);
+    // Revocations, on every use (a cached verification included). With an
+    // organisation mapping, a revocation may name the tenant id or the
+    // organisation id the token carries.
+    let named = v
+        .tenant
+        .iter()
+        .chain(v.tenants.iter())
+        .chain(
+            unmapped
+                .iter()
+                .flat_map(|u| u.tenant.iter().chain(u.tenants.iter())),
+        )
+        .map(String::as_str);
     if let Some(why) = ring.revoked.check(&v.claims, named) {
         refuse(&Rejection::Revoked(why), &verified_claims());
     }
@@ -1690,6 +1729,7 @@ mod unit {
             exp: Some(1000.0),
             tenants: vec!["t".into()],
             revocable: Default::default(),
+            issuer: None,
         };
         let keys = [key("k", Some(2000.0)), key("other", None)];
         assert_eq!(lapsed(&f, &keys, 999.0, 0.0), None);
@@ -1718,8 +1758,35 @@ mod unit {
             exp: None,
             tenants: vec![],
             revocable: Default::default(),
+            issuer: None,
         };
         assert!(lapsed(&long, &[], 0.0, 0.0).unwrap().len() < 100);
+        // Verified under an issuer's rules: they must be the same rules now.
+        let rules = |aud: &str| {
+            Some(std::sync::Arc::new(token::Issuer {
+                name: "https://idp.example".into(),
+                audience: Some(aud.into()),
+                ..Default::default()
+            }))
+        };
+        let mut idp = key("k", None);
+        idp.issuer = rules("api");
+        let f3 = Facts {
+            issuer: Some(rules("api")),
+            ..f2.clone()
+        };
+        assert_eq!(lapsed(&f3, std::slice::from_ref(&idp), 0.0, 0.0), None);
+        idp.issuer = rules("api-v2");
+        assert_eq!(
+            lapsed(&f3, std::slice::from_ref(&idp), 0.0, 0.0).as_deref(),
+            Some("the rules of issuer \"https://idp.example\" changed since it was verified")
+        );
+        // A key that had no issuer and has none: unchanged.
+        let f4 = Facts {
+            issuer: Some(None),
+            ..f2.clone()
+        };
+        assert_eq!(lapsed(&f4, &[key("k", None)], 0.0, 0.0), None);
     }
 
     #[test]
@@ -1813,7 +1880,7 @@ mod unit {
             payload: big.clone(),
         };
         let packed = packed_value(&v, &v.tenants);
-        let c = Cached::new(v, packed, None);
+        let c = Cached::new(v, packed, &keys::Ring::default(), None);
         let token = "t".repeat(7700);
         let n = footprint(&token, &c);
         // Token, payload (text, parsed, in the setting value) and more.

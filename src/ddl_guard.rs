@@ -77,7 +77,7 @@ fn prune(frames: &mut Vec<Frame>) {
 
 /// Protected tables that may have drifted, by a cheap catalog check (row-level
 /// security flags, tenant_guard policies and triggers present and enabled,
-/// the tenant column's default present). A table it misses counts as not
+/// a parent that is not protected, the tenant column's default present). A table it misses counts as not
 /// drifted before, which can only refuse more, never less.
 fn possibly_drifted() -> Vec<pg_sys::Oid> {
     let shape = crate::protect::shape();
@@ -105,6 +105,10 @@ fn possibly_drifted() -> Vec<pg_sys::Oid> {
                             AND pg_catalog.starts_with(t.tgname::pg_catalog.text, $2::pg_catalog.text) \
                             AND t.tgenabled OPERATOR(pg_catalog.=) ANY ('{O,A}'::pg_catalog.\"char\"[])) \
                         OPERATOR(pg_catalog.<) 2::pg_catalog.int8 \
+                     OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i \
+                                 WHERE i.inhrelid OPERATOR(pg_catalog.=) c.oid \
+                                   AND NOT EXISTS (SELECT 1 FROM tenant_guard.protected q \
+                                                    WHERE q.relid::pg_catalog.oid OPERATOR(pg_catalog.=) i.inhparent)) \
                      OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a \
                                       JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid \
                                                                   AND d.adnum OPERATOR(pg_catalog.=) a.attnum \

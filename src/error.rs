@@ -127,6 +127,13 @@ pub fn carries_token(q: &[u8]) -> bool {
     false
 }
 
+/// Whether a statement's text calls `set_context` (any case), whose
+/// argument may be a bind parameter.
+pub fn names_set_context(q: &[u8]) -> bool {
+    q.windows(11)
+        .any(|w| w.eq_ignore_ascii_case(b"set_context"))
+}
+
 /// Whether a message's text domain is ours.
 fn is_ours(domain: &[u8]) -> bool {
     domain == DOMAIN.as_bytes()
@@ -144,15 +151,21 @@ unsafe extern "C-unwind" fn hide_own_statements(edata: *mut pg_sys::ErrorData) {
             let ours = !e.domain.is_null() && is_ours(CStr::from_ptr(e.domain).to_bytes());
             // Counters of denials, and the rejection log's limit on ERRORs.
             crate::stats::on_error_report(e, ours);
+            // The CONTEXT line is hidden with the statement: with
+            // log_parameter_max_length_on_error (which any role may set for
+            // itself) it lists the bind parameters, the token among them.
             if ours {
                 e.hide_stmt = true;
-            } else if !e.hide_stmt && !pg_sys::debug_query_string.is_null() {
+                e.hide_ctx = true;
+            } else if !pg_sys::debug_query_string.is_null() {
                 // Someone else's error (a failed transaction, a bad
                 // argument, 1/0 beside the call) in a statement whose text
-                // carries a token: the STATEMENT line would log it.
+                // carries a token, or that passes one to set_context as a
+                // parameter: the STATEMENT or CONTEXT line would log it.
                 let q = CStr::from_ptr(pg_sys::debug_query_string).to_bytes();
-                if carries_token(q) {
+                if carries_token(q) || names_set_context(q) {
                     e.hide_stmt = true;
+                    e.hide_ctx = true;
                 }
             }
         }
@@ -307,5 +320,16 @@ mod token_shape {
         assert!(!carries_token(b"SELECT 'heyJude.a.b'"));
         assert!(!carries_token(b"SELECT 'eyJ..'"));
         assert!(!carries_token(b"SELECT tenant_guard.set_context($1)"));
+    }
+
+    #[test]
+    fn statements_passing_a_parameter_to_set_context_are_recognised() {
+        use super::names_set_context;
+        assert!(names_set_context(b"SELECT tenant_guard.set_context($1)"));
+        assert!(names_set_context(
+            b"select TENANT_GUARD.SET_CONTEXT($1, false)"
+        ));
+        assert!(!names_set_context(b"SELECT tenant_guard.clear_context()"));
+        assert!(!names_set_context(b"SELECT $1::text"));
     }
 }

@@ -819,14 +819,40 @@ pub fn drift(oid: pg_sys::Oid) -> Option<Vec<String>> {
         shape,
         ..TableState::default()
     };
-    Some(policy::drift_report(
-        &st,
-        rec.opts,
-        &fits,
-        &extra,
-        &triggers,
-        default.is_some(),
-    ))
+    let mut found =
+        policy::drift_report(&st, rec.opts, &fits, &extra, &triggers, default.is_some());
+    // PostgreSQL applies the policies of the table a query names, not of its
+    // children: a parent that tenant_guard does not protect (`INHERIT`,
+    // `ATTACH PARTITION`) reads and writes every tenant's rows of this table.
+    found.extend(
+        unprotected_parents(oid)
+            .into_iter()
+            .map(|p| format!("parent table {p} not protected")),
+    );
+    Some(found)
+}
+
+/// The parents (inheritance or partitioning) of `oid` that are not in
+/// `tenant_guard.protected`, as `schema.table` (pinned, caller's rights).
+fn unprotected_parents(oid: pg_sys::Oid) -> Vec<String> {
+    pinned(|| {
+        Spi::connect(|c| {
+            spi(c.select(
+                "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) \
+                   FROM pg_catalog.pg_inherits i \
+                   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhparent \
+                   JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+                  WHERE i.inhrelid OPERATOR(pg_catalog.=) $1 \
+                    AND NOT EXISTS (SELECT 1 FROM tenant_guard.protected p \
+                                     WHERE p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) i.inhparent) \
+                  ORDER BY 1",
+                None,
+                &[oid.into()],
+            ))
+            .filter_map(|row| spi(row.get::<String>(1)))
+            .collect()
+        })
+    })
 }
 
 /// What differs between a protected table and what `tenant_guard.protect`

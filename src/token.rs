@@ -858,7 +858,14 @@ pub fn verify(token: &[u8], keys: &[Key], rules: &Rules, now: f64) -> Result<Ver
             });
         }
     }
-    let set = tenant_set(&claims, &rules.tenants_claim)?;
+    // A read set from an identity provider's token only through a claim its
+    // issuer names (`set_issuer(…, tenants_claim)`), never through the
+    // setting's default: its users may shape claims the provider does not
+    // check (the same reason it never grants bypass).
+    let set = match &key.issuer {
+        Some(i) if i.tenants_claim.is_none() => None,
+        _ => tenant_set(&claims, &rules.tenants_claim)?,
+    };
     let tenants = if bypass {
         // Cross-tenant access must be short-lived, whatever require_exp says.
         let exp = numeric_date(&claims, "exp")?;
@@ -1461,9 +1468,15 @@ impl Revocations {
         if self.is_empty() {
             return None;
         }
-        if let Some(Value::String(jti)) = claims.get("jti") {
-            if self.tokens.contains(jti) {
-                return Some(format!("jti \"{}\" has been revoked", clip(jti)));
+        // A `jti` that is a number is named by its decimal text, as `sub`.
+        let jti = match claims.get("jti") {
+            Some(Value::String(s)) => Some(std::borrow::Cow::Borrowed(s.as_str())),
+            Some(Value::Number(n)) => Some(std::borrow::Cow::Owned(n.to_string())),
+            _ => None,
+        };
+        if let Some(jti) = jti {
+            if self.tokens.contains(jti.as_ref()) {
+                return Some(format!("jti \"{}\" has been revoked", clip(&jti)));
             }
         }
         let iat = claims.get("iat").and_then(Value::as_f64);

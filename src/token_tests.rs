@@ -1324,6 +1324,14 @@ mod public {
         assert!(matches!(run(json!({"iss": "https://idp.example", "aud": "api", "o": {"id": "x"}, "exp": NOW - 1.0})).unwrap_err(), Rejection::Expired { .. }));
         // Its tenant path missing.
         assert!(matches!(run(json!({"iss": "https://idp.example", "aud": "api", "tenant_id": "x", "exp": NOW + 10.0})).unwrap_err(), Rejection::MissingTenant { .. }));
+        // Nor a read set, unless the issuer names its claim: the setting's
+        // default (`tenants`) is not read from an identity provider's token.
+        let v = run(
+            json!({"iss": "https://idp.example", "aud": "api", "o": {"id": "org_1"},
+                           "tenants": ["org_1", "org_2"], "exp": NOW + 10.0}),
+        )
+        .unwrap();
+        assert_eq!(v.tenants, vec!["org_1".to_owned()]);
         // An identity provider's token never grants bypass.
         assert!(matches!(
             run(json!({"iss": "https://idp.example", "aud": "api", "bypass": true, "iat": NOW, "exp": NOW + 10.0})).unwrap_err(),
@@ -1405,6 +1413,11 @@ fn revocations() {
     assert_eq!(r.check(&c, ["t1"]), None);
     r.tokens.insert("j1".into());
     assert!(r.check(&c, ["t1"]).unwrap().contains("jti \"j1\""));
+    // A numeric jti is named by its decimal text.
+    r.tokens.insert("12345".into());
+    let n = claims(json!({"jti": 12345, "sub": "u1"}));
+    assert!(r.check(&n, ["t1"]).unwrap().contains("jti \"12345\""));
+    assert_eq!(r.check(&claims(json!({"jti": 1234})), ["t1"]), None);
     r.tokens.clear();
     // Subjects: tokens issued before the cut; none after it; no iat counts as before.
     r.subjects.insert("u1".into(), 100.0);

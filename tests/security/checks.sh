@@ -344,6 +344,7 @@ upgrade_foreign_keys|SELECT * FROM tenant_guard.upgrade_foreign_keys('$SN');
 scope_unique|SELECT * FROM tenant_guard.scope_unique('$S.uniq', 'uniq_code_key');
 backfill_tenant-domain|SELECT tenant_guard.backfill_tenant('$S.dom', 'dom_parent_id_fkey');
 protect-enforce_not_null|SELECT * FROM tenant_guard.protect('$S.children'); SELECT * FROM tenant_guard.protect('$S.dom'); SELECT * FROM tenant_guard.enforce_not_null('$S.dom');
+explain_access-domain-enum|BEGIN; SELECT tenant_guard.set_context($(tok acme)) IS NOT NULL; SELECT * FROM tenant_guard.explain_access('$S.dom'); SELECT * FROM tenant_guard.explain_access('$S.children'); COMMIT;
 VICTIMS
     begin_check "casts/$pos/set_context-registry-enum-id"
     as "$APP" "$DB" <<SQL
@@ -531,6 +532,26 @@ SQL
   if [ -r "$SERVER_LOG" ]; then
     tail -c +"$((LOG_OFF + 1))" "$SERVER_LOG" | grep -qF "$sig_globex" && r+=("a rejected (still valid) token reached the server log")
     tail -c +"$((LOG_OFF + 1))" "$SERVER_LOG" | grep -qF "${acme%.*}" && r+=("a rejected token's header and payload reached the server log")
+  fi
+  end_check "${r[@]}"
+
+  # A token sent as a bind parameter, by a role that made PostgreSQL log the
+  # parameters of failing statements (log_parameter_max_length_on_error is
+  # USERSET: any role may set it for itself): the CONTEXT line that lists
+  # them is not logged for set_context's errors, nor for a statement that
+  # passes set_context a parameter and fails elsewhere.
+  begin_check "secrets/a/bind-parameter-not-logged"
+  as "$APP" "$DB" <<<"ALTER ROLE CURRENT_USER SET log_parameter_max_length_on_error = -1;"
+  printf 'SELECT tenant_guard.set_context(:tok);\n' >"$TMP/bind1.sql"
+  printf 'BEGIN;\nSELECT tenant_guard.set_context(:tok), 1/0;\nROLLBACK;\n' >"$TMP/bind2.sql"
+  pgbench -n -M extended -t 1 -f "$TMP/bind1.sql" -D "tok=$acme" -U "$APP" "$DB" >>"$OUT" 2>&1
+  pgbench -n -M extended -t 1 -f "$TMP/bind2.sql" -D "tok=$acme" -U "$APP" "$DB" >>"$OUT" 2>&1
+  as "$APP" "$DB" <<<"ALTER ROLE CURRENT_USER RESET log_parameter_max_length_on_error;"
+  r=()
+  grep -q 'must be called inside a transaction block' "$OUT" || r+=("pgbench did not run set_context with a bind parameter")
+  grep -q 'division by zero' "$OUT" || r+=("pgbench did not run the failing statement with a bind parameter")
+  if [ -r "$SERVER_LOG" ]; then
+    tail -c +"$((LOG_OFF + 1))" "$SERVER_LOG" | grep -qF "$sig_acme" && r+=("a token sent as a bind parameter reached the server log")
   fi
   end_check "${r[@]}"
 

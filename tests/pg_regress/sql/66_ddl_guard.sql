@@ -76,6 +76,17 @@ ALTER TABLE orders ALTER COLUMN tenant_id DROP NOT NULL;
 ALTER TABLE orders RENAME COLUMN tenant_id TO customer;
 ALTER TABLE orders DROP COLUMN tenant_id CASCADE;
 ALTER TABLE orders OWNER TO tg_dg_bypass;
+-- A parent that tenant_guard does not protect: PostgreSQL applies only the
+-- policies of the table a query names, so it would read and write every
+-- tenant's rows of orders. Refused both ways: the table inheriting, and a
+-- partitioned table attaching it.
+CREATE TABLE evil_parent (id int, tenant_id text, body text);
+CREATE TABLE evil_parted (id int, tenant_id text NOT NULL, body text) PARTITION BY LIST (tenant_id);
+ALTER TABLE orders INHERIT evil_parent;
+ALTER TABLE evil_parted ATTACH PARTITION orders DEFAULT;
+SELECT count(*) AS rows_through_parents
+  FROM (SELECT id FROM evil_parent UNION ALL SELECT id FROM evil_parted) x;
+DROP TABLE evil_parent, evil_parted;
 -- A drop that takes the tenant column (and the policies) with it by cascade.
 CREATE DOMAIN tg_dg_tenant AS text;
 CREATE TABLE tagged (id int, tenant_id tg_dg_tenant NOT NULL);
