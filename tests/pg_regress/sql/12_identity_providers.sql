@@ -113,6 +113,21 @@ BEGIN;
 SELECT tenant_guard.set_context(:'tok_orgs');
 SELECT tenant_guard.visible_tenants();
 ROLLBACK;
+-- Without a tenants_claim of its issuer, a provider's token reads only its
+-- tenant: a "tenants" claim (the setting's default) is not read from it, as
+-- users may shape some provider claims.
+SELECT tenant_guard.set_issuer('https://idp.example.com/', audience => 'api', tenant_claim => 'org_id');
+BEGIN;
+SELECT tenant_guard.set_context(:'tok_wide');
+SELECT tenant_guard.visible_tenants();
+ROLLBACK;
+-- A session context verified under the issuer's rules stops working at its
+-- next statement when set_issuer changes them.
+SELECT tenant_guard.set_context(:'tok_es256', false);
+SELECT tenant_guard.tenant_id() AS before_rule_change;
+SELECT tenant_guard.set_issuer('https://idp.example.com/', audience => 'api-v2', tenant_claim => 'org_id');
+SELECT tenant_guard.tenant_id() AS after_rule_change;
+SELECT tenant_guard.clear_context();
 SELECT tenant_guard.set_issuer('https://idp.example.com/', audience => 'api', tenant_claim => 'org_id', user_claim => 'jti');
 BEGIN;
 SELECT tenant_guard.set_context(:'tok_eddsa'), tenant_guard.user_id();
@@ -148,6 +163,11 @@ COMMIT;
 SELECT tenant_guard.revoke_token('jti-es384');
 BEGIN;
 SELECT tenant_guard.set_context(:'tok_es384');
+ROLLBACK;
+-- A jti that is a JSON number is named by its decimal text.
+SELECT tenant_guard.revoke_token('12345');
+BEGIN;
+SELECT tenant_guard.set_context(:'tok_numjti');
 ROLLBACK;
 -- A subject: tokens issued before the cut are refused, later ones not.
 SELECT tenant_guard.revoke_subject('user-1', issued_before => to_timestamp(1700000000));
@@ -202,6 +222,16 @@ SELECT tenant_guard.use_registry('tenants', 'id', 'active');
 SELECT tenant_guard.set_issuer('https://idp.example.com/', audience => 'api', tenant_claim => 'org_id', org_column => 'external_org_id');
 BEGIN;
 SELECT tenant_guard.set_context(:'tok_rs256') AS mapped, tenant_guard.tenant_id();
+ROLLBACK;
+-- A revocation may name the organisation (as the provider's webhooks do)
+-- or the tenant it maps to.
+BEGIN;
+SELECT tenant_guard.revoke_tenant('acme', issued_before => '2024-01-01 00:00:00+00');
+SELECT tenant_guard.set_context(:'tok_rs256');
+ROLLBACK;
+BEGIN;
+SELECT tenant_guard.revoke_tenant('t-1', issued_before => '2024-01-01 00:00:00+00');
+SELECT tenant_guard.set_context(:'tok_rs256');
 ROLLBACK;
 -- An organisation no row names; one whose tenant is inactive.
 UPDATE tenants SET external_org_id = 'acme-old' WHERE id = 't-1';
