@@ -1688,6 +1688,7 @@ mod unit {
                 exp: Some(1_700_000_000.0),
                 tenants: vec!["acme".into()],
                 revocable: Default::default(),
+                issuer: None,
             }
         );
         // A read set: the tenant first, then the others, once each.
@@ -1880,7 +1881,13 @@ mod unit {
             payload: big.clone(),
         };
         let packed = packed_value(&v, &v.tenants);
-        let c = Cached::new(v, packed, &keys::Ring::default(), None);
+        let ring = keys::Ring {
+            keys: Vec::new(),
+            registry: None,
+            revoked: Default::default(),
+            generation: 0,
+        };
+        let c = Cached::new(v, packed, &ring, None);
         let token = "t".repeat(7700);
         let n = footprint(&token, &c);
         // Token, payload (text, parsed, in the setting value) and more.
