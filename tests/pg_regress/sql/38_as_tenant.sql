@@ -96,6 +96,7 @@ ROLLBACK;
 SELECT * FROM spec.moved;
 
 -- Attack: the application role calls as_tenant. EXECUTE is not granted.
+SELECT has_function_privilege('tg_as_app', 'tenant_guard.as_tenant(text, text[], text, boolean)', 'EXECUTE') AS app_may_execute;
 SET ROLE tg_as_app;
 BEGIN;
 SELECT tenant_guard.as_tenant('globex');
