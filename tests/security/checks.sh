@@ -645,8 +645,8 @@ ROLLBACK;
 $definer
 SQL
     as "$APP" "$DB" <<SQL
-SELECT 'ROLESETTING:' || current_setting('tenant_guard.as_tenant_role', true);
 SELECT tenant_guard.as_tenant('globex', is_local => false);
+SELECT 'ROLESETTING:' || current_setting('tenant_guard.as_tenant_role', true);
 SELECT 'APPROWS:' || count(*) FROM public.docs WHERE tenant_id = 'globex';
 SQL
     if [ "$pos" != a ]; then
