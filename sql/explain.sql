@@ -12,10 +12,19 @@
 -- or foreign table would run its owner's code), and the tenant sets are
 -- cast to the column's built-in base type, never to a domain or another
 -- type a role may have made (a domain's CHECK would run as the caller).
-CREATE FUNCTION tenant_guard.explain_access(tbl regclass, row_filter text DEFAULT NULL)
+--
+-- With a token (verified by set_context) or a tenant (as_tenant, for its
+-- callers only), it explains under that context, inside a block that is
+-- rolled back at its end: the caller's context comes back exactly (value,
+-- transaction-local or session), also when the token is refused.
+CREATE FUNCTION tenant_guard.explain_access(tbl regclass, row_filter text DEFAULT NULL,
+                                            token text DEFAULT NULL, tenant text DEFAULT NULL)
 RETURNS TABLE (aspect text, detail text)
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  aspects text[] := '{}';
+  details text[] := '{}';
+  r record;
   nsp name;
   rel name;
   col name;
@@ -28,6 +37,38 @@ DECLARE
   n bigint;
   p record;
 BEGIN
+  IF token IS NOT NULL AND tenant IS NOT NULL THEN
+    RAISE EXCEPTION 'explain_access takes a token or a tenant, not both'
+      USING ERRCODE = '22023', HINT = 'Pass token => … to explain a token''s context, or tenant => … (as_tenant''s callers only).';
+  END IF;
+  IF token IS NOT NULL OR tenant IS NOT NULL THEN
+    -- Under the given context, in a block rolled back at its end (the
+    -- rows are kept in variables, which a rollback does not touch).
+    BEGIN
+      IF token IS NOT NULL THEN
+        PERFORM tenant_guard.set_context(token, false);
+        aspects := aspects || 'explained under'::text;
+        details := details || 'the given token (verified; the caller''s context is unchanged)'::text;
+      ELSE
+        PERFORM tenant_guard.as_tenant(tenant, is_local => false);
+        aspects := aspects || 'explained under'::text;
+        details := details || format('as_tenant(%L) (the caller''s context is unchanged)', tenant);
+      END IF;
+      FOR r IN SELECT e.aspect AS a, e.detail AS d FROM tenant_guard.explain_access(tbl, row_filter) e LOOP
+        aspects := aspects || r.a;
+        details := details || r.d;
+      END LOOP;
+      RAISE SQLSTATE 'TGXPL';
+    EXCEPTION WHEN SQLSTATE 'TGXPL' THEN
+      NULL;
+    END;
+    FOR i IN 1 .. coalesce(array_length(aspects, 1), 0) LOOP
+      aspect := aspects[i];
+      detail := details[i];
+      RETURN NEXT;
+    END LOOP;
+    RETURN;
+  END IF;
   SELECT n2.nspname, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity
     INTO nsp, rel, relkind, rls, forced
     FROM pg_class c JOIN pg_namespace n2 ON n2.oid OPERATOR(pg_catalog.=) c.relnamespace
@@ -135,5 +176,5 @@ BEGIN
     RETURN NEXT;
   END;
 END $$;
-COMMENT ON FUNCTION tenant_guard.explain_access(regclass, text) IS
-  'why rows are visible or writable: the context, row-level security for the caller, every policy on the table, and counts of the rows (with an optional filter) the caller''s query returns and the context reads and writes; runs with the caller''s rights';
+COMMENT ON FUNCTION tenant_guard.explain_access(regclass, text, text, text) IS
+  'why rows are visible or writable: the context (the current one, a token''s, or as_tenant''s for its callers), row-level security for the caller, every policy on the table, and counts of the rows (with an optional filter) the caller''s query returns and the context reads and writes; runs with the caller''s rights';

@@ -276,6 +276,9 @@ REVOKE ALL ON FUNCTION tenant_guard.enforce_not_null(regclass, text, boolean) FR
 REVOKE ALL ON FUNCTION tenant_guard.scope_unique(regclass, text, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.rollout(text, text, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.selftest() FROM PUBLIC;
+-- Acting as a tenant without a token: superusers and members of
+-- tenant_guard.as_tenant_role only (checked inside as well).
+REVOKE ALL ON FUNCTION tenant_guard.as_tenant(text, text[], text, boolean) FROM PUBLIC;
 
 -- Audits: for the extension owner and the roles it grants (they name every
 -- tenant table and count rows across tenants).
@@ -317,6 +320,8 @@ COMMENT ON FUNCTION tenant_guard.use_registry(regclass, text, text) IS
 COMMENT ON FUNCTION tenant_guard.set_context(text, boolean) IS
   'verify a signed token and set the tenant context (transaction-scoped by default); returns the tenant id';
 COMMENT ON FUNCTION tenant_guard.clear_context() IS 'drop the tenant context';
+COMMENT ON FUNCTION tenant_guard.as_tenant(text, text[], text, boolean) IS
+  'for test suites: make a tenant the context without a token (superusers and members of tenant_guard.as_tenant_role only; logged); returns the tenant id';
 COMMENT ON FUNCTION tenant_guard.sync_nodes() IS
   'Citus: copy the key ring and registry settings to every worker (one row per worker)';
 COMMENT ON FUNCTION tenant_guard_internal.load_node_state(jsonb) IS

@@ -80,6 +80,11 @@ struct Scope {
     read: Option<Vec<String>>,
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     bypass: bool,
+    /// A context made by `tenant_guard.as_tenant` (no token): the role that
+    /// made it. Only trusted when this backend made that exact value (see
+    /// [`AS_MADE`]): written by hand, it fails closed.
+    #[serde(rename = "as", skip_serializing_if = "Option::is_none", default)]
+    made_by: Option<String>,
 }
 
 /// Verified tokens, so a token presented again (a JWT usually serves many
@@ -245,6 +250,7 @@ fn scope_of(v: &Verified, visible: &[String]) -> Scope {
         // are at each statement (see `bypass_set`).
         read: (!v.bypass && (visible.len() != 1 || visible[0] != tenant)).then(|| visible.to_vec()),
         bypass: v.bypass,
+        made_by: None,
     }
 }
 
@@ -339,6 +345,12 @@ struct Facts {
     /// a key without an issuer); `None`: not known (a value this backend
     /// did not set), not compared.
     issuer: Option<Option<std::sync::Arc<token::Issuer>>>,
+    /// The value says `tenant_guard.as_tenant` made it (no key, no token).
+    as_claimed: bool,
+    /// This backend's `as_tenant` made it, called by this role: then no key
+    /// or expiry applies (the registry still does). `None` with
+    /// `as_claimed`: a value written by hand, which fails closed.
+    made_by: Option<String>,
 }
 
 /// The claims a revocation can name (`jti`, `sub`, `iat`), copied out.
@@ -375,6 +387,8 @@ fn facts_of_verified(v: &Verified, issuer: Option<std::sync::Arc<token::Issuer>>
         tenants,
         revocable: revocable(&v.claims),
         issuer: Some(issuer),
+        as_claimed: false,
+        made_by: None,
     }
 }
 
@@ -404,13 +418,58 @@ fn facts_of(value: &str) -> Facts {
         tenants,
         revocable: revocable(&claims),
         issuer: None,
+        // Whoever the value names, it is not trusted from the value: see
+        // `facts_of_value`.
+        as_claimed: scope.made_by.is_some(),
+        made_by: None,
     }
+}
+
+thread_local! {
+    /// The context values this backend's `as_tenant` made, with the role
+    /// that made each (the most recent [`AS_MADE_KEPT`]). A value is
+    /// recognised again after PostgreSQL restored it (a rollback to a
+    /// savepoint, the end of a transaction-local context over a session
+    /// one); a value with the `as_tenant` mark that is not here was written
+    /// by hand (by a superuser, or a role granted SET on the setting), and
+    /// fails closed. A parallel worker has no such record: there it fails
+    /// closed too, which is why `as_tenant` turns parallel query off.
+    static AS_MADE: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many `as_tenant` values a backend recognises.
+const AS_MADE_KEPT: usize = 64;
+
+/// [`facts_of`], with the `as_tenant` mark trusted only for a value this
+/// backend made.
+fn facts_of_value(value: &str) -> Facts {
+    let mut f = facts_of(value);
+    if f.as_claimed {
+        f.made_by = AS_MADE.with(|m| {
+            m.borrow()
+                .iter()
+                .rev()
+                .find(|(v, _)| v == value)
+                .map(|(_, by)| by.clone())
+        });
+    }
+    f
 }
 
 /// Why a context verified with `f` no longer holds at `now` (the start of
 /// the statement), as far as the key ring and the clock tell: `keys` are the
 /// unretired keys. `None`: it still holds.
 fn lapsed(f: &Facts, keys: &[token::Key], now: f64, leeway: f64) -> Option<String> {
+    if f.as_claimed {
+        // No key, no token: it holds while the registry admits its tenants
+        // (checked by the caller), if this backend's as_tenant made it.
+        return match f.made_by {
+            Some(_) => None,
+            None => Some(
+                "the value says tenant_guard.as_tenant made it, and this session's as_tenant did not (it was written by hand)".into(),
+            ),
+        };
+    }
     let kid = token::clip(&f.kid);
     let Some(key) = keys.iter().find(|k| k.kid == f.kid) else {
         return Some(format!("key \"{kid}\" has been retired"));
@@ -593,12 +652,16 @@ fn context_valid(value: &CStr) -> bool {
         (c.facts.clone(), c.set, c.warned)
     });
     let facts = facts.unwrap_or_else(|| {
-        let f = Rc::new(facts_of(value.to_str().unwrap_or("")));
+        let f = Rc::new(facts_of_value(value.to_str().unwrap_or("")));
         CHECKED.with(|c| c.borrow_mut().facts = Some(f.clone()));
         f
     });
     let leeway = f64::from(gucs::LEEWAY.get());
     let mut why = lapsed(&facts, &ring.keys, unix_seconds(now.1), leeway).or_else(|| {
+        // Revocations name tokens; an as_tenant context has none.
+        if facts.as_claimed {
+            return None;
+        }
         ring.revoked
             .check(&facts.revocable, facts.tenants.iter().map(String::as_str))
     });
@@ -1093,6 +1156,77 @@ fn establish(token: &str, is_local: bool, forwarded: bool) -> String {
         ));
     }
     tenant
+}
+
+/// Makes `read[0]` the context without a token, reading `read` (the
+/// checked read set, tenant first): `tenant_guard.as_tenant`'s work once
+/// `impersonate` has checked the caller. The value carries the `as_tenant`
+/// mark (`by`, the role that called it) and no kid; this backend records
+/// it (see [`AS_MADE`]) and its facts, so the per-statement check accepts
+/// it here and nowhere else. The registry's rules apply as to a token
+/// naming these tenants (28000). Parallel query is turned off with it
+/// (`max_parallel_workers_per_gather = 0`, as long as the context): a
+/// worker cannot tell this value from a forged one and would read nothing.
+pub fn establish_as(read: &[String], user: Option<&str>, by: &str, is_local: bool) {
+    let tenant = read.first().map(String::as_str).unwrap_or("");
+    let ring = keys::ring();
+    if let Some(reg) = &ring.registry {
+        if let Err(why) = registry::check_all(reg, read) {
+            rejected("tenant is not accepted")
+                .detail(why)
+                .hint("tenant_guard.as_tenant follows the registry like set_context: only active tenants of tenant_guard.use_registry's table.")
+                .raise();
+        }
+    }
+    let scope = Scope {
+        kid: String::new(),
+        user: user.map(str::to_owned),
+        read: (read.len() > 1).then(|| read.to_vec()),
+        bypass: false,
+        made_by: Some(by.to_owned()),
+    };
+    let simple = scope.read.is_none();
+    // What a token would carry: the tenant, the read set and the user
+    // under the configured claim names.
+    let mut claims = serde_json::Map::new();
+    let r = rules();
+    claims.insert(r.tenant_claim, tenant.into());
+    if read.len() > 1 {
+        claims.insert(r.tenants_claim, read.to_vec().into());
+    }
+    if let Some(u) = user {
+        claims.insert(r.user_claim, u.into());
+    }
+    let scope = serde_json::to_string(&scope)
+        .unwrap_or_else(|e| crate::error::internal(format!("a context scope: {e}")));
+    let value = pack(
+        tenant,
+        &scope,
+        &serde_json::Value::Object(claims).to_string(),
+        simple,
+    );
+    AS_MADE.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= AS_MADE_KEPT {
+            m.remove(0);
+        }
+        m.push((value.clone(), by.to_owned()));
+    });
+    put(gucs::CONTEXT_NAME, &value, is_local);
+    put(c"max_parallel_workers_per_gather", "0", is_local);
+    remember_set(
+        Rc::new(Facts {
+            kid: String::new(),
+            exp: None,
+            tenants: read.to_vec(),
+            revocable: serde_json::Map::new(),
+            issuer: None,
+            as_claimed: true,
+            made_by: Some(by.to_owned()),
+        }),
+        is_local,
+        ring.generation,
+    );
 }
 
 /// Drops the context (for the rest of the session; a rollback restores it).
@@ -1689,6 +1823,8 @@ mod unit {
                 tenants: vec!["acme".into()],
                 revocable: Default::default(),
                 issuer: None,
+                as_claimed: false,
+                made_by: None,
             }
         );
         // A read set: the tenant first, then the others, once each.
@@ -1731,6 +1867,8 @@ mod unit {
             tenants: vec!["t".into()],
             revocable: Default::default(),
             issuer: None,
+            as_claimed: false,
+            made_by: None,
         };
         let keys = [key("k", Some(2000.0)), key("other", None)];
         assert_eq!(lapsed(&f, &keys, 999.0, 0.0), None);
@@ -1760,6 +1898,8 @@ mod unit {
             tenants: vec![],
             revocable: Default::default(),
             issuer: None,
+            as_claimed: false,
+            made_by: None,
         };
         assert!(lapsed(&long, &[], 0.0, 0.0).unwrap().len() < 100);
         // Verified under an issuer's rules: they must be the same rules now.

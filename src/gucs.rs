@@ -7,10 +7,12 @@
 //!   superuser (or a role granted `SET` on the parameter) can loosen them;
 //!   an application role cannot switch off `exp` checking for itself.
 //! * **Behaviour and operations** (`missing_context`, `tenant_column`,
-//!   `on_new_table`, `bypass_role`, `log_context`, `log_rejections`,
-//!   `token_cache_bytes`): also `PGC_SUSET`; code running with the extension
-//!   owner's rights (the DDL guard) trusts `tenant_column`, and `bypass_role`
-//!   names the role a verified bypass token switches to.
+//!   `on_new_table`, `bypass_role`, `as_tenant_role`, `log_context`,
+//!   `log_rejections`, `token_cache_bytes`): also `PGC_SUSET`; code running
+//!   with the extension owner's rights (the DDL guard) trusts
+//!   `tenant_column`, `bypass_role` names the role a verified bypass token
+//!   switches to, and `as_tenant_role` the role whose members may act as a
+//!   tenant without a token.
 //! * **`lock_timeout`**: the only user-settable one (`PGC_USERSET`); it
 //!   bounds the caller's own helper calls and nothing else.
 //! * **The context** (`tenant_guard.context`): the verified tenant, scope
@@ -68,6 +70,9 @@ pub static TOKEN_CACHE_BYTES: GucSetting<i32> = GucSetting::<i32>::new(TOKEN_CAC
 /// transaction (see `bypass`); empty: bypass tokens read the registry's
 /// tenants through the policies.
 pub static BYPASS_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// The role whose members may call `tenant_guard.as_tenant` (act as a
+/// tenant without a token, for test suites); empty: superusers only.
+pub static AS_TENANT_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// How long a DDL helper may wait for the locks it takes up front, in
 /// milliseconds (0: no limit). See `integrity_sql::locks`.
 pub static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
@@ -129,6 +134,7 @@ pub const LEEWAY_NAME: &CStr = c"tenant_guard.leeway";
 pub const REQUIRE_EXP_NAME: &CStr = c"tenant_guard.require_exp";
 pub const ISSUER_NAME: &CStr = c"tenant_guard.issuer";
 pub const BYPASS_ROLE_NAME: &CStr = c"tenant_guard.bypass_role";
+pub const AS_TENANT_ROLE_NAME: &CStr = c"tenant_guard.as_tenant_role";
 pub const AUDIENCE_NAME: &CStr = c"tenant_guard.audience";
 pub const MAX_TOKEN_LIFETIME_NAME: &CStr = c"tenant_guard.max_token_lifetime";
 pub const MAX_TOKEN_BYTES_NAME: &CStr = c"tenant_guard.max_token_bytes";
@@ -243,6 +249,14 @@ pub fn init() {
         c"Role (BYPASSRLS, not superuser) a bypass token switches to for the rest of its transaction.",
         c"Empty: a bypass token reads every tenant of the registry through the policies.",
         &BYPASS_ROLE,
+        GucContext::Suset,
+        rules,
+    );
+    GucRegistry::define_string_guc(
+        AS_TENANT_ROLE_NAME,
+        c"Role whose members may act as a tenant without a token (tenant_guard.as_tenant, for test suites).",
+        c"Empty: superusers only. Superuser-only, so a member cannot name a role of its own.",
+        &AS_TENANT_ROLE,
         GucContext::Suset,
         rules,
     );

@@ -30,6 +30,9 @@
 //!   `tenant_guard.stats`, the rejection log line's limits).
 //! * `bypass`: bypass tokens through a `BYPASSRLS` role
 //!   (`tenant_guard.bypass_role`).
+//! * `as_tenant` (pure: who may, read sets, the log line) and `impersonate`
+//!   (`tenant_guard.as_tenant`): a tenant context without a token, for test
+//!   suites.
 //!
 //! Hand-written SQL is in `sql/` (bootstrap, audit, selftest, backfill,
 //! explain, finalize); the schema `tenant_guard` holds the documented API only,
@@ -37,6 +40,7 @@
 
 use pgrx::prelude::*;
 
+mod as_tenant;
 mod audit;
 mod backfill;
 mod bypass;
@@ -46,6 +50,7 @@ mod context;
 mod ddl_guard;
 mod error;
 mod gucs;
+mod impersonate;
 mod integrity;
 mod integrity_sql;
 mod keys;

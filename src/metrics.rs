@@ -56,10 +56,12 @@ pub enum Counter {
     /// Rejections whose LOG line (and ERROR line) sampling or the rate
     /// limit left out of the server log.
     RejectionLogSuppressed,
+    /// Contexts made by `tenant_guard.as_tenant` (no token).
+    AsTenantContexts,
 }
 
 /// How many counters there are.
-pub const COUNTERS: usize = Counter::RejectionLogSuppressed as usize + 1;
+pub const COUNTERS: usize = Counter::AsTenantContexts as usize + 1;
 
 /// Every counter, in view order.
 pub const ALL: [Counter; COUNTERS] = {
@@ -92,6 +94,7 @@ pub const ALL: [Counter; COUNTERS] = {
         DeniedTruncate,
         RejectionLogLines,
         RejectionLogSuppressed,
+        AsTenantContexts,
     ]
 };
 
@@ -138,6 +141,7 @@ impl Counter {
             DeniedTruncate => (D, Some("truncate")),
             RejectionLogLines => ("tenant_guard_rejection_log_lines_total", None),
             RejectionLogSuppressed => ("tenant_guard_rejection_log_suppressed_total", None),
+            AsTenantContexts => ("tenant_guard_as_tenant_contexts_total", None),
         }
     }
 

@@ -628,6 +628,72 @@ tenant-deleted|plain|600|DELETE FROM public.accounts WHERE id = 'acme'|0.2
 CASES
 }
 
+# ================================================================ as_tenant
+# The application role tries to act as a tenant without a token through
+# tenant_guard.as_tenant, from each position, with EXECUTE granted (the
+# worst case): directly; by naming itself in tenant_guard.as_tenant_role
+# (ALTER ROLE, ALTER DATABASE (which it owns in c), SET, set_config); and
+# through a SECURITY DEFINER function of its own (b, c) that the DBA calls
+# with the DBA's search_path. The app must read none of globex's rows, no
+# setting may name it, the DBA's session must keep no context, and no
+# as_tenant context may be logged.
+group_as_tenant() {
+  local pos
+  for pos in a b c; do
+    new_db "$pos" || return
+    adm "$DB" >/dev/null <<SQL
+CREATE TABLE public.docs (id int PRIMARY KEY, tenant_id text NOT NULL);
+INSERT INTO public.docs VALUES (1, 'acme'), (2, 'globex');
+SELECT count(*) FROM tenant_guard.protect('public.docs');
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.docs TO $APP;
+GRANT EXECUTE ON FUNCTION tenant_guard.as_tenant(text, text[], text, boolean) TO $APP;
+SQL
+    begin_check "as_tenant/$pos/impersonate"
+    local definer=""
+    [ "$pos" != a ] && definer="CREATE FUNCTION $S.helpful() RETURNS text LANGUAGE sql SECURITY DEFINER
+  AS \$f\$ SELECT tenant_guard.as_tenant('globex', is_local => false) \$f\$;
+GRANT EXECUTE ON FUNCTION $S.helpful() TO PUBLIC;"
+    as "$APP" "$DB" <<SQL
+BEGIN;
+SELECT tenant_guard.as_tenant('globex') AS direct;
+ROLLBACK;
+ALTER ROLE $APP SET tenant_guard.as_tenant_role = '$APP';
+ALTER DATABASE "$DB" SET tenant_guard.as_tenant_role = '$APP';
+SET tenant_guard.as_tenant_role = '$APP';
+SELECT set_config('tenant_guard.as_tenant_role', '$APP', false);
+BEGIN;
+SELECT tenant_guard.as_tenant('globex', is_local => true);
+SELECT 'APPROWS:' || count(*) FROM public.docs WHERE tenant_id = 'globex';
+ROLLBACK;
+$definer
+SQL
+    as "$APP" "$DB" <<SQL
+SELECT tenant_guard.as_tenant('globex', is_local => false);
+SELECT 'ROLESETTING:' || current_setting('tenant_guard.as_tenant_role', true);
+SELECT 'APPROWS:' || count(*) FROM public.docs WHERE tenant_id = 'globex';
+SQL
+    if [ "$pos" != a ]; then
+      as "$SU" "$DB" <<SQL
+$(dba_path "$pos")
+SELECT $S.helpful();
+SELECT 'DBACTX:' || coalesce(tenant_guard.tenant_id(), '<none>');
+SQL
+    fi
+    local r=()
+    grep -q 'permission denied for tenant_guard.as_tenant' "$OUT" || r+=("as_tenant's own refusal was not reached")
+    grep -Eq 'APPROWS:[1-9]' "$OUT" && r+=("the application role read globex's rows")
+    grep -q "ROLESETTING:$APP" "$OUT" && r+=("the application role named itself in tenant_guard.as_tenant_role")
+    grep -q 'DBACTX:globex' "$OUT" && r+=("the DBA's session got the context the application's function asked for")
+    [ "$pos" != a ] && ! grep -q 'DBACTX:<none>' "$OUT" && r+=("the DBA's call was not reached")
+    [ "$(adm_val "$DB" "SELECT count(*) FROM pg_db_role_setting WHERE array_to_string(setconfig, ',') LIKE '%as_tenant_role%'")" = 0 ] \
+      || r+=("a stored setting names tenant_guard.as_tenant_role")
+    if [ -r "$SERVER_LOG" ] && tail -c +"$((LOG_OFF + 1))" "$SERVER_LOG" | grep -q 'as_tenant context set'; then
+      r+=("an as_tenant context was set (server log)")
+    fi
+    end_check "${r[@]}"
+  done
+}
+
 # ================================================================ tamper
 # The owner of a protected table (the application, here) tries to weaken
 # its protection; the DDL guard must refuse it (42501, "would weaken the

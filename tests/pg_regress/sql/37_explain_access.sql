@@ -48,6 +48,36 @@ ROLLBACK;
 CREATE TABLE notes (id int);
 SELECT * FROM tenant_guard.explain_access('notes') WHERE aspect IN ('protected', 'rows returned');
 
+-- For a given token: verified, explained under its context, and the
+-- caller's context is exactly what it was afterwards.
+BEGIN;
+SET LOCAL ROLE tg_explain_app;
+SELECT tenant_guard.set_context(:'acme');
+SELECT * FROM tenant_guard.explain_access('orders', token => :'agency') WHERE aspect IN ('explained under', 'context', 'reads', 'writes', 'rows returned', 'of which the context reads', 'of which the context writes');
+SELECT tenant_guard.tenant_id(), tenant_guard.visible_tenants();
+-- A refused token raises its error (28000), and changes nothing either.
+SAVEPOINT s;
+SELECT * FROM tenant_guard.explain_access('orders', token => 'not.a.token');
+ROLLBACK TO s;
+SELECT tenant_guard.tenant_id(), tenant_guard.visible_tenants();
+ROLLBACK;
+
+-- For a tenant: only for those who may call tenant_guard.as_tenant
+-- (superusers and members of tenant_guard.as_tenant_role).
+BEGIN;
+SET LOCAL ROLE tg_explain_app;
+SELECT * FROM tenant_guard.explain_access('orders', tenant => 'globex');
+ROLLBACK;
+-- A superuser with a session context of its own explains globex's view;
+-- its own context is back afterwards.
+SELECT tenant_guard.as_tenant('acme', is_local => false);
+SELECT * FROM tenant_guard.explain_access('orders', tenant => 'globex') WHERE aspect IN ('explained under', 'context', 'reads', 'rows returned', 'of which the context reads', 'of which the context writes');
+SELECT * FROM tenant_guard.explain_access('orders', $$item = 'gizmo'$$, token => :'agency') WHERE aspect IN ('explained under', 'context', 'rows returned', 'of which the context reads', 'of which the context writes');
+SELECT tenant_guard.tenant_id();
+SELECT tenant_guard.clear_context();
+-- A token and a tenant at once: refused (22023).
+SELECT * FROM tenant_guard.explain_access('orders', token => :'acme', tenant => 'globex');
+
 DROP EXTENSION tenant_guard CASCADE;
 DROP TABLE orders, notes;
 DROP ROLE tg_explain_app;

@@ -8,7 +8,8 @@
 //! The modules here must not use pgrx: `token` (verification), `quote`
 //! (quoting), `policy` (row-level security rendering) and `integrity`
 //! (composite keys, NOT NULL steps, backfill batches), `metrics` (the
-//! counters of `tenant_guard.stats`, the rejection log's rate limit). A
+//! counters of `tenant_guard.stats`, the rejection log's rate limit),
+//! `as_tenant` (who may act as a tenant without a token). A
 //! module that starts using pgrx fails to compile here, which is the point.
 #![allow(dead_code)]
 
@@ -26,3 +27,6 @@ pub mod token;
 
 #[path = "../../../src/metrics.rs"]
 pub mod metrics;
+
+#[path = "../../../src/as_tenant.rs"]
+pub mod as_tenant;
