@@ -6,7 +6,15 @@
 #   make install           copy the built files into that PostgreSQL (no cargo
 #                          needed at this step, so `sudo make install` works)
 #   make installcheck      the pg_regress specs against a running server
-#                          (PGHOST/PGPORT/PGUSER: a superuser)
+#                          (PGHOST/PGPORT/PGUSER: a superuser; database
+#                          $(CONTRIB_TESTDB), made afresh; results in ./results)
+#   make uninstall         remove the installed files again
+#   make dist              the PGXN source distribution, a zip of this
+#                          checkout (./scripts/package --pgxn)
+#
+# `pgxn install` runs `make` and `make install`, `pgxn check` runs
+# `make installcheck`, `pgxn uninstall` runs `make uninstall`; each passes
+# PG_CONFIG.
 #
 # Needs Rust 1.95+ and cargo-pgrx 0.18.1 (cargo install cargo-pgrx --version
 # 0.18.1 --locked), libclang and the server headers of that PostgreSQL. The
@@ -25,10 +33,10 @@ BINDIR := $(shell $(PG_CONFIG) --bindir)
 PGRX_HOME_DIR = $(CURDIR)/target/pgrx-home
 OUT = $(CURDIR)/target/pgxn-pg$(PG_MAJOR)
 REGRESS = $(sort $(basename $(notdir $(wildcard tests/pg_regress/sql/*.sql))))
-REGRESS_DB ?= tg_regress_pgxn
+CONTRIB_TESTDB ?= tg_regress_pgxn
 SOURCES = $(wildcard src/*.rs sql/*.sql) Cargo.toml Cargo.lock $(EXTENSION).control
 
-.PHONY: all install installcheck clean check-toolchain
+.PHONY: all install uninstall installcheck clean dist check-toolchain
 
 all: $(OUT)/.built
 
@@ -53,9 +61,16 @@ install:
 	install -m 0644 $(OUT)$(SHAREDIR)/extension/$(EXTENSION).control \
 	  $(OUT)$(SHAREDIR)/extension/$(EXTENSION)--*.sql $(DESTDIR)$(SHAREDIR)/extension/
 
+uninstall:
+	rm -f $(DESTDIR)$(PKGLIBDIR)/$(EXTENSION).so $(DESTDIR)$(SHAREDIR)/extension/$(EXTENSION).control \
+	  $(DESTDIR)$(SHAREDIR)/extension/$(EXTENSION)--*.sql
+
 installcheck:
 	$(PKGLIBDIR)/pgxs/src/test/regress/pg_regress --inputdir=tests/pg_regress \
-	  --outputdir=target/pgxn-regress --bindir=$(BINDIR) --dbname=$(REGRESS_DB) $(REGRESS)
+	  --bindir=$(BINDIR) --dbname=$(CONTRIB_TESTDB) $(REGRESS)
+
+dist:
+	./scripts/package --pgxn
 
 clean:
-	rm -rf $(OUT) target/pgxn-regress
+	rm -rf $(OUT) results regression.diffs regression.out

