@@ -199,15 +199,28 @@ fn footprint(token: &str, c: &Cached) -> usize {
         + 3 * c.v.payload.len()
         + c.packed.len()
         + c.v.tenants.iter().map(|t| t.len() + 32).sum::<usize>()
+        + c.facts.tenants.iter().map(|t| t.len() + 32).sum::<usize>()
         + c.v.kid.len()
         + c.v.user.as_ref().map_or(0, String::len)
         + OVERHEAD
 }
 
-/// A verified token and the setting value it produces.
+/// A verified token, the setting value it produces, and what the context
+/// is checked against at each statement (kept with the entry, so a token
+/// presented again does not rebuild them: for a read set of a thousand
+/// tenants that is a thousand strings hashed and copied).
 struct Cached {
     v: Verified,
     packed: String,
+    facts: Rc<Facts>,
+}
+
+impl Cached {
+    fn new(v: Verified) -> Cached {
+        let packed = packed_value(&v, &v.tenants);
+        let facts = Rc::new(facts_of_verified(&v));
+        Cached { v, packed, facts }
+    }
 }
 
 fn scope_of(v: &Verified, visible: &[String]) -> Scope {
@@ -294,8 +307,7 @@ fn verify_cached(
     }
     let v = token::verify(token.as_bytes(), &ring.keys, rules, now)?;
     crate::stats::bump(crate::metrics::Counter::TokensVerified);
-    let packed = packed_value(&v, &v.tenants);
-    let v = Rc::new(Cached { v, packed });
+    let v = Rc::new(Cached::new(v));
     let size = footprint(token, &v);
     VERIFIED.with(|c| c.borrow_mut().map.insert(token.to_owned(), v.clone(), size));
     Ok(v)
@@ -313,6 +325,8 @@ struct Facts {
     tenants: Vec<String>,
     /// What revocations name: `jti`, `sub` and `iat` of the token.
     revocable: serde_json::Map<String, serde_json::Value>,
+    /// A bypass context.
+    bypass: bool,
 }
 
 /// The claims a revocation can name (`jti`, `sub`, `iat`), copied out.
@@ -348,6 +362,7 @@ fn facts_of_verified(v: &Verified) -> Facts {
         exp: v.claims.get("exp").and_then(serde_json::Value::as_f64),
         tenants,
         revocable: revocable(&v.claims),
+        bypass: v.bypass,
     }
 }
 
@@ -376,6 +391,7 @@ fn facts_of(value: &str) -> Facts {
         exp,
         tenants,
         revocable: revocable(&claims),
+        bypass: scope.bypass,
     }
 }
 
@@ -495,13 +511,13 @@ thread_local! {
 }
 
 /// Records what `set_context` just verified the current value with.
-fn remember_set(f: Facts, is_local: bool, generation: u64) {
+fn remember_set(f: Rc<Facts>, is_local: bool, generation: u64) {
     let epoch = gucs::context_epoch();
     let now = this_statement();
     CHECKED.with(|c| {
         *c.borrow_mut() = Checked {
             epoch,
-            facts: Some(Rc::new(f)),
+            facts: Some(f),
             set: Some((now, is_local)),
             at: (now, generation),
             valid: true,
@@ -800,8 +816,7 @@ fn map_to_tenants(ring: &keys::Ring, column: &str, v: &Verified, claimed: &Claim
     }
     let set = registry::map_orgs(reg, column, &v.tenants).unwrap_or_else(|w| refuse_map(w));
     mapped.tenants = distinct_tenants(None, set.iter().map(String::as_str));
-    let packed = packed_value(&mapped, &mapped.tenants);
-    Cached { v: mapped, packed }
+    Cached::new(mapped)
 }
 
 /// Verifies a signed token and makes its tenant the context.
@@ -1005,7 +1020,7 @@ fn establish(token: &str, is_local: bool, forwarded: bool) -> String {
     }
     let value = cached.packed.as_str();
     put(gucs::CONTEXT_NAME, value, is_local);
-    remember_set(facts_of_verified(v), is_local, ring.generation);
+    remember_set(cached.facts.clone(), is_local, ring.generation);
     if let Some((_, role)) = &bypass_role {
         crate::bypass::enter(*role);
     }
@@ -1157,22 +1172,29 @@ pub fn is_bypass_value(v: &[u8]) -> bool {
 /// the statement: a `DO` block or a procedure keeps starting queries long
 /// after its statement began.
 pub fn bypass_holds() -> bool {
-    let Some(value) = raw_context() else {
+    // Runs before every query of a bypass transaction (executor start and
+    // run): the facts judged by `context_valid` for this value are reused,
+    // not parsed again from the setting.
+    let Some(value) = context_value() else {
         return false;
     };
-    if !scope().is_some_and(|s| s.bypass) {
+    if !context_valid(&value) {
+        return false;
+    }
+    let epoch = gucs::context_epoch();
+    let facts = CHECKED
+        .with(|c| {
+            let c = c.borrow();
+            (c.epoch == epoch).then(|| c.facts.clone()).flatten()
+        })
+        .unwrap_or_else(|| Rc::new(facts_of(value.to_str().unwrap_or(""))));
+    if !facts.bypass {
         return false;
     }
     let ring = keys::ring();
     // SAFETY: no arguments; reads the clock.
     let now = unix_seconds(unsafe { pg_sys::GetCurrentTimestamp() });
-    lapsed(
-        &facts_of(&value),
-        &ring.keys,
-        now,
-        f64::from(gucs::LEEWAY.get()),
-    )
-    .is_none()
+    lapsed(&facts, &ring.keys, now, f64::from(gucs::LEEWAY.get())).is_none()
 }
 
 /// Resets the planner depth (after an error, should a hook called below
@@ -1255,28 +1277,47 @@ fn bypass_set() -> Rc<Vec<String>> {
     all
 }
 
+/// A set of tenant ids, borrowed where it is kept already (a read set in
+/// the parsed scope, a bypass set), so building the policy's array does not
+/// copy a thousand strings first.
+enum TenantSet {
+    Own(Vec<String>),
+    Registry(Rc<Vec<String>>),
+    Read(Rc<Scope>),
+}
+
+impl TenantSet {
+    fn ids(&self) -> &[String] {
+        match self {
+            TenantSet::Own(v) => v,
+            TenantSet::Registry(v) => v,
+            TenantSet::Read(s) => s.read.as_deref().unwrap_or_default(),
+        }
+    }
+}
+
 /// The tenants the current context may read.
-fn visible_set() -> Vec<String> {
+fn visible_set() -> TenantSet {
     match scope() {
-        Some(s) if s.bypass => return bypass_set().as_ref().clone(),
-        Some(s) if s.read.is_some() => return s.read.clone().unwrap_or_default(),
+        Some(s) if s.bypass => return TenantSet::Registry(bypass_set()),
+        Some(s) if s.read.is_some() => return TenantSet::Read(s),
         _ => {}
     }
     match current_tenant() {
-        Some(t) => vec![t],
-        None => no_context(),
+        Some(t) => TenantSet::Own(vec![t]),
+        None => TenantSet::Own(no_context()),
     }
 }
 
 /// The tenants the current context may write: its tenant claim (a bypass
 /// token without one may write every tenant it reads).
-fn writable_set() -> Vec<String> {
+fn writable_set() -> TenantSet {
     if let Some(t) = current_tenant() {
-        return vec![t];
+        return TenantSet::Own(vec![t]);
     }
     match scope() {
-        Some(s) if s.bypass => bypass_set().as_ref().clone(),
-        _ => no_context(),
+        Some(s) if s.bypass => TenantSet::Registry(bypass_set()),
+        _ => TenantSet::Own(no_context()),
     }
 }
 
@@ -1472,7 +1513,7 @@ unsafe fn tenant_array_unplanned(
         } else {
             visible_set()
         };
-        let refs: Vec<&[u8]> = ids.iter().map(|s| s.as_bytes()).collect();
+        let refs: Vec<&[u8]> = ids.ids().iter().map(|s| s.as_bytes()).collect();
         if flinfo.is_null() {
             return text_array(&refs);
         }
@@ -1632,6 +1673,7 @@ mod unit {
                 exp: Some(1_700_000_000.0),
                 tenants: vec!["acme".into()],
                 revocable: Default::default(),
+                bypass: false,
             }
         );
         // A read set: the tenant first, then the others, once each.
@@ -1642,6 +1684,7 @@ mod unit {
             false,
         );
         assert_eq!(facts_of(&v).tenants, ["a", "b", "c"]);
+        assert!(!facts_of(&v).bypass);
         assert_eq!(facts_of(&v).exp, None);
         // A bypass read set is not re-checked, its tenant is.
         let v = pack(
@@ -1651,6 +1694,7 @@ mod unit {
             false,
         );
         assert_eq!(facts_of(&v).tenants, ["a"]);
+        assert!(facts_of(&v).bypass);
         let v = pack(
             "",
             "{\"kid\":\"k\",\"read\":[\"a\",\"b\"],\"bypass\":true}",
@@ -1673,6 +1717,7 @@ mod unit {
             exp: Some(1000.0),
             tenants: vec!["t".into()],
             revocable: Default::default(),
+            bypass: false,
         };
         let keys = [key("k", Some(2000.0)), key("other", None)];
         assert_eq!(lapsed(&f, &keys, 999.0, 0.0), None);
@@ -1701,6 +1746,7 @@ mod unit {
             exp: None,
             tenants: vec![],
             revocable: Default::default(),
+            bypass: false,
         };
         assert!(lapsed(&long, &[], 0.0, 0.0).unwrap().len() < 100);
     }
@@ -1795,8 +1841,7 @@ mod unit {
             claims: serde_json::Map::new(),
             payload: big.clone(),
         };
-        let packed = packed_value(&v, &v.tenants);
-        let c = Cached { v, packed };
+        let c = Cached::new(v);
         let token = "t".repeat(7700);
         let n = footprint(&token, &c);
         // Token, payload (text, parsed, in the setting value) and more.

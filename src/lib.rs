@@ -56,6 +56,7 @@ mod protect;
 mod quote;
 mod registry;
 mod rollout;
+mod scan;
 mod stats;
 pub mod token;
 mod triggers;
@@ -105,6 +106,7 @@ pub extern "C-unwind" fn _PG_init() {
     keys::init();
     context::init();
     bypass::init();
+    scan::init();
     stats::init();
 }
 
