@@ -56,9 +56,39 @@ pub fn configured() -> Option<String> {
     crate::gucs::text(&crate::gucs::BYPASS_ROLE)
 }
 
+thread_local! {
+    /// The last role [`resolve`] accepted: its name and OID. Dropped by any
+    /// change to any role (`pg_authid` invalidation, [`init`]), so a role
+    /// that loses `BYPASSRLS` or becomes a superuser is checked again at the
+    /// next use; saves four catalog look-ups per bypass context.
+    static RESOLVED: std::cell::RefCell<Option<(String, pg_sys::Oid)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_role_inval(_arg: pg_sys::Datum, _cacheid: i32, _hash: u32) {
+    // Must not run SQL or raise here.
+    RESOLVED.with(|r| r.borrow_mut().take());
+}
+
 /// Resolves the configured role: it must exist, have `BYPASSRLS` and not be
 /// a superuser (`42704`/`42501` otherwise).
 pub fn resolve(name: &str) -> pg_sys::Oid {
+    let hit = RESOLVED.with(|r| {
+        r.borrow()
+            .as_ref()
+            .filter(|(n, _)| n == name)
+            .map(|(_, oid)| *oid)
+    });
+    if let Some(oid) = hit {
+        return oid;
+    }
+    let oid = resolve_uncached(name);
+    RESOLVED.with(|r| *r.borrow_mut() = Some((name.to_owned(), oid)));
+    oid
+}
+
+fn resolve_uncached(name: &str) -> pg_sys::Oid {
     let cname = std::ffi::CString::new(name).unwrap_or_else(|_| {
         crate::error::invalid_parameter("tenant_guard.bypass_role contains a NUL character").raise()
     });
@@ -382,13 +412,18 @@ unsafe extern "C-unwind" fn process_utility(
     }
 }
 
-/// Registers the transaction callback and the executor hook (once per
-/// process, from `_PG_init`).
+/// Registers the transaction callback, the executor hooks and the role
+/// invalidation callback (once per process, from `_PG_init`).
 pub fn init() {
     // SAFETY: _PG_init runs once per process; the previous hook is kept and
     // called; the callback has no argument.
     unsafe {
         pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut());
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::AUTHOID as i32,
+            Some(on_role_inval),
+            pg_sys::Datum::from(0),
+        );
         PREVIOUS_EXECUTOR_START = pg_sys::ExecutorStart_hook;
         pg_sys::ExecutorStart_hook = Some(executor_start);
         PREVIOUS_EXECUTOR_RUN = pg_sys::ExecutorRun_hook;

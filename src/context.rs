@@ -203,8 +203,8 @@ fn footprint(token: &str, c: &Cached) -> usize {
     token.len()
         + 3 * c.v.payload.len()
         + c.packed.len()
-        // The read set, in the token and again in the facts.
-        + 2 * c.v.tenants.iter().map(|t| t.len() + 32).sum::<usize>()
+        + c.v.tenants.iter().map(|t| t.len() + 32).sum::<usize>()
+        + c.facts.tenants.iter().map(|t| t.len() + 32).sum::<usize>()
         + c.v.kid.len()
         + c.v.user.as_ref().map_or(0, String::len)
         + OVERHEAD
@@ -351,6 +351,8 @@ struct Facts {
     /// or expiry applies (the registry still does). `None` with
     /// `as_claimed`: a value written by hand, which fails closed.
     made_by: Option<String>,
+    /// A bypass context.
+    bypass: bool,
 }
 
 /// The claims a revocation can name (`jti`, `sub`, `iat`), copied out.
@@ -389,6 +391,7 @@ fn facts_of_verified(v: &Verified, issuer: Option<std::sync::Arc<token::Issuer>>
         issuer: Some(issuer),
         as_claimed: false,
         made_by: None,
+        bypass: v.bypass,
     }
 }
 
@@ -422,6 +425,7 @@ fn facts_of(value: &str) -> Facts {
         // `facts_of_value`.
         as_claimed: scope.made_by.is_some(),
         made_by: None,
+        bypass: scope.bypass,
     }
 }
 
@@ -1223,6 +1227,7 @@ pub fn establish_as(read: &[String], user: Option<&str>, by: &str, is_local: boo
             issuer: None,
             as_claimed: true,
             made_by: Some(by.to_owned()),
+            bypass: false,
         }),
         is_local,
         ring.generation,
@@ -1347,22 +1352,29 @@ pub fn is_bypass_value(v: &[u8]) -> bool {
 /// the statement: a `DO` block or a procedure keeps starting queries long
 /// after its statement began.
 pub fn bypass_holds() -> bool {
-    let Some(value) = raw_context() else {
+    // Runs before every query of a bypass transaction (executor start and
+    // run): the facts judged by `context_valid` for this value are reused,
+    // not parsed again from the setting.
+    let Some(value) = context_value() else {
         return false;
     };
-    if !scope().is_some_and(|s| s.bypass) {
+    if !context_valid(&value) {
+        return false;
+    }
+    let epoch = gucs::context_epoch();
+    let facts = CHECKED
+        .with(|c| {
+            let c = c.borrow();
+            (c.epoch == epoch).then(|| c.facts.clone()).flatten()
+        })
+        .unwrap_or_else(|| Rc::new(facts_of(value.to_str().unwrap_or(""))));
+    if !facts.bypass {
         return false;
     }
     let ring = keys::ring();
     // SAFETY: no arguments; reads the clock.
     let now = unix_seconds(unsafe { pg_sys::GetCurrentTimestamp() });
-    lapsed(
-        &facts_of(&value),
-        &ring.keys,
-        now,
-        f64::from(gucs::LEEWAY.get()),
-    )
-    .is_none()
+    lapsed(&facts, &ring.keys, now, f64::from(gucs::LEEWAY.get())).is_none()
 }
 
 /// Resets the planner depth (after an error, should a hook called below
@@ -1445,28 +1457,47 @@ fn bypass_set() -> Rc<Vec<String>> {
     all
 }
 
+/// A set of tenant ids, borrowed where it is kept already (a read set in
+/// the parsed scope, a bypass set), so building the policy's array does not
+/// copy a thousand strings first.
+enum TenantSet {
+    Own(Vec<String>),
+    Registry(Rc<Vec<String>>),
+    Read(Rc<Scope>),
+}
+
+impl TenantSet {
+    fn ids(&self) -> &[String] {
+        match self {
+            TenantSet::Own(v) => v,
+            TenantSet::Registry(v) => v,
+            TenantSet::Read(s) => s.read.as_deref().unwrap_or_default(),
+        }
+    }
+}
+
 /// The tenants the current context may read.
-fn visible_set() -> Vec<String> {
+fn visible_set() -> TenantSet {
     match scope() {
-        Some(s) if s.bypass => return bypass_set().as_ref().clone(),
-        Some(s) if s.read.is_some() => return s.read.clone().unwrap_or_default(),
+        Some(s) if s.bypass => return TenantSet::Registry(bypass_set()),
+        Some(s) if s.read.is_some() => return TenantSet::Read(s),
         _ => {}
     }
     match current_tenant() {
-        Some(t) => vec![t],
-        None => no_context(),
+        Some(t) => TenantSet::Own(vec![t]),
+        None => TenantSet::Own(no_context()),
     }
 }
 
 /// The tenants the current context may write: its tenant claim (a bypass
 /// token without one may write every tenant it reads).
-fn writable_set() -> Vec<String> {
+fn writable_set() -> TenantSet {
     if let Some(t) = current_tenant() {
-        return vec![t];
+        return TenantSet::Own(vec![t]);
     }
     match scope() {
-        Some(s) if s.bypass => bypass_set().as_ref().clone(),
-        _ => no_context(),
+        Some(s) if s.bypass => TenantSet::Registry(bypass_set()),
+        _ => TenantSet::Own(no_context()),
     }
 }
 
@@ -1662,7 +1693,7 @@ unsafe fn tenant_array_unplanned(
         } else {
             visible_set()
         };
-        let refs: Vec<&[u8]> = ids.iter().map(|s| s.as_bytes()).collect();
+        let refs: Vec<&[u8]> = ids.ids().iter().map(|s| s.as_bytes()).collect();
         if flinfo.is_null() {
             return text_array(&refs);
         }
@@ -1825,6 +1856,7 @@ mod unit {
                 issuer: None,
                 as_claimed: false,
                 made_by: None,
+                bypass: false,
             }
         );
         // A read set: the tenant first, then the others, once each.
@@ -1835,6 +1867,7 @@ mod unit {
             false,
         );
         assert_eq!(facts_of(&v).tenants, ["a", "b", "c"]);
+        assert!(!facts_of(&v).bypass);
         assert_eq!(facts_of(&v).exp, None);
         // A bypass read set is not re-checked, its tenant is.
         let v = pack(
@@ -1844,6 +1877,7 @@ mod unit {
             false,
         );
         assert_eq!(facts_of(&v).tenants, ["a"]);
+        assert!(facts_of(&v).bypass);
         let v = pack(
             "",
             "{\"kid\":\"k\",\"read\":[\"a\",\"b\"],\"bypass\":true}",
@@ -1869,6 +1903,7 @@ mod unit {
             issuer: None,
             as_claimed: false,
             made_by: None,
+            bypass: false,
         };
         let keys = [key("k", Some(2000.0)), key("other", None)];
         assert_eq!(lapsed(&f, &keys, 999.0, 0.0), None);
@@ -1900,6 +1935,7 @@ mod unit {
             issuer: None,
             as_claimed: false,
             made_by: None,
+            bypass: false,
         };
         assert!(lapsed(&long, &[], 0.0, 0.0).unwrap().len() < 100);
         // Verified under an issuer's rules: they must be the same rules now.

@@ -61,6 +61,7 @@ mod protect;
 mod quote;
 mod registry;
 mod rollout;
+mod scan;
 mod stats;
 pub mod token;
 mod triggers;
@@ -110,6 +111,7 @@ pub extern "C-unwind" fn _PG_init() {
     keys::init();
     context::init();
     bypass::init();
+    scan::init();
     stats::init();
 }
 

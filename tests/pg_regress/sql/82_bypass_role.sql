@@ -96,6 +96,30 @@ SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
 ROLLBACK;
 SELECT current_user;
 
+-- The role is checked at every use, also once accepted in this session: a
+-- role that loses BYPASSRLS, or becomes a superuser, is refused from the
+-- next set_context on (in every session: any change to a role drops what
+-- each backend remembered about it).
+RESET ROLE;
+ALTER ROLE tg_br_support NOBYPASSRLS;
+SET ROLE tg_br_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass');
+ROLLBACK;
+RESET ROLE;
+ALTER ROLE tg_br_support BYPASSRLS SUPERUSER;
+SET ROLE tg_br_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass');
+ROLLBACK;
+RESET ROLE;
+ALTER ROLE tg_br_support NOSUPERUSER;
+SET ROLE tg_br_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
+SELECT current_user;
+ROLLBACK;
+
 -- Back as soon as the context changes: another token, or clear_context.
 BEGIN;
 SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
