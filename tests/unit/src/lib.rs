@@ -8,7 +8,9 @@
 //! The modules here must not use pgrx: `token` (verification), `quote`
 //! (quoting), `policy` (row-level security rendering) and `integrity`
 //! (composite keys, NOT NULL steps, backfill batches), `metrics` (the
-//! counters of `tenant_guard.stats`, the rejection log's rate limit). A
+//! counters of `tenant_guard.stats`, the rejection log's rate limit),
+//! `tenant_counts` (the per-tenant counters of `tenant_guard.tenant_stats`,
+//! eviction). A
 //! module that starts using pgrx fails to compile here, which is the point.
 #![allow(dead_code)]
 
@@ -26,3 +28,6 @@ pub mod token;
 
 #[path = "../../../src/metrics.rs"]
 pub mod metrics;
+
+#[path = "../../../src/tenant_counts.rs"]
+pub mod tenant_counts;
