@@ -1602,3 +1602,44 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION tenant_guard.explain_access(regclass, text, text, text) IS
   'why rows are visible or writable: the context (the current one, a token''s, or as_tenant''s for its callers), row-level security for the caller, every policy on the table, and counts of the rows (with an optional filter) the caller''s query returns and the context reads and writes; runs with the caller''s rights';
+
+-- Per-tenant statistics: tenant_guard.tenant_stats (per tenant of the
+-- context, with tenant_guard.track_tenants on: transactions, top-level
+-- statements, rows returned and written, execution time, denials, last seen)
+-- and tenant_guard.reset_tenant_stats(). A hash table in shared memory with
+-- the library in shared_preload_libraries, per backend otherwise
+-- (src/tenant_stats.rs). Readable by pg_read_all_stats only.
+CREATE FUNCTION tenant_guard_internal."tenant_stats_rows"() RETURNS TABLE (
+	"tenant" TEXT,
+	"database" TEXT,
+	"transactions" bigint,
+	"statements" bigint,
+	"rows_returned" bigint,
+	"rows_written" bigint,
+	"total_exec_time" double precision,
+	"denials" bigint,
+	"last_seen" timestamp with time zone,
+	"stats_reset" timestamp with time zone,
+	"scope" TEXT
+)
+STRICT VOLATILE PARALLEL RESTRICTED
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'tenant_stats_rows_wrapper';
+CREATE FUNCTION tenant_guard."reset_tenant_stats"() RETURNS timestamp with time zone
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'reset_tenant_stats_wrapper';
+CREATE VIEW tenant_guard.tenant_stats AS
+  SELECT tenant, database, transactions, statements, rows_returned, rows_written,
+         total_exec_time, denials, last_seen, stats_reset, scope
+    FROM tenant_guard_internal.tenant_stats_rows();
+COMMENT ON VIEW tenant_guard.tenant_stats IS
+  'per tenant of the context (with tenant_guard.track_tenants on): transactions, top-level statements, rows returned and written, execution time (ms), write denials, last seen; tenant ids are business data: readable by pg_read_all_stats only';
+COMMENT ON FUNCTION tenant_guard_internal.tenant_stats_rows() IS 'the rows of tenant_guard.tenant_stats';
+COMMENT ON FUNCTION tenant_guard.reset_tenant_stats() IS
+  'empties tenant_guard.tenant_stats and sets its stats_reset to now; returns stats_reset';
+REVOKE ALL ON tenant_guard.tenant_stats FROM PUBLIC;
+GRANT SELECT ON tenant_guard.tenant_stats TO pg_read_all_stats;
+REVOKE ALL ON FUNCTION tenant_guard_internal.tenant_stats_rows() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenant_guard_internal.tenant_stats_rows() TO pg_read_all_stats;
+REVOKE ALL ON FUNCTION tenant_guard.reset_tenant_stats() FROM PUBLIC;

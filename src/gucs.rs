@@ -13,6 +13,10 @@
 //!   `tenant_column`, `bypass_role` names the role a verified bypass token
 //!   switches to, and `as_tenant_role` the role whose members may act as a
 //!   tenant without a token.
+//! * **Per-tenant statistics**: `track_tenants` (`PGC_SUSET`, off by
+//!   default) and `tenant_stats_max` (`PGC_POSTMASTER`: it sizes shared
+//!   memory; defined only with `shared_preload_libraries`, since PostgreSQL
+//!   refuses postmaster-level settings defined later).
 //! * **`lock_timeout`**: the only user-settable one (`PGC_USERSET`); it
 //!   bounds the caller's own helper calls and nothing else.
 //! * **The context** (`tenant_guard.context`): the verified tenant, scope
@@ -81,6 +85,12 @@ pub static LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
 /// that weakens a protected table through, logged at WARNING. Superuser
 /// only: it is the emergency door, not a migration option.
 pub static DDL_GUARD: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// Per-tenant activity in `tenant_guard.tenant_stats` (see `tenant_stats`).
+pub static TRACK_TENANTS: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// Most tenants `tenant_guard.tenant_stats` keeps (postmaster-level: the
+/// size of its shared memory).
+pub static TENANT_STATS_MAX: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
 /// tenant_guard's own LOG line for a refused token.
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -152,6 +162,8 @@ pub const TOKEN_CACHE_BYTES_NAME: &CStr = c"tenant_guard.token_cache_bytes";
 pub const LOCK_TIMEOUT_NAME: &CStr = c"tenant_guard.lock_timeout";
 pub const DDL_GUARD_NAME: &CStr = c"tenant_guard.ddl_guard";
 pub const FORWARDED_TOKEN_NAME: &CStr = c"tenant_guard.forwarded_token";
+pub const TRACK_TENANTS_NAME: &CStr = c"tenant_guard.track_tenants";
+pub const TENANT_STATS_MAX_NAME: &CStr = c"tenant_guard.tenant_stats_max";
 
 /// On a Citus cluster: the token of the coordinator's transaction-local
 /// context, which `set_context` writes with `SET LOCAL` so that Citus
@@ -428,6 +440,34 @@ pub fn init() {
         GucContext::Suset,
         rules,
     );
+
+    // tenant_guard.tenant_stats. Tracking is the superuser's: tenant ids are
+    // business data, and the hot path's cost is a cluster-wide choice.
+    GucRegistry::define_bool_guc(
+        TRACK_TENANTS_NAME,
+        c"Count each tenant's transactions, statements, rows, execution time and denials in tenant_guard.tenant_stats.",
+        c"Counts top-level statements started under a context with a tenant; nothing without a context.",
+        &TRACK_TENANTS,
+        GucContext::Suset,
+        rules,
+    );
+    // Postmaster-level (it sizes shared memory), which PostgreSQL allows
+    // only while loading shared_preload_libraries; without that, each
+    // backend keeps the default bound.
+    // SAFETY: a plain read of a flag PostgreSQL sets while loading
+    // shared_preload_libraries in the postmaster.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        GucRegistry::define_int_guc(
+            TENANT_STATS_MAX_NAME,
+            c"Most tenants tenant_guard.tenant_stats keeps; the least active make room for new ones.",
+            c"Sizes the shared memory tenant_guard reserves at server start (about 300 bytes per tenant).",
+            &TENANT_STATS_MAX,
+            1,
+            1_000_000,
+            GucContext::Postmaster,
+            rules,
+        );
+    }
 
     // Context: written only by set_context / clear_context. The assign hook
     // counts every change (set, reset, rollback, end of transaction), so the

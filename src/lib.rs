@@ -28,6 +28,9 @@
 //! * `metrics` (pure: counter names, rejection reasons, the log's rate
 //!   limit) and `stats` (shared-memory or per-backend counters,
 //!   `tenant_guard.stats`, the rejection log line's limits).
+//! * `tenant_counts` (pure: per-tenant counters, eviction) and
+//!   `tenant_stats` (executor hooks, the per-tenant table in shared memory
+//!   or per backend, `tenant_guard.tenant_stats`).
 //! * `bypass`: bypass tokens through a `BYPASSRLS` role
 //!   (`tenant_guard.bypass_role`).
 //! * `as_tenant` (pure: who may, read sets, the log line) and `impersonate`
@@ -63,6 +66,8 @@ mod registry;
 mod rollout;
 mod scan;
 mod stats;
+mod tenant_counts;
+mod tenant_stats;
 pub mod token;
 mod triggers;
 

@@ -151,6 +151,16 @@ impl Counter {
         let first = Counter::RejectedTooLarge.index();
         (first..first + REASONS).contains(&i).then(|| i - first)
     }
+
+    /// Whether this counts a write refused to the context (also counted
+    /// under the context's tenant in `tenant_guard.tenant_stats`).
+    pub fn is_denial(self) -> bool {
+        use Counter::*;
+        matches!(
+            self,
+            DeniedInsert | DeniedUpdate | DeniedTenantChange | DeniedTruncate
+        )
+    }
 }
 
 /// The counter a token rejection increments.
@@ -278,6 +288,19 @@ mod unit {
             .iter()
             .filter(|c| c.reason_slot().is_some())
             .all(|c| c.name().0 == "tenant_guard_rejections_total"));
+    }
+
+    #[test]
+    fn the_denials_are_exactly_the_denials_total_counters() {
+        // What tenant_guard.tenant_stats counts as a tenant's denials.
+        for c in ALL {
+            assert_eq!(
+                c.is_denial(),
+                c.name().0 == "tenant_guard_denials_total",
+                "{c:?}"
+            );
+        }
+        assert_eq!(ALL.iter().filter(|c| c.is_denial()).count(), 4);
     }
 
     #[test]

@@ -82,8 +82,9 @@ thread_local! {
     static QUIET_ERROR: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Reserves the shared block when loaded at server start. Called once per
-/// process from `_PG_init`.
+/// Reserves the shared block when loaded at server start, and sets up
+/// `tenant_stats` (its hooks, its shared table). Called once per process
+/// from `_PG_init`.
 // The macro tests features of pgrx's own (pg13, pg14) that this crate
 // does not declare.
 #[allow(unexpected_cfgs)]
@@ -94,6 +95,7 @@ pub fn init() {
         pg_shmem_init!(SHARED = Block::new());
         PRELOADED.store(true, Relaxed);
     }
+    crate::tenant_stats::init();
 }
 
 fn shared() -> bool {
@@ -108,9 +110,13 @@ fn with<R>(f: impl FnOnce(&Block) -> R) -> R {
     }
 }
 
-/// Counts one event.
+/// Counts one event (a denial also under the context's tenant in
+/// `tenant_guard.tenant_stats`, see `tenant_stats`).
 pub fn bump(c: Counter) {
     with(|b| b.counters[c.index()].fetch_add(1, Relaxed));
+    if c.is_denial() {
+        crate::tenant_stats::denied();
+    }
 }
 
 fn notice_if_local() {

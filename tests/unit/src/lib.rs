@@ -9,7 +9,8 @@
 //! (quoting), `policy` (row-level security rendering) and `integrity`
 //! (composite keys, NOT NULL steps, backfill batches), `metrics` (the
 //! counters of `tenant_guard.stats`, the rejection log's rate limit),
-//! `as_tenant` (who may act as a tenant without a token). A
+//! `as_tenant` (who may act as a tenant without a token), `tenant_counts`
+//! (the per-tenant counters of `tenant_guard.tenant_stats`, eviction). A
 //! module that starts using pgrx fails to compile here, which is the point.
 #![allow(dead_code)]
 
@@ -30,3 +31,6 @@ pub mod metrics;
 
 #[path = "../../../src/as_tenant.rs"]
 pub mod as_tenant;
+
+#[path = "../../../src/tenant_counts.rs"]
+pub mod tenant_counts;
