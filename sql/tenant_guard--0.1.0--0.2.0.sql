@@ -1161,133 +1161,6 @@ REVOKE ALL ON FUNCTION tenant_guard.reset_stats() FROM PUBLIC;
 CREATE OR REPLACE FUNCTION tenant_guard_internal.refuse_truncate() RETURNS trigger
   LANGUAGE c AS 'MODULE_PATHNAME', 'tg_refuse_truncate';
 
--- Observability: tenant_guard.explain_access (as sql/explain.sql).
-CREATE FUNCTION tenant_guard.explain_access(tbl regclass, row_filter text DEFAULT NULL)
-RETURNS TABLE (aspect text, detail text)
-LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  nsp name;
-  rel name;
-  col name;
-  coltype text;
-  relkind "char";
-  rls boolean;
-  forced boolean;
-  applies boolean;
-  filter text := coalesce(nullif(btrim(row_filter), ''), 'true');
-  n bigint;
-  p record;
-BEGIN
-  SELECT n2.nspname, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity
-    INTO nsp, rel, relkind, rls, forced
-    FROM pg_class c JOIN pg_namespace n2 ON n2.oid OPERATOR(pg_catalog.=) c.relnamespace
-   WHERE c.oid OPERATOR(pg_catalog.=) tbl;
-  SELECT pr.tenant_column INTO col FROM tenant_guard.protected pr
-   WHERE pr.relid OPERATOR(pg_catalog.=) tbl;
-  IF relkind IS NULL OR relkind NOT IN ('r', 'p') THEN
-    RAISE EXCEPTION 'tenant_guard.explain_access explains tables only'
-      USING ERRCODE = '42809',
-            DETAIL = format('%s is not a table or a partitioned table.', tbl);
-  END IF;
-  IF col IS NOT NULL THEN
-    -- The column's type, through any domains to its base type; the cast
-    -- target only when that is a built-in type (in pg_catalog).
-    WITH RECURSIVE t(oid, typtype, typbasetype, typnamespace, typname, depth) AS (
-      SELECT ty.oid, ty.typtype, ty.typbasetype, ty.typnamespace, ty.typname, 0
-        FROM pg_attribute a JOIN pg_type ty ON ty.oid OPERATOR(pg_catalog.=) a.atttypid
-       WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) col
-         AND NOT a.attisdropped
-      UNION ALL
-      SELECT b.oid, b.typtype, b.typbasetype, b.typnamespace, b.typname, t.depth OPERATOR(pg_catalog.+) 1
-        FROM t JOIN pg_type b ON b.oid OPERATOR(pg_catalog.=) t.typbasetype
-       WHERE t.typtype OPERATOR(pg_catalog.=) 'd'::"char")
-    SELECT format('pg_catalog.%I', t.typname) INTO coltype FROM t
-     WHERE t.typtype OPERATOR(pg_catalog.<>) 'd'::"char"
-       AND t.typnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::regnamespace;
-  END IF;
-
-  aspect := 'context';
-  detail := CASE
-    WHEN tenant_guard.is_bypass() THEN 'bypass (every tenant of the registry readable)'
-    WHEN tenant_guard.tenant_id() IS NULL THEN 'none (tenant_guard.missing_context = '
-         || current_setting('tenant_guard.missing_context') || ')'
-    ELSE format('tenant %L, user %L', tenant_guard.tenant_id(), tenant_guard.user_id()) END;
-  RETURN NEXT;
-  IF tenant_guard.tenant_id() IS NOT NULL OR tenant_guard.is_bypass() THEN
-    aspect := 'reads';
-    detail := array_to_string(tenant_guard.visible_tenants(), ', ');
-    RETURN NEXT;
-    aspect := 'writes';
-    detail := array_to_string(tenant_guard.writable_tenants(), ', ');
-    RETURN NEXT;
-  END IF;
-
-  applies := row_security_active(tbl);
-  aspect := 'row-level security';
-  detail := format('%s%s; for role %I it %s',
-                   CASE WHEN rls THEN 'enabled' ELSE 'disabled' END,
-                   CASE WHEN forced THEN ', forced' ELSE '' END,
-                   current_user,
-                   CASE WHEN applies THEN 'applies' ELSE 'does not apply (a superuser, BYPASSRLS, or the owner without FORCE)' END);
-  RETURN NEXT;
-  aspect := 'protected';
-  detail := CASE WHEN col IS NULL THEN 'no: not protected by tenant_guard'
-                 ELSE format('yes: tenant column %I', col) END;
-  RETURN NEXT;
-
-  -- Every policy on the table, which decides what: tenant_guard's are the
-  -- restrictive ones it generated; any other permissive policy can only
-  -- widen what the restrictive ones allow, never past them.
-  FOR p IN
-    SELECT pol.polname,
-           CASE WHEN pol.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END AS kind,
-           CASE pol.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
-                           WHEN 'd' THEN 'DELETE' ELSE 'ALL' END AS cmd,
-           pg_get_expr(pol.polqual, pol.polrelid) AS using_expr,
-           pg_get_expr(pol.polwithcheck, pol.polrelid) AS check_expr,
-           pol.polname LIKE 'tenant\_guard\_%' AS ours
-      FROM pg_policy pol WHERE pol.polrelid OPERATOR(pg_catalog.=) tbl ORDER BY pol.polname
-  LOOP
-    aspect := 'policy ' || quote_ident(p.polname);
-    detail := format('%s FOR %s%s%s%s', p.kind, p.cmd,
-                     coalesce(' USING (' || p.using_expr || ')', ''),
-                     coalesce(' WITH CHECK (' || p.check_expr || ')', ''),
-                     CASE WHEN p.ours THEN ' (tenant_guard)' ELSE ' (not tenant_guard''s)' END);
-    RETURN NEXT;
-  END LOOP;
-
-  -- Counts, each a query of the caller's: rows the caller's SELECT returns
-  -- with the filter, and of those the ones the context reads and writes.
-  BEGIN
-    EXECUTE format('SELECT count(*) FROM %I.%I WHERE (%s)', nsp, rel, filter) INTO n;
-    aspect := 'rows returned';
-    detail := n::text;
-    RETURN NEXT;
-    IF col IS NOT NULL AND coltype IS NULL THEN
-      aspect := 'of which the context reads';
-      detail := 'not counted: the tenant column''s type is not a built-in type or a domain over one';
-      RETURN NEXT;
-    ELSIF col IS NOT NULL AND (tenant_guard.tenant_id() IS NOT NULL OR tenant_guard.is_bypass()) THEN
-      EXECUTE format('SELECT count(*) FROM %I.%I WHERE (%s) AND %I OPERATOR(pg_catalog.=) ANY (tenant_guard.visible_tenants()::%s[])',
-                     nsp, rel, filter, col, coltype) INTO n;
-      aspect := 'of which the context reads';
-      detail := n::text;
-      RETURN NEXT;
-      EXECUTE format('SELECT count(*) FROM %I.%I WHERE (%s) AND %I OPERATOR(pg_catalog.=) ANY (tenant_guard.writable_tenants()::%s[])',
-                     nsp, rel, filter, col, coltype) INTO n;
-      aspect := 'of which the context writes';
-      detail := n::text;
-      RETURN NEXT;
-    END IF;
-  EXCEPTION WHEN OTHERS THEN
-    aspect := 'rows returned';
-    detail := format('error %s: %s', SQLSTATE, SQLERRM);
-    RETURN NEXT;
-  END;
-END $$;
-COMMENT ON FUNCTION tenant_guard.explain_access(regclass, text) IS
-  'why rows are visible or writable: the context, row-level security for the caller, every policy on the table, and counts of the rows (with an optional filter) the caller''s query returns and the context reads and writes; runs with the caller''s rights';
-
 -- 6. Tokens from identity providers: public-key algorithms, key sets,
 --    issuer rules, revocation ------------------------------------------------
 
@@ -1426,8 +1299,8 @@ COMMENT ON FUNCTION tenant_guard.prune_revocations() IS
   'delete revocations whose tokens have all expired; returns how many';
 
 -- Testing as a tenant: tenant_guard.as_tenant (src/impersonate.rs) and
--- explain_access for a given token or tenant (as sql/explain.sql; the
--- 0.2.0 explain_access above gains two arguments, so it is replaced).
+-- Observability: as_tenant, and explain_access for the current context or
+-- a given token or tenant (as sql/explain.sql).
 CREATE  FUNCTION tenant_guard."as_tenant"(
 	"tenant" TEXT, /* Option < & str > */
 	"tenants" TEXT[] DEFAULT NULL, /* :: std :: option :: Option < Vec < Option < String > > > */
@@ -1440,7 +1313,6 @@ AS 'MODULE_PATHNAME', 'as_tenant_wrapper';
 REVOKE ALL ON FUNCTION tenant_guard.as_tenant(text, text[], text, boolean) FROM PUBLIC;
 COMMENT ON FUNCTION tenant_guard.as_tenant(text, text[], text, boolean) IS
   'for test suites: make a tenant the context without a token (superusers and members of tenant_guard.as_tenant_role only; logged); returns the tenant id';
-DROP FUNCTION tenant_guard.explain_access(regclass, text);
 CREATE FUNCTION tenant_guard.explain_access(tbl regclass, row_filter text DEFAULT NULL,
                                             token text DEFAULT NULL, tenant text DEFAULT NULL)
 RETURNS TABLE (aspect text, detail text)
