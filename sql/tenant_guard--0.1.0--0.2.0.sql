@@ -1018,14 +1018,16 @@ BEGIN
                WHEN 'pg_trigger'::regclass THEN (SELECT g.tgrelid FROM pg_trigger g WHERE g.oid = d.objid)
              END AS rel, d.command_tag
         FROM pg_event_trigger_ddl_commands() d
-      -- ALTER TABLE parent ATTACH PARTITION child reports the parent: its
-      -- direct children are checked too (a protected table must not gain
-      -- a parent that is not protected).
+      -- ALTER TABLE parent ATTACH PARTITION child reports the parent: the
+      -- direct children of a parent that is not protected are checked too
+      -- (a protected table must not gain such a parent; under a protected
+      -- parent, ALTER TABLE on it checks only the parent).
       UNION ALL
       SELECT i.inhrelid, d.command_tag
         FROM pg_event_trigger_ddl_commands() d
         JOIN pg_inherits i ON i.inhparent = d.objid
-       WHERE d.classid = 'pg_class'::regclass AND d.command_tag = 'ALTER TABLE') s
+       WHERE d.classid = 'pg_class'::regclass AND d.command_tag = 'ALTER TABLE'
+         AND NOT EXISTS (SELECT 1 FROM tenant_guard.protected q WHERE q.relid::oid = d.objid)) s
      WHERE EXISTS (SELECT 1 FROM tenant_guard.protected p WHERE p.relid::oid = s.rel)
      ORDER BY s.rel
   LOOP
