@@ -32,10 +32,12 @@
 //! another role runs it (`RLS_NONE_ENV`), so plans never cross over.
 
 use crate::error::Failure;
+use crate::hooks;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 /// A switch made in this transaction: the role entered and whom to return to.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -49,6 +51,15 @@ thread_local! {
     /// Kept until the transaction ends, also after switching back early,
     /// because a rollback to a savepoint can make the role current again.
     static SWITCHED: Cell<Option<Switched>> = const { Cell::new(None) };
+}
+
+/// `SWITCHED` is set: the hooks' test (a plain load, no thread-local look-up).
+/// Backends are single-threaded; the atomic only makes the static safe.
+static ENTERED: AtomicBool = AtomicBool::new(false);
+
+fn record_switch(s: Option<Switched>) {
+    ENTERED.store(s.is_some(), Relaxed);
+    SWITCHED.set(s);
 }
 
 /// The configured bypass role's name, if any.
@@ -182,7 +193,7 @@ pub fn enter(role: pg_sys::Oid) {
             saved_sec: sec,
         },
     };
-    SWITCHED.set(Some(record));
+    record_switch(Some(record));
     // Read-only for the rest of the transaction (a rollback to a savepoint
     // taken before undoes it together with the switch).
     // SAFETY: valid C strings; elevel ERROR makes a failure raise.
@@ -251,7 +262,7 @@ unsafe extern "C-unwind" fn at_transaction_end(
             | XACT_EVENT_PARALLEL_ABORT
     ) {
         leave();
-        SWITCHED.set(None);
+        record_switch(None);
     }
     if matches!(event, XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT) {
         crate::context::reset_planning();
@@ -297,9 +308,23 @@ static mut PREVIOUS_EXECUTOR_RUN: pg_sys::ExecutorRun_hook_type = None;
 static mut PREVIOUS_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
 
 /// Every query started as the bypass role: the context must still be a
-/// valid bypass context, or the query fails.
-#[pg_guard]
+/// valid bypass context, or the query fails. Outside a bypass switch (all
+/// other queries) the call is only passed on, unguarded (see `hooks`).
 unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
+    if !ENTERED.load(Relaxed) {
+        // SAFETY: the executor's arguments, passed on unchanged; this frame
+        // holds nothing.
+        return unsafe { hooks::executor_start(PREVIOUS_EXECUTOR_START, query_desc, eflags) };
+    }
+    // SAFETY: as above.
+    unsafe { executor_start_checked(query_desc, eflags) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_start_checked(
+    query_desc: *mut pg_sys::QueryDesc,
+    eflags: i32,
+) {
     require_bypass_holds();
     // SAFETY: the executor's arguments, passed on unchanged; an error in a
     // hook below ours is caught at the FFI boundary.
@@ -314,8 +339,30 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
 /// Every run of a query as the bypass role (a portal started earlier and
 /// run again by the extended protocol): the same check.
 #[cfg(not(feature = "pg18"))]
-#[pg_guard]
 unsafe extern "C-unwind" fn executor_run(
+    query_desc: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+    execute_once: bool,
+) {
+    // SAFETY: as in executor_start.
+    unsafe {
+        if !ENTERED.load(Relaxed) {
+            return hooks::executor_run(
+                PREVIOUS_EXECUTOR_RUN,
+                query_desc,
+                direction,
+                count,
+                execute_once,
+            );
+        }
+        executor_run_checked(query_desc, direction, count, execute_once)
+    }
+}
+
+#[cfg(not(feature = "pg18"))]
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_run_checked(
     query_desc: *mut pg_sys::QueryDesc,
     direction: pg_sys::ScanDirection::Type,
     count: u64,
@@ -335,8 +382,23 @@ unsafe extern "C-unwind" fn executor_run(
 
 /// Every run of a query as the bypass role: the same check.
 #[cfg(feature = "pg18")]
-#[pg_guard]
 unsafe extern "C-unwind" fn executor_run(
+    query_desc: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+) {
+    // SAFETY: as in executor_start.
+    unsafe {
+        if !ENTERED.load(Relaxed) {
+            return hooks::executor_run(PREVIOUS_EXECUTOR_RUN, query_desc, direction, count);
+        }
+        executor_run_checked(query_desc, direction, count)
+    }
+}
+
+#[cfg(feature = "pg18")]
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_run_checked(
     query_desc: *mut pg_sys::QueryDesc,
     direction: pg_sys::ScanDirection::Type,
     count: u64,
@@ -355,9 +417,48 @@ unsafe extern "C-unwind" fn executor_run(
 
 /// Every utility command as the bypass role (`COPY`, `FETCH`, DDL…), but
 /// the ones that end or undo things: the same check.
-#[pg_guard]
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C-unwind" fn process_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const std::ffi::c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    // SAFETY: as in executor_start.
+    unsafe {
+        if !ENTERED.load(Relaxed) {
+            return hooks::process_utility(
+                PREVIOUS_PROCESS_UTILITY,
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            );
+        }
+        process_utility_checked(
+            pstmt,
+            query_string,
+            read_only_tree,
+            context,
+            params,
+            query_env,
+            dest,
+            qc,
+        )
+    }
+}
+
+#[pg_guard]
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C-unwind" fn process_utility_checked(
     pstmt: *mut pg_sys::PlannedStmt,
     query_string: *const std::ffi::c_char,
     read_only_tree: bool,

@@ -100,7 +100,7 @@ struct Scope {
 /// first, with least-recently-used eviction ([`Lru`]).
 struct VerifyCache {
     generation: u64,
-    rules: Option<Rules>,
+    rules: Option<Rc<Rules>>,
     map: Lru<Rc<Cached>>,
 }
 
@@ -109,7 +109,9 @@ struct VerifyCache {
 /// budget (bytes or entries), `old` is dropped and `young` becomes `old`. A
 /// hit in `old` moves the entry back to `young`. So the cache never holds
 /// more than the budget, every entry used within the last half-budget of
-/// insertions stays, and every operation is O(1).
+/// insertions stays, and every operation is O(1). The entry last found is
+/// found again without hashing its key (a connection presenting the same
+/// token at every transaction).
 struct Lru<V> {
     young: HashMap<String, (V, usize)>,
     old: HashMap<String, (V, usize)>,
@@ -117,6 +119,9 @@ struct Lru<V> {
     old_bytes: usize,
     max_bytes: usize,
     max_entries: usize,
+    /// The last hit, while it is in `young`: dropped by every change but
+    /// a hit in `young`.
+    last: Option<(String, V)>,
 }
 
 impl<V: Clone> Lru<V> {
@@ -128,10 +133,12 @@ impl<V: Clone> Lru<V> {
             old_bytes: 0,
             max_bytes,
             max_entries,
+            last: None,
         }
     }
 
     fn clear(&mut self) {
+        self.last = None;
         self.young = HashMap::new();
         self.old = HashMap::new();
         self.young_bytes = 0;
@@ -158,7 +165,13 @@ impl<V: Clone> Lru<V> {
     }
 
     fn get(&mut self, key: &str) -> Option<V> {
+        if let Some((k, v)) = &self.last {
+            if k == key {
+                return Some(v.clone());
+            }
+        }
         if let Some((v, _)) = self.young.get(key) {
+            self.last = Some((key.to_owned(), v.clone()));
             return Some(v.clone());
         }
         let (key, (v, size)) = self.old.remove_entry(key)?;
@@ -171,6 +184,7 @@ impl<V: Clone> Lru<V> {
     /// Caches `v` under `key`, counted as `size` bytes. An entry bigger
     /// than half the budget is not cached.
     fn insert(&mut self, key: String, v: V, size: usize) {
+        self.last = None;
         if let Some((_, s)) = self.young.remove(&key) {
             self.young_bytes -= s;
         }
@@ -186,6 +200,7 @@ impl<V: Clone> Lru<V> {
             return;
         }
         if self.young_bytes + size > half_bytes || self.young.len() + 1 > half_entries {
+            self.last = None;
             self.old = std::mem::take(&mut self.young);
             self.old_bytes = std::mem::replace(&mut self.young_bytes, 0);
         }
@@ -215,12 +230,18 @@ fn footprint(token: &str, c: &Cached) -> usize {
 struct Cached {
     v: Verified,
     packed: String,
+    /// `packed` as a C string for the setting (`None`: it holds a NUL,
+    /// which the parser never lets through).
+    packed_c: Option<CString>,
     /// What the per-statement validity check compares with.
     facts: Rc<Facts>,
     /// The rules of the issuer whose key verified it (its leeway), if the
     /// key has an issuer. Valid as long as the entry: the cache is emptied
     /// when the key ring or the settings change.
     issuer_rules: Option<Rules>,
+    /// `exp`, `nbf` and `iat`, read once (a hit re-checks them against the
+    /// clock).
+    times: token::Times,
 }
 
 impl Cached {
@@ -231,11 +252,16 @@ impl Cached {
             .find(|k| k.kid == v.kid)
             .and_then(|k| k.issuer.clone());
         let facts = Rc::new(facts_of_verified(&v, issuer));
+        // Verified: its times were read once already, without error.
+        let times = token::Times::of(&v.claims).unwrap_or_default();
+        let packed_c = CString::new(packed.as_str()).ok();
         Cached {
             v,
             packed,
+            packed_c,
             facts,
             issuer_rules,
+            times,
         }
     }
 }
@@ -289,12 +315,16 @@ fn cache_budget() -> usize {
 fn verify_cached(
     token: &str,
     ring: &keys::Ring,
-    rules: &Rules,
+    rules: &Rc<Rules>,
     now: f64,
 ) -> Result<Rc<Cached>, Rejection> {
     let hit = VERIFIED.with(|c| {
         let mut c = c.borrow_mut();
-        if c.generation != ring.generation || c.rules.as_ref() != Some(rules) {
+        let same_rules = c
+            .rules
+            .as_ref()
+            .is_some_and(|r| Rc::ptr_eq(r, rules) || **r == **rules);
+        if c.generation != ring.generation || !same_rules {
             c.map.clear();
             c.generation = ring.generation;
             c.rules = Some(rules.clone());
@@ -309,7 +339,7 @@ fn verify_cached(
             .any(|k| k.kid == c.v.kid && k.active_at(now));
         // An issuer's key: its leeway (kept in the entry).
         let rules = c.issuer_rules.as_ref().unwrap_or(rules);
-        if active && token::check_times(&c.v.claims, rules, now).is_ok() {
+        if active && token::check_times_at(&c.times, rules, now).is_ok() {
             crate::stats::bump(crate::metrics::Counter::TokenCacheHits);
             return Ok(c);
         }
@@ -474,9 +504,10 @@ fn lapsed(f: &Facts, keys: &[token::Key], now: f64, leeway: f64) -> Option<Strin
             ),
         };
     }
-    let kid = token::clip(&f.kid);
+    // Only for the messages (clipping costs as much as the checks).
+    let kid = || token::clip(&f.kid);
     let Some(key) = keys.iter().find(|k| k.kid == f.kid) else {
-        return Some(format!("key \"{kid}\" has been retired"));
+        return Some(format!("key \"{}\" has been retired", kid()));
     };
     if let Some(was) = &f.issuer {
         if *was != key.issuer {
@@ -498,7 +529,7 @@ fn lapsed(f: &Facts, keys: &[token::Key], now: f64, leeway: f64) -> Option<Strin
         // Inactive but not retired means expired: expires_at is set (the
         // default only shapes the message).
         let at = key.expires_at.map(token::utc).unwrap_or_default();
-        return Some(format!("key \"{kid}\" expired at {at}"));
+        return Some(format!("key \"{}\" expired at {at}", kid()));
     }
     match f.exp {
         // The verifier's rule (token::check_times): expired once now > exp + leeway.
@@ -548,13 +579,24 @@ pub fn this_transaction() -> Transaction {
     this_statement().0
 }
 
+mod plain {
+    // Two reads of backend fields that never raise: called without the
+    // guard pgrx wraps around `pg_sys` functions (they run several times
+    // per statement).
+    unsafe extern "C-unwind" {
+        pub fn GetCurrentTransactionStartTimestamp() -> pgrx::pg_sys::TimestampTz;
+        pub fn GetCurrentStatementStartTimestamp() -> pgrx::pg_sys::TimestampTz;
+    }
+}
+
 fn this_statement() -> Statement {
     // SAFETY: no arguments; both return a backend-local timestamp by value
     // and only need a transaction, which every SQL function call runs in.
+    // Neither can raise an error.
     let (xact, stmt) = unsafe {
         (
-            pg_sys::GetCurrentTransactionStartTimestamp(),
-            pg_sys::GetCurrentStatementStartTimestamp(),
+            plain::GetCurrentTransactionStartTimestamp(),
+            plain::GetCurrentStatementStartTimestamp(),
         )
     };
     ((local_transaction_id(), xact), stmt)
@@ -706,27 +748,62 @@ fn context_valid(value: &CStr) -> bool {
     valid
 }
 
-fn rules() -> Rules {
+thread_local! {
+    /// The verification settings last read ([`rules`]).
+    static RULES: RefCell<Option<Rc<Rules>>> = const { RefCell::new(None) };
+}
+
+/// The verification settings. Read once and kept while every setting is
+/// unchanged: a call compares them with the settings as they are now
+/// (string settings in place, without copying), so a `SET` takes effect at
+/// the next call.
+fn rules() -> Rc<Rules> {
     let lifetime = gucs::MAX_TOKEN_LIFETIME.get();
-    Rules {
+    let leeway = f64::from(gucs::LEEWAY.get());
+    let require_exp = gucs::REQUIRE_EXP.get();
+    let max_lifetime = (lifetime > 0).then_some(f64::from(lifetime));
+    let max_bytes = usize::try_from(gucs::MAX_TOKEN_BYTES.get()).unwrap_or(8192);
+    let max_bypass_lifetime = f64::from(gucs::MAX_BYPASS_LIFETIME.get());
+    let kept = RULES.with(|r| r.borrow().clone()).filter(|r| {
+        r.leeway == leeway
+            && r.require_exp == require_exp
+            && r.max_lifetime == max_lifetime
+            && r.max_bytes == max_bytes
+            && r.max_bypass_lifetime == max_bypass_lifetime
+            && gucs::text_is(&gucs::TENANT_CLAIM, "tenant_id", Some(&r.tenant_claim))
+            && gucs::text_is(&gucs::TENANTS_CLAIM, "tenants", Some(&r.tenants_claim))
+            && gucs::text_is(&gucs::USER_CLAIM, "sub", Some(&r.user_claim))
+            && gucs::text_is(&gucs::ISSUER, "", r.issuer.as_deref())
+            && gucs::text_is(&gucs::AUDIENCE, "", r.audience.as_deref())
+    });
+    if let Some(r) = kept {
+        return r;
+    }
+    let r = Rc::new(Rules {
         tenant_claim: gucs::text(&gucs::TENANT_CLAIM).unwrap_or_else(|| "tenant_id".into()),
-        leeway: f64::from(gucs::LEEWAY.get()),
-        require_exp: gucs::REQUIRE_EXP.get(),
+        leeway,
+        require_exp,
         issuer: gucs::text(&gucs::ISSUER),
         audience: gucs::text(&gucs::AUDIENCE),
-        max_lifetime: (lifetime > 0).then_some(f64::from(lifetime)),
-        max_bytes: usize::try_from(gucs::MAX_TOKEN_BYTES.get()).unwrap_or(8192),
+        max_lifetime,
+        max_bytes,
         tenants_claim: gucs::text(&gucs::TENANTS_CLAIM).unwrap_or_else(|| "tenants".into()),
-        max_bypass_lifetime: f64::from(gucs::MAX_BYPASS_LIFETIME.get()),
+        max_bypass_lifetime,
         user_claim: gucs::text(&gucs::USER_CLAIM).unwrap_or_else(|| "sub".into()),
-    }
+    });
+    RULES.with(|c| *c.borrow_mut() = Some(r.clone()));
+    r
 }
 
 /// Writes one context setting with superuser rights (the caller has been
 /// authenticated by the token, not by its role).
 fn put(name: &CStr, value: &str, is_local: bool) {
     // Claims and ids were checked free of NUL characters by the parser.
-    let value = crate::error::c_string(value);
+    put_c(name, &crate::error::c_string(value), is_local);
+}
+
+/// [`put`] of a value already in C form.
+fn put_c(name: &CStr, value: &CStr, is_local: bool) {
     let action = if is_local {
         pg_sys::GucAction::GUC_ACTION_LOCAL
     } else {
@@ -1126,8 +1203,10 @@ fn establish(token: &str, is_local: bool, forwarded: bool) -> String {
             .hint("Configure one with tenant_guard.use_registry, or give a support role BYPASSRLS.")
             .raise()
     }
-    let value = cached.packed.as_str();
-    put(gucs::CONTEXT_NAME, value, is_local);
+    match &cached.packed_c {
+        Some(value) => put_c(gucs::CONTEXT_NAME, value, is_local),
+        None => put(gucs::CONTEXT_NAME, &cached.packed, is_local),
+    }
     remember_set(cached.facts.clone(), is_local, ring.generation);
     if let Some((_, role)) = &bypass_role {
         crate::bypass::enter(*role);
@@ -1194,12 +1273,12 @@ pub fn establish_as(read: &[String], user: Option<&str>, by: &str, is_local: boo
     // under the configured claim names.
     let mut claims = serde_json::Map::new();
     let r = rules();
-    claims.insert(r.tenant_claim, tenant.into());
+    claims.insert(r.tenant_claim.clone(), tenant.into());
     if read.len() > 1 {
-        claims.insert(r.tenants_claim, read.to_vec().into());
+        claims.insert(r.tenants_claim.clone(), read.to_vec().into());
     }
     if let Some(u) = user {
-        claims.insert(r.user_claim, u.into());
+        claims.insert(r.user_claim.clone(), u.into());
     }
     let scope = serde_json::to_string(&scope)
         .unwrap_or_else(|e| crate::error::internal(format!("a context scope: {e}")));
@@ -2015,6 +2094,36 @@ mod unit {
         let mut c: Lru<u32> = Lru::new(0, 10);
         c.insert("x".into(), 1, 0);
         assert_eq!(c.get("x"), None);
+    }
+
+    #[test]
+    fn lru_last_hit_follows_the_entries() {
+        // Budget 100 bytes: generations of 50, entries of 10.
+        let mut c: Lru<u32> = Lru::new(100, 1000);
+        c.insert("a".into(), 1, 10);
+        assert_eq!(c.get("a"), Some(1));
+        // Found again through the last hit, and not under another key.
+        assert_eq!(c.get("a"), Some(1));
+        assert_eq!(c.get("b"), None);
+        // A new value under the same key replaces the remembered one.
+        c.insert("a".into(), 2, 10);
+        assert_eq!(c.get("a"), Some(2));
+        // clear() forgets the last hit too.
+        c.clear();
+        assert_eq!(c.get("a"), None);
+        // An entry dropped with the old generation is not found through the
+        // last hit: "a" is hit, then two generations of others push it out.
+        c.insert("a".into(), 3, 10);
+        assert_eq!(c.get("a"), Some(3));
+        for i in 0..10u32 {
+            c.insert(format!("x{i}"), i, 10);
+        }
+        assert_eq!(c.get("a"), None);
+        // A smaller budget empties the cache and the last hit with it.
+        c.insert("k".into(), 4, 10);
+        assert_eq!(c.get("k"), Some(4));
+        c.set_limits(50, 1000);
+        assert_eq!(c.get("k"), None);
     }
 
     #[test]

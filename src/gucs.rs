@@ -516,6 +516,35 @@ pub fn init() {
     unsafe { pg_sys::MarkGUCPrefixReserved(c"tenant_guard".as_ptr()) };
 }
 
+/// Whether a string setting reads as `expected`, where unset and empty read
+/// as `default` (and an empty `default` as `None`), like [`text`] with
+/// `default` applied. Compared in place: no copy, no allocation.
+pub fn text_is(
+    setting: &GucSetting<Option<CString>>,
+    default: &str,
+    expected: Option<&str>,
+) -> bool {
+    // SAFETY: the setting's variable is NULL or a NUL-terminated string
+    // owned by the GUC machinery, read at once (this backend's only thread).
+    let raw = unsafe {
+        let p = *setting.as_ptr();
+        if p.is_null() {
+            &[][..]
+        } else {
+            std::ffi::CStr::from_ptr(p).to_bytes()
+        }
+    };
+    let effective = if !raw.is_empty() {
+        raw
+    } else {
+        default.as_bytes()
+    };
+    match expected {
+        Some(e) => !e.is_empty() && effective == e.as_bytes(),
+        None => effective.is_empty(),
+    }
+}
+
 /// Reads a string setting, treating unset and empty alike.
 pub fn text(setting: &GucSetting<Option<CString>>) -> Option<String> {
     setting

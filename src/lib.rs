@@ -53,6 +53,7 @@ mod context;
 mod ddl_guard;
 mod error;
 mod gucs;
+mod hooks;
 mod impersonate;
 mod integrity;
 mod integrity_sql;

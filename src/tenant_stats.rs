@@ -43,6 +43,7 @@
 
 use crate::error::{Code, Failure};
 use crate::gucs;
+use crate::hooks;
 use crate::tenant_counts::{self, Activity, Usage, TENANT_BYTES};
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -383,8 +384,84 @@ fn nested(query_desc: *mut pg_sys::QueryDesc, f: impl FnOnce()) {
 /// transaction; more only when queries fail, which are never ended).
 const MAX_RUNNING: usize = 64;
 
-#[pg_guard]
+/// The installed hooks: with `tenant_guard.track_tenants` off (the default)
+/// a call is only passed on, unguarded (see `hooks`): this frame holds
+/// nothing. Turning the setting on inside a running statement counts the
+/// statements started after it (a nested one as if it were top-level).
 unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
+    // SAFETY: the executor's arguments, passed on unchanged.
+    unsafe {
+        if !gucs::TRACK_TENANTS.get() {
+            return hooks::executor_start(PREVIOUS_EXECUTOR_START, query_desc, eflags);
+        }
+        executor_start_counted(query_desc, eflags)
+    }
+}
+
+#[cfg(not(feature = "pg18"))]
+unsafe extern "C-unwind" fn executor_run(
+    query_desc: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+    execute_once: bool,
+) {
+    // SAFETY: as in executor_start.
+    unsafe {
+        if !gucs::TRACK_TENANTS.get() {
+            return hooks::executor_run(
+                PREVIOUS_EXECUTOR_RUN,
+                query_desc,
+                direction,
+                count,
+                execute_once,
+            );
+        }
+        executor_run_counted(query_desc, direction, count, execute_once)
+    }
+}
+
+#[cfg(feature = "pg18")]
+unsafe extern "C-unwind" fn executor_run(
+    query_desc: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+) {
+    // SAFETY: as in executor_start.
+    unsafe {
+        if !gucs::TRACK_TENANTS.get() {
+            return hooks::executor_run(PREVIOUS_EXECUTOR_RUN, query_desc, direction, count);
+        }
+        executor_run_counted(query_desc, direction, count)
+    }
+}
+
+unsafe extern "C-unwind" fn executor_finish(query_desc: *mut pg_sys::QueryDesc) {
+    // SAFETY: as in executor_start.
+    unsafe {
+        if !gucs::TRACK_TENANTS.get() {
+            return hooks::executor_finish(PREVIOUS_EXECUTOR_FINISH, query_desc);
+        }
+        executor_finish_counted(query_desc)
+    }
+}
+
+/// With the setting off, a query counted when it started is not counted
+/// at its end (the transaction's end forgets it).
+unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
+    // SAFETY: as in executor_start.
+    unsafe {
+        if !gucs::TRACK_TENANTS.get() {
+            return hooks::executor_end(PREVIOUS_EXECUTOR_END, query_desc);
+        }
+        executor_end_counted(query_desc)
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_start_counted(
+    query_desc: *mut pg_sys::QueryDesc,
+    eflags: i32,
+) {
     // SAFETY: the executor's arguments, passed on unchanged; an error in a
     // hook below ours is caught at the FFI boundary.
     unsafe {
@@ -412,7 +489,7 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
 
 #[cfg(not(feature = "pg18"))]
 #[pg_guard]
-unsafe extern "C-unwind" fn executor_run(
+unsafe extern "C-unwind" fn executor_run_counted(
     query_desc: *mut pg_sys::QueryDesc,
     direction: pg_sys::ScanDirection::Type,
     count: u64,
@@ -433,7 +510,7 @@ unsafe extern "C-unwind" fn executor_run(
 
 #[cfg(feature = "pg18")]
 #[pg_guard]
-unsafe extern "C-unwind" fn executor_run(
+unsafe extern "C-unwind" fn executor_run_counted(
     query_desc: *mut pg_sys::QueryDesc,
     direction: pg_sys::ScanDirection::Type,
     count: u64,
@@ -452,7 +529,7 @@ unsafe extern "C-unwind" fn executor_run(
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn executor_finish(query_desc: *mut pg_sys::QueryDesc) {
+unsafe extern "C-unwind" fn executor_finish_counted(query_desc: *mut pg_sys::QueryDesc) {
     nested(query_desc, || {
         // SAFETY: as in executor_start.
         unsafe {
@@ -465,7 +542,7 @@ unsafe extern "C-unwind" fn executor_finish(query_desc: *mut pg_sys::QueryDesc) 
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
+unsafe extern "C-unwind" fn executor_end_counted(query_desc: *mut pg_sys::QueryDesc) {
     let counted = STATE.with(|s| {
         let mut s = s.borrow_mut();
         if s.depth != 0 {

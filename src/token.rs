@@ -1039,10 +1039,33 @@ fn pick_key<'k>(
 /// The time rules (`exp`, `nbf`, `iat`, lifetime) at `now`. Public so a
 /// cached verification can be re-checked against the clock.
 pub fn check_times(claims: &Map<String, Value>, rules: &Rules, now: f64) -> Result<(), Rejection> {
+    check_times_at(&Times::of(claims)?, rules, now)
+}
+
+/// A token's `exp`, `nbf` and `iat` (Unix seconds), each if present.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Times {
+    pub exp: Option<f64>,
+    pub nbf: Option<f64>,
+    pub iat: Option<f64>,
+}
+
+impl Times {
+    /// Reads them from the claims; a present one must be a number (RFC 7519
+    /// NumericDate).
+    pub fn of(claims: &Map<String, Value>) -> Result<Times, Rejection> {
+        Ok(Times {
+            exp: numeric_date(claims, "exp")?,
+            nbf: numeric_date(claims, "nbf")?,
+            iat: numeric_date(claims, "iat")?,
+        })
+    }
+}
+
+/// [`check_times`] on times already read.
+pub fn check_times_at(t: &Times, rules: &Rules, now: f64) -> Result<(), Rejection> {
     let leeway = rules.leeway;
-    let exp = numeric_date(claims, "exp")?;
-    let nbf = numeric_date(claims, "nbf")?;
-    let iat = numeric_date(claims, "iat")?;
+    let Times { exp, nbf, iat } = *t;
     match exp {
         Some(exp) if now > exp + leeway => return Err(Rejection::Expired { exp, now, leeway }),
         None if rules.require_exp || rules.max_lifetime.is_some() => {

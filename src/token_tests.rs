@@ -445,6 +445,52 @@ fn exp_edges_with_leeway() {
     assert!(verify(t.as_bytes(), std::slice::from_ref(&k), &strict, NOW).is_err());
 }
 
+/// A cache hit re-checks the times read once at verification
+/// (`check_times_at`): the same verdict as reading them from the claims.
+#[test]
+fn times_read_once_judge_like_the_claims() {
+    let lifetime = Rules {
+        max_lifetime: Some(600.0),
+        ..Rules::default()
+    };
+    let no_exp = Rules {
+        require_exp: false,
+        ..Rules::default()
+    };
+    let cases = [
+        json!({"exp": NOW + 60.0}),
+        json!({"exp": NOW - 31.0}),
+        json!({"exp": NOW + 60.0, "nbf": NOW + 31.0}),
+        json!({"exp": NOW + 60.0, "iat": NOW + 31.0}),
+        json!({"exp": NOW + 6000.0, "iat": NOW}),
+        json!({"exp": NOW + 60.0, "iat": NOW - 10.0, "nbf": NOW - 10.0}),
+        json!({}),
+        json!({"iat": NOW}),
+    ];
+    for c in cases {
+        let m = claims(c.clone());
+        let t = Times::of(&m).expect("numeric times");
+        for (name, r) in [
+            ("default", &Rules::default()),
+            ("lifetime", &lifetime),
+            ("no_exp", &no_exp),
+        ] {
+            for now in [NOW, NOW + 100.0, NOW - 100.0] {
+                assert_eq!(
+                    format!("{:?}", check_times_at(&t, r, now)),
+                    format!("{:?}", check_times(&m, r, now)),
+                    "{c} under {name} at {now}"
+                );
+            }
+        }
+    }
+    // A time that is not a number is refused when read.
+    assert!(matches!(
+        Times::of(&claims(json!({"exp": "later"}))).unwrap_err(),
+        Rejection::BadClaim { .. }
+    ));
+}
+
 #[test]
 fn nbf_and_iat_edges() {
     let k = key("k1", Alg::Hs256);

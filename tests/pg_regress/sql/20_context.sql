@@ -142,5 +142,24 @@ SHOW tenant_guard.token_cache_bytes;
 RESET ROLE;
 \set VERBOSITY default
 
+-- The verification settings are read once and kept while none changes: a
+-- change takes effect at the next set_context, also inside a transaction
+-- and also when the new value has the old one's length.
+SELECT tenant_guard.sign('{"tenant_id": "acme", "org": "umbrella", "exp": 4102444800}') AS two_claims \gset
+BEGIN;
+SELECT tenant_guard.set_context(:'two_claims');
+SET LOCAL tenant_guard.tenant_claim = 'org';
+SELECT tenant_guard.set_context(:'two_claims');
+SET LOCAL tenant_guard.tenant_claim = 'xyz';
+SAVEPOINT s;
+SELECT tenant_guard.set_context(:'two_claims');
+ROLLBACK TO SAVEPOINT s;
+SET LOCAL tenant_guard.leeway = 0;
+SET LOCAL tenant_guard.tenant_claim = 'org';
+SELECT tenant_guard.set_context(:'two_claims');
+COMMIT;
+SELECT tenant_guard.set_context(:'two_claims', false);
+SELECT tenant_guard.clear_context();
+
 DROP EXTENSION tenant_guard;
 DROP ROLE tg_ctx_app;
