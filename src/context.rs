@@ -120,8 +120,10 @@ struct Lru<V> {
     max_bytes: usize,
     max_entries: usize,
     /// The last hit, while it is in `young`: dropped by every change but
-    /// a hit in `young`.
-    last: Option<(String, V)>,
+    /// a hit in `young`. Its key is in `last_key` (a buffer kept and
+    /// reused, so remembering a hit allocates nothing).
+    last: Option<V>,
+    last_key: String,
 }
 
 impl<V: Clone> Lru<V> {
@@ -134,6 +136,7 @@ impl<V: Clone> Lru<V> {
             max_bytes,
             max_entries,
             last: None,
+            last_key: String::new(),
         }
     }
 
@@ -165,14 +168,17 @@ impl<V: Clone> Lru<V> {
     }
 
     fn get(&mut self, key: &str) -> Option<V> {
-        if let Some((k, v)) = &self.last {
-            if k == key {
+        if let Some(v) = &self.last {
+            if self.last_key == key {
                 return Some(v.clone());
             }
         }
         if let Some((v, _)) = self.young.get(key) {
-            self.last = Some((key.to_owned(), v.clone()));
-            return Some(v.clone());
+            let v = v.clone();
+            self.last_key.clear();
+            self.last_key.push_str(key);
+            self.last = Some(v.clone());
+            return Some(v);
         }
         let (key, (v, size)) = self.old.remove_entry(key)?;
         self.old_bytes -= size;
