@@ -329,10 +329,9 @@ unsafe extern "C-unwind" fn executor_start_checked(
     // SAFETY: the executor's arguments, passed on unchanged; an error in a
     // hook below ours is caught at the FFI boundary.
     unsafe {
-        match PREVIOUS_EXECUTOR_START {
-            Some(previous) => pg_sys::ffi::pg_guard_ffi_boundary(|| previous(query_desc, eflags)),
-            None => pg_sys::standard_ExecutorStart(query_desc, eflags),
-        }
+        pg_sys::ffi::pg_guard_ffi_boundary(|| {
+            hooks::executor_start(PREVIOUS_EXECUTOR_START, query_desc, eflags)
+        })
     }
 }
 
@@ -371,12 +370,15 @@ unsafe extern "C-unwind" fn executor_run_checked(
     require_bypass_holds();
     // SAFETY: as in executor_start.
     unsafe {
-        match PREVIOUS_EXECUTOR_RUN {
-            Some(previous) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
-                previous(query_desc, direction, count, execute_once)
-            }),
-            None => pg_sys::standard_ExecutorRun(query_desc, direction, count, execute_once),
-        }
+        pg_sys::ffi::pg_guard_ffi_boundary(|| {
+            hooks::executor_run(
+                PREVIOUS_EXECUTOR_RUN,
+                query_desc,
+                direction,
+                count,
+                execute_once,
+            )
+        })
     }
 }
 
@@ -406,12 +408,9 @@ unsafe extern "C-unwind" fn executor_run_checked(
     require_bypass_holds();
     // SAFETY: as in executor_start.
     unsafe {
-        match PREVIOUS_EXECUTOR_RUN {
-            Some(previous) => {
-                pg_sys::ffi::pg_guard_ffi_boundary(|| previous(query_desc, direction, count))
-            }
-            None => pg_sys::standard_ExecutorRun(query_desc, direction, count),
-        }
+        pg_sys::ffi::pg_guard_ffi_boundary(|| {
+            hooks::executor_run(PREVIOUS_EXECUTOR_RUN, query_desc, direction, count)
+        })
     }
 }
 
@@ -486,20 +485,9 @@ unsafe extern "C-unwind" fn process_utility_checked(
     // SAFETY: the arguments, passed on unchanged; an error in a hook below
     // ours is caught at the FFI boundary.
     unsafe {
-        match PREVIOUS_PROCESS_UTILITY {
-            Some(previous) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
-                previous(
-                    pstmt,
-                    query_string,
-                    read_only_tree,
-                    context,
-                    params,
-                    query_env,
-                    dest,
-                    qc,
-                )
-            }),
-            None => pg_sys::standard_ProcessUtility(
+        pg_sys::ffi::pg_guard_ffi_boundary(|| {
+            hooks::process_utility(
+                PREVIOUS_PROCESS_UTILITY,
                 pstmt,
                 query_string,
                 read_only_tree,
@@ -508,8 +496,8 @@ unsafe extern "C-unwind" fn process_utility_checked(
                 query_env,
                 dest,
                 qc,
-            ),
-        }
+            )
+        })
     }
 }
 

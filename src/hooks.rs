@@ -16,7 +16,9 @@
 //! hooks call them before creating any Rust value that would need one. The
 //! `standard_*` functions are declared here rather than taken from `pg_sys`,
 //! whose wrappers add the guard; [`check_signatures`] makes the compiler
-//! compare each declaration with PostgreSQL's hook type.
+//! compare each declaration with PostgreSQL's hook type. A hook that has
+//! work to do calls the same functions inside pgrx's FFI boundary (its own
+//! frame is guarded then).
 
 use pgrx::pg_sys;
 

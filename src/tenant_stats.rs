@@ -465,10 +465,9 @@ unsafe extern "C-unwind" fn executor_start_counted(
     // SAFETY: the executor's arguments, passed on unchanged; an error in a
     // hook below ours is caught at the FFI boundary.
     unsafe {
-        match PREVIOUS_EXECUTOR_START {
-            Some(previous) => pg_sys::ffi::pg_guard_ffi_boundary(|| previous(query_desc, eflags)),
-            None => pg_sys::standard_ExecutorStart(query_desc, eflags),
-        }
+        pg_sys::ffi::pg_guard_ffi_boundary(|| {
+            hooks::executor_start(PREVIOUS_EXECUTOR_START, query_desc, eflags)
+        })
     }
     if !tracking() || eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0 {
         return;
@@ -498,12 +497,15 @@ unsafe extern "C-unwind" fn executor_run_counted(
     nested(query_desc, || {
         // SAFETY: as in executor_start.
         unsafe {
-            match PREVIOUS_EXECUTOR_RUN {
-                Some(previous) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
-                    previous(query_desc, direction, count, execute_once)
-                }),
-                None => pg_sys::standard_ExecutorRun(query_desc, direction, count, execute_once),
-            }
+            pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                hooks::executor_run(
+                    PREVIOUS_EXECUTOR_RUN,
+                    query_desc,
+                    direction,
+                    count,
+                    execute_once,
+                )
+            })
         }
     });
 }
@@ -518,12 +520,9 @@ unsafe extern "C-unwind" fn executor_run_counted(
     nested(query_desc, || {
         // SAFETY: as in executor_start.
         unsafe {
-            match PREVIOUS_EXECUTOR_RUN {
-                Some(previous) => {
-                    pg_sys::ffi::pg_guard_ffi_boundary(|| previous(query_desc, direction, count))
-                }
-                None => pg_sys::standard_ExecutorRun(query_desc, direction, count),
-            }
+            pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                hooks::executor_run(PREVIOUS_EXECUTOR_RUN, query_desc, direction, count)
+            })
         }
     });
 }
@@ -533,10 +532,9 @@ unsafe extern "C-unwind" fn executor_finish_counted(query_desc: *mut pg_sys::Que
     nested(query_desc, || {
         // SAFETY: as in executor_start.
         unsafe {
-            match PREVIOUS_EXECUTOR_FINISH {
-                Some(previous) => pg_sys::ffi::pg_guard_ffi_boundary(|| previous(query_desc)),
-                None => pg_sys::standard_ExecutorFinish(query_desc),
-            }
+            pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                hooks::executor_finish(PREVIOUS_EXECUTOR_FINISH, query_desc)
+            })
         }
     });
 }
@@ -580,10 +578,9 @@ unsafe extern "C-unwind" fn executor_end_counted(query_desc: *mut pg_sys::QueryD
     }
     // SAFETY: as in executor_start.
     unsafe {
-        match PREVIOUS_EXECUTOR_END {
-            Some(previous) => pg_sys::ffi::pg_guard_ffi_boundary(|| previous(query_desc)),
-            None => pg_sys::standard_ExecutorEnd(query_desc),
-        }
+        pg_sys::ffi::pg_guard_ffi_boundary(|| {
+            hooks::executor_end(PREVIOUS_EXECUTOR_END, query_desc)
+        })
     }
 }
 
