@@ -1298,7 +1298,8 @@ pub fn public_key_from_jwk(
             let n = jwk_b64(jwk, "n", &kid)?;
             let e = jwk_b64(jwk, "e", &kid)?;
             let (n, e) = (strip_zeros(&n), strip_zeros(&e));
-            let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+            // An empty (or all-zero) modulus has 0 bits: refused below.
+            let bits = n.len() * 8 - n.first().map_or(0, |b| b.leading_zeros() as usize);
             if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
                 return Err(format!(
                     "key \"{}\": the RSA modulus has {bits} bits; {RSA_MIN_BITS} to {RSA_MAX_BITS} are accepted",

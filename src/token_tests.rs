@@ -1221,6 +1221,18 @@ mod public {
             let e = ok(&j).unwrap_err();
             assert!(e.contains("RSA modulus has"), "{e}");
         }
+        // A modulus of zeros only (or none at all) has 0 bits: refused with a
+        // message, not an arithmetic overflow (found by the jwks fuzz target).
+        for n in ["AA", "AAAA", ""] {
+            let mut j = rsa.jwk("r", None);
+            j.insert("n".into(), json!(n));
+            let e = ok(&j).unwrap_err();
+            let zero_bits = e.contains("RSA modulus has 0 bits");
+            assert!(
+                zero_bits || (n.is_empty() && e.contains("\"n\"")),
+                "{n}: {e}"
+            );
+        }
         // Exponent 1 or even.
         for e in ["AQ", "AAE", "Ag"] {
             let mut j = rsa.jwk("r", None);

@@ -525,7 +525,11 @@ fn same_up_to_float_rounding(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
             let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            x == y || (x - y).abs() <= f64::EPSILON * 4.0 * x.abs().max(y.abs())
+            // Relative to the larger value, and, for subnormal numbers (whose
+            // precision is absolute), within a few of their steps.
+            x == y
+                || (x - y).abs() <= f64::EPSILON * 4.0 * x.abs().max(y.abs())
+                || (x - y).abs() <= 4.0 * f64::MIN_POSITIVE * f64::EPSILON
         }
         (Value::Array(x), Value::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_up_to_float_rounding(x, y))
