@@ -33,16 +33,33 @@ use std::rc::Rc;
 
 const SEP: char = '\u{1f}';
 
+/// What the mark of a packed value says: which reader needs the scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// The context reads exactly its tenant (the common case, which the
+    /// policies then serve without parsing anything): an empty mark.
+    Simple,
+    /// The scope holds a read set: `s`.
+    Scoped,
+    /// A bypass context: `b`. Read by the setting's assign hook, which must
+    /// tell at every change whether to leave the bypass role and should not
+    /// parse JSON for it. Only `set_context` (and a superuser) writes the
+    /// setting; a mark that disagrees with the scope fails closed, because
+    /// every query as the bypass role checks the parsed scope
+    /// (`bypass_holds`).
+    Bypass,
+}
+
 /// Packs the context into the setting's value:
-/// `tenant SEP mark SEP scope SEP claims`. `mark` is empty when the context
-/// reads exactly its tenant (the common case, which the policies then serve
-/// without parsing anything), `s` when the scope holds a read set or bypass.
-pub fn pack(tenant: &str, scope: &str, claims: &str, simple: bool) -> String {
+/// `tenant SEP mark SEP scope SEP claims` (see [`Mark`]).
+pub fn pack(tenant: &str, scope: &str, claims: &str, mark: Mark) -> String {
     let mut s = String::with_capacity(tenant.len() + scope.len() + claims.len() + 4);
     s.push_str(tenant);
     s.push(SEP);
-    if !simple {
-        s.push('s');
+    match mark {
+        Mark::Simple => {}
+        Mark::Scoped => s.push('s'),
+        Mark::Bypass => s.push('b'),
     }
     s.push(SEP);
     s.push_str(scope);
@@ -288,19 +305,20 @@ fn scope_of(v: &Verified, visible: &[String]) -> Scope {
 
 fn packed_value(v: &Verified, visible: &[String]) -> String {
     let scope = scope_of(v, visible);
-    let simple = scope.read.is_none() && !scope.bypass;
+    let mark = if scope.bypass {
+        Mark::Bypass
+    } else if scope.read.is_some() {
+        Mark::Scoped
+    } else {
+        Mark::Simple
+    };
     // A struct of strings, string lists and a flag always serializes
     // (serde_json fails only for maps with non-string keys or a failing
     // Serialize impl). Kept free of the server's error path so the unit
     // tests that pack values link without PostgreSQL.
     #[allow(clippy::expect_used)]
     let scope = serde_json::to_string(&scope).expect("a context scope always serializes");
-    pack(
-        v.tenant.as_deref().unwrap_or(""),
-        &scope,
-        &v.payload,
-        simple,
-    )
+    pack(v.tenant.as_deref().unwrap_or(""), &scope, &v.payload, mark)
 }
 
 /// Most entries the verified-token cache holds, whatever their size.
@@ -1228,15 +1246,17 @@ fn establish(token: &str, is_local: bool, forwarded: bool) -> String {
     let lasts = if is_local { "transaction" } else { "session" };
     if v.bypass {
         // Every use of a bypass token is logged, whatever log_context says.
-        let reads = match &bypass_role {
-            Some((name, _)) => format!("as role \"{name}\""),
-            None => "every tenant of the registry readable".to_owned(),
-        };
-        log_line(format!(
-            "tenant_guard: bypass context set: user \"{}\", kid \"{}\", {reads}, {lasts}",
-            v.user.as_deref().unwrap_or(""),
-            v.kid,
-        ));
+        let user = v.user.as_deref().unwrap_or("");
+        log_line(match &bypass_role {
+            Some((name, _)) => format!(
+                "tenant_guard: bypass context set: user \"{user}\", kid \"{}\", as role \"{name}\", {lasts}",
+                v.kid
+            ),
+            None => format!(
+                "tenant_guard: bypass context set: user \"{user}\", kid \"{}\", every tenant of the registry readable, {lasts}",
+                v.kid
+            ),
+        });
     } else if gucs::LOG_CONTEXT.get() {
         log_line(format!(
             "tenant_guard: context set: tenant \"{tenant}\", user \"{}\", kid \"{}\", {lasts}",
@@ -1274,7 +1294,11 @@ pub fn establish_as(read: &[String], user: Option<&str>, by: &str, is_local: boo
         bypass: false,
         made_by: Some(by.to_owned()),
     };
-    let simple = scope.read.is_none();
+    let mark = if scope.read.is_none() {
+        Mark::Simple
+    } else {
+        Mark::Scoped
+    };
     // What a token would carry: the tenant, the read set and the user
     // under the configured claim names.
     let mut claims = serde_json::Map::new();
@@ -1292,7 +1316,7 @@ pub fn establish_as(read: &[String], user: Option<&str>, by: &str, is_local: boo
         tenant,
         &scope,
         &serde_json::Value::Object(claims).to_string(),
-        simple,
+        mark,
     );
     AS_MADE.with(|m| {
         let mut m = m.borrow_mut();
@@ -1413,21 +1437,13 @@ fn scope() -> Option<Rc<Scope>> {
     }))
 }
 
-/// Whether a context setting value is a bypass context's (for the setting's
-/// assign hook: no errors, no allocation beyond the parse).
+/// Whether a context setting value is a bypass context's, by its mark (for
+/// the setting's assign hook: no errors, no allocation, no parse).
 pub fn is_bypass_value(v: &[u8]) -> bool {
-    let Ok(v) = std::str::from_utf8(v) else {
-        return false;
-    };
-    if v.is_empty() || simple_tenant(v.as_bytes()).is_some() {
-        return false;
-    }
-    // A read set of many tenants is not parsed for this: a bypass scope
-    // holds the key `"bypass":true` outside any string (inside one, the
-    // quotes would be escaped).
-    let scope = unpack(v).1;
-    scope.contains("\"bypass\":true")
-        && serde_json::from_str::<Scope>(scope).is_ok_and(|s| s.bypass)
+    let sep = SEP as u8;
+    let mut parts = v.splitn(3, |&b| b == sep);
+    let _tenant = parts.next();
+    parts.next() == Some(b"b") && parts.next().is_some()
 }
 
 /// Whether the current context is a bypass context that still holds (key,
@@ -1865,28 +1881,47 @@ mod unit {
 
     #[test]
     fn bypass_values_are_recognised() {
-        let bypass = pack("", "{\"kid\":\"k\",\"bypass\":true}", "{}", false);
-        let bypass_tenant = pack("acme", "{\"kid\":\"k\",\"bypass\":true}", "{}", false);
+        let bypass = pack("", "{\"kid\":\"k\",\"bypass\":true}", "{}", Mark::Bypass);
+        let bypass_tenant = pack(
+            "acme",
+            "{\"kid\":\"k\",\"bypass\":true}",
+            "{}",
+            Mark::Bypass,
+        );
         let multi = pack(
             "acme",
             "{\"kid\":\"k\",\"read\":[\"acme\",\"b\"]}",
             "{}",
-            false,
+            Mark::Scoped,
         );
-        let simple = pack("acme", "{\"kid\":\"k\"}", "{}", true);
+        let simple = pack("acme", "{\"kid\":\"k\"}", "{}", Mark::Simple);
         assert!(is_bypass_value(bypass.as_bytes()));
         assert!(is_bypass_value(bypass_tenant.as_bytes()));
         assert!(!is_bypass_value(multi.as_bytes()));
         assert!(!is_bypass_value(simple.as_bytes()));
         assert!(!is_bypass_value(b""));
-        // A value that does not parse is not a bypass context.
-        assert!(!is_bypass_value(b"\x1f{\"bypass\":tru\x1f{}"));
+        // Only the mark is read: a bypass scope behind another mark is not
+        // one (the role is left; fail closed), and neither is a value cut
+        // short after the mark.
+        assert!(!is_bypass_value(b"\x1fs\x1f{\"bypass\":true}\x1f{}"));
+        assert!(!is_bypass_value(b"\x1f\x1f{\"bypass\":true}\x1f{}"));
+        assert!(!is_bypass_value(b"acme\x1fb"));
+        assert!(!is_bypass_value(b"b\x1f\x1f{}\x1f{}"));
         assert!(!is_bypass_value(&[0xff, 0xfe]));
+        // The mark is what packed_value writes for a bypass token.
+        assert_eq!(unpack(&bypass).1, "{\"kid\":\"k\",\"bypass\":true}");
+        assert_eq!(bypass.split('\u{1f}').nth(1), Some("b"));
+        assert_eq!(multi.split('\u{1f}').nth(1), Some("s"));
     }
 
     #[test]
     fn pack_and_unpack() {
-        let v = pack("acme", "{\"kid\":\"k\"}", "{\"tenant_id\":\"acme\"}", true);
+        let v = pack(
+            "acme",
+            "{\"kid\":\"k\"}",
+            "{\"tenant_id\":\"acme\"}",
+            Mark::Simple,
+        );
         assert_eq!(
             unpack(&v),
             ("acme", "{\"kid\":\"k\"}", "{\"tenant_id\":\"acme\"}")
@@ -1899,18 +1934,18 @@ mod unit {
             "acme",
             "{\"kid\":\"k\",\"read\":[\"acme\",\"b\"]}",
             "{}",
-            false,
+            Mark::Scoped,
         );
         assert_eq!(simple_tenant(v.as_bytes()), None);
         assert_eq!(unpack(&v).0, "acme");
         // A bypass token without a tenant.
-        let v = pack("", "{\"kid\":\"k\",\"bypass\":true}", "{}", false);
+        let v = pack("", "{\"kid\":\"k\",\"bypass\":true}", "{}", Mark::Bypass);
         assert_eq!(unpack(&v).0, "");
         assert_eq!(simple_tenant(v.as_bytes()), None);
         // JSON escapes the separator, so claims holding it survive.
         let claims = serde_json::json!({"x": "a\u{1f}b"}).to_string();
         assert!(!claims.contains('\u{1f}'));
-        assert_eq!(unpack(&pack("t", "{}", &claims, true)).2, claims);
+        assert_eq!(unpack(&pack("t", "{}", &claims, Mark::Simple)).2, claims);
     }
     fn key(kid: &str, expires_at: Option<f64>) -> token::Key {
         token::Key {
@@ -1929,7 +1964,7 @@ mod unit {
             "acme",
             "{\"kid\":\"k1\"}",
             "{\"tenant_id\":\"acme\",\"exp\":1700000000}",
-            true,
+            Mark::Simple,
         );
         assert_eq!(
             facts_of(&v),
@@ -1949,7 +1984,7 @@ mod unit {
             "a",
             "{\"kid\":\"k\",\"read\":[\"b\",\"a\",\"c\"]}",
             "{}",
-            false,
+            Mark::Scoped,
         );
         assert_eq!(facts_of(&v).tenants, ["a", "b", "c"]);
         assert!(!facts_of(&v).bypass);
@@ -1959,7 +1994,7 @@ mod unit {
             "a",
             "{\"kid\":\"k\",\"read\":[\"a\",\"b\"],\"bypass\":true}",
             "{}",
-            false,
+            Mark::Bypass,
         );
         assert_eq!(facts_of(&v).tenants, ["a"]);
         assert!(facts_of(&v).bypass);
@@ -1967,7 +2002,7 @@ mod unit {
             "",
             "{\"kid\":\"k\",\"read\":[\"a\",\"b\"],\"bypass\":true}",
             "{}",
-            false,
+            Mark::Bypass,
         );
         assert!(facts_of(&v).tenants.is_empty());
         // A value that does not parse has no kid: no key matches it.
@@ -2157,6 +2192,45 @@ mod unit {
         c.insert("k".into(), 1, 10);
         c.clear();
         assert_eq!((c.get("k"), c.bytes()), (None, 0));
+    }
+
+    #[test]
+    fn packed_values_carry_the_mark_their_scope_needs() {
+        let v = |tenant: Option<&str>, tenants: &[&str], bypass: bool| Verified {
+            kid: "k".into(),
+            tenant: tenant.map(str::to_owned),
+            tenants: tenants.iter().map(|t| (*t).to_owned()).collect(),
+            bypass,
+            user: None,
+            claims: serde_json::Map::new(),
+            payload: "{}".into(),
+        };
+        let mark = |v: &Verified| {
+            packed_value(v, &v.tenants)
+                .split('\u{1f}')
+                .nth(1)
+                .map(str::to_owned)
+        };
+        let single = v(Some("acme"), &["acme"], false);
+        let multi = v(Some("acme"), &["acme", "globex"], false);
+        let bypass = v(None, &[], true);
+        let bypass_tenant = v(Some("acme"), &["acme"], true);
+        assert_eq!(mark(&single).as_deref(), Some(""));
+        assert_eq!(mark(&multi).as_deref(), Some("s"));
+        assert_eq!(mark(&bypass).as_deref(), Some("b"));
+        assert_eq!(mark(&bypass_tenant).as_deref(), Some("b"));
+        for (x, is) in [
+            (&single, false),
+            (&multi, false),
+            (&bypass, true),
+            (&bypass_tenant, true),
+        ] {
+            let packed = packed_value(x, &x.tenants);
+            assert_eq!(is_bypass_value(packed.as_bytes()), is, "{packed:?}");
+            // The scope agrees with the mark.
+            let scope: Scope = serde_json::from_str(unpack(&packed).1).unwrap_or_default();
+            assert_eq!(scope.bypass, is);
+        }
     }
 
     #[test]

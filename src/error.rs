@@ -74,8 +74,54 @@ pub const DOMAIN: &str = "tenant_guard";
 
 /// A LOG line for the DBA (server log only at the default
 /// `client_min_messages`), without the statement that caused it.
-pub fn log_line(message: impl Into<String>) {
-    Failure::new(Code::ERRCODE_SUCCESSFUL_COMPLETION, message).report(PgLogLevel::LOG);
+///
+/// Written straight through `errstart`/`errfinish` like C's
+/// `ereport(LOG, errmsg_internal("%s", …))`: a bypass context writes one at
+/// every use, so this is on the hot path of support sessions. When LOG is
+/// not wanted (`log_min_messages`, `client_min_messages`) nothing is copied.
+/// An interior NUL (possible in a claim) is written as U+FFFD rather than
+/// cutting the line short.
+pub fn log_line(message: impl AsRef<str>) {
+    unsafe extern "C-unwind" {
+        fn errstart(elevel: std::ffi::c_int, domain: *const std::ffi::c_char) -> bool;
+        fn errcode(sqlerrcode: std::ffi::c_int) -> std::ffi::c_int;
+        fn errmsg_internal(fmt: *const std::ffi::c_char, ...) -> std::ffi::c_int;
+        fn errfinish(
+            filename: *const std::ffi::c_char,
+            lineno: std::ffi::c_int,
+            funcname: *const std::ffi::c_char,
+        );
+    }
+    let message = message.as_ref();
+    // SAFETY: errstart only reads the level and keeps the static domain.
+    // Both sides of the boundary hold no Rust value needing a destructor
+    // except `text`, created and dropped inside it; an ERROR raised while
+    // writing (out of memory, a failing log hook) is turned into a Rust
+    // panic by the boundary and re-raised by pgrx's guard above us.
+    unsafe {
+        pgrx::pg_sys::ffi::pg_guard_ffi_boundary(|| {
+            if !errstart(pgrx::pg_sys::LOG as std::ffi::c_int, DOMAIN_C.as_ptr()) {
+                return;
+            }
+            let text = log_text(message);
+            errcode(Code::ERRCODE_SUCCESSFUL_COMPLETION as std::ffi::c_int);
+            errmsg_internal(c"%s".as_ptr(), text.as_ptr());
+            drop(text);
+            errfinish(c"tenant_guard".as_ptr(), 0, c"log_line".as_ptr());
+        })
+    }
+}
+
+/// [`DOMAIN`] as a C string (the text domain `errstart` records).
+const DOMAIN_C: &CStr = c"tenant_guard";
+
+/// `message` as a C string: interior NULs become U+FFFD.
+fn log_text(message: &str) -> std::ffi::CString {
+    std::ffi::CString::new(message).unwrap_or_else(|_| {
+        let fixed = message.replace('\0', "\u{fffd}");
+        // No NUL is left to refuse.
+        std::ffi::CString::new(fixed).unwrap_or_default()
+    })
 }
 
 static mut PREVIOUS_EMIT_LOG_HOOK: pg_sys::emit_log_hook_type = None;
@@ -331,5 +377,15 @@ mod token_shape {
         ));
         assert!(!names_set_context(b"SELECT tenant_guard.clear_context()"));
         assert!(!names_set_context(b"SELECT $1::text"));
+    }
+
+    #[test]
+    fn log_lines_keep_what_follows_a_nul() {
+        use super::log_text;
+        assert_eq!(log_text("user \"a\"").to_bytes(), b"user \"a\"");
+        // A claim holding U+0000 neither fails the line nor cuts it short.
+        let t = log_text("user \"sup\0port\", kid \"k\"");
+        assert_eq!(t.to_str().ok(), Some("user \"sup\u{fffd}port\", kid \"k\""));
+        assert_eq!(log_text("\0\0").to_str().ok(), Some("\u{fffd}\u{fffd}"));
     }
 }
