@@ -185,7 +185,7 @@ pub fn rejection_counter(r: &Rejection) -> Counter {
         Rejection::NotYetValid { .. } | Rejection::IssuedInFuture { .. } => RejectedNotYetValid,
         Rejection::LifetimeTooLong { .. } | Rejection::BypassTooLong { .. } => RejectedLifetime,
         Rejection::WrongIssuer { .. } | Rejection::WrongIssuerForKey { .. } => RejectedIssuer,
-        Rejection::WrongAudience => RejectedAudience,
+        Rejection::WrongAudience { .. } => RejectedAudience,
         Rejection::BypassFromIssuer { .. } => RejectedBypass,
         Rejection::Revoked(_) => RejectedRevoked,
     }
@@ -357,7 +357,13 @@ mod unit {
                 "lifetime",
             ),
             (WrongIssuer { got: None }, "issuer"),
-            (WrongAudience, "audience"),
+            (WrongAudience { issuer: None }, "audience"),
+            (
+                WrongAudience {
+                    issuer: Some("i".into()),
+                },
+                "audience",
+            ),
             (Revoked("jti".into()), "revoked"),
             (BypassFromIssuer { issuer: "i".into() }, "bypass"),
             (

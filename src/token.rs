@@ -401,7 +401,11 @@ pub enum Rejection {
     WrongIssuer {
         got: Option<String>,
     },
-    WrongAudience,
+    /// `issuer`: the audience in effect is the one `set_issuer` gave the
+    /// key's issuer (`None`: `tenant_guard.audience`).
+    WrongAudience {
+        issuer: Option<String>,
+    },
     MissingTenant {
         claim: String,
     },
@@ -447,7 +451,7 @@ impl fmt::Display for Rejection {
             IssuedInFuture { .. } => "token was issued in the future",
             LifetimeTooLong { .. } => "token lifetime is too long",
             WrongIssuer { .. } => "token issuer is not accepted",
-            WrongAudience => "token audience is not accepted",
+            WrongAudience { .. } => "token audience is not accepted",
             MissingTenant { .. } => "token has no tenant claim",
             TenantNotInSet { .. } => "token tenant is not in its tenant set",
             BypassTooLong { .. } => "bypass token lifetime is too long",
@@ -510,7 +514,13 @@ impl Rejection {
             WrongIssuer { got: None } => {
                 "tenant_guard.issuer is set but the token has no iss".into()
             }
-            WrongAudience => "aud does not contain the value of tenant_guard.audience".into(),
+            WrongAudience { issuer: None } => {
+                "aud does not contain the value of tenant_guard.audience".into()
+            }
+            WrongAudience { issuer: Some(i) } => format!(
+                "aud does not contain the audience set for issuer \"{}\" (tenant_guard.set_issuer)",
+                clip(i)
+            ),
             MissingTenant { claim } => format!(
                 "claim path \"{}\" (the tenant claim) is missing from the token",
                 clip(claim)
@@ -835,7 +845,15 @@ pub fn verify(token: &[u8], keys: &[Key], rules: &Rules, now: f64) -> Result<Ver
         }
     };
     check_times(&claims, rules, now)?;
-    check_issuer_audience(&claims, rules)?;
+    check_issuer_audience(&claims, rules).map_err(|r| match (r, &key.issuer) {
+        // The audience in effect came from the issuer's rules: say so.
+        (Rejection::WrongAudience { .. }, Some(i)) if i.audience.is_some() => {
+            Rejection::WrongAudience {
+                issuer: Some(i.name.clone()),
+            }
+        }
+        (r, _) => r,
+    })?;
     let tenant = id_claim(&claims, &rules.tenant_claim)?;
     let user = id_claim(&claims, &rules.user_claim)?;
     let bypass = match claims.get("bypass") {
@@ -1132,7 +1150,7 @@ fn check_issuer_audience(claims: &Map<String, Value>, rules: &Rules) -> Result<(
             None => false,
         };
         if !ok {
-            return Err(Rejection::WrongAudience);
+            return Err(Rejection::WrongAudience { issuer: None });
         }
     }
     Ok(())

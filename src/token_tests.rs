@@ -603,11 +603,11 @@ fn issuer_and_audience() {
     ));
     assert_eq!(
         v(json!({"iss": "https://auth.example", "aud": ["web"]})).unwrap_err(),
-        Rejection::WrongAudience
+        Rejection::WrongAudience { issuer: None }
     );
     assert_eq!(
         v(json!({"iss": "https://auth.example"})).unwrap_err(),
-        Rejection::WrongAudience
+        Rejection::WrongAudience { issuer: None }
     );
     assert!(matches!(
         v(json!({"iss": "https://auth.example", "aud": ["api", 3]})).unwrap_err(),
@@ -1378,8 +1378,49 @@ mod public {
             ));
         }
         // Its audience; its leeway (0: one second late is expired).
-        assert_eq!(run(json!({"iss": "https://idp.example", "aud": "web", "o": {"id": "x"}, "exp": NOW + 10.0})).unwrap_err(), Rejection::WrongAudience);
+        assert_eq!(run(json!({"iss": "https://idp.example", "aud": "web", "o": {"id": "x"}, "exp": NOW + 10.0})).unwrap_err(), Rejection::WrongAudience { issuer: Some("https://idp.example".into()) });
         assert!(matches!(run(json!({"iss": "https://idp.example", "aud": "api", "o": {"id": "x"}, "exp": NOW - 1.0})).unwrap_err(), Rejection::Expired { .. }));
+        // An issuer without an audience of its own: tenant_guard.audience
+        // applies, and the message names that setting.
+        let plain = ring_key(
+            &s,
+            "idp",
+            Alg::Es256,
+            Some(Issuer {
+                name: "https://idp.example".into(),
+                audience: None,
+                leeway: None,
+                tenant_claim: None,
+                tenants_claim: None,
+                user_claim: None,
+                org_column: None,
+            }),
+        );
+        let global = Rules {
+            audience: Some("api".into()),
+            ..Rules::default()
+        };
+        let p = json!({"iss": "https://idp.example", "aud": "web", "tenant_id": "x", "exp": NOW + 10.0});
+        let r = verify(
+            token(&s, Alg::Es256, &h, &p).as_bytes(),
+            std::slice::from_ref(&plain),
+            &global,
+            NOW,
+        )
+        .unwrap_err();
+        assert_eq!(r, Rejection::WrongAudience { issuer: None });
+        assert!(
+            r.detail().contains("tenant_guard.audience"),
+            "{}",
+            r.detail()
+        );
+        let r = run(json!({"iss": "https://idp.example", "aud": "web", "o": {"id": "x"}, "exp": NOW + 10.0})).unwrap_err();
+        assert!(
+            r.detail()
+                .contains("issuer \"https://idp.example\" (tenant_guard.set_issuer)"),
+            "{}",
+            r.detail()
+        );
         // Its tenant path missing.
         assert!(matches!(run(json!({"iss": "https://idp.example", "aud": "api", "tenant_id": "x", "exp": NOW + 10.0})).unwrap_err(), Rejection::MissingTenant { .. }));
         // Nor a read set, unless the issuer names its claim: the setting's
