@@ -162,6 +162,20 @@ BEGIN; SELECT tenant_guard.set_context(:'globex') AS tenant; EXECUTE by_tenant('
 DEALLOCATE by_tenant;
 RESET ROLE;
 
+-- tenant_guard.as_tenant (a context without a token, for test suites) is
+-- refused on a Citus cluster, to a superuser too: the workers take their
+-- context from a forwarded token, which they verify themselves. Nothing is
+-- set by the attempt.
+\set VERBOSITY default
+BEGIN;
+SELECT tenant_guard.as_tenant('acme');
+ROLLBACK;
+\set VERBOSITY sqlstate
+BEGIN;
+SELECT tenant_guard.as_tenant('acme', is_local => false);
+ROLLBACK;
+SELECT tenant_guard.tenant_id() IS NULL AS no_context;
+
 -- What the writes above did, seen by the superuser: only acme's rows changed.
 SELECT * FROM orders ORDER BY tenant_id, id;
 SELECT * FROM order_lines ORDER BY tenant_id, id;
