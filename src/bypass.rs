@@ -28,6 +28,14 @@
 //!   the transaction, or within a long `DO` block): if not, it fails with
 //!   `42501`.
 //!
+//! * A query started as the role (a cursor, a portal of the extended
+//!   protocol) runs only while the role is current: fetching from it after
+//!   the context changed, after `SET ROLE`, or after the token lapsed fails
+//!   with `42501`. Its plan has no row-level security quals, so it would
+//!   otherwise keep reading every tenant under the next context.
+//! * `DECLARE … WITH HOLD` is refused as the role (`42501`): a holdable
+//!   cursor's rows are kept past the commit, where no check runs.
+//!
 //! PostgreSQL re-plans a cached plan made under a `BYPASSRLS` role before
 //! another role runs it (`RLS_NONE_ENV`), so plans never cross over.
 
@@ -53,6 +61,16 @@ thread_local! {
     static SWITCHED: Cell<Option<Switched>> = const { Cell::new(None) };
 }
 
+thread_local! {
+    /// The queries (`QueryDesc`s) started while the bypass role was current
+    /// and not ended yet: they may run only while it still is. Emptied at
+    /// the end of the transaction (a query of an aborted subtransaction may
+    /// stay listed until then; were its memory reused by a later query of
+    /// this transaction, that query would be refused, never let through).
+    static STARTED_AS_ROLE: std::cell::RefCell<Vec<usize>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// `SWITCHED` is set: the hooks' test (a plain load, no thread-local look-up).
 /// Backends are single-threaded; the atomic only makes the static safe.
 static ENTERED: AtomicBool = AtomicBool::new(false);
@@ -60,6 +78,30 @@ static ENTERED: AtomicBool = AtomicBool::new(false);
 fn record_switch(s: Option<Switched>) {
     ENTERED.store(s.is_some(), Relaxed);
     SWITCHED.set(s);
+    if s.is_none() {
+        STARTED_AS_ROLE.with(|q| q.borrow_mut().clear());
+    }
+}
+
+/// Whether `query_desc` was started as the bypass role and has not ended.
+fn started_as_role(query_desc: *const pg_sys::QueryDesc) -> bool {
+    let key = query_desc as usize;
+    STARTED_AS_ROLE.with(|q| q.borrow().contains(&key))
+}
+
+/// Raises 42501 when `query_desc` was started as the bypass role and the
+/// role is no longer current (the context changed, `SET ROLE`, the token
+/// lapsed and the context was replaced).
+fn require_still_as_role(query_desc: *const pg_sys::QueryDesc) {
+    if started_as_role(query_desc) && !active() {
+        Failure::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "a query started in a bypass context cannot run after it ended",
+        )
+        .detail("It was planned as the bypass role, without row-level security; the context has changed since.")
+        .hint("Close the cursor, or fetch from it before changing the context.")
+        .raise();
+    }
 }
 
 /// The configured bypass role's name, if any.
@@ -306,6 +348,7 @@ fn require_bypass_holds() {
 static mut PREVIOUS_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
 static mut PREVIOUS_EXECUTOR_RUN: pg_sys::ExecutorRun_hook_type = None;
 static mut PREVIOUS_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+static mut PREVIOUS_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
 
 /// Every query started as the bypass role: the context must still be a
 /// valid bypass context, or the query fails. Outside a bypass switch (all
@@ -332,6 +375,10 @@ unsafe extern "C-unwind" fn executor_start_checked(
         pg_sys::ffi::pg_guard_ffi_boundary(|| {
             hooks::executor_start(PREVIOUS_EXECUTOR_START, query_desc, eflags)
         })
+    }
+    if active() {
+        let key = query_desc as usize;
+        STARTED_AS_ROLE.with(|q| q.borrow_mut().push(key));
     }
 }
 
@@ -367,6 +414,7 @@ unsafe extern "C-unwind" fn executor_run_checked(
     count: u64,
     execute_once: bool,
 ) {
+    require_still_as_role(query_desc);
     require_bypass_holds();
     // SAFETY: as in executor_start.
     unsafe {
@@ -405,6 +453,7 @@ unsafe extern "C-unwind" fn executor_run_checked(
     direction: pg_sys::ScanDirection::Type,
     count: u64,
 ) {
+    require_still_as_role(query_desc);
     require_bypass_holds();
     // SAFETY: as in executor_start.
     unsafe {
@@ -412,6 +461,22 @@ unsafe extern "C-unwind" fn executor_run_checked(
             hooks::executor_run(PREVIOUS_EXECUTOR_RUN, query_desc, direction, count)
         })
     }
+}
+
+/// A query ends: it leaves the list of queries started as the bypass role.
+/// Plain Rust on a thread-local list, no PostgreSQL call: unguarded.
+unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
+    if ENTERED.load(Relaxed) {
+        let key = query_desc as usize;
+        STARTED_AS_ROLE.with(|q| {
+            if let Ok(mut q) = q.try_borrow_mut() {
+                q.retain(|&k| k != key);
+            }
+        });
+    }
+    // SAFETY: the executor's argument, passed on unchanged; this frame
+    // holds nothing.
+    unsafe { hooks::executor_end(PREVIOUS_EXECUTOR_END, query_desc) }
 }
 
 /// Every utility command as the bypass role (`COPY`, `FETCH`, DDL…), but
@@ -482,6 +547,23 @@ unsafe extern "C-unwind" fn process_utility_checked(
     if !ends_or_undoes {
         require_bypass_holds();
     }
+    // SAFETY: as above; a DeclareCursorStmt's options are a plain int.
+    let holdable = unsafe {
+        let stmt = (*pstmt).utilityStmt;
+        !stmt.is_null()
+            && (*stmt).type_ == pg_sys::NodeTag::T_DeclareCursorStmt
+            && (*stmt.cast::<pg_sys::DeclareCursorStmt>()).options & pg_sys::CURSOR_OPT_HOLD as i32
+                != 0
+    };
+    if holdable && active() {
+        Failure::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "a cursor WITH HOLD cannot be declared in a bypass context",
+        )
+        .detail("Its rows would be kept past the end of the transaction, where the bypass context no longer holds.")
+        .hint("Declare it without WITH HOLD, inside the transaction.")
+        .raise();
+    }
     // SAFETY: the arguments, passed on unchanged; an error in a hook below
     // ours is caught at the FFI boundary.
     unsafe {
@@ -517,6 +599,8 @@ pub fn init() {
         pg_sys::ExecutorStart_hook = Some(executor_start);
         PREVIOUS_EXECUTOR_RUN = pg_sys::ExecutorRun_hook;
         pg_sys::ExecutorRun_hook = Some(executor_run);
+        PREVIOUS_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
+        pg_sys::ExecutorEnd_hook = Some(executor_end);
         PREVIOUS_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
         pg_sys::ProcessUtility_hook = Some(process_utility);
     }

@@ -22,6 +22,7 @@
 use crate::error::{log_line, rejected, Code, Failure};
 use crate::gucs;
 use crate::keys;
+use crate::metrics::clip_claim;
 use crate::registry;
 use crate::token::{self, Rejection, Rules, Verified};
 use pgrx::prelude::*;
@@ -1246,22 +1247,26 @@ fn establish(token: &str, is_local: bool, forwarded: bool) -> String {
     let lasts = if is_local { "transaction" } else { "session" };
     if v.bypass {
         // Every use of a bypass token is logged, whatever log_context says.
-        let user = v.user.as_deref().unwrap_or("");
+        // Quotes, backslashes and control characters in the quoted fields
+        // are written as `?` (and long values clipped), so a claim cannot
+        // make the line read as other fields.
+        let user = clip_claim(v.user.as_deref().unwrap_or(""));
+        let kid = clip_claim(&v.kid);
         log_line(match &bypass_role {
             Some((name, _)) => format!(
-                "tenant_guard: bypass context set: user \"{user}\", kid \"{}\", as role \"{name}\", {lasts}",
-                v.kid
+                "tenant_guard: bypass context set: user \"{user}\", kid \"{kid}\", as role \"{}\", {lasts}",
+                clip_claim(name)
             ),
             None => format!(
-                "tenant_guard: bypass context set: user \"{user}\", kid \"{}\", every tenant of the registry readable, {lasts}",
-                v.kid
+                "tenant_guard: bypass context set: user \"{user}\", kid \"{kid}\", every tenant of the registry readable, {lasts}"
             ),
         });
     } else if gucs::LOG_CONTEXT.get() {
         log_line(format!(
-            "tenant_guard: context set: tenant \"{tenant}\", user \"{}\", kid \"{}\", {lasts}",
-            v.user.as_deref().unwrap_or(""),
-            v.kid,
+            "tenant_guard: context set: tenant \"{}\", user \"{}\", kid \"{}\", {lasts}",
+            clip_claim(&tenant),
+            clip_claim(v.user.as_deref().unwrap_or("")),
+            clip_claim(&v.kid),
         ));
     }
     tenant
