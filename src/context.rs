@@ -1906,8 +1906,9 @@ mod unit {
         assert!(!is_bypass_value(simple.as_bytes()));
         assert!(!is_bypass_value(b""));
         // Only the mark is read: a bypass scope behind another mark is not
-        // one (the role is left; fail closed), and neither is a value cut
-        // short after the mark.
+        // one here (the assign hook leaves the role if it is the current
+        // user; only a superuser can write such a value), and neither is a
+        // value cut short after the mark.
         assert!(!is_bypass_value(b"\x1fs\x1f{\"bypass\":true}\x1f{}"));
         assert!(!is_bypass_value(b"\x1f\x1f{\"bypass\":true}\x1f{}"));
         assert!(!is_bypass_value(b"acme\x1fb"));
