@@ -28,13 +28,20 @@
 //!   the transaction, or within a long `DO` block): if not, it fails with
 //!   `42501`.
 //!
-//! * A query started as the role (a cursor, a portal of the extended
-//!   protocol) runs only while the role is current: fetching from it after
-//!   the context changed, after `SET ROLE`, or after the token lapsed fails
-//!   with `42501`. Its plan has no row-level security quals, so it would
-//!   otherwise keep reading every tenant under the next context.
-//! * `DECLARE … WITH HOLD` is refused as the role (`42501`): a holdable
-//!   cursor's rows are kept past the commit, where no check runs.
+//! * Once the role is left inside the transaction (the context changed,
+//!   `SET ROLE`, a rollback to a savepoint taken before), the transaction
+//!   can only end: every query on a table it starts or runs fails with
+//!   `42501` until then. Plans made as the role have no row-level security
+//!   quals, and PostgreSQL keeps some beyond the statement that made them
+//!   (an open cursor or portal; before PostgreSQL 18, the plans of a SQL
+//!   function called from PL/pgSQL, kept for the transaction), so they
+//!   would read every tenant under the next context. A rollback to a
+//!   savepoint that makes the role current again lifts the refusal.
+//! * No cursor `WITH HOLD` runs as the role (`42501`): its rows are kept
+//!   past the commit, where no check runs. `DECLARE … WITH HOLD` is refused,
+//!   and so is filling at `COMMIT` one declared before the bypass context
+//!   (PostgreSQL fills holdable cursors before the transaction callbacks
+//!   switch back), which aborts the commit.
 //!
 //! PostgreSQL re-plans a cached plan made under a `BYPASSRLS` role before
 //! another role runs it (`RLS_NONE_ENV`), so plans never cross over.
@@ -61,16 +68,6 @@ thread_local! {
     static SWITCHED: Cell<Option<Switched>> = const { Cell::new(None) };
 }
 
-thread_local! {
-    /// The queries (`QueryDesc`s) started while the bypass role was current
-    /// and not ended yet: they may run only while it still is. Emptied at
-    /// the end of the transaction (a query of an aborted subtransaction may
-    /// stay listed until then; were its memory reused by a later query of
-    /// this transaction, that query would be refused, never let through).
-    static STARTED_AS_ROLE: std::cell::RefCell<Vec<usize>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// `SWITCHED` is set: the hooks' test (a plain load, no thread-local look-up).
 /// Backends are single-threaded; the atomic only makes the static safe.
 static ENTERED: AtomicBool = AtomicBool::new(false);
@@ -78,28 +75,49 @@ static ENTERED: AtomicBool = AtomicBool::new(false);
 fn record_switch(s: Option<Switched>) {
     ENTERED.store(s.is_some(), Relaxed);
     SWITCHED.set(s);
-    if s.is_none() {
-        STARTED_AS_ROLE.with(|q| q.borrow_mut().clear());
-    }
 }
 
-/// Whether `query_desc` was started as the bypass role and has not ended.
-fn started_as_role(query_desc: *const pg_sys::QueryDesc) -> bool {
-    let key = query_desc as usize;
-    STARTED_AS_ROLE.with(|q| q.borrow().contains(&key))
-}
-
-/// Raises 42501 when `query_desc` was started as the bypass role and the
-/// role is no longer current (the context changed, `SET ROLE`, the token
-/// lapsed and the context was replaced).
-fn require_still_as_role(query_desc: *const pg_sys::QueryDesc) {
-    if started_as_role(query_desc) && !active() {
+/// Raises 42501 for a query that reads a table (its range table holds a
+/// relation) in a transaction that entered the bypass role and has left it
+/// (see the module's documentation), and for any query that runs as the
+/// role on behalf of a cursor `WITH HOLD`.
+///
+/// # Safety
+/// `query_desc` is the executor's valid `QueryDesc`.
+unsafe fn require_allowed(query_desc: *const pg_sys::QueryDesc) {
+    let as_role = active();
+    // SAFETY: a valid QueryDesc has a PlannedStmt whose rtable is a List of
+    // RangeTblEntry (possibly NIL); only their kind is read.
+    let reads_tables = || unsafe {
+        let stmt = (*query_desc).plannedstmt;
+        !stmt.is_null()
+            && pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable)
+                .iter_ptr()
+                .any(|rte| !rte.is_null() && (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION)
+    };
+    if !as_role && reads_tables() {
         Failure::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            "a query started in a bypass context cannot run after it ended",
+            "this transaction left its bypass context: it cannot read tables any more",
         )
-        .detail("It was planned as the bypass role, without row-level security; the context has changed since.")
-        .hint("Close the cursor, or fetch from it before changing the context.")
+        .detail("Plans made as the bypass role have no row-level security, and some outlive their statement (an open cursor, a SQL function's plans); they must not run in another context.")
+        .hint("End the transaction (COMMIT or ROLLBACK) and set the next context in a new one.")
+        .raise();
+    }
+    // SAFETY: ActivePortal is NULL or the portal being run (PortalStart,
+    // PortalRun, PortalRunFetch and PersistHoldablePortal set it).
+    let holdable = as_role
+        && unsafe {
+            let p = pg_sys::ActivePortal;
+            !p.is_null() && (*p).cursorOptions & pg_sys::CURSOR_OPT_HOLD as i32 != 0
+        };
+    if holdable {
+        Failure::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "a cursor WITH HOLD cannot run in a bypass context",
+        )
+        .detail("Its rows would be kept past the end of the transaction, where the bypass context no longer holds.")
+        .hint("Close the cursor before set_context with the bypass token, or declare it without WITH HOLD.")
         .raise();
     }
 }
@@ -348,7 +366,6 @@ fn require_bypass_holds() {
 static mut PREVIOUS_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
 static mut PREVIOUS_EXECUTOR_RUN: pg_sys::ExecutorRun_hook_type = None;
 static mut PREVIOUS_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
-static mut PREVIOUS_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
 
 /// Every query started as the bypass role: the context must still be a
 /// valid bypass context, or the query fails. Outside a bypass switch (all
@@ -368,6 +385,8 @@ unsafe extern "C-unwind" fn executor_start_checked(
     query_desc: *mut pg_sys::QueryDesc,
     eflags: i32,
 ) {
+    // SAFETY: the executor's valid QueryDesc.
+    unsafe { require_allowed(query_desc) };
     require_bypass_holds();
     // SAFETY: the executor's arguments, passed on unchanged; an error in a
     // hook below ours is caught at the FFI boundary.
@@ -375,10 +394,6 @@ unsafe extern "C-unwind" fn executor_start_checked(
         pg_sys::ffi::pg_guard_ffi_boundary(|| {
             hooks::executor_start(PREVIOUS_EXECUTOR_START, query_desc, eflags)
         })
-    }
-    if active() {
-        let key = query_desc as usize;
-        STARTED_AS_ROLE.with(|q| q.borrow_mut().push(key));
     }
 }
 
@@ -414,7 +429,8 @@ unsafe extern "C-unwind" fn executor_run_checked(
     count: u64,
     execute_once: bool,
 ) {
-    require_still_as_role(query_desc);
+    // SAFETY: the executor's valid QueryDesc.
+    unsafe { require_allowed(query_desc) };
     require_bypass_holds();
     // SAFETY: as in executor_start.
     unsafe {
@@ -453,7 +469,8 @@ unsafe extern "C-unwind" fn executor_run_checked(
     direction: pg_sys::ScanDirection::Type,
     count: u64,
 ) {
-    require_still_as_role(query_desc);
+    // SAFETY: the executor's valid QueryDesc.
+    unsafe { require_allowed(query_desc) };
     require_bypass_holds();
     // SAFETY: as in executor_start.
     unsafe {
@@ -461,22 +478,6 @@ unsafe extern "C-unwind" fn executor_run_checked(
             hooks::executor_run(PREVIOUS_EXECUTOR_RUN, query_desc, direction, count)
         })
     }
-}
-
-/// A query ends: it leaves the list of queries started as the bypass role.
-/// Plain Rust on a thread-local list, no PostgreSQL call: unguarded.
-unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
-    if ENTERED.load(Relaxed) {
-        let key = query_desc as usize;
-        STARTED_AS_ROLE.with(|q| {
-            if let Ok(mut q) = q.try_borrow_mut() {
-                q.retain(|&k| k != key);
-            }
-        });
-    }
-    // SAFETY: the executor's argument, passed on unchanged; this frame
-    // holds nothing.
-    unsafe { hooks::executor_end(PREVIOUS_EXECUTOR_END, query_desc) }
 }
 
 /// Every utility command as the bypass role (`COPY`, `FETCH`, DDL…), but
@@ -599,8 +600,6 @@ pub fn init() {
         pg_sys::ExecutorStart_hook = Some(executor_start);
         PREVIOUS_EXECUTOR_RUN = pg_sys::ExecutorRun_hook;
         pg_sys::ExecutorRun_hook = Some(executor_run);
-        PREVIOUS_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
-        pg_sys::ExecutorEnd_hook = Some(executor_end);
         PREVIOUS_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
         pg_sys::ProcessUtility_hook = Some(process_utility);
     }

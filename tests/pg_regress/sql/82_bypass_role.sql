@@ -129,11 +129,11 @@ SELECT current_user;
 ROLLBACK;
 
 -- Back as soon as the context changes: another token, or clear_context.
+-- (The transaction's queries on tables then fail: see below.)
 BEGIN;
 SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
 SELECT tenant_guard.set_context(:'acme');
 SELECT current_user, tenant_guard.is_bypass();
-SELECT id, tenant_id FROM tickets ORDER BY id;
 SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
 SELECT current_user;
 SELECT tenant_guard.clear_context();
@@ -169,26 +169,42 @@ EXECUTE all_ids;
 COMMIT;
 DEALLOCATE all_ids;
 
--- A cursor opened as the role is read only while the role is current (its
--- plan has no row-level security): after the context changes (another
--- token, clear_context) or the current user does (SET ROLE), fetching from
--- it fails, also for a superuser. Back in the bypass context (a rollback to
--- a savepoint), it reads on.
+-- Once the transaction has left its bypass context (another token,
+-- clear_context, SET ROLE, RESET ROLE), it can only end: queries on tables
+-- fail, also for a superuser. Plans made as the role have no row-level
+-- security, and some outlive their statement: an open cursor, and (before
+-- PostgreSQL 18) a SQL function's plans, which PL/pgSQL keeps for the
+-- transaction. Back in the bypass context (a rollback to a savepoint), it
+-- reads on.
+RESET ROLE;
+CREATE FUNCTION tg_br_all() RETURNS text LANGUAGE sql VOLATILE
+  AS $$ SELECT string_agg(tenant_id, ',' ORDER BY id) FROM public.tickets $$;
+CREATE FUNCTION tg_br_all_plpgsql() RETURNS text LANGUAGE plpgsql
+  AS $$ BEGIN RETURN tg_br_all(); END $$;
+SET ROLE tg_br_app;
 BEGIN;
 SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
 DECLARE c SCROLL CURSOR FOR SELECT id, tenant_id FROM tickets ORDER BY id;
 FETCH 1 FROM c;
+SELECT tg_br_all_plpgsql();
 SAVEPOINT s;
 SELECT tenant_guard.set_context(:'acme');
 ROLLBACK TO SAVEPOINT s;
 SELECT current_user;
 FETCH ALL FROM c;
 SELECT tenant_guard.set_context(:'acme');
+SELECT current_user, tenant_guard.tenant_id();
+SAVEPOINT t;
 FETCH FIRST FROM c;
+ROLLBACK TO SAVEPOINT t;
+SELECT tg_br_all_plpgsql();
+ROLLBACK TO SAVEPOINT t;
+SELECT count(*) FROM tickets;
 ROLLBACK;
 BEGIN;
 SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
 DECLARE c CURSOR FOR SELECT id, tenant_id FROM tickets ORDER BY id;
+SELECT tg_br_all_plpgsql();
 SELECT tenant_guard.clear_context();
 FETCH ALL FROM c;
 ROLLBACK;
@@ -206,11 +222,25 @@ SELECT current_user;
 FETCH ALL FROM c;
 ROLLBACK;
 SET ROLE tg_br_app;
--- A cursor WITH HOLD would keep its rows past the commit: refused.
+-- The next transaction starts afresh.
+BEGIN;
+SELECT tenant_guard.set_context(:'acme');
+SELECT tg_br_all_plpgsql();
+COMMIT;
+-- No cursor WITH HOLD runs as the role: its rows would be kept past the
+-- commit. Declaring one is refused, and so is filling at COMMIT one
+-- declared before (the commit fails and the transaction rolls back).
 BEGIN;
 SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
 DECLARE h CURSOR WITH HOLD FOR SELECT id, tenant_id FROM tickets;
 ROLLBACK;
+BEGIN;
+SELECT tenant_guard.set_context(:'acme');
+DECLARE h CURSOR WITH HOLD FOR SELECT tg_br_all();
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
+COMMIT;
+SELECT current_user;
+FETCH ALL FROM h;
 -- A cursor opened in a tenant context keeps its row-level security plan:
 -- fetched in the bypass context (no registry here), it reads nothing.
 BEGIN;
@@ -259,6 +289,8 @@ RESET ROLE;
 RESET tenant_guard.leeway;
 RESET tenant_guard.bypass_role;
 DROP FUNCTION tg_br_wrap(text);
+DROP FUNCTION tg_br_all_plpgsql();
+DROP FUNCTION tg_br_all();
 DROP TABLE tickets;
 DROP EXTENSION tenant_guard;
 DROP ROLE tg_br_app;
