@@ -28,20 +28,26 @@
 //!   the transaction, or within a long `DO` block): if not, it fails with
 //!   `42501`.
 //!
-//! * Once the role is left inside the transaction (the context changed,
-//!   `SET ROLE`, a rollback to a savepoint taken before), the transaction
-//!   can only end: every query on a table it starts or runs fails with
-//!   `42501` until then. Plans made as the role have no row-level security
-//!   quals, and PostgreSQL keeps some beyond the statement that made them
-//!   (an open cursor or portal; before PostgreSQL 18, the plans of a SQL
-//!   function called from PL/pgSQL, kept for the transaction), so they
+//! * Once the transaction has left its bypass context (the context changed,
+//!   `SET ROLE`/`RESET ROLE`, a rollback to a savepoint taken before), it
+//!   can only end: every query that reads anything (a range table with more
+//!   than `VALUES` or an empty `FROM`) fails with `42501` until then. Plans
+//!   made as the role have no row-level security quals, and PostgreSQL keeps
+//!   some beyond the statement that made them (an open cursor or portal, the
+//!   rows a function scan has stored; before PostgreSQL 18, the plans of a
+//!   SQL function called from PL/pgSQL, kept for the transaction), so they
 //!   would read every tenant under the next context. A rollback to a
-//!   savepoint that makes the role current again lifts the refusal.
-//! * No cursor `WITH HOLD` runs as the role (`42501`): its rows are kept
-//!   past the commit, where no check runs. `DECLARE … WITH HOLD` is refused,
-//!   and so is filling at `COMMIT` one declared before the bypass context
-//!   (PostgreSQL fills holdable cursors before the transaction callbacks
-//!   switch back), which aborts the commit.
+//!   savepoint that brings the bypass context back lifts the refusal. A
+//!   `SECURITY DEFINER` function (and tenant_guard's own privileged work)
+//!   called while the bypass context is in force runs as usual, and the
+//!   token is checked before each of its queries too.
+//! * No cursor `WITH HOLD` gets rows read as the role: its rows are kept past
+//!   the commit, where no check runs. `DECLARE … WITH HOLD` is refused in a
+//!   transaction that entered a bypass context, a bypass context cannot be
+//!   entered in a transaction that declared one (PostgreSQL fills holdable
+//!   cursors at `COMMIT`, before the transaction callbacks switch back, and
+//!   the fill may itself call `set_context`), and running such a cursor as
+//!   the role fails.
 //!
 //! PostgreSQL re-plans a cached plan made under a `BYPASSRLS` role before
 //! another role runs it (`RLS_NONE_ENV`), so plans never cross over.
@@ -72,41 +78,82 @@ thread_local! {
 /// Backends are single-threaded; the atomic only makes the static safe.
 static ENTERED: AtomicBool = AtomicBool::new(false);
 
+/// A `DECLARE … WITH HOLD` ran in this transaction (set by the utility
+/// hook, cleared at the end of the transaction): such a cursor is filled at
+/// `COMMIT`, and a bypass context entered in this transaction (also from
+/// inside that fill) would put rows read as the role into it.
+static HOLD_DECLARED: AtomicBool = AtomicBool::new(false);
+
 fn record_switch(s: Option<Switched>) {
     ENTERED.store(s.is_some(), Relaxed);
     SWITCHED.set(s);
 }
 
-/// Raises 42501 for a query that reads a table (its range table holds a
-/// relation) in a transaction that entered the bypass role and has left it
-/// (see the module's documentation), and for any query that runs as the
-/// role on behalf of a cursor `WITH HOLD`.
+/// Whether the context setting holds a bypass context now (its mark).
+fn context_is_bypass() -> bool {
+    // SAFETY: `CONTEXT` is a registered string setting; its pointer is NULL
+    // or a NUL-terminated string owned by the GUC machinery, read at once.
+    unsafe {
+        let p = *crate::gucs::CONTEXT.as_ptr();
+        !p.is_null() && crate::context::is_bypass_value(std::ffi::CStr::from_ptr(p).to_bytes())
+    }
+}
+
+/// Whether this transaction entered the bypass role and has left its
+/// bypass context: the context is no longer a bypass context (another
+/// token, `clear_context`, a rollback to a savepoint taken before), or the
+/// current user is neither the role nor one set for the length of a call
+/// (`SET ROLE`/`RESET ROLE` change the user for good; a `SECURITY DEFINER`
+/// function or tenant_guard's own privileged work only for the call, and
+/// run with the bypass context still in force).
+fn left() -> bool {
+    if !ENTERED.load(Relaxed) {
+        return false;
+    }
+    if !context_is_bypass() {
+        return true;
+    }
+    // SAFETY: reads of the backend's security context.
+    let for_a_call =
+        unsafe { pg_sys::InLocalUserIdChange() || pg_sys::InSecurityRestrictedOperation() };
+    !active() && !for_a_call
+}
+
+/// Raises 42501 for a query that reads anything (its range table holds an
+/// entry other than a `VALUES` list or an empty `FROM`) in a transaction
+/// that has left its bypass context (see the module's documentation), and
+/// for any query run as the role on behalf of a cursor `WITH HOLD`.
 ///
 /// # Safety
 /// `query_desc` is the executor's valid `QueryDesc`.
 unsafe fn require_allowed(query_desc: *const pg_sys::QueryDesc) {
-    let as_role = active();
     // SAFETY: a valid QueryDesc has a PlannedStmt whose rtable is a List of
     // RangeTblEntry (possibly NIL); only their kind is read.
-    let reads_tables = || unsafe {
+    let reads = || unsafe {
         let stmt = (*query_desc).plannedstmt;
         !stmt.is_null()
             && pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable)
                 .iter_ptr()
-                .any(|rte| !rte.is_null() && (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION)
+                .any(|rte| {
+                    !rte.is_null()
+                        && !matches!(
+                            (*rte).rtekind,
+                            pg_sys::RTEKind::RTE_RESULT | pg_sys::RTEKind::RTE_VALUES
+                        )
+                })
     };
-    if !as_role && reads_tables() {
+    if left() && reads() {
         Failure::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "this transaction left its bypass context: it cannot read tables any more",
         )
-        .detail("Plans made as the bypass role have no row-level security, and some outlive their statement (an open cursor, a SQL function's plans); they must not run in another context.")
+        .detail("Plans made as the bypass role have no row-level security, and some outlive their statement (an open cursor, a SQL function's plans, rows a function scan keeps); they must not run in another context.")
         .hint("End the transaction (COMMIT or ROLLBACK) and set the next context in a new one.")
         .raise();
     }
     // SAFETY: ActivePortal is NULL or the portal being run (PortalStart,
     // PortalRun, PortalRunFetch and PersistHoldablePortal set it).
-    let holdable = as_role
+    let holdable = active()
         && unsafe {
             let p = pg_sys::ActivePortal;
             !p.is_null() && (*p).cursorOptions & pg_sys::CURSOR_OPT_HOLD as i32 != 0
@@ -119,6 +166,21 @@ unsafe fn require_allowed(query_desc: *const pg_sys::QueryDesc) {
         .detail("Its rows would be kept past the end of the transaction, where the bypass context no longer holds.")
         .hint("Close the cursor before set_context with the bypass token, or declare it without WITH HOLD.")
         .raise();
+    }
+}
+
+/// Whether a utility statement is `DECLARE … WITH HOLD`.
+///
+/// # Safety
+/// `pstmt` is the valid PlannedStmt of a utility command.
+unsafe fn declares_holdable(pstmt: *const pg_sys::PlannedStmt) -> bool {
+    // SAFETY: utilityStmt is a node; a DeclareCursorStmt's options are an int.
+    unsafe {
+        let stmt = (*pstmt).utilityStmt;
+        !stmt.is_null()
+            && (*stmt).type_ == pg_sys::NodeTag::T_DeclareCursorStmt
+            && (*stmt.cast::<pg_sys::DeclareCursorStmt>()).options & pg_sys::CURSOR_OPT_HOLD as i32
+                != 0
     }
 }
 
@@ -235,6 +297,15 @@ pub fn require_switchable() {
         .hint("Call tenant_guard.set_context with the bypass token directly.")
         .raise();
     }
+    if HOLD_DECLARED.load(Relaxed) {
+        Failure::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "a bypass context cannot be entered in a transaction that declared a cursor WITH HOLD",
+        )
+        .detail("The cursor is filled at COMMIT, and rows read as the bypass role would outlive the transaction.")
+        .hint("Set the bypass context in a transaction of its own.")
+        .raise();
+    }
 }
 
 /// Makes `role` the current user until the transaction ends (or the context
@@ -323,6 +394,7 @@ unsafe extern "C-unwind" fn at_transaction_end(
     ) {
         leave();
         record_switch(None);
+        HOLD_DECLARED.store(false, Relaxed);
     }
     if matches!(event, XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT) {
         crate::context::reset_planning();
@@ -338,7 +410,10 @@ thread_local! {
 /// Raises 42501 when the bypass role is the current user but the context is
 /// no longer a valid bypass context.
 fn require_bypass_holds() {
-    if !active() || CHECKING.get() {
+    // While the bypass context is in force, also inside a SECURITY DEFINER
+    // function or after SET ROLE (a left context is refused by
+    // `require_allowed`).
+    if !ENTERED.load(Relaxed) || CHECKING.get() || !context_is_bypass() {
         return;
     }
     struct Checking;
@@ -493,8 +568,11 @@ unsafe extern "C-unwind" fn process_utility(
     dest: *mut pg_sys::DestReceiver,
     qc: *mut pg_sys::QueryCompletion,
 ) {
-    // SAFETY: as in executor_start.
+    // SAFETY: as in executor_start; declares_holdable reads the statement.
     unsafe {
+        if declares_holdable(pstmt) {
+            HOLD_DECLARED.store(true, Relaxed);
+        }
         if !ENTERED.load(Relaxed) {
             return hooks::process_utility(
                 PREVIOUS_PROCESS_UTILITY,
@@ -548,21 +626,14 @@ unsafe extern "C-unwind" fn process_utility_checked(
     if !ends_or_undoes {
         require_bypass_holds();
     }
-    // SAFETY: as above; a DeclareCursorStmt's options are a plain int.
-    let holdable = unsafe {
-        let stmt = (*pstmt).utilityStmt;
-        !stmt.is_null()
-            && (*stmt).type_ == pg_sys::NodeTag::T_DeclareCursorStmt
-            && (*stmt.cast::<pg_sys::DeclareCursorStmt>()).options & pg_sys::CURSOR_OPT_HOLD as i32
-                != 0
-    };
-    if holdable && active() {
+    // SAFETY: PostgreSQL passes a valid PlannedStmt.
+    if unsafe { declares_holdable(pstmt) } {
         Failure::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "a cursor WITH HOLD cannot be declared in a bypass context",
         )
         .detail("Its rows would be kept past the end of the transaction, where the bypass context no longer holds.")
-        .hint("Declare it without WITH HOLD, inside the transaction.")
+        .hint("Declare it in a transaction without a bypass context.")
         .raise();
     }
     // SAFETY: the arguments, passed on unchanged; an error in a hook below

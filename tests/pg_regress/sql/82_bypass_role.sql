@@ -227,9 +227,37 @@ BEGIN;
 SELECT tenant_guard.set_context(:'acme');
 SELECT tg_br_all_plpgsql();
 COMMIT;
--- No cursor WITH HOLD runs as the role: its rows would be kept past the
--- commit. Declaring one is refused, and so is filling at COMMIT one
--- declared before (the commit fails and the transaction rolls back).
+-- Rows a function scan stored while the bypass held are not handed out
+-- after it ended either.
+RESET ROLE;
+CREATE FUNCTION tg_br_rows() RETURNS SETOF tickets LANGUAGE plpgsql
+  AS $$ BEGIN RETURN QUERY SELECT * FROM public.tickets ORDER BY id; END $$;
+SET ROLE tg_br_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
+DECLARE f CURSOR FOR SELECT id, tenant_id FROM tg_br_rows();
+FETCH 1 FROM f;
+SELECT tenant_guard.set_context(:'acme');
+FETCH ALL FROM f;
+ROLLBACK;
+-- A SECURITY DEFINER function called while the bypass context is in force
+-- runs as its owner, under row-level security for that owner (which reads
+-- no tenant in a bypass context without a registry).
+RESET ROLE;
+CREATE FUNCTION tg_br_owner_count() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+  SET search_path = pg_catalog AS $$ SELECT count(*) FROM public.tickets $$;
+ALTER FUNCTION tg_br_owner_count() OWNER TO tg_br_app;
+SET ROLE tg_br_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
+SELECT tg_br_owner_count();
+SELECT count(*) FROM tickets;
+ROLLBACK;
+-- No cursor WITH HOLD gets rows read as the role: they would be kept past
+-- the commit. Declaring one in a bypass transaction is refused, and so is
+-- entering a bypass context in a transaction that declared one, also from
+-- inside its fill at COMMIT (the commit fails and the transaction rolls
+-- back), and filling at COMMIT, as the role, one declared before.
 BEGIN;
 SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
 DECLARE h CURSOR WITH HOLD FOR SELECT id, tenant_id FROM tickets;
@@ -238,6 +266,17 @@ BEGIN;
 SELECT tenant_guard.set_context(:'acme');
 DECLARE h CURSOR WITH HOLD FOR SELECT tg_br_all();
 SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
+ROLLBACK;
+RESET ROLE;
+CREATE FUNCTION tg_br_enter_and_read(tok text) RETURNS SETOF tickets LANGUAGE plpgsql AS $$
+DECLARE r tickets;
+BEGIN
+  PERFORM tenant_guard.set_context(tok);
+  FOR r IN SELECT * FROM public.tickets ORDER BY id LOOP RETURN NEXT r; END LOOP;
+END $$;
+SET ROLE tg_br_app;
+BEGIN;
+DECLARE h CURSOR WITH HOLD FOR SELECT id, tenant_id FROM tg_br_enter_and_read(:'bypass');
 COMMIT;
 SELECT current_user;
 FETCH ALL FROM h;
@@ -290,6 +329,9 @@ RESET tenant_guard.leeway;
 RESET tenant_guard.bypass_role;
 DROP FUNCTION tg_br_wrap(text);
 DROP FUNCTION tg_br_all_plpgsql();
+DROP FUNCTION tg_br_rows();
+DROP FUNCTION tg_br_enter_and_read(text);
+DROP FUNCTION tg_br_owner_count();
 DROP FUNCTION tg_br_all();
 DROP TABLE tickets;
 DROP EXTENSION tenant_guard;
