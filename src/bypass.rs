@@ -142,14 +142,8 @@ unsafe fn require_allowed(query_desc: *const pg_sys::QueryDesc) {
                         )
                 })
     };
-    if left() && reads() {
-        Failure::new(
-            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            "this transaction left its bypass context: it cannot read tables any more",
-        )
-        .detail("Plans made as the bypass role have no row-level security, and some outlive their statement (an open cursor, a SQL function's plans, rows a function scan keeps); they must not run in another context.")
-        .hint("End the transaction (COMMIT or ROLLBACK) and set the next context in a new one.")
-        .raise();
+    if reads() {
+        require_not_left();
     }
     // SAFETY: ActivePortal is NULL or the portal being run (PortalStart,
     // PortalRun, PortalRunFetch and PersistHoldablePortal set it).
@@ -165,6 +159,21 @@ unsafe fn require_allowed(query_desc: *const pg_sys::QueryDesc) {
         )
         .detail("Its rows would be kept past the end of the transaction, where the bypass context no longer holds.")
         .hint("Close the cursor before set_context with the bypass token, or declare it without WITH HOLD.")
+        .raise();
+    }
+}
+
+/// Raises 42501 when this transaction has left its bypass context (a
+/// utility command then, like a query, cannot read anything: `COPY` of a
+/// table reads it without the executor).
+fn require_not_left() {
+    if left() {
+        Failure::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "this transaction left its bypass context: it cannot read tables any more",
+        )
+        .detail("Plans made as the bypass role have no row-level security, and some outlive their statement (an open cursor, a SQL function's plans, rows a function scan keeps); they must not run in another context.")
+        .hint("End the transaction (COMMIT or ROLLBACK) and set the next context in a new one.")
         .raise();
     }
 }
@@ -410,10 +419,13 @@ thread_local! {
 /// Raises 42501 when the bypass role is the current user but the context is
 /// no longer a valid bypass context.
 fn require_bypass_holds() {
-    // While the bypass context is in force, also inside a SECURITY DEFINER
-    // function or after SET ROLE (a left context is refused by
-    // `require_allowed`).
-    if !ENTERED.load(Relaxed) || CHECKING.get() || !context_is_bypass() {
+    // As the role, always: the context must be a bypass context that still
+    // holds (a context changed inside a SECURITY DEFINER call leaves the
+    // role current when the call returns). As another user (a SECURITY
+    // DEFINER call, SET ROLE) while the bypass context is in force: the
+    // token must still hold. A left context is refused by `require_allowed`
+    // and `require_not_left`.
+    if !ENTERED.load(Relaxed) || CHECKING.get() || (!active() && !context_is_bypass()) {
         return;
     }
     struct Checking;
@@ -624,6 +636,7 @@ unsafe extern "C-unwind" fn process_utility_checked(
             )
     };
     if !ends_or_undoes {
+        require_not_left();
         require_bypass_holds();
     }
     // SAFETY: PostgreSQL passes a valid PlannedStmt.

@@ -253,6 +253,23 @@ SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
 SELECT tg_br_owner_count();
 SELECT count(*) FROM tickets;
 ROLLBACK;
+-- A context changed inside a SECURITY DEFINER function: when the call
+-- returns, PostgreSQL makes the role current again, with a context that is
+-- no longer a bypass context. Every query and utility command then fails,
+-- also COPY of a table (which reads it without the executor).
+RESET ROLE;
+CREATE FUNCTION tg_br_owner_clear() RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = pg_catalog AS $$ BEGIN PERFORM tenant_guard.clear_context(); END $$;
+ALTER FUNCTION tg_br_owner_clear() OWNER TO tg_br_app;
+SET ROLE tg_br_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
+SELECT tg_br_owner_clear();
+SAVEPOINT s;
+SELECT current_user;
+ROLLBACK TO SAVEPOINT s;
+COPY tickets TO STDOUT;
+ROLLBACK;
 -- No cursor WITH HOLD gets rows read as the role: they would be kept past
 -- the commit. Declaring one in a bypass transaction is refused, and so is
 -- entering a bypass context in a transaction that declared one, also from
@@ -332,6 +349,7 @@ DROP FUNCTION tg_br_all_plpgsql();
 DROP FUNCTION tg_br_rows();
 DROP FUNCTION tg_br_enter_and_read(text);
 DROP FUNCTION tg_br_owner_count();
+DROP FUNCTION tg_br_owner_clear();
 DROP FUNCTION tg_br_all();
 DROP TABLE tickets;
 DROP EXTENSION tenant_guard;
