@@ -30,13 +30,14 @@
 //!
 //! * Once the transaction has left its bypass context (the context changed,
 //!   `SET ROLE`/`RESET ROLE`, a rollback to a savepoint taken before), it
-//!   can only end: every query that reads anything (a range table with more
-//!   than `VALUES` or an empty `FROM`) fails with `42501` until then. Plans
-//!   made as the role have no row-level security quals, and PostgreSQL keeps
-//!   some beyond the statement that made them (an open cursor or portal, the
-//!   rows a function scan has stored; before PostgreSQL 18, the plans of a
-//!   SQL function called from PL/pgSQL, kept for the transaction), so they
-//!   would read every tenant under the next context. A rollback to a
+//!   can only end: every query and every utility command but transaction
+//!   control, `CLOSE` and `DEALLOCATE` fails with `42501` until then. Plans
+//!   made as the role have no row-level security quals, and PostgreSQL
+//!   keeps some beyond the statement that made them (an open cursor or
+//!   portal, the rows a set-returning function has stored; before
+//!   PostgreSQL 18, the plans of a SQL function called from PL/pgSQL, kept
+//!   for the transaction), so they would read every tenant under the next
+//!   context. A rollback to a
 //!   savepoint that brings the bypass context back lifts the refusal. A
 //!   `SECURITY DEFINER` function (and tenant_guard's own privileged work)
 //!   called while the bypass context is in force runs as usual, and the
@@ -119,32 +120,14 @@ fn left() -> bool {
     !active() && !for_a_call
 }
 
-/// Raises 42501 for a query that reads anything (its range table holds an
-/// entry other than a `VALUES` list or an empty `FROM`) in a transaction
-/// that has left its bypass context (see the module's documentation), and
-/// for any query run as the role on behalf of a cursor `WITH HOLD`.
-///
-/// # Safety
-/// `query_desc` is the executor's valid `QueryDesc`.
-unsafe fn require_allowed(query_desc: *const pg_sys::QueryDesc) {
-    // SAFETY: a valid QueryDesc has a PlannedStmt whose rtable is a List of
-    // RangeTblEntry (possibly NIL); only their kind is read.
-    let reads = || unsafe {
-        let stmt = (*query_desc).plannedstmt;
-        !stmt.is_null()
-            && pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable)
-                .iter_ptr()
-                .any(|rte| {
-                    !rte.is_null()
-                        && !matches!(
-                            (*rte).rtekind,
-                            pg_sys::RTEKind::RTE_RESULT | pg_sys::RTEKind::RTE_VALUES
-                        )
-                })
-    };
-    if reads() {
-        require_not_left();
-    }
+/// Raises 42501 for any query in a transaction that has left its bypass
+/// context (see the module's documentation; also a query with nothing but
+/// an empty `FROM`: a function in its select list can hand out rows it
+/// stored as the role, as a cursor over `SELECT srf()` read through
+/// `cursor_to_xml` does), and for any query run as the role on behalf of a
+/// cursor `WITH HOLD`.
+fn require_allowed() {
+    require_not_left();
     // SAFETY: ActivePortal is NULL or the portal being run (PortalStart,
     // PortalRun, PortalRunFetch and PersistHoldablePortal set it).
     let holdable = active()
@@ -170,7 +153,7 @@ fn require_not_left() {
     if left() {
         Failure::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            "this transaction left its bypass context: it cannot read tables any more",
+            "this transaction left its bypass context: it can only end",
         )
         .detail("Plans made as the bypass role have no row-level security, and some outlive their statement (an open cursor, a SQL function's plans, rows a function scan keeps); they must not run in another context.")
         .hint("End the transaction (COMMIT or ROLLBACK) and set the next context in a new one.")
@@ -472,8 +455,7 @@ unsafe extern "C-unwind" fn executor_start_checked(
     query_desc: *mut pg_sys::QueryDesc,
     eflags: i32,
 ) {
-    // SAFETY: the executor's valid QueryDesc.
-    unsafe { require_allowed(query_desc) };
+    require_allowed();
     require_bypass_holds();
     // SAFETY: the executor's arguments, passed on unchanged; an error in a
     // hook below ours is caught at the FFI boundary.
@@ -516,8 +498,7 @@ unsafe extern "C-unwind" fn executor_run_checked(
     count: u64,
     execute_once: bool,
 ) {
-    // SAFETY: the executor's valid QueryDesc.
-    unsafe { require_allowed(query_desc) };
+    require_allowed();
     require_bypass_holds();
     // SAFETY: as in executor_start.
     unsafe {
@@ -556,8 +537,7 @@ unsafe extern "C-unwind" fn executor_run_checked(
     direction: pg_sys::ScanDirection::Type,
     count: u64,
 ) {
-    // SAFETY: the executor's valid QueryDesc.
-    unsafe { require_allowed(query_desc) };
+    require_allowed();
     require_bypass_holds();
     // SAFETY: as in executor_start.
     unsafe {
