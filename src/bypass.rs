@@ -37,8 +37,8 @@
 //!   portal, the rows a set-returning function has stored; before
 //!   PostgreSQL 18, the plans of a SQL function called from PL/pgSQL, kept
 //!   for the transaction), so they would read every tenant under the next
-//!   context. A rollback to a
-//!   savepoint that brings the bypass context back lifts the refusal. A
+//!   context. A rollback to a savepoint that brings the bypass context back
+//!   lifts the refusal. A
 //!   `SECURITY DEFINER` function (and tenant_guard's own privileged work)
 //!   called while the bypass context is in force runs as usual, and the
 //!   token is checked before each of its queries too.
@@ -155,7 +155,7 @@ fn require_not_left() {
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "this transaction left its bypass context: it can only end",
         )
-        .detail("Plans made as the bypass role have no row-level security, and some outlive their statement (an open cursor, a SQL function's plans, rows a function scan keeps); they must not run in another context.")
+        .detail("Plans made as the bypass role have no row-level security, and some outlive their statement (an open cursor, a SQL function's plans, rows a set-returning function stored); they must not run in another context.")
         .hint("End the transaction (COMMIT or ROLLBACK) and set the next context in a new one.")
         .raise();
     }

@@ -240,6 +240,15 @@ FETCH 1 FROM f;
 SELECT tenant_guard.set_context(:'acme');
 FETCH ALL FROM f;
 ROLLBACK;
+-- Nor by a function reading a cursor over a set-returning function in the
+-- select list (nothing in its FROM).
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
+DECLARE g CURSOR FOR SELECT tg_br_rows();
+FETCH 1 FROM g;
+SELECT tenant_guard.set_context(:'acme');
+SELECT cursor_to_xml('g', 10, false, false, '');
+ROLLBACK;
 -- A SECURITY DEFINER function called while the bypass context is in force
 -- runs as its owner, under row-level security for that owner (which reads
 -- no tenant in a bypass context without a registry).
