@@ -7,7 +7,9 @@
 //! registry's read set (`context::bypass_set`).
 //!
 //! Entering and leaving:
-//! * `set_context` with a bypass token (transaction-local only) switches the
+//! * `set_context` with a bypass token (transaction-local only, at the top
+//!   level of the transaction: a subtransaction's commit would restore the
+//!   read-write state it began with and keep the user) switches the
 //!   current user to the role, keeping the security context flags, like
 //!   `SET LOCAL ROLE` would without needing membership in it, and makes the
 //!   transaction read-only (`SET LOCAL transaction_read_only = on`, which
@@ -19,8 +21,8 @@
 //!   switches back at once (the setting's assign hook).
 //! * The end of the transaction switches back (commit, and before `PREPARE
 //!   TRANSACTION` records its owner, through a transaction callback; an
-//!   abort or a rollback to a savepoint is undone by PostgreSQL itself,
-//!   which restores the user it saved).
+//!   abort is undone by PostgreSQL itself, which restores the user it
+//!   saved).
 //! * Every query the executor starts or runs as the role, and every utility
 //!   command (`COPY`, `FETCH`, DDL) but transaction control, `CLOSE` and
 //!   `DEALLOCATE`, checks first that the context is still a valid bypass
@@ -29,7 +31,7 @@
 //!   `42501`.
 //!
 //! * Once the transaction has left its bypass context (the context changed,
-//!   `SET ROLE`/`RESET ROLE`, a rollback to a savepoint taken before), it
+//!   `SET ROLE`/`RESET ROLE`), it
 //!   can only end: every query and every utility command but transaction
 //!   control, `CLOSE` and `DEALLOCATE` fails with `42501` until then. Plans
 //!   made as the role have no row-level security quals, and PostgreSQL
@@ -102,7 +104,7 @@ fn context_is_bypass() -> bool {
 
 /// Whether this transaction entered the bypass role and has left its
 /// bypass context: the context is no longer a bypass context (another
-/// token, `clear_context`, a rollback to a savepoint taken before), or the
+/// token, `clear_context`), or the
 /// current user is neither the role nor one set for the length of a call
 /// (`SET ROLE`/`RESET ROLE` change the user for good; a `SECURITY DEFINER`
 /// function or tenant_guard's own privileged work only for the call, and
@@ -130,10 +132,16 @@ fn require_allowed() {
     require_not_left();
     // SAFETY: ActivePortal is NULL or the portal being run (PortalStart,
     // PortalRun, PortalRunFetch and PersistHoldablePortal set it).
+    // A query portal with a hold store is being filled to be kept: a cursor
+    // WITH HOLD at COMMIT, or a PL/pgSQL loop's portal at a COMMIT inside a
+    // procedure (before PostgreSQL marks it autoHeld).
     let holdable = active()
         && unsafe {
             let p = pg_sys::ActivePortal;
-            !p.is_null() && (*p).cursorOptions & pg_sys::CURSOR_OPT_HOLD as i32 != 0
+            !p.is_null()
+                && ((*p).cursorOptions & pg_sys::CURSOR_OPT_HOLD as i32 != 0
+                    || ((*p).strategy == pg_sys::PortalStrategy::PORTAL_ONE_SELECT
+                        && !(*p).holdStore.is_null()))
         };
     if holdable {
         Failure::new(
@@ -289,6 +297,22 @@ pub fn require_switchable() {
         .hint("Call tenant_guard.set_context with the bypass token directly.")
         .raise();
     }
+    // SAFETY: reads the backend's transaction state.
+    if unsafe { pg_sys::GetCurrentTransactionNestLevel() } > 1 {
+        // A subtransaction's commit (RELEASE, the normal end of a PL/pgSQL
+        // EXCEPTION block) restores the read-only flag it began with but
+        // keeps the user: the role would be current in a read-write
+        // transaction. And a subtransaction is how a block gets into a
+        // transaction of a procedure or DO block that can COMMIT (and keep
+        // a loop's rows, read as the role, past it).
+        Failure::new(
+            Code::ERRCODE_ACTIVE_SQL_TRANSACTION,
+            "a bypass context cannot be entered inside a subtransaction",
+        )
+        .detail("Inside a savepoint or a PL/pgSQL block with an EXCEPTION clause, the transaction would not stay read-only.")
+        .hint("Call tenant_guard.set_context with the bypass token at the top level of the transaction, before any SAVEPOINT.")
+        .raise();
+    }
     if HOLD_DECLARED.load(Relaxed) {
         Failure::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -317,8 +341,8 @@ pub fn enter(role: pg_sys::Oid) {
         },
     };
     record_switch(Some(record));
-    // Read-only for the rest of the transaction (a rollback to a savepoint
-    // taken before undoes it together with the switch).
+    // Read-only for the rest of the transaction (entered at its top level
+    // only, see `require_switchable`: no subtransaction restores it).
     // SAFETY: valid C strings; elevel ERROR makes a failure raise.
     unsafe {
         pg_sys::set_config_option(
@@ -410,6 +434,19 @@ fn require_bypass_holds() {
     // and `require_not_left`.
     if !ENTERED.load(Relaxed) || CHECKING.get() || (!active() && !context_is_bypass()) {
         return;
+    }
+    // As the role the transaction is read-only (`enter`). Should anything
+    // ever make it read-write again (a subtransaction's commit restores the
+    // flag it began with), fail closed.
+    // SAFETY: a read of the backend's flag.
+    if active() && !unsafe { pg_sys::XactReadOnly } {
+        Failure::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "the bypass context needs a read-only transaction",
+        )
+        .detail("The transaction is no longer read-only while it runs as the bypass role.")
+        .hint("End the transaction; a new bypass context needs a new one.")
+        .raise();
     }
     struct Checking;
     impl Drop for Checking {

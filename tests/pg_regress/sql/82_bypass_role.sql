@@ -140,15 +140,53 @@ SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
 SELECT tenant_guard.clear_context(), current_user;
 ROLLBACK;
 
--- Savepoints: a rollback to a savepoint undoes what was done after it. Back
--- from a bypass context this way, the transaction can only end too.
+-- Not inside a subtransaction (a savepoint, a PL/pgSQL block with an
+-- EXCEPTION clause): its commit (RELEASE, the block's normal end) would
+-- make the transaction read-write again and keep the role. Nor through
+-- such a block in a DO block or procedure that may COMMIT (whose loops keep
+-- their rows past the COMMIT). Entered at the top level, it stays
+-- read-only through later savepoints.
 BEGIN;
 SAVEPOINT s;
 SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
-SELECT current_user;
 ROLLBACK TO SAVEPOINT s;
-SELECT current_user;
+SELECT current_user, tenant_guard.is_bypass();
+RELEASE SAVEPOINT s;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
+SAVEPOINT u;
+SELECT count(*) FROM tickets;
+RELEASE SAVEPOINT u;
+SELECT current_user, current_setting('transaction_read_only');
+INSERT INTO tickets VALUES (100, 'globex', 'written as the role');
 ROLLBACK;
+CREATE FUNCTION pg_temp.tg_br_enter_in_block(tok text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  BEGIN
+    RETURN tenant_guard.set_context(tok);
+  EXCEPTION WHEN division_by_zero THEN RETURN NULL;
+  END;
+END $$;
+BEGIN;
+SELECT pg_temp.tg_br_enter_in_block(:'bypass') IS NOT NULL;
+INSERT INTO tickets VALUES (100, 'globex', 'written as the role');
+ROLLBACK;
+SELECT set_config('tg_br.tok', :'bypass', false) IS NOT NULL;
+DO $$
+DECLARE r record;
+BEGIN
+  BEGIN
+    PERFORM tenant_guard.set_context(current_setting('tg_br.tok'));
+  EXCEPTION WHEN division_by_zero THEN NULL;
+  END;
+  FOR r IN SELECT id FROM public.tickets LOOP
+    COMMIT;
+  END LOOP;
+END $$;
+SELECT set_config('tg_br.tok', '', false) = '';
+SELECT current_user;
+DROP FUNCTION pg_temp.tg_br_enter_in_block(text);
+-- Savepoints: a rollback to a savepoint undoes what was done after it. Back
+-- from a bypass context this way, the transaction can only end too.
 BEGIN;
 SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
 SAVEPOINT t;
