@@ -61,7 +61,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
 /// A switch made in this transaction: the role entered and whom to return to.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -86,6 +86,22 @@ static ENTERED: AtomicBool = AtomicBool::new(false);
 /// `COMMIT`, and a bypass context entered in this transaction (also from
 /// inside that fill) would put rows read as the role into it.
 static HOLD_DECLARED: AtomicBool = AtomicBool::new(false);
+
+/// Statements that may write, started and not yet ended (executor queries
+/// that modify or lock rows, and utility commands but the few that only run
+/// other statements or read): a bypass context entered inside one would
+/// let it go on writing as the role, since PostgreSQL checks that a
+/// transaction is read-write when a statement starts. Counted up at the
+/// start and down at the end; what an error skips is restored at the abort
+/// of the subtransaction (`WRITING_AT_SUB`) or reset at the end of the
+/// transaction.
+static WRITING: AtomicU32 = AtomicU32::new(0);
+
+thread_local! {
+    /// `WRITING` when each open subtransaction began.
+    static WRITING_AT_SUB: std::cell::RefCell<Vec<(pg_sys::SubTransactionId, u32)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
 
 fn record_switch(s: Option<Switched>) {
     ENTERED.store(s.is_some(), Relaxed);
@@ -313,6 +329,23 @@ pub fn require_switchable() {
         .hint("Call tenant_guard.set_context with the bypass token at the top level of the transaction, before any SAVEPOINT.")
         .raise();
     }
+    if WRITING.load(Relaxed) > 0 {
+        Failure::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "a bypass context cannot be entered inside a statement that may write",
+        )
+        .detail("PostgreSQL checks that a transaction is read-only when a statement starts: one already running (an INSERT, UPDATE, DELETE or MERGE, a locking SELECT, CREATE TABLE AS, COPY FROM, ALTER TABLE…) would go on writing as the bypass role.")
+        .hint("Call tenant_guard.set_context with the bypass token in a SELECT of its own.")
+        .raise();
+    }
+    if left() {
+        Failure::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "this transaction left its bypass context: it can only end",
+        )
+        .hint("End the transaction (COMMIT or ROLLBACK) and set the next context in a new one.")
+        .raise();
+    }
     if HOLD_DECLARED.load(Relaxed) {
         Failure::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -411,9 +444,97 @@ unsafe extern "C-unwind" fn at_transaction_end(
         leave();
         record_switch(None);
         HOLD_DECLARED.store(false, Relaxed);
+        WRITING.store(0, Relaxed);
+        WRITING_AT_SUB.with(|w| w.borrow_mut().clear());
     }
     if matches!(event, XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT) {
         crate::context::reset_planning();
+    }
+}
+
+unsafe extern "C-unwind" fn at_subtransaction(
+    event: pg_sys::SubXactEvent::Type,
+    sub: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::SubXactEvent::*;
+    // Never raises: plain bookkeeping.
+    WRITING_AT_SUB.with(|w| {
+        let mut w = w.borrow_mut();
+        match event {
+            SUBXACT_EVENT_START_SUB => w.push((sub, WRITING.load(Relaxed))),
+            SUBXACT_EVENT_COMMIT_SUB => {
+                if let Some(i) = w.iter().rposition(|(s, _)| *s == sub) {
+                    w.truncate(i);
+                }
+            }
+            SUBXACT_EVENT_ABORT_SUB => {
+                if let Some(i) = w.iter().rposition(|(s, _)| *s == sub) {
+                    WRITING.store(w[i].1, Relaxed);
+                    w.truncate(i);
+                }
+            }
+            _ => {}
+        }
+    });
+}
+
+/// Whether a query may write: it modifies rows (or has a data-modifying
+/// `WITH`) or locks them.
+///
+/// # Safety
+/// `query_desc` is the executor's valid QueryDesc.
+unsafe fn query_may_write(query_desc: *const pg_sys::QueryDesc) -> bool {
+    // SAFETY: a started query's descriptor has its PlannedStmt.
+    unsafe {
+        let stmt = (*query_desc).plannedstmt;
+        (*query_desc).operation != pg_sys::CmdType::CMD_SELECT
+            || stmt.is_null()
+            || (*stmt).hasModifyingCTE
+            || !(*stmt).rowMarks.is_null()
+    }
+}
+
+/// Whether a utility command may write (all but those that only run other
+/// statements, which are counted themselves, or only read).
+///
+/// # Safety
+/// `pstmt` is the valid PlannedStmt of a utility command.
+unsafe fn utility_may_write(pstmt: *const pg_sys::PlannedStmt) -> bool {
+    // SAFETY: utilityStmt is a node; a CopyStmt's is_from is a bool.
+    unsafe {
+        let stmt = (*pstmt).utilityStmt;
+        if stmt.is_null() {
+            return true;
+        }
+        match (*stmt).type_ {
+            pg_sys::NodeTag::T_DoStmt
+            | pg_sys::NodeTag::T_CallStmt
+            | pg_sys::NodeTag::T_ExplainStmt
+            | pg_sys::NodeTag::T_ExecuteStmt
+            | pg_sys::NodeTag::T_DeclareCursorStmt
+            | pg_sys::NodeTag::T_FetchStmt
+            | pg_sys::NodeTag::T_VariableShowStmt
+            | pg_sys::NodeTag::T_TransactionStmt
+            | pg_sys::NodeTag::T_ClosePortalStmt
+            | pg_sys::NodeTag::T_DeallocateStmt => false,
+            pg_sys::NodeTag::T_CopyStmt => (*stmt.cast::<pg_sys::CopyStmt>()).is_from,
+            _ => true,
+        }
+    }
+}
+
+static mut PREVIOUS_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
+
+/// Counts a writing query out (see `WRITING`).
+unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
+    // SAFETY: the executor's argument; read before it is passed on.
+    unsafe {
+        if query_may_write(query_desc) {
+            let _ = WRITING.fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+        }
+        hooks::executor_end(PREVIOUS_EXECUTOR_END, query_desc)
     }
 }
 
@@ -478,6 +599,10 @@ static mut PREVIOUS_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
 /// valid bypass context, or the query fails. Outside a bypass switch (all
 /// other queries) the call is only passed on, unguarded (see `hooks`).
 unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
+    // SAFETY: the executor's argument, read only.
+    if unsafe { query_may_write(query_desc) } {
+        WRITING.fetch_add(1, Relaxed);
+    }
     if !ENTERED.load(Relaxed) {
         // SAFETY: the executor's arguments, passed on unchanged; this frame
         // holds nothing.
@@ -602,8 +727,14 @@ unsafe extern "C-unwind" fn process_utility(
         if declares_holdable(pstmt) {
             HOLD_DECLARED.store(true, Relaxed);
         }
+        // Counted down on return; an error skips that, and the abort
+        // restores the count (`WRITING`).
+        let writes = utility_may_write(pstmt);
+        if writes {
+            WRITING.fetch_add(1, Relaxed);
+        }
         if !ENTERED.load(Relaxed) {
-            return hooks::process_utility(
+            hooks::process_utility(
                 PREVIOUS_PROCESS_UTILITY,
                 pstmt,
                 query_string,
@@ -614,17 +745,21 @@ unsafe extern "C-unwind" fn process_utility(
                 dest,
                 qc,
             );
+        } else {
+            process_utility_checked(
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            );
         }
-        process_utility_checked(
-            pstmt,
-            query_string,
-            read_only_tree,
-            context,
-            params,
-            query_env,
-            dest,
-            qc,
-        )
+        if writes {
+            let _ = WRITING.fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+        }
     }
 }
 
@@ -697,6 +832,9 @@ pub fn init() {
             Some(on_role_inval),
             pg_sys::Datum::from(0),
         );
+        pg_sys::RegisterSubXactCallback(Some(at_subtransaction), std::ptr::null_mut());
+        PREVIOUS_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
+        pg_sys::ExecutorEnd_hook = Some(executor_end);
         PREVIOUS_EXECUTOR_START = pg_sys::ExecutorStart_hook;
         pg_sys::ExecutorStart_hook = Some(executor_start);
         PREVIOUS_EXECUTOR_RUN = pg_sys::ExecutorRun_hook;

@@ -185,6 +185,47 @@ END $$;
 SELECT set_config('tg_br.tok', '', false) = '';
 SELECT current_user;
 DROP FUNCTION pg_temp.tg_br_enter_in_block(text);
+-- Nor inside a statement that may write (INSERT, UPDATE, DELETE, MERGE, a
+-- locking SELECT, CREATE TABLE AS, COPY FROM, ALTER TABLE…): PostgreSQL
+-- checks that a transaction is read-only when a statement starts, so one
+-- already running would go on writing as the role, every tenant's rows
+-- included. A SELECT of its own (also inside a DO block) enters.
+RESET ROLE;
+CREATE FUNCTION tg_br_grab(tok text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM tenant_guard.set_context(tok);
+  RETURN (SELECT string_agg(tenant_id || ' as ' || current_user, ',' ORDER BY id) FROM public.tickets);
+END $$;
+CREATE TABLE tg_br_loot (n int, v text DEFAULT tg_br_grab(current_setting('tg_br.tok')));
+INSERT INTO tg_br_loot VALUES (0, 'seed');
+GRANT SELECT, INSERT, UPDATE ON tg_br_loot TO tg_br_app;
+SET ROLE tg_br_app;
+BEGIN;
+INSERT INTO tg_br_loot SELECT 1, tg_br_grab(:'bypass');
+COMMIT;
+BEGIN;
+SELECT tenant_guard.set_context(:'acme');
+UPDATE tickets SET title = current_user FROM (SELECT tenant_guard.set_context(:'bypass')) e;
+ROLLBACK;
+BEGIN;
+CREATE TEMP TABLE tg_br_loot2 AS SELECT tg_br_grab(:'bypass') AS v;
+ROLLBACK;
+BEGIN;
+SELECT set_config('tg_br.tok', :'bypass', true) IS NOT NULL;
+COPY tg_br_loot (n) FROM STDIN;
+2
+\.
+ROLLBACK;
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL FROM tg_br_loot FOR UPDATE;
+ROLLBACK;
+BEGIN;
+SELECT set_config('tg_br.tok', :'bypass', true) IS NOT NULL;
+DO $$ BEGIN PERFORM tenant_guard.set_context(current_setting('tg_br.tok')); END $$;
+SELECT current_user, current_setting('transaction_read_only');
+SELECT tg_br_grab(:'bypass');
+ROLLBACK;
+SELECT n, v FROM tg_br_loot;
 -- Savepoints: a rollback to a savepoint undoes what was done after it. Back
 -- from a bypass context this way, the transaction can only end too.
 BEGIN;
@@ -398,6 +439,8 @@ DROP FUNCTION tg_br_enter_and_read(text);
 DROP FUNCTION tg_br_owner_count();
 DROP FUNCTION tg_br_owner_clear();
 DROP FUNCTION tg_br_all();
+DROP TABLE tg_br_loot;
+DROP FUNCTION tg_br_grab(text);
 DROP TABLE tickets;
 DROP EXTENSION tenant_guard;
 DROP ROLE tg_br_app;
