@@ -481,18 +481,26 @@ unsafe extern "C-unwind" fn at_subtransaction(
 }
 
 /// Whether a query may write: it modifies rows (or has a data-modifying
-/// `WITH`) or locks them.
+/// `WITH`), locks them, or sends its rows into a new table (`CREATE TABLE
+/// AS` under `EXPLAIN ANALYZE`, which runs no utility command).
 ///
 /// # Safety
 /// `query_desc` is the executor's valid QueryDesc.
 unsafe fn query_may_write(query_desc: *const pg_sys::QueryDesc) -> bool {
-    // SAFETY: a started query's descriptor has its PlannedStmt.
+    // SAFETY: a started query's descriptor has its PlannedStmt and its
+    // destination (NULL only if never set).
     unsafe {
         let stmt = (*query_desc).plannedstmt;
+        let dest = (*query_desc).dest;
         (*query_desc).operation != pg_sys::CmdType::CMD_SELECT
             || stmt.is_null()
             || (*stmt).hasModifyingCTE
             || !(*stmt).rowMarks.is_null()
+            || (!dest.is_null()
+                && matches!(
+                    (*dest).mydest,
+                    pg_sys::CommandDest::DestIntoRel | pg_sys::CommandDest::DestTransientRel
+                ))
     }
 }
 

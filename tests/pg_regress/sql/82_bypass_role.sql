@@ -211,6 +211,10 @@ BEGIN;
 CREATE TEMP TABLE tg_br_loot2 AS SELECT tg_br_grab(:'bypass') AS v;
 ROLLBACK;
 BEGIN;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+  CREATE TEMP TABLE tg_br_loot2 AS SELECT tg_br_grab(:'bypass') AS v;
+ROLLBACK;
+BEGIN;
 SELECT set_config('tg_br.tok', :'bypass', true) IS NOT NULL;
 COPY tg_br_loot (n) FROM STDIN;
 2
