@@ -103,8 +103,13 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// The role of `SWITCHED` (0 if none): [`active`]'s test, without a
+/// thread-local look-up.
+static ROLE: AtomicU32 = AtomicU32::new(0);
+
 fn record_switch(s: Option<Switched>) {
     ENTERED.store(s.is_some(), Relaxed);
+    ROLE.store(s.map_or(0, |s| s.role.to_u32()), Relaxed);
     SWITCHED.set(s);
 }
 
@@ -374,21 +379,14 @@ pub fn enter(role: pg_sys::Oid) {
         },
     };
     record_switch(Some(record));
-    // Read-only for the rest of the transaction (entered at its top level
-    // only, see `require_switchable`: no subtransaction restores it).
-    // SAFETY: valid C strings; elevel ERROR makes a failure raise.
-    unsafe {
-        pg_sys::set_config_option(
-            c"transaction_read_only".as_ptr(),
-            c"on".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_LOCAL,
-            true,
-            pg_sys::PGERROR as i32,
-            false,
-        );
-    }
+    // Read-only for the rest of the transaction, as `SET LOCAL
+    // transaction_read_only = on` makes it (the setting's variable, with no
+    // assign hook): entered at the top level only (`require_switchable`),
+    // so no subtransaction restores it, and PostgreSQL refuses to make it
+    // read-write again once a query ran (as one has, to call set_context);
+    // the next transaction starts from default_transaction_read_only.
+    // SAFETY: a plain bool of this backend, set inside a transaction.
+    unsafe { pg_sys::XactReadOnly = true };
     // SAFETY: an existing role (resolved just before); the flags are the
     // caller's. Undone by leave(), the transaction callback, or by
     // PostgreSQL's own restore on (sub)transaction abort.
@@ -410,10 +408,9 @@ pub fn leave() {
 
 /// Whether the bypass role entered by this backend is the current user.
 pub fn active() -> bool {
+    let role = ROLE.load(Relaxed);
     // SAFETY: a read of the backend's user id.
-    SWITCHED
-        .get()
-        .is_some_and(|s| unsafe { pg_sys::GetUserId() } == s.role)
+    role != 0 && unsafe { pg_sys::GetUserId() }.to_u32() == role
 }
 
 /// The context setting changed: leave the role unless the new value is a

@@ -1459,13 +1459,70 @@ pub fn is_bypass_value(v: &[u8]) -> bool {
 /// after its statement began.
 pub fn bypass_holds() -> bool {
     // Runs before every query of a bypass transaction (executor start and
-    // run): the facts judged by `context_valid` for this value are reused,
-    // not parsed again from the setting.
-    let Some(value) = context_value() else {
+    // run). Once judged to hold, the same value under the same key ring and
+    // leeway holds until its token or its key expires: only the clock is
+    // read again (`HOLDS`).
+    let epoch = gucs::context_epoch();
+    let ring = keys::ring();
+    let leeway = f64::from(gucs::LEEWAY.get());
+    // SAFETY: no arguments; reads the clock.
+    let now = unix_seconds(unsafe { pg_sys::GetCurrentTimestamp() });
+    let h = HOLDS.get();
+    if h.epoch == epoch
+        && h.generation == ring.generation
+        && h.leeway == leeway
+        && now <= h.token_until
+        && now < h.key_until
+    {
+        return true;
+    }
+    let Some(until) = bypass_holds_until(&ring, leeway, now) else {
         return false;
     };
+    HOLDS.set(Holds {
+        epoch,
+        generation: ring.generation,
+        leeway,
+        token_until: until.0,
+        key_until: until.1,
+    });
+    true
+}
+
+/// A bypass context judged to hold: its setting's epoch, the key ring's
+/// generation and the leeway it was judged under, and until when it holds
+/// (Unix seconds: while `now <= token_until` and `now < key_until`, the
+/// rules of `lapsed`). Everything else `context_valid` and `lapsed` judge
+/// (retired keys, changed issuer rules, revocations) is part of the ring.
+#[derive(Clone, Copy)]
+struct Holds {
+    epoch: u64,
+    generation: u64,
+    leeway: f64,
+    token_until: f64,
+    key_until: f64,
+}
+
+thread_local! {
+    static HOLDS: Cell<Holds> = const {
+        Cell::new(Holds {
+            epoch: u64::MAX,
+            generation: u64::MAX,
+            leeway: f64::NAN,
+            token_until: f64::NEG_INFINITY,
+            key_until: f64::NEG_INFINITY,
+        })
+    };
+}
+
+/// The full judgement of [`bypass_holds`]: `None` if the context is not a
+/// bypass context that holds at `now`, else until when it holds (see
+/// [`Holds`]), or `(-inf, -inf)` (judged again at the next call) for a
+/// context whose validity also depends on the registry (it names tenants).
+fn bypass_holds_until(ring: &keys::Ring, leeway: f64, now: f64) -> Option<(f64, f64)> {
+    let value = context_value()?;
     if !context_valid(&value) {
-        return false;
+        return None;
     }
     let epoch = gucs::context_epoch();
     let facts = CHECKED
@@ -1474,13 +1531,18 @@ pub fn bypass_holds() -> bool {
             (c.epoch == epoch).then(|| c.facts.clone()).flatten()
         })
         .unwrap_or_else(|| Rc::new(facts_of(value.to_str().unwrap_or(""))));
-    if !facts.bypass {
-        return false;
+    if !facts.bypass || lapsed(&facts, &ring.keys, now, leeway).is_some() {
+        return None;
     }
-    let ring = keys::ring();
-    // SAFETY: no arguments; reads the clock.
-    let now = unix_seconds(unsafe { pg_sys::GetCurrentTimestamp() });
-    lapsed(&facts, &ring.keys, now, f64::from(gucs::LEEWAY.get())).is_none()
+    if facts.as_claimed || !facts.tenants.is_empty() {
+        return Some((f64::NEG_INFINITY, f64::NEG_INFINITY));
+    }
+    let key = ring.keys.iter().find(|k| k.kid == facts.kid)?;
+    let leeway = key.issuer.as_ref().and_then(|i| i.leeway).unwrap_or(leeway);
+    Some((
+        facts.exp.map_or(f64::INFINITY, |exp| exp + leeway),
+        key.expires_at.unwrap_or(f64::INFINITY),
+    ))
 }
 
 /// Resets the planner depth (after an error, should a hook called below

@@ -249,6 +249,13 @@ pub fn sampled(nth: u64, every: u32) -> bool {
 /// Clips an unverified claim for a log line: at most 64 characters, control
 /// characters and quotes replaced, so a forged token cannot forge log lines.
 pub fn clip_claim(s: &str) -> String {
+    // Most claims are short and plain: copied as they are.
+    if s.len() <= 64
+        && s.bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        return s.to_owned();
+    }
     let mut out: String = s
         .chars()
         .take(64)
@@ -442,5 +449,12 @@ mod unit {
         assert_eq!(clip_claim("a\"b\nc\\"), "a?b?c?");
         let long = "x".repeat(500);
         assert_eq!(clip_claim(&long).chars().count(), 65);
+        // At the length limit: kept whole; one more: clipped.
+        assert_eq!(clip_claim(&"y".repeat(64)), "y".repeat(64));
+        assert_eq!(clip_claim(&"y".repeat(65)), format!("{}…", "y".repeat(64)));
+        // Plain ASCII but DEL, a tab, or a character beyond ASCII.
+        assert_eq!(clip_claim("a\u{7f}b\tc"), "a?b?c");
+        assert_eq!(clip_claim("é\""), "é?");
+        assert_eq!(clip_claim(&"é".repeat(40)).chars().count(), 40);
     }
 }
