@@ -87,20 +87,98 @@ static ENTERED: AtomicBool = AtomicBool::new(false);
 /// inside that fill) would put rows read as the role into it.
 static HOLD_DECLARED: AtomicBool = AtomicBool::new(false);
 
-/// Statements that may write, started and not yet ended (executor queries
-/// that modify or lock rows, and utility commands but the few that only run
-/// other statements or read): a bypass context entered inside one would
-/// let it go on writing as the role, since PostgreSQL checks that a
-/// transaction is read-write when a statement starts. Counted up at the
-/// start and down at the end; what an error skips is restored at the abort
-/// of the subtransaction (`WRITING_AT_SUB`) or reset at the end of the
-/// transaction.
+/// Statements that may write, running now (executor queries that modify
+/// or lock rows or fill a new table, and utility commands but the few that
+/// only run other statements or read): a bypass context entered inside one
+/// would let it go on writing as the role, since PostgreSQL checks that a
+/// transaction is read-only when a statement starts.
+///
+/// Each is counted in with a small memory context (a [`Tracker`]) created
+/// when it starts, beside the executor's own state: a child of the context
+/// current then, as the executor's is. A callback counts it out when that
+/// context goes: deleted at the statement's end (`ExecutorEnd`, the utility
+/// command's return), or with its parent when an error abandons the
+/// statement. A statement still running keeps its executor's state, so its
+/// tracker too: it cannot be counted out early. One abandoned with its
+/// parent kept (rare) stays counted: a refusal, until the transaction ends.
 static WRITING: AtomicU32 = AtomicU32::new(0);
+/// Counts transactions: a tracker whose context outlives its transaction
+/// counts nothing out in the next one.
+static XACT_GEN: AtomicU32 = AtomicU32::new(0);
 
 thread_local! {
-    /// `WRITING` when each open subtransaction began.
-    static WRITING_AT_SUB: std::cell::RefCell<Vec<(pg_sys::SubTransactionId, u32)>> =
+    /// The trackers of the writing queries running now, by QueryDesc.
+    static LIVE: std::cell::RefCell<Vec<(usize, pg_sys::MemoryContext)>> =
         const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Lives in its own memory context (see [`WRITING`]).
+#[repr(C)]
+struct Tracker {
+    callback: pg_sys::MemoryContextCallback,
+    generation: u32,
+    context: pg_sys::MemoryContext,
+}
+
+/// Counts a statement that may write in, until its tracker (returned) goes.
+///
+/// # Safety
+/// Inside a transaction, with a valid `CurrentMemoryContext`.
+unsafe fn track_writer() -> pg_sys::MemoryContext {
+    // SAFETY: a small child of the current context, a struct allocated in
+    // it, and a callback registered on it that PostgreSQL calls before the
+    // context's memory is released (reset or delete).
+    unsafe {
+        let context = pg_sys::AllocSetContextCreateInternal(
+            pg_sys::CurrentMemoryContext,
+            c"tenant_guard writing statement".as_ptr(),
+            pg_sys::ALLOCSET_SMALL_MINSIZE as usize,
+            pg_sys::ALLOCSET_SMALL_INITSIZE as usize,
+            pg_sys::ALLOCSET_SMALL_MAXSIZE as usize,
+        );
+        let t =
+            pg_sys::MemoryContextAlloc(context, std::mem::size_of::<Tracker>()).cast::<Tracker>();
+        t.write(Tracker {
+            callback: pg_sys::MemoryContextCallback {
+                func: Some(writer_done),
+                arg: t.cast(),
+                next: std::ptr::null_mut(),
+            },
+            generation: XACT_GEN.load(Relaxed),
+            context,
+        });
+        pg_sys::MemoryContextRegisterResetCallback(context, &raw mut (*t).callback);
+        WRITING.fetch_add(1, Relaxed);
+        context
+    }
+}
+
+/// A tracker's context is going: its statement ended or was abandoned.
+/// Never raises.
+unsafe extern "C-unwind" fn writer_done(arg: *mut std::ffi::c_void) {
+    // SAFETY: `arg` is the Tracker, still allocated while its context's
+    // callbacks run.
+    let (generation, context) = unsafe {
+        let t = arg.cast::<Tracker>();
+        ((*t).generation, (*t).context)
+    };
+    if generation == XACT_GEN.load(Relaxed) {
+        let _ = WRITING.fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+    }
+    LIVE.with(|l| {
+        if let Ok(mut l) = l.try_borrow_mut() {
+            l.retain(|(_, c)| *c != context);
+        }
+    });
+}
+
+/// Ends a tracker (the callback counts its statement out).
+///
+/// # Safety
+/// `context` is a live tracker context of this transaction.
+unsafe fn untrack_writer(context: pg_sys::MemoryContext) {
+    // SAFETY: as documented; deleting it runs writer_done.
+    unsafe { pg_sys::MemoryContextDelete(context) };
 }
 
 /// The role of `SWITCHED` (0 if none): [`active`]'s test, without a
@@ -441,40 +519,17 @@ unsafe extern "C-unwind" fn at_transaction_end(
         leave();
         record_switch(None);
         HOLD_DECLARED.store(false, Relaxed);
+        XACT_GEN.fetch_add(1, Relaxed);
         WRITING.store(0, Relaxed);
-        WRITING_AT_SUB.with(|w| w.borrow_mut().clear());
+        LIVE.with(|l| {
+            if let Ok(mut l) = l.try_borrow_mut() {
+                l.clear();
+            }
+        });
     }
     if matches!(event, XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT) {
         crate::context::reset_planning();
     }
-}
-
-unsafe extern "C-unwind" fn at_subtransaction(
-    event: pg_sys::SubXactEvent::Type,
-    sub: pg_sys::SubTransactionId,
-    _parent: pg_sys::SubTransactionId,
-    _arg: *mut std::ffi::c_void,
-) {
-    use pg_sys::SubXactEvent::*;
-    // Never raises: plain bookkeeping.
-    WRITING_AT_SUB.with(|w| {
-        let mut w = w.borrow_mut();
-        match event {
-            SUBXACT_EVENT_START_SUB => w.push((sub, WRITING.load(Relaxed))),
-            SUBXACT_EVENT_COMMIT_SUB => {
-                if let Some(i) = w.iter().rposition(|(s, _)| *s == sub) {
-                    w.truncate(i);
-                }
-            }
-            SUBXACT_EVENT_ABORT_SUB => {
-                if let Some(i) = w.iter().rposition(|(s, _)| *s == sub) {
-                    WRITING.store(w[i].1, Relaxed);
-                    w.truncate(i);
-                }
-            }
-            _ => {}
-        }
-    });
 }
 
 /// Whether a query may write: it modifies rows (or has a data-modifying
@@ -532,14 +587,21 @@ unsafe fn utility_may_write(pstmt: *const pg_sys::PlannedStmt) -> bool {
 
 static mut PREVIOUS_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
 
-/// Counts a writing query out (see `WRITING`).
+/// Counts a writing query out when it ends (see `WRITING`).
 unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
-    // SAFETY: the executor's argument; read before it is passed on.
+    // SAFETY: the executor's argument, passed on unchanged; the tracker
+    // found is live (a dead one's callback removed it from LIVE).
     unsafe {
-        if query_may_write(query_desc) {
-            let _ = WRITING.fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+        hooks::executor_end(PREVIOUS_EXECUTOR_END, query_desc);
+        let tracker = LIVE.with(|l| {
+            let mut l = l.borrow_mut();
+            l.iter()
+                .rposition(|(q, _)| *q == query_desc as usize)
+                .map(|i| l.remove(i).1)
+        });
+        if let Some(context) = tracker {
+            untrack_writer(context);
         }
-        hooks::executor_end(PREVIOUS_EXECUTOR_END, query_desc)
     }
 }
 
@@ -606,7 +668,9 @@ static mut PREVIOUS_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
 unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
     // SAFETY: the executor's argument, read only.
     if unsafe { query_may_write(query_desc) } {
-        WRITING.fetch_add(1, Relaxed);
+        // SAFETY: inside the executor's transaction.
+        let context = unsafe { track_writer() };
+        LIVE.with(|l| l.borrow_mut().push((query_desc as usize, context)));
     }
     if !ENTERED.load(Relaxed) {
         // SAFETY: the executor's arguments, passed on unchanged; this frame
@@ -732,12 +796,9 @@ unsafe extern "C-unwind" fn process_utility(
         if declares_holdable(pstmt) {
             HOLD_DECLARED.store(true, Relaxed);
         }
-        // Counted down on return; an error skips that, and the abort
-        // restores the count (`WRITING`).
-        let writes = utility_may_write(pstmt);
-        if writes {
-            WRITING.fetch_add(1, Relaxed);
-        }
+        // Counted out on return, or with the context it ran in when an
+        // error abandons it (`WRITING`).
+        let tracker = utility_may_write(pstmt).then(|| track_writer());
         if !ENTERED.load(Relaxed) {
             hooks::process_utility(
                 PREVIOUS_PROCESS_UTILITY,
@@ -762,8 +823,8 @@ unsafe extern "C-unwind" fn process_utility(
                 qc,
             );
         }
-        if writes {
-            let _ = WRITING.fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+        if let Some(context) = tracker {
+            untrack_writer(context);
         }
     }
 }
@@ -837,7 +898,6 @@ pub fn init() {
             Some(on_role_inval),
             pg_sys::Datum::from(0),
         );
-        pg_sys::RegisterSubXactCallback(Some(at_subtransaction), std::ptr::null_mut());
         PREVIOUS_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
         pg_sys::ExecutorEnd_hook = Some(executor_end);
         PREVIOUS_EXECUTOR_START = pg_sys::ExecutorStart_hook;

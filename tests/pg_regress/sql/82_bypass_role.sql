@@ -223,6 +223,62 @@ ROLLBACK;
 BEGIN;
 SELECT tenant_guard.set_context(:'bypass') IS NOT NULL FROM tg_br_loot FOR UPDATE;
 ROLLBACK;
+-- A writing statement stays counted until it ends: not counted out by
+-- another statement's end (CREATE TABLE AS EXECUTE, whose query only learns
+-- its destination when it runs), nor by a rollback of a subtransaction that
+-- a locking query it started survives (a set-returning SQL function read
+-- through a cursor opened before the block, closed after it).
+RESET ROLE;
+CREATE TABLE tg_br_w (n int);
+INSERT INTO tg_br_w VALUES (1), (2);
+GRANT SELECT, UPDATE ON tg_br_w TO tg_br_app;
+CREATE FUNCTION tg_br_grab_ctas(tok text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE 'CREATE TEMP TABLE tg_br_ctas AS EXECUTE tg_br_one';
+  RETURN tg_br_grab(tok);
+END $$;
+CREATE FUNCTION tg_br_lock() RETURNS SETOF int LANGUAGE sql AS 'SELECT n FROM tg_br_w FOR UPDATE';
+CREATE FUNCTION tg_br_grab_sub(tok text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE c refcursor; x int;
+BEGIN
+  OPEN c FOR SELECT tg_br_lock();
+  BEGIN
+    FETCH c INTO x;
+    RAISE EXCEPTION 'undo';
+  EXCEPTION WHEN raise_exception THEN NULL;
+  END;
+  CLOSE c;
+  RETURN tg_br_grab(tok);
+END $$;
+SET ROLE tg_br_app;
+PREPARE tg_br_one AS SELECT 1 AS x;
+BEGIN;
+INSERT INTO tg_br_loot SELECT 3, tg_br_grab_ctas(:'bypass');
+COMMIT;
+BEGIN;
+INSERT INTO tg_br_loot SELECT 4, tg_br_grab_sub(:'bypass');
+COMMIT;
+DEALLOCATE tg_br_one;
+-- Ended statements are counted out, also when closed in a savepoint that
+-- is rolled back: a bypass context is entered after them.
+BEGIN;
+DECLARE c CURSOR FOR SELECT n FROM tg_br_w FOR UPDATE;
+FETCH 1 FROM c;
+SAVEPOINT s;
+CLOSE c;
+ROLLBACK TO SAVEPOINT s;
+RELEASE SAVEPOINT s;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
+ROLLBACK;
+BEGIN;
+INSERT INTO tg_br_loot (n, v) VALUES (5, 'x') ON CONFLICT DO NOTHING;
+DO $$
+BEGIN
+  INSERT INTO tg_br_loot (n, v) SELECT 1 / (n - n), 'x' FROM tg_br_w;
+EXCEPTION WHEN division_by_zero THEN NULL;
+END $$;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
+ROLLBACK;
 BEGIN;
 SELECT set_config('tg_br.tok', :'bypass', true) IS NOT NULL;
 DO $$ BEGIN PERFORM tenant_guard.set_context(current_setting('tg_br.tok')); END $$;
@@ -444,6 +500,10 @@ DROP FUNCTION tg_br_owner_count();
 DROP FUNCTION tg_br_owner_clear();
 DROP FUNCTION tg_br_all();
 DROP TABLE tg_br_loot;
+DROP TABLE tg_br_w;
+DROP FUNCTION tg_br_grab_ctas(text);
+DROP FUNCTION tg_br_grab_sub(text);
+DROP FUNCTION tg_br_lock();
 DROP FUNCTION tg_br_grab(text);
 DROP TABLE tickets;
 DROP EXTENSION tenant_guard;
