@@ -867,6 +867,30 @@ unsafe extern "C-unwind" fn process_utility_checked(
         .hint("Declare it in a transaction without a bypass context.")
         .raise();
     }
+    // SAFETY: as above, only the tag is read.
+    let maintains = unsafe {
+        let stmt = (*pstmt).utilityStmt;
+        !stmt.is_null()
+            && matches!(
+                (*stmt).type_,
+                pg_sys::NodeTag::T_VacuumStmt
+                    | pg_sys::NodeTag::T_ClusterStmt
+                    | pg_sys::NodeTag::T_ReindexStmt
+            )
+    };
+    if maintains {
+        // PostgreSQL lets them run in a read-only transaction, and they
+        // write what they read: statistics of a permanent table (which,
+        // for an inheritance parent, include the session's temporary
+        // children), index contents.
+        Failure::new(
+            Code::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            "ANALYZE, VACUUM, CLUSTER and REINDEX cannot run in a bypass transaction",
+        )
+        .detail("They store what they read (statistics, index contents) beyond the transaction, where the bypass context no longer holds.")
+        .hint("Run them in a transaction without a bypass context.")
+        .raise();
+    }
     // SAFETY: the arguments, passed on unchanged; an error in a hook below
     // ours is caught at the FFI boundary.
     unsafe {

@@ -93,7 +93,35 @@ CREATE FUNCTION pg_temp.all_tickets() RETURNS SETOF tickets LANGUAGE sql
   SECURITY DEFINER AS $$ SELECT * FROM public.tickets $$;
 ROLLBACK TO SAVEPOINT s;
 SET transaction_read_only = off;
+ROLLBACK TO SAVEPOINT s;
+-- Nor ANALYZE or REINDEX, which PostgreSQL lets run read-only: they store
+-- what they read (statistics, which for an inheritance parent include the
+-- session's temporary children; index contents).
+ANALYZE tickets;
+ROLLBACK TO SAVEPOINT s;
+REINDEX TABLE tickets;
 ROLLBACK;
+-- Also not inside a SECURITY DEFINER function of the application's:
+-- rows of every tenant put into a temporary child of its table, then
+-- ANALYZE of that table, would stay in pg_statistic.
+RESET ROLE;
+CREATE SCHEMA tg_br_att AUTHORIZATION tg_br_app;
+GRANT USAGE ON SCHEMA tg_br_att TO tg_br_support;
+SET ROLE tg_br_app;
+CREATE TABLE tg_br_att.par (tenant_id text);
+CREATE TEMP TABLE tg_br_child () INHERITS (tg_br_att.par);
+GRANT INSERT ON tg_br_child TO tg_br_support;
+CREATE FUNCTION tg_br_att.analyze_par() RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+  AS $$ BEGIN ANALYZE tg_br_att.par; END $$;
+GRANT EXECUTE ON FUNCTION tg_br_att.analyze_par() TO tg_br_support;
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
+INSERT INTO tg_br_child SELECT tenant_id FROM tickets;
+SELECT tg_br_att.analyze_par();
+COMMIT;
+SELECT count(*) FROM pg_stats WHERE schemaname = 'tg_br_att';
+DROP TABLE tg_br_child;
+DROP SCHEMA tg_br_att CASCADE;
 -- Back after COMMIT: no context, no rows.
 SELECT current_user;
 SELECT count(*) FROM tickets;
