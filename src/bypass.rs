@@ -19,8 +19,9 @@
 //! * Any later change of the context setting to a value that is not a bypass
 //!   context (`set_context` with another token, `clear_context`, `RESET`)
 //!   switches back at once (the setting's assign hook).
-//! * The end of the transaction switches back (commit, and before `PREPARE
-//!   TRANSACTION` records its owner, through a transaction callback; an
+//! * The end of the transaction switches back (commit, through a
+//!   transaction callback; `PREPARE TRANSACTION` is refused, since a
+//!   prepared transaction keeps its locks beyond the session; an
 //!   abort is undone by PostgreSQL itself, which restores the user it
 //!   saved).
 //! * Every query the executor starts or runs as the role, and every utility
@@ -499,14 +500,29 @@ pub fn context_assigned(is_bypass: bool) {
     }
 }
 
+/// A prepared transaction keeps its locks (transaction-level advisory
+/// locks, whose keys code run as the role chose) until someone commits or
+/// rolls it back, beyond the session: `0A000`.
+#[pg_guard]
+unsafe extern "C-unwind" fn refuse_prepare() {
+    Failure::new(
+        Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+        "PREPARE TRANSACTION cannot prepare a bypass transaction",
+    )
+    .detail("A prepared transaction keeps its locks, and what they name, beyond the session and the token.")
+    .hint("End the bypass transaction with COMMIT or ROLLBACK.")
+    .raise();
+}
+
 unsafe extern "C-unwind" fn at_transaction_end(
     event: pg_sys::XactEvent::Type,
     _arg: *mut std::ffi::c_void,
 ) {
     use pg_sys::XactEvent::*;
-    if event == XACT_EVENT_PRE_PREPARE {
-        // Before PREPARE TRANSACTION records its owner: the session's role.
-        leave();
+    if event == XACT_EVENT_PRE_PREPARE && ENTERED.load(Relaxed) {
+        // SAFETY: a guarded function that raises; PostgreSQL lets
+        // pre-prepare callbacks fail the PREPARE TRANSACTION.
+        unsafe { refuse_prepare() };
     }
     if matches!(
         event,
@@ -878,6 +894,26 @@ unsafe extern "C-unwind" fn process_utility_checked(
                     | pg_sys::NodeTag::T_ReindexStmt
             )
     };
+    // SAFETY: as above, only the tag is read.
+    let keeps = unsafe {
+        let stmt = (*pstmt).utilityStmt;
+        !stmt.is_null()
+            && matches!(
+                (*stmt).type_,
+                pg_sys::NodeTag::T_PrepareStmt | pg_sys::NodeTag::T_ListenStmt
+            )
+    };
+    if keeps {
+        // Code run in the bypass context (a function of the application's)
+        // could put rows into a statement's text or a channel's name.
+        Failure::new(
+            Code::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            "PREPARE and LISTEN cannot run in a bypass transaction",
+        )
+        .detail("What they keep (a prepared statement and its text, a channel's name) outlives the transaction, where the bypass context no longer holds.")
+        .hint("Prepare the statement, or listen, before the bypass transaction.")
+        .raise();
+    }
     if maintains {
         // PostgreSQL lets them run in a read-only transaction, and they
         // write what they read: statistics of a permanent table (which,

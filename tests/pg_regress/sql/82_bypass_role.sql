@@ -100,7 +100,16 @@ ROLLBACK TO SAVEPOINT s;
 ANALYZE tickets;
 ROLLBACK TO SAVEPOINT s;
 REINDEX TABLE tickets;
-ROLLBACK;
+ROLLBACK TO SAVEPOINT s;
+-- Nor PREPARE or LISTEN (a statement's text, a channel's name outlive the
+-- transaction), nor PREPARE TRANSACTION (a prepared transaction keeps its
+-- locks, whose keys code run as the role may choose, beyond the session;
+-- refused, it ends the transaction).
+PREPARE tg_br_kept AS SELECT 1;
+ROLLBACK TO SAVEPOINT s;
+LISTEN tg_br_channel;
+ROLLBACK TO SAVEPOINT s;
+PREPARE TRANSACTION 'tg_br';
 -- Also not inside a SECURITY DEFINER function of the application's:
 -- rows of every tenant put into a temporary child of its table, then
 -- ANALYZE of that table, would stay in pg_statistic.
@@ -327,9 +336,9 @@ SELECT current_user;
 
 -- A cached plan made as the role is never run by a tenant: PostgreSQL plans
 -- again for a role row-level security applies to.
+PREPARE all_ids AS SELECT array_agg(id ORDER BY id) FROM tickets;
 BEGIN;
 SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
-PREPARE all_ids AS SELECT array_agg(id ORDER BY id) FROM tickets;
 EXECUTE all_ids;
 COMMIT;
 BEGIN;
