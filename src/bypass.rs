@@ -661,6 +661,13 @@ fn require_bypass_holds() {
     CHECKING.set(true);
     let holds = {
         let _checking = Checking;
+        // Another session's retire_key, revoke_* or registry change reaches
+        // this backend as an invalidation, which PostgreSQL reads only at
+        // certain points (a new lock); read them now, so the next query
+        // sees the change (nothing to read is one flag's test).
+        // SAFETY: no arguments; may run invalidation callbacks (ours drop
+        // the cached key ring), which is what is wanted here.
+        unsafe { pg_sys::AcceptInvalidationMessages() };
         crate::context::bypass_holds()
     };
     if !holds {
@@ -704,6 +711,26 @@ unsafe extern "C-unwind" fn executor_start_checked(
 ) {
     require_allowed();
     require_bypass_holds();
+    // SAFETY: the executor's argument; its destination is read only.
+    let into_new_table = unsafe {
+        let dest = (*query_desc).dest;
+        !dest.is_null()
+            && matches!(
+                (*dest).mydest,
+                pg_sys::CommandDest::DestIntoRel | pg_sys::CommandDest::DestTransientRel
+            )
+    };
+    if into_new_table {
+        // PostgreSQL refuses CREATE TABLE AS in a read-only transaction,
+        // but not under EXPLAIN ANALYZE (nor CREATE MATERIALIZED VIEW
+        // there): the table, the role's, would keep what it read.
+        Failure::new(
+            Code::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            "a query that fills a new table cannot run in a bypass transaction",
+        )
+        .detail("CREATE TABLE AS and CREATE MATERIALIZED VIEW (also under EXPLAIN ANALYZE) would keep what they read, owned by the bypass role.")
+        .raise();
+    }
     // SAFETY: the executor's arguments, passed on unchanged; an error in a
     // hook below ours is caught at the FFI boundary.
     unsafe {

@@ -190,6 +190,30 @@ def main():
 
             return run
 
+        def revocation_stops_the_next_query():
+            # Another session revokes the subject while a bypass transaction
+            # reads through a cursor: its next FETCH (no new lock, so nothing
+            # makes PostgreSQL read invalidations) is refused.
+            app = psycopg.connect(dbname=DB, user=ROLE, autocommit=True, connect_timeout=10)
+            try:
+                app.execute("BEGIN")
+                app.execute("SELECT tenant_guard.set_context(%s)", (bypass,))
+                app.execute("DECLARE c CURSOR FOR SELECT tenant_id FROM protocol_tickets ORDER BY id")
+                row = app.execute("FETCH 1 FROM c").fetchone()
+                if row != ("acme",):
+                    raise AssertionError(f"the bypass transaction fetched {row}, want ('acme',)")
+                admin("SELECT tenant_guard.revoke_subject('support', now() + interval '1 second')")
+                try:
+                    row = app.execute("FETCH 1 FROM c").fetchone()
+                except psycopg.Error as e:
+                    if e.sqlstate != "42501" or "no longer holds" not in (e.diag.message_primary or ""):
+                        raise AssertionError(f"refused with {e.sqlstate} {e.diag.message_primary}")
+                else:
+                    raise AssertionError(f"after the revocation the next FETCH returned {row}")
+                app.execute("ROLLBACK")
+            finally:
+                app.close()
+
         for what, fn in [
             ("a function call message enters a bypass context", entered_by_function_call),
             (
@@ -199,6 +223,11 @@ def main():
             (
                 "after clear_context a function call message cannot enter a bypass context again",
                 not_entered_again("SELECT tenant_guard.clear_context()"),
+            ),
+            # Last: the revocation stays for the rest of this database's life.
+            (
+                "revoke_subject in another session stops the next query of a running bypass transaction",
+                revocation_stops_the_next_query,
             ),
         ]:
             try:
