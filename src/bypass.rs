@@ -555,20 +555,31 @@ unsafe extern "C-unwind" fn at_transaction_end(
 /// # Safety
 /// `query_desc` is the executor's valid QueryDesc.
 unsafe fn query_may_write(query_desc: *const pg_sys::QueryDesc) -> bool {
-    // SAFETY: a started query's descriptor has its PlannedStmt and its
-    // destination (NULL only if never set).
+    // SAFETY: a started query's descriptor has its PlannedStmt.
     unsafe {
         let stmt = (*query_desc).plannedstmt;
-        let dest = (*query_desc).dest;
         (*query_desc).operation != pg_sys::CmdType::CMD_SELECT
             || stmt.is_null()
             || (*stmt).hasModifyingCTE
             || !(*stmt).rowMarks.is_null()
-            || (!dest.is_null()
-                && matches!(
-                    (*dest).mydest,
-                    pg_sys::CommandDest::DestIntoRel | pg_sys::CommandDest::DestTransientRel
-                ))
+            || fills_new_table(query_desc)
+    }
+}
+
+/// Whether a query sends its rows into a new table (`CREATE TABLE AS`,
+/// `CREATE MATERIALIZED VIEW`, `REFRESH MATERIALIZED VIEW`).
+///
+/// # Safety
+/// `query_desc` is the executor's valid QueryDesc.
+unsafe fn fills_new_table(query_desc: *const pg_sys::QueryDesc) -> bool {
+    // SAFETY: the destination is NULL only if never set.
+    unsafe {
+        let dest = (*query_desc).dest;
+        !dest.is_null()
+            && matches!(
+                (*dest).mydest,
+                pg_sys::CommandDest::DestIntoRel | pg_sys::CommandDest::DestTransientRel
+            )
     }
 }
 
@@ -711,16 +722,8 @@ unsafe extern "C-unwind" fn executor_start_checked(
 ) {
     require_allowed();
     require_bypass_holds();
-    // SAFETY: the executor's argument; its destination is read only.
-    let into_new_table = unsafe {
-        let dest = (*query_desc).dest;
-        !dest.is_null()
-            && matches!(
-                (*dest).mydest,
-                pg_sys::CommandDest::DestIntoRel | pg_sys::CommandDest::DestTransientRel
-            )
-    };
-    if into_new_table {
+    // SAFETY: the executor's argument, read only.
+    if unsafe { fills_new_table(query_desc) } {
         // PostgreSQL refuses CREATE TABLE AS in a read-only transaction,
         // but not under EXPLAIN ANALYZE (nor CREATE MATERIALIZED VIEW
         // there): the table, the role's, would keep what it read.
@@ -884,18 +887,17 @@ unsafe extern "C-unwind" fn process_utility_checked(
     dest: *mut pg_sys::DestReceiver,
     qc: *mut pg_sys::QueryCompletion,
 ) {
+    use pg_sys::NodeTag::*;
     // SAFETY: PostgreSQL passes a valid PlannedStmt whose utilityStmt is a
     // node; only its tag is read.
-    let ends_or_undoes = unsafe {
+    let tag = unsafe {
         let stmt = (*pstmt).utilityStmt;
-        !stmt.is_null()
-            && matches!(
-                (*stmt).type_,
-                pg_sys::NodeTag::T_TransactionStmt
-                    | pg_sys::NodeTag::T_ClosePortalStmt
-                    | pg_sys::NodeTag::T_DeallocateStmt
-            )
+        (!stmt.is_null()).then(|| (*stmt).type_)
     };
+    let ends_or_undoes = matches!(
+        tag,
+        Some(T_TransactionStmt | T_ClosePortalStmt | T_DeallocateStmt)
+    );
     if !ends_or_undoes {
         require_not_left();
         require_bypass_holds();
@@ -910,27 +912,8 @@ unsafe extern "C-unwind" fn process_utility_checked(
         .hint("Declare it in a transaction without a bypass context.")
         .raise();
     }
-    // SAFETY: as above, only the tag is read.
-    let maintains = unsafe {
-        let stmt = (*pstmt).utilityStmt;
-        !stmt.is_null()
-            && matches!(
-                (*stmt).type_,
-                pg_sys::NodeTag::T_VacuumStmt
-                    | pg_sys::NodeTag::T_ClusterStmt
-                    | pg_sys::NodeTag::T_ReindexStmt
-            )
-    };
-    // SAFETY: as above, only the tag is read.
-    let keeps = unsafe {
-        let stmt = (*pstmt).utilityStmt;
-        !stmt.is_null()
-            && matches!(
-                (*stmt).type_,
-                pg_sys::NodeTag::T_PrepareStmt | pg_sys::NodeTag::T_ListenStmt
-            )
-    };
-    if keeps {
+    let maintains = matches!(tag, Some(T_VacuumStmt | T_ClusterStmt | T_ReindexStmt));
+    if matches!(tag, Some(T_PrepareStmt | T_ListenStmt)) {
         // Code run in the bypass context (a function of the application's)
         // could put rows into a statement's text or a channel's name.
         Failure::new(
