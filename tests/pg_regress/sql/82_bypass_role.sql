@@ -330,8 +330,8 @@ SELECT current_user, current_setting('transaction_read_only');
 SELECT tg_br_grab(:'bypass');
 ROLLBACK;
 SELECT n, v FROM tg_br_loot;
--- Savepoints: a rollback to a savepoint undoes what was done after it. Back
--- from a bypass context this way, the transaction can only end too.
+-- Savepoints taken after entering: a rollback to one undoes a context
+-- change made after it, and brings the bypass context back.
 BEGIN;
 SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
 SAVEPOINT t;
