@@ -441,6 +441,30 @@ pub fn require_switchable() {
     }
 }
 
+/// A bypass token that arrived through `tenant_guard.forwarded_token` (a
+/// Citus node) on a node where `tenant_guard.bypass_role` is set: taken only
+/// when the current role has `BYPASSRLS` (a worker connection of a
+/// coordinator transaction that switched to the bypass role runs as it).
+/// Anyone else could have written the token there with `SET LOCAL`, and a
+/// forwarded bypass is read in registry mode, which is not read-only: that
+/// is refused (`42501`) after `log` has logged the rejection.
+pub fn require_forwarded_by_role(log: impl FnOnce(&str)) {
+    // SAFETY: reads the backend's current user and a catalog flag of it
+    // (a syscache look-up; an existing role, the current user).
+    if unsafe { pg_sys::has_bypassrls_privilege(pg_sys::GetUserId()) } {
+        return;
+    }
+    const WHY: &str = "tenant_guard.forwarded_token holds a bypass token and the current role does not have BYPASSRLS: with tenant_guard.bypass_role set, a bypass context reaches a node only as that role.";
+    log(WHY);
+    Failure::new(
+        Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        "a forwarded bypass token is accepted only as the bypass role",
+    )
+    .detail(WHY)
+    .hint("Call tenant_guard.set_context with the bypass token on the coordinator, inside BEGIN … COMMIT; its worker connections run as tenant_guard.bypass_role.")
+    .raise();
+}
+
 /// Makes `role` the current user until the transaction ends (or the context
 /// changes).
 pub fn enter(role: pg_sys::Oid) {

@@ -1194,6 +1194,22 @@ fn establish(token: &str, is_local: bool, forwarded: bool) -> String {
             refuse_tenant(why);
         }
     }
+    // A forwarded bypass token (Citus) is read in registry mode, which may
+    // write. Where tenant_guard.bypass_role makes bypass read-only, a session
+    // could write a bypass token into tenant_guard.forwarded_token itself and
+    // get that writable bypass: there it is taken only by a session whose
+    // role has BYPASSRLS (a worker connection of a coordinator transaction
+    // that switched to the bypass role), which it gives nothing it lacks.
+    if forwarded && v.bypass && crate::bypass::configured().is_some() {
+        crate::bypass::require_forwarded_by_role(|why| {
+            log_rejection(
+                crate::metrics::Counter::RejectedBypass,
+                &verified_claims(),
+                "forwarded bypass token refused",
+                why,
+            )
+        });
+    }
     // With tenant_guard.bypass_role, a bypass token switches to that role
     // for the rest of the transaction (checked before anything is set).
     let bypass_role = if v.bypass && !forwarded {
