@@ -37,7 +37,9 @@ RESET ROLE;
 -- session reads it), a bypass token written into the forwarded setting by
 -- the application role is refused on the node that reads it, and the
 -- transaction changed nothing.
-CREATE ROLE tg_citus_support NOLOGIN BYPASSRLS;
+-- (LOGIN: the coordinator's worker connections of a bypass transaction
+-- log in as the role.)
+CREATE ROLE tg_citus_support LOGIN BYPASSRLS;
 GRANT SELECT ON orders TO tg_citus_support;
 SELECT current_database() AS db \gset
 ALTER DATABASE :"db" SET tenant_guard.bypass_role = 'tg_citus_support';
@@ -69,6 +71,15 @@ BEGIN;
 SET LOCAL citus.propagate_set_commands = 'local';
 SET LOCAL tenant_guard.forwarded_token = :'acme';
 SELECT tenant_id, id FROM orders ORDER BY 1, 2;
+ROLLBACK;
+-- The way bypass is meant to reach the workers: set_context with the bypass
+-- token on the coordinator switches to the bypass role, whose worker
+-- connections then take the forwarded token. Every tenant's rows, read-only.
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') AS tenant;
+SELECT current_user;
+SELECT tenant_id, id FROM orders ORDER BY 1, 2;
+UPDATE orders SET item = 'bypassed' WHERE tenant_id = 'globex';
 ROLLBACK;
 RESET ROLE;
 SELECT tenant_id, id, item FROM orders WHERE item = 'bypassed';
