@@ -444,14 +444,26 @@ pub fn require_switchable() {
 /// A bypass token that arrived through `tenant_guard.forwarded_token` (a
 /// Citus node) on a node where `tenant_guard.bypass_role` is set: taken only
 /// when the current role has `BYPASSRLS` (a worker connection of a
-/// coordinator transaction that switched to the bypass role runs as it).
-/// Anyone else could have written the token there with `SET LOCAL`, and a
-/// forwarded bypass is read in registry mode, which is not read-only: that
-/// is refused (`42501`) after `log` has logged the rejection.
+/// coordinator transaction that switched to the bypass role runs as it),
+/// and then makes this node's transaction read-only. Anyone else could have
+/// written the token there with `SET LOCAL`, and a forwarded bypass is read
+/// in registry mode, which is not read-only: that is refused (`42501`) after
+/// `log` has logged the rejection.
 pub fn require_forwarded_by_role(log: impl FnOnce(&str)) {
     // SAFETY: reads the backend's current user and a catalog flag of it
     // (a syscache look-up; an existing role, the current user).
     if unsafe { pg_sys::has_bypassrls_privilege(pg_sys::GetUserId()) } {
+        // The worker side of a bypass transaction: read-only like the
+        // coordinator's, on the same conditions as entering the role (top
+        // level, no statement that may write running, …). The context is
+        // registry-mode and would let code of other roles run on this
+        // node, such as an application-owned SECURITY DEFINER function
+        // that Citus pushed down, write every tenant's rows: the worker's
+        // transaction was read-write.
+        require_switchable();
+        // SAFETY: a plain bool of this backend, set inside a transaction at
+        // its top level (checked just above), as in `enter`.
+        unsafe { pg_sys::XactReadOnly = true };
         return;
     }
     const WHY: &str = "tenant_guard.forwarded_token holds a bypass token and the current role does not have BYPASSRLS: with tenant_guard.bypass_role set, a bypass context reaches a node only as that role.";
