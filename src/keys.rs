@@ -80,6 +80,12 @@ unsafe extern "C-unwind" fn on_relcache_inval(_arg: pg_sys::Datum, relid: pg_sys
     }
 }
 
+/// The generation of the ring loaded now, without loading one (`None`: an
+/// invalidation dropped it since).
+pub fn current_generation() -> Option<u64> {
+    RING.with(|r| r.borrow().as_ref().map(|r| r.generation))
+}
+
 /// The cached ring, loaded on first use after an invalidation.
 pub fn ring() -> Rc<Ring> {
     if let Some(r) = RING.with(|r| r.borrow().clone()) {

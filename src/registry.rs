@@ -88,6 +88,23 @@ pub fn lookup_sql(
     format!("SELECT {active} FROM {table} WHERE {id} OPERATOR(pg_catalog.=) $1::pg_catalog.{ty} LIMIT 1")
 }
 
+/// [`lookup_sql`] that also says where the row version it read lives (its
+/// table, `ctid` and inserting transaction), so a later check of the same
+/// tenant can see, without a query, that this version is still the visible
+/// one (see [`still_seen`]). System columns: no user column can take these
+/// names.
+pub fn seen_sql(table: &str, id_column: &str, kind: IdKind, active_column: Option<&str>) -> String {
+    let id = quote::ident(id_column);
+    let active = active_column.map_or("true".to_string(), |a| {
+        format!("coalesce({}, false)", quote::ident(a))
+    });
+    let ty = kind.catalog_type();
+    format!(
+        "SELECT {active}, tableoid, ctid, xmin::pg_catalog.text FROM {table} \
+          WHERE {id} OPERATOR(pg_catalog.=) $1::pg_catalog.{ty} LIMIT 1"
+    )
+}
+
 /// Builds the look-up of a set of ids (`$1`, a text array): how many
 /// distinct active ids of the set the registry holds. One statement for a
 /// multi-tenant context, whatever its size.
@@ -129,6 +146,8 @@ pub struct Registry {
     /// The id column's name (for the organisation mapping).
     pub id_column: String,
     pub sql: String,
+    /// `sql` with the row version's address (see [`seen_sql`]).
+    pub seen_sql: String,
     pub many_sql: String,
     pub all_sql: String,
 }
@@ -186,6 +205,7 @@ pub fn load() -> Option<Registry> {
             kind: IdKind::Other,
             id_column: id,
             sql: String::new(),
+            seen_sql: String::new(),
             many_sql: String::new(),
             all_sql: String::new(),
         });
@@ -193,6 +213,7 @@ pub fn load() -> Option<Registry> {
     let kind = IdKind::of(&ty);
     Some(Registry {
         sql: lookup_sql(&table, &id, kind, active.as_deref()),
+        seen_sql: seen_sql(&table, &id, kind, active.as_deref()),
         many_sql: lookup_many_sql(&table, &id, kind, active.as_deref()),
         all_sql: all_sql(&table, &id, active.as_deref()),
         id_column: id,
@@ -274,7 +295,10 @@ pub fn check(reg: &Registry, tenant: &str) -> Result<(), String> {
             reg.table
         ));
     }
-    let found = as_role(reg.owner, || one::<bool>(&reg.sql, &[tenant.into()]));
+    if still_seen(reg, tenant) {
+        return Ok(());
+    }
+    let found = look_up(reg, tenant);
     match found {
         None => Err(format!(
             "tenant \"{tenant}\" is not in the registry {}",
@@ -291,8 +315,14 @@ pub fn check(reg: &Registry, tenant: &str) -> Result<(), String> {
 /// Whether every tenant of `tenants` may be used: one statement for the
 /// whole set; on failure, the first refused tenant's reason.
 pub fn check_all(reg: &Registry, tenants: &[String]) -> Result<(), String> {
-    if tenants.len() <= 1 {
-        return tenants.iter().try_for_each(|t| check(reg, t));
+    // A token's tenant is usually its only read tenant too (["a", "a"]).
+    if tenants.iter().all(|t| *t == tenants[0]) {
+        return tenants.first().map_or(Ok(()), |t| check(reg, t));
+    }
+    // Every tenant found active before, by row versions still visible (the
+    // first miss ends the probe).
+    if reg.owner != pg_sys::Oid::INVALID && tenants.iter().all(|t| still_seen(reg, t)) {
+        return Ok(());
     }
     if reg.owner == pg_sys::Oid::INVALID
         || reg.kind == IdKind::Other
@@ -310,6 +340,184 @@ pub fn check_all(reg: &Registry, tenants: &[String]) -> Result<(), String> {
     } else {
         // Which one: the slow path runs only when a tenant is refused.
         tenants.iter().try_for_each(|t| check(reg, t))
+    }
+}
+
+/// The registry's answer for one tenant (`None`: no row), as the table's
+/// owner. Where the answer is "active" and the row is one of the registry
+/// table itself, remembers the row version it came from (see
+/// [`still_seen`]).
+fn look_up(reg: &Registry, tenant: &str) -> Option<bool> {
+    // Not on a Citus node: there the registry may be a Citus table, whose
+    // rows live on other nodes (the row addresses would be theirs).
+    if crate::citus::loaded() {
+        return as_role(reg.owner, || one::<bool>(&reg.sql, &[tenant.into()]));
+    }
+    let generation = crate::keys::current_generation();
+    type Row = (
+        Option<bool>,
+        Option<pg_sys::Oid>,
+        Option<pg_sys::ItemPointerData>,
+        Option<String>,
+    );
+    let row: Option<Row> = as_role(reg.owner, || {
+        Spi::connect(|c| {
+            let rows = spi(c.select(&reg.seen_sql, Some(1), &[tenant.into()]));
+            rows.into_iter().next().map(|r| {
+                (
+                    spi(r.get::<bool>(1)),
+                    spi(r.get::<pg_sys::Oid>(2)),
+                    spi(r.get::<pg_sys::ItemPointerData>(3)),
+                    spi(r.get::<String>(4)),
+                )
+            })
+        })
+    });
+    let (active, tableoid, tid, xmin) = row?;
+    // The look-up may have read invalidations (a changed key ring or
+    // registry table): then what it read is not remembered under the old
+    // generation.
+    if let (Some(true), Some(tableoid), Some(tid), Some(xmin), Some(generation)) = (
+        active,
+        tableoid,
+        tid,
+        xmin.and_then(|x| x.parse::<u32>().ok()),
+        generation,
+    ) {
+        if tableoid == reg.relid && crate::keys::current_generation() == Some(generation) {
+            remember(generation, reg.relid, tenant, SeenRow { tid, xmin });
+        }
+    }
+    active.or(Some(false))
+}
+
+/// Where a row version found active lives: its `ctid` and the transaction
+/// that inserted it (`xmin`, as stored: freezing keeps it).
+#[derive(Clone, Copy)]
+struct SeenRow {
+    tid: pg_sys::ItemPointerData,
+    xmin: u32,
+}
+
+/// Tenants found active, by id as the token names it, under one key ring
+/// (`generation`, which changes whenever the registry settings, or the
+/// registry table's definition or storage, are invalidated: `keys::ring`
+/// watches it) and one registry table.
+struct Seen {
+    generation: u64,
+    relid: pg_sys::Oid,
+    rows: std::collections::HashMap<String, SeenRow>,
+}
+
+/// At most this many tenants are remembered per backend (then it starts
+/// over): about 80 bytes each.
+const SEEN_MAX: usize = 4096;
+
+thread_local! {
+    static SEEN: std::cell::RefCell<Seen> = std::cell::RefCell::new(Seen {
+        generation: u64::MAX,
+        relid: pg_sys::Oid::INVALID,
+        rows: std::collections::HashMap::new(),
+    });
+}
+
+fn remember(generation: u64, relid: pg_sys::Oid, tenant: &str, row: SeenRow) {
+    SEEN.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.generation != generation || s.relid != relid || s.rows.len() >= SEEN_MAX {
+            s.rows.clear();
+            s.generation = generation;
+            s.relid = relid;
+        }
+        s.rows.insert(tenant.to_owned(), row);
+    });
+}
+
+/// Whether `tenant` was found active by an earlier look-up whose row
+/// version is still the one this statement's look-up would read: the same
+/// version (same address, same inserting transaction) visible to the
+/// snapshot that look-up would use. Any change to the row (deactivating,
+/// renaming, deleting it) makes a new version or none, so the old one is no
+/// longer visible to later snapshots, and the look-up runs again. What
+/// moves rows without changing them (`VACUUM FULL`, `CLUSTER`) or changes
+/// the table (`TRUNCATE`, `ALTER TABLE`) invalidates the table, hence the
+/// key ring (a new generation). Reads one heap tuple's header; runs no SQL
+/// and nothing any role defined, and reads no user data.
+///
+/// Only where the look-up would use the statement's snapshot (no
+/// transaction id assigned: pgrx then runs it read-only, with the active
+/// snapshot); after a write in the transaction the look-up runs.
+fn still_seen(reg: &Registry, tenant: &str) -> bool {
+    let Some(generation) = crate::keys::current_generation() else {
+        return false;
+    };
+    let row = SEEN.with(|s| {
+        let s = s.borrow();
+        if s.generation == generation && s.relid == reg.relid {
+            s.rows.get(tenant).copied()
+        } else {
+            None
+        }
+    });
+    let Some(row) = row else {
+        return false;
+    };
+    // SAFETY: reads of this backend's state; the relation is opened with
+    // the lock the look-up would take (kept to the end of the transaction,
+    // as the look-up keeps it) and closed here; the buffer heap_fetch
+    // pins is released here; the tuple header is read while it is pinned
+    // (a pinned page is not pruned, and a visible tuple's xmin does not
+    // change).
+    unsafe {
+        if pg_sys::GetCurrentTransactionIdIfAny() != pg_sys::InvalidTransactionId
+            || !pg_sys::ActiveSnapshotSet()
+        {
+            return false;
+        }
+        let rel = pg_sys::try_table_open(reg.relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        if rel.is_null() {
+            return false;
+        }
+        // Taking the lock read pending invalidations: the ring must still
+        // be the one the row was remembered under.
+        let held =
+            crate::keys::current_generation() == Some(generation) && version_visible(rel, row);
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        held
+    }
+}
+
+/// Whether the tuple at `row.tid` exists, is visible to the active
+/// snapshot and was inserted by `row.xmin`.
+///
+/// # Safety
+/// `rel` is an open heap relation; a snapshot is active.
+unsafe fn version_visible(rel: pg_sys::Relation, row: SeenRow) -> bool {
+    let block = (u32::from(row.tid.ip_blkid.bi_hi) << 16) | u32::from(row.tid.ip_blkid.bi_lo);
+    // SAFETY: per the caller; heap_fetch pins the page when it returns
+    // true (released below) and releases it itself otherwise (keep_buf
+    // false). A block past the end would raise: checked first.
+    unsafe {
+        if block >= pg_sys::RelationGetNumberOfBlocksInFork(rel, pg_sys::ForkNumber::MAIN_FORKNUM) {
+            return false;
+        }
+        let mut tuple: pg_sys::HeapTupleData = std::mem::zeroed();
+        tuple.t_self = row.tid;
+        let mut buffer: pg_sys::Buffer = pg_sys::InvalidBuffer as pg_sys::Buffer;
+        let found = pg_sys::heap_fetch(
+            rel,
+            pg_sys::GetActiveSnapshot(),
+            &mut tuple,
+            &mut buffer,
+            false,
+        );
+        let same = found
+            && !tuple.t_data.is_null()
+            && u32::from((*tuple.t_data).t_choice.t_heap.t_xmin) == row.xmin;
+        if buffer != pg_sys::InvalidBuffer as pg_sys::Buffer {
+            pg_sys::ReleaseBuffer(buffer);
+        }
+        same
     }
 }
 
@@ -433,6 +641,25 @@ mod tests {
         assert!(IdKind::Uuid.admits("0b9e7c2a-54d1-4f3a-9c51-6f1e2d3c4b5a"));
         assert!(!IdKind::Uuid.admits("0b9e7c2a54d14f3a9c516f1e2d3c4b5a"));
         assert!(!IdKind::Uuid.admits("zb9e7c2a-54d1-4f3a-9c51-6f1e2d3c4b5a"));
+    }
+
+    #[test]
+    fn the_look_up_also_reads_where_its_row_lives() {
+        assert_eq!(
+            seen_sql("public.\"T\"", "Id", IdKind::Uuid, Some("on")),
+            "SELECT coalesce(\"on\", false), tableoid, ctid, xmin::pg_catalog.text FROM public.\"T\" \
+              WHERE \"Id\" OPERATOR(pg_catalog.=) $1::pg_catalog.uuid LIMIT 1"
+        );
+        // The same row and condition as the plain look-up.
+        let plain = lookup_sql("s.t", "id", IdKind::Integer, None);
+        let seen = seen_sql("s.t", "id", IdKind::Integer, None);
+        assert_eq!(
+            plain.replace(
+                "SELECT true FROM",
+                "SELECT true, tableoid, ctid, xmin::pg_catalog.text FROM"
+            ),
+            seen
+        );
     }
 
     #[test]

@@ -56,6 +56,109 @@ SELECT tenant_guard.set_context(:'inactive');
 COMMIT;
 RESET ROLE;
 
+-- A backend remembers a tenant it found active, with where that row version
+-- lives; later uses read only that version's header, not the registry.
+-- Tenant 2 was found active just above: three uses in a new transaction
+-- read the registry's index no time. (pg_stat_force_next_flush: the
+-- transaction's counts start from zero.)
+SELECT pg_stat_force_next_flush();
+SET ROLE tg_reg_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'inactive') IS NOT NULL AS set;
+SELECT tenant_guard.set_context(:'inactive') IS NOT NULL AS set;
+SELECT tenant_guard.set_context(:'inactive') IS NOT NULL AS set;
+SELECT idx_scan AS registry_index_reads FROM pg_stat_xact_user_tables WHERE relname = 'accounts';
+COMMIT;
+RESET ROLE;
+-- Any update of the row, even one that keeps it active, makes a new version:
+-- the first use after it looks the tenant up again (once).
+UPDATE accounts SET name = 'Globex Ltd' WHERE "accountId" = 2;
+SELECT pg_stat_force_next_flush();
+SET ROLE tg_reg_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'inactive') IS NOT NULL AS set;
+SELECT tenant_guard.set_context(:'inactive') IS NOT NULL AS set;
+SELECT tenant_guard.set_context(:'inactive') IS NOT NULL AS set;
+SELECT idx_scan AS registry_index_reads FROM pg_stat_xact_user_tables WHERE relname = 'accounts';
+COMMIT;
+RESET ROLE;
+
+-- Deactivating the tenant makes a new row version: the remembered one is no
+-- longer visible, so the next use looks it up again and is refused.
+UPDATE accounts SET "isActive" = false WHERE "accountId" = 2;
+SET ROLE tg_reg_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'inactive');
+ROLLBACK;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+-- So does deleting it, and inserting it again inactive.
+UPDATE accounts SET "isActive" = true WHERE "accountId" = 2;
+SET ROLE tg_reg_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'inactive') IS NOT NULL AS set;
+COMMIT;
+RESET ROLE;
+DELETE FROM accounts WHERE "accountId" = 2;
+SET ROLE tg_reg_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'inactive');
+ROLLBACK;
+RESET ROLE;
+INSERT INTO accounts VALUES (2, 'Globex', false);
+SET ROLE tg_reg_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'inactive');
+ROLLBACK;
+RESET ROLE;
+
+-- A row version is known by its address and inserting transaction. Rows
+-- inserted by one statement share that transaction, and VACUUM FULL moves a
+-- row into a deleted one's place without changing it: tenant 21 lands where
+-- tenant 20 was, with the same xmin. The rewrite invalidates the table, so
+-- nothing remembered before it is trusted after it: tenant 20 is refused.
+CREATE TABLE orgs (id bigint PRIMARY KEY, live boolean);
+INSERT INTO orgs VALUES (20, true), (21, true);
+SELECT tenant_guard.use_registry('orgs', 'id', 'live');
+SELECT tenant_guard.sign('{"tenant_id": 20, "exp": 4102444800}') AS org20 \gset
+SELECT tenant_guard.sign('{"tenant_id": 21, "exp": 4102444800}') AS org21 \gset
+SELECT ctid AS ctid20, xmin AS xmin20 FROM orgs WHERE id = 20 \gset
+SET ROLE tg_reg_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'org20') IS NOT NULL AS set;
+COMMIT;
+RESET ROLE;
+DELETE FROM orgs WHERE id = 20;
+VACUUM FULL orgs;
+SELECT ctid = :'ctid20' AS in_20s_place, xmin = :'xmin20' AS same_xmin FROM orgs WHERE id = 21;
+SET ROLE tg_reg_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'org20');
+ROLLBACK;
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT tenant_guard.set_context(:'org21') IS NOT NULL AS set;
+COMMIT;
+RESET ROLE;
+-- TRUNCATE empties the table (a new file, the same addresses).
+TRUNCATE orgs;
+INSERT INTO orgs VALUES (21, false);
+SET ROLE tg_reg_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'org21');
+ROLLBACK;
+RESET ROLE;
+-- A transaction that has written runs the look-up itself (it would read
+-- its own writes).
+BEGIN;
+UPDATE orgs SET live = true WHERE id = 21;
+SELECT tenant_guard.set_context(:'org21') IS NOT NULL AS set;
+UPDATE orgs SET live = false WHERE id = 21;
+SELECT tenant_guard.set_context(:'org21');
+ROLLBACK;
+SELECT tenant_guard.use_registry('accounts', 'accountId', 'isActive');
+DROP TABLE orgs;
+
 -- Bad configuration is refused and changes nothing.
 SELECT tenant_guard.use_registry('accounts', 'id');
 \echo :LAST_ERROR_SQLSTATE
