@@ -59,14 +59,31 @@ thread_local! {
     /// registry settings (set when the ring is loaded).
     static WATCHED: RefCell<Vec<pg_sys::Oid>> = const { RefCell::new(Vec::new()) };
     static GENERATION: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// The syscache hash of the registry table's schema: renaming it,
+    /// or changing its privileges, drops the cache too (the look-up names
+    /// the table by schema and name, and runs with its owner's rights).
+    static WATCHED_SCHEMA: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
 }
 
 /// Registers the invalidation callback. Called once from `_PG_init`.
 pub fn init() {
     // SAFETY: registering a callback with a 'static function pointer.
     unsafe {
-        pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_inval), pg_sys::Datum::from(0))
+        pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_inval), pg_sys::Datum::from(0));
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::NAMESPACEOID as i32,
+            Some(on_schema_inval),
+            pg_sys::Datum::from(0),
+        );
     };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_schema_inval(_arg: pg_sys::Datum, _cacheid: i32, hash: u32) {
+    // Hash 0: every entry (a cache reset). Must not run SQL here.
+    if hash == 0 || WATCHED_SCHEMA.get() == Some(hash) {
+        RING.with(|r| r.borrow_mut().take());
+    }
 }
 
 #[pg_guard]
@@ -120,6 +137,23 @@ pub fn ring() -> Rc<Ring> {
     if let Some(reg) = &registry {
         watched.push(reg.relid);
     }
+    // So is its schema (renaming it would leave the look-up naming another
+    // table; its privileges decide whether the look-up may run).
+    WATCHED_SCHEMA.set(
+        registry
+            .as_ref()
+            .filter(|r| r.namespace != pg_sys::Oid::INVALID)
+            // SAFETY: computes a hash from the key; no catalog access.
+            .map(|r| unsafe {
+                pg_sys::GetSysCacheHashValue(
+                    pg_sys::SysCacheIdentifier::NAMESPACEOID as i32,
+                    pg_sys::Datum::from(r.namespace),
+                    pg_sys::Datum::from(0),
+                    pg_sys::Datum::from(0),
+                    pg_sys::Datum::from(0),
+                )
+            }),
+    );
     let loaded = Rc::new(Ring {
         keys,
         registry,

@@ -148,6 +148,12 @@ pub struct Registry {
     pub sql: String,
     /// `sql` with the row version's address (see [`seen_sql`]).
     pub seen_sql: String,
+    /// The table's schema (its changes drop the key ring: `keys::ring`).
+    pub namespace: pg_sys::Oid,
+    /// Whether a unique index (immediate, valid, not partial, on the id
+    /// column alone) makes the look-up's row the only one with its id: only
+    /// then is a row remembered (see [`still_seen`]).
+    pub unique_id: bool,
     pub many_sql: String,
     pub all_sql: String,
 }
@@ -161,6 +167,18 @@ const COLUMN_TYPE_SQL: &str = "SELECT pg_catalog.format_type(\
    FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid \
   WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
     AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped";
+
+/// The registry table's schema, and whether a unique index makes its id
+/// column unique: immediate (a deferred one allows duplicates until
+/// commit), valid, not partial, not on an expression, on that column alone.
+const UNIQUE_ID_SQL: &str = "SELECT c.relnamespace, EXISTS (SELECT 1 \
+     FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a \
+       ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) i.indkey[0] \
+    WHERE i.indrelid OPERATOR(pg_catalog.=) c.oid AND i.indisunique AND i.indimmediate \
+      AND i.indisvalid AND i.indnkeyatts OPERATOR(pg_catalog.=) 1 \
+      AND i.indpred IS NULL AND i.indexprs IS NULL \
+      AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name) \
+   FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1";
 
 /// Reads the registry configuration: the settings row as the extension
 /// owner, then the table's name, owner and id type from the catalog.
@@ -206,14 +224,30 @@ pub fn load() -> Option<Registry> {
             id_column: id,
             sql: String::new(),
             seen_sql: String::new(),
+            namespace: pg_sys::Oid::INVALID,
+            unique_id: false,
             many_sql: String::new(),
             all_sql: String::new(),
         });
     };
     let kind = IdKind::of(&ty);
+    let (namespace, unique_id) = pinned(|| {
+        Spi::connect(|c| {
+            let rows = spi(c.select(UNIQUE_ID_SQL, Some(1), &[relid.into(), id.as_str().into()]));
+            rows.into_iter().next().map(|r| {
+                (
+                    crate::error::present(r.get::<pg_sys::Oid>(1), "pg_class.relnamespace"),
+                    spi(r.get::<bool>(2)).unwrap_or(false),
+                )
+            })
+        })
+    })
+    .unwrap_or((pg_sys::Oid::INVALID, false));
     Some(Registry {
         sql: lookup_sql(&table, &id, kind, active.as_deref()),
         seen_sql: seen_sql(&table, &id, kind, active.as_deref()),
+        namespace,
+        unique_id,
         many_sql: lookup_many_sql(&table, &id, kind, active.as_deref()),
         all_sql: all_sql(&table, &id, active.as_deref()),
         id_column: id,
@@ -384,13 +418,19 @@ fn look_up(reg: &Registry, tenant: &str) -> Option<bool> {
         xmin.and_then(|x| x.parse::<u32>().ok()),
         generation,
     ) {
-        if tableoid == reg.relid && crate::keys::current_generation() == Some(generation) {
+        if tableoid == reg.relid
+            && reg.unique_id
+            && crate::keys::current_generation() == Some(generation)
+        {
             remember(generation, reg.relid, tenant, SeenRow { tid, xmin });
         }
     }
     active.or(Some(false))
 }
 
+/// (Without a unique id, another row with the same id may come first in a
+/// later look-up: nothing is remembered then.)
+///
 /// Where a row version found active lives: its `ctid` and the transaction
 /// that inserted it (`xmin`, as stored: freezing keeps it).
 #[derive(Clone, Copy)]

@@ -159,6 +159,76 @@ ROLLBACK;
 SELECT tenant_guard.use_registry('accounts', 'accountId', 'isActive');
 DROP TABLE orgs;
 
+-- Without a unique index on the id column, ids may repeat, and the look-up
+-- reads the first matching row: nothing is remembered there, or a backend
+-- could keep accepting an id whose first row is now an inactive copy.
+-- Here the copy lands on page 0, before the active row (page 21).
+CREATE TABLE loose (id text, active boolean, pad text) WITH (fillfactor = 10);
+INSERT INTO loose SELECT 'filler' || g, true, repeat('x', 300) FROM generate_series(1, 43) g;
+INSERT INTO loose VALUES ('t1', true, 'active');
+SELECT tenant_guard.use_registry('loose', 'id', 'active');
+SELECT tenant_guard.sign('{"tenant_id": "t1", "exp": 4102444800}') AS t1 \gset
+SET ROLE tg_reg_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'t1') IS NOT NULL AS set;
+COMMIT;
+RESET ROLE;
+UPDATE loose SET id = 't1', active = false, pad = 'inactive copy' WHERE id = 'filler1';
+SELECT active, ctid < (SELECT ctid FROM loose WHERE pad = 'active') AS comes_first
+  FROM loose WHERE pad = 'inactive copy';
+SET ROLE tg_reg_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'t1');
+ROLLBACK;
+RESET ROLE;
+DROP TABLE loose;
+
+-- The registry table is named by schema and name, so its schema is watched
+-- too. The application role owns the schema (not the table, not the data):
+-- renaming the schema and putting a look-alike table in its place does not
+-- make the look-up read the look-alike (tenant 2 is inactive in the
+-- registry, active in the look-alike; 99 is only in the look-alike).
+CREATE ROLE tg_reg_owner;
+CREATE SCHEMA app_s AUTHORIZATION tg_reg_app;
+GRANT USAGE ON SCHEMA app_s TO tg_reg_owner;
+DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO tg_reg_app', current_database()); END $$;
+CREATE TABLE app_s.accounts (id bigint PRIMARY KEY, active boolean);
+INSERT INTO app_s.accounts VALUES (1, true), (2, false);
+ALTER TABLE app_s.accounts OWNER TO tg_reg_owner;
+SELECT tenant_guard.use_registry('app_s.accounts', 'id', 'active');
+SET ROLE tg_reg_app;
+BEGIN;
+SELECT tenant_guard.set_context(:'active') IS NOT NULL AS set;
+COMMIT;
+ALTER SCHEMA app_s RENAME TO app_old;
+CREATE SCHEMA app_s;
+CREATE TABLE app_s.accounts (id bigint PRIMARY KEY, active boolean);
+INSERT INTO app_s.accounts VALUES (2, true), (99, true);
+GRANT USAGE ON SCHEMA app_s TO tg_reg_owner;
+GRANT SELECT ON app_s.accounts TO tg_reg_owner;
+BEGIN;
+SELECT tenant_guard.set_context(:'inactive');
+ROLLBACK;
+BEGIN;
+SELECT tenant_guard.set_context(:'missing');
+ROLLBACK;
+-- Revoking the registry owner's use of the schema stops even remembered
+-- tenants (the look-up may no longer run).
+BEGIN;
+SELECT tenant_guard.set_context(:'active') IS NOT NULL AS set;
+COMMIT;
+REVOKE USAGE ON SCHEMA app_old FROM tg_reg_owner;
+BEGIN;
+SELECT tenant_guard.set_context(:'active');
+ROLLBACK;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT tenant_guard.use_registry('accounts', 'accountId', 'isActive');
+DROP SCHEMA app_s CASCADE;
+DROP SCHEMA app_old CASCADE;
+DO $$ BEGIN EXECUTE format('REVOKE CREATE ON DATABASE %I FROM tg_reg_app', current_database()); END $$;
+DROP ROLE tg_reg_owner;
+
 -- Bad configuration is refused and changes nothing.
 SELECT tenant_guard.use_registry('accounts', 'id');
 \echo :LAST_ERROR_SQLSTATE
