@@ -63,6 +63,30 @@ thread_local! {
     /// or changing its privileges, drops the cache too (the look-up names
     /// the table by schema and name, and runs with its owner's rights).
     static WATCHED_SCHEMA: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+    /// While a ring loads: the relations (`0`: all) and schemas (syscache
+    /// hashes, `0`: all) invalidated meanwhile. Such an invalidation finds
+    /// no ring to drop; without this record it would be lost, and the ring
+    /// stored with what it read before (a renamed registry's old name, a
+    /// retired key).
+    static DURING_LOAD: RefCell<Option<(Vec<pg_sys::Oid>, Vec<u32>)>> = const { RefCell::new(None) };
+}
+
+/// At most this many invalidations are recorded during a load; more count
+/// as "everything changed".
+const DURING_LOAD_MAX: usize = 64;
+
+fn record_during_load(relid: Option<pg_sys::Oid>, schema: Option<u32>) {
+    DURING_LOAD.with(|d| {
+        if let Some((rels, schemas)) = d.borrow_mut().as_mut() {
+            if rels.len() + schemas.len() >= DURING_LOAD_MAX {
+                rels.clear();
+                rels.push(pg_sys::Oid::INVALID);
+                return;
+            }
+            rels.extend(relid);
+            schemas.extend(schema);
+        }
+    });
 }
 
 /// Registers the invalidation callback. Called once from `_PG_init`.
@@ -84,6 +108,7 @@ unsafe extern "C-unwind" fn on_schema_inval(_arg: pg_sys::Datum, _cacheid: i32, 
     if hash == 0 || WATCHED_SCHEMA.get() == Some(hash) {
         RING.with(|r| r.borrow_mut().take());
     }
+    record_during_load(None, Some(hash));
 }
 
 #[pg_guard]
@@ -95,6 +120,7 @@ unsafe extern "C-unwind" fn on_relcache_inval(_arg: pg_sys::Datum, relid: pg_sys
     if ours {
         RING.with(|r| r.borrow_mut().take());
     }
+    record_during_load(Some(relid), None);
 }
 
 /// The generation of the ring loaded now, without loading one (`None`: an
@@ -108,6 +134,37 @@ pub fn ring() -> Rc<Ring> {
     if let Some(r) = RING.with(|r| r.borrow().clone()) {
         return r;
     }
+    // A load reads several catalogs; an invalidation of what it read may
+    // arrive meanwhile (taking a catalog lock reads them). Then it loads
+    // again; still changing after three loads, the last one serves this
+    // call only and is not kept.
+    let mut last = None;
+    for _ in 0..3 {
+        DURING_LOAD.with(|d| *d.borrow_mut() = Some((Vec::new(), Vec::new())));
+        let (ring, watched, schema) = load();
+        let (rels, schemas) = DURING_LOAD
+            .with(|d| d.borrow_mut().take())
+            .unwrap_or_default();
+        let stale = rels
+            .iter()
+            .any(|r| *r == pg_sys::Oid::INVALID || watched.contains(r))
+            || schema.is_some_and(|h| schemas.iter().any(|s| *s == 0 || *s == h));
+        let loaded = Rc::new(ring);
+        if !stale {
+            WATCHED.with(|w| *w.borrow_mut() = watched);
+            WATCHED_SCHEMA.set(schema);
+            RING.with(|r| *r.borrow_mut() = Some(loaded.clone()));
+            return loaded;
+        }
+        last = Some(loaded);
+    }
+    last.unwrap_or_else(|| crate::error::internal("the key ring did not load"))
+}
+
+/// Reads the key ring, the revocations and the registry settings; with them
+/// the relations and the schema (a syscache hash) whose invalidation makes
+/// them stale.
+fn load() -> (Ring, Vec<pg_sys::Oid>, Option<u32>) {
     let mut watched = crate::privileged::pinned(|| {
         crate::error::one::<Vec<pg_sys::Oid>>(
             "SELECT pg_catalog.array_remove(ARRAY[\
@@ -139,22 +196,21 @@ pub fn ring() -> Rc<Ring> {
     }
     // So is its schema (renaming it would leave the look-up naming another
     // table; its privileges decide whether the look-up may run).
-    WATCHED_SCHEMA.set(
-        registry
-            .as_ref()
-            .filter(|r| r.namespace != pg_sys::Oid::INVALID)
-            // SAFETY: computes a hash from the key; no catalog access.
-            .map(|r| unsafe {
-                pg_sys::GetSysCacheHashValue(
-                    pg_sys::SysCacheIdentifier::NAMESPACEOID as i32,
-                    pg_sys::Datum::from(r.namespace),
-                    pg_sys::Datum::from(0),
-                    pg_sys::Datum::from(0),
-                    pg_sys::Datum::from(0),
-                )
-            }),
-    );
-    let loaded = Rc::new(Ring {
+    let schema = registry
+        .as_ref()
+        .filter(|r| r.namespace != pg_sys::Oid::INVALID)
+        // SAFETY: computes a hash from the key (the syscache is set up
+        // inside a transaction, as here).
+        .map(|r| unsafe {
+            pg_sys::GetSysCacheHashValue(
+                pg_sys::SysCacheIdentifier::NAMESPACEOID as i32,
+                pg_sys::Datum::from(r.namespace),
+                pg_sys::Datum::from(0),
+                pg_sys::Datum::from(0),
+                pg_sys::Datum::from(0),
+            )
+        });
+    let ring = Ring {
         keys,
         registry,
         revoked,
@@ -162,10 +218,8 @@ pub fn ring() -> Rc<Ring> {
             g.set(g.get() + 1);
             g.get()
         }),
-    });
-    WATCHED.with(|w| *w.borrow_mut() = watched);
-    RING.with(|r| *r.borrow_mut() = Some(loaded.clone()));
-    loaded
+    };
+    (ring, watched, schema)
 }
 
 /// The active keys (inside [`as_extension_owner`]), each with its issuer's

@@ -168,17 +168,117 @@ const COLUMN_TYPE_SQL: &str = "SELECT pg_catalog.format_type(\
   WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
     AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped";
 
-/// The registry table's schema, and whether a unique index makes its id
-/// column unique: immediate (a deferred one allows duplicates until
-/// commit), valid, not partial, not on an expression, on that column alone.
-const UNIQUE_ID_SQL: &str = "SELECT c.relnamespace, EXISTS (SELECT 1 \
-     FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a \
-       ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) i.indkey[0] \
-    WHERE i.indrelid OPERATOR(pg_catalog.=) c.oid AND i.indisunique AND i.indimmediate \
-      AND i.indisvalid AND i.indnkeyatts OPERATOR(pg_catalog.=) 1 \
-      AND i.indpred IS NULL AND i.indexprs IS NULL \
-      AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name) \
-   FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1";
+/// What [`load`] needs of the registry table, read from the relation cache
+/// and the system caches, which follow every committed change they have
+/// been told of (an invalidation), never from the statement's snapshot:
+/// read through SQL, a table renamed after the statement began would keep
+/// its old name, and the look-up would later read whatever then has that
+/// name. Takes `ACCESS SHARE` on the table, as the look-up does.
+struct Described {
+    /// `"schema"."table"`.
+    table: String,
+    owner: pg_sys::Oid,
+    namespace: pg_sys::Oid,
+    /// The id column's type name (`format_type`), a domain resolved to its
+    /// base type; empty when there is no such column.
+    id_type: String,
+    /// A unique index makes the id column unique: immediate (a deferred
+    /// one allows duplicates until commit), valid, not partial, not on an
+    /// expression, on that column alone, in the column's collation.
+    unique_id: bool,
+}
+
+fn describe(relid: pg_sys::Oid, id_column: &str) -> Option<Described> {
+    // SAFETY: the relation is opened with a lock (or not at all: NULL) and
+    // closed when `rel` is dropped, the lock kept to the end of the
+    // transaction; the names and the index tuple are read while it is
+    // open; every syscache entry found is released.
+    unsafe {
+        let raw = pg_sys::try_relation_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        if raw.is_null() {
+            return None;
+        }
+        let rel = pgrx::PgRelation::from_pg_owned(raw);
+        let nsp_name = pg_sys::get_namespace_name(rel.namespace_oid());
+        if nsp_name.is_null() {
+            return None;
+        }
+        let table = format!(
+            "{}.{}",
+            quote::ident(&std::ffi::CStr::from_ptr(nsp_name).to_string_lossy()),
+            quote::ident(rel.name())
+        );
+        let owner = (*(*raw).rd_rel).relowner;
+        let column = rel
+            .tuple_desc()
+            .iter()
+            .find(|a| !a.attisdropped && a.attnum > 0 && a.name() == id_column)
+            .map(|a| (a.attnum, a.atttypid, a.atttypmod, a.attcollation));
+        let Some((attnum, typid, typmod, collation)) = column else {
+            return Some(Described {
+                table,
+                owner,
+                namespace: rel.namespace_oid(),
+                id_type: String::new(),
+                unique_id: false,
+            });
+        };
+        let mut base_typmod = typmod;
+        let base = pg_sys::getBaseTypeAndTypmod(typid, &mut base_typmod);
+        let name = pg_sys::format_type_with_typemod(base, base_typmod);
+        let id_type = std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned();
+        let indexes = pgrx::PgList::<pg_sys::Oid>::from_pg(pg_sys::RelationGetIndexList(raw));
+        let unique_id = indexes.iter_oid().any(|index| {
+            let tuple = pg_sys::SearchSysCache1(
+                pg_sys::SysCacheIdentifier::INDEXRELID as i32,
+                pg_sys::Datum::from(index),
+            );
+            if tuple.is_null() {
+                return false;
+            }
+            let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_index>(tuple);
+            let unique = (*form).indisunique
+                && (*form).indimmediate
+                && (*form).indisvalid
+                && (*form).indnkeyatts == 1
+                && *(*form).indkey.values.as_ptr() == attnum
+                && pg_sys::heap_attisnull(
+                    tuple,
+                    pg_sys::Anum_pg_index_indpred as i32,
+                    std::ptr::null_mut(),
+                )
+                && pg_sys::heap_attisnull(
+                    tuple,
+                    pg_sys::Anum_pg_index_indexprs as i32,
+                    std::ptr::null_mut(),
+                )
+                && {
+                    // The look-up compares in the column's collation: an
+                    // index in another (a "C" index on a case-insensitive
+                    // column) lets ids repeat under the look-up's `=`.
+                    let mut null = false;
+                    let v = pg_sys::SysCacheGetAttr(
+                        pg_sys::SysCacheIdentifier::INDEXRELID as i32,
+                        tuple,
+                        pg_sys::Anum_pg_index_indcollation as pg_sys::AttrNumber,
+                        &mut null,
+                    );
+                    !null && *(*v.cast_mut_ptr::<pg_sys::oidvector>()).values.as_ptr() == collation
+                };
+            pg_sys::ReleaseSysCache(tuple);
+            unique
+        });
+        Some(Described {
+            table,
+            owner,
+            namespace: rel.namespace_oid(),
+            id_type,
+            unique_id,
+        })
+    }
+}
 
 /// Reads the registry configuration: the settings row as the extension
 /// owner, then the table's name, owner and id type from the catalog.
@@ -204,18 +304,17 @@ pub fn load() -> Option<Registry> {
         })
     });
     let (relid, id, active) = conf?;
-    let found = crate::privileged::name_and_owner(relid).map(|(table, owner)| {
-        let ty = pinned(|| {
-            crate::error::one::<String>(COLUMN_TYPE_SQL, &[relid.into(), id.as_str().into()])
-        })
-        // No type: the id column is gone. Meant: an unknown kind, which
-        // refuses every tenant (fails closed) until use_registry runs again.
-        .unwrap_or_default();
-        (table, owner, ty)
-    });
+    let found = describe(relid, &id);
     // A registry whose table was dropped (or whose id column is gone) fails
     // closed: every tenant is refused until use_registry is run again.
-    let Some((table, owner, ty)) = found else {
+    let Some(Described {
+        table,
+        owner,
+        namespace,
+        id_type: ty,
+        unique_id,
+    }) = found
+    else {
         return Some(Registry {
             table: format!("with OID {}", u32::from(relid)),
             relid,
@@ -231,18 +330,6 @@ pub fn load() -> Option<Registry> {
         });
     };
     let kind = IdKind::of(&ty);
-    let (namespace, unique_id) = pinned(|| {
-        Spi::connect(|c| {
-            let rows = spi(c.select(UNIQUE_ID_SQL, Some(1), &[relid.into(), id.as_str().into()]));
-            rows.into_iter().next().map(|r| {
-                (
-                    crate::error::present(r.get::<pg_sys::Oid>(1), "pg_class.relnamespace"),
-                    spi(r.get::<bool>(2)).unwrap_or(false),
-                )
-            })
-        })
-    })
-    .unwrap_or((pg_sys::Oid::INVALID, false));
     Some(Registry {
         sql: lookup_sql(&table, &id, kind, active.as_deref()),
         seen_sql: seen_sql(&table, &id, kind, active.as_deref()),
