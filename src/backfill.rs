@@ -55,6 +55,12 @@ struct Backfill {
 /// (see the module docs for the rights); raises on any failure.
 fn prepare(oid: Oid, via_constraint: &str, tenant_column: Option<&str>) -> Backfill {
     let tenant = self::tenant_column(tenant_column);
+    // The child and the parent are locked (in the modes the batches take)
+    // before their names are read: the names stay theirs (a locked table
+    // cannot be dropped and a look-alike put under its name; `relation`
+    // keeps schemas from being renamed), for every statement built from
+    // them.
+    privileged::lock_then_name(oid, pg_sys::RowExclusiveLock as i32);
     let rc = relation(oid);
     require_table(&rc);
     let (fk, kind) = find_constraint(oid, &rc, via_constraint);
@@ -64,6 +70,7 @@ fn prepare(oid: Oid, via_constraint: &str, tenant_column: Option<&str>) -> Backf
         ))
         .raise();
     }
+    privileged::lock_then_name(fk.parent, pg_sys::AccessShareLock as i32);
     let rp = relation(fk.parent);
     column(oid, &rc, &tenant);
     column(fk.parent, &rp, &tenant);

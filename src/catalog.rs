@@ -2,7 +2,6 @@
 
 use crate::error::{spi, Code, Failure};
 use crate::privileged::pinned;
-use crate::quote::ident;
 use pgrx::prelude::*;
 
 /// A relation as the generators need it.
@@ -18,30 +17,16 @@ pub struct Relation {
 }
 
 pub fn relation(oid: pg_sys::Oid) -> Relation {
-    pinned(|| {
-        Spi::connect(|c| {
-            let row = spi(c.select(
-            "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relkind::pg_catalog.text, c.relispartition, \
-                    c.relrowsecurity, c.relforcerowsecurity, c.relname::pg_catalog.text \
-               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-              WHERE c.oid = $1",
-            Some(1),
-            &[oid.into()],
-        ))
-        .first();
-            let nsp: String = crate::error::present(row.get(1), "pg_namespace.nspname");
-            let rel: String = crate::error::present(row.get(2), "pg_class.relname");
-            let kind: String = crate::error::present(row.get(3), "pg_class.relkind");
-            Relation {
-                name: format!("{}.{}", ident(&nsp), ident(&rel)),
-                display: crate::error::present(row.get(7), "pg_class.relname"),
-                relkind: kind.bytes().next().unwrap_or(b'?'),
-                is_partition: crate::error::present(row.get(4), "pg_class.relispartition"),
-                rls_enabled: crate::error::present(row.get(5), "pg_class.relrowsecurity"),
-                rls_forced: crate::error::present(row.get(6), "pg_class.relforcerowsecurity"),
-            }
-        })
-    })
+    let row = crate::privileged::class_row(oid)
+        .unwrap_or_else(|| crate::error::internal("pg_class row of a known relation"));
+    Relation {
+        name: row.name,
+        display: row.relname,
+        relkind: row.relkind,
+        is_partition: row.is_partition,
+        rls_enabled: row.rls_enabled,
+        rls_forced: row.rls_forced,
+    }
 }
 
 /// 42809 unless `r` is a table or partitioned table.

@@ -608,7 +608,36 @@ pub mod locks {
                 .raise();
             }
             match attempt(wanted, first, wait) {
-                Ok(()) => return,
+                Ok(()) => {
+                    // A table dropped before its lock was granted: a
+                    // look-alike may have its name now (a schema's owner
+                    // may drop any table in it), and what was built from
+                    // that name would run on the look-alike.
+                    for &(rel, _) in wanted {
+                        // SAFETY: a syscache probe by OID.
+                        let exists = unsafe {
+                            pg_sys::SearchSysCacheExists(
+                                pg_sys::SysCacheIdentifier::RELOID as i32,
+                                pg_sys::Datum::from(rel),
+                                pg_sys::Datum::from(0),
+                                pg_sys::Datum::from(0),
+                                pg_sys::Datum::from(0),
+                            )
+                        };
+                        if !exists {
+                            Failure::new(
+                                Code::ERRCODE_UNDEFINED_TABLE,
+                                format!(
+                                    "relation with OID {} was dropped while {why} waited for its lock",
+                                    u32::from(rel)
+                                ),
+                            )
+                            .detail("Nothing was changed.")
+                            .raise();
+                        }
+                    }
+                    return;
+                }
                 Err(i) => {
                     first = i;
                     // SAFETY: a plain sleep; interrupts are checked after.

@@ -34,7 +34,7 @@
 //! writes operators as `OPERATOR(pg_catalog.=)` or with exactly typed
 //! operands, and casts only to `pg_catalog` types.
 
-use crate::error::{spi, Code, Failure};
+use crate::error::{Code, Failure};
 use crate::quote::ident;
 use pgrx::prelude::*;
 
@@ -221,26 +221,115 @@ pub fn table_owner(rel: pg_sys::Oid) -> pg_sys::Oid {
 /// and `relowner` (never `regclass::text`, whose output depends on the
 /// search_path); `None` when it does not exist.
 pub fn name_and_owner(rel: pg_sys::Oid) -> Option<(String, pg_sys::Oid)> {
-    pinned(|| {
-        Spi::connect(|c| {
-            let rows = spi(c.select(
-                "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relowner \
-                   FROM pg_catalog.pg_class c \
-                   JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-                  WHERE c.oid OPERATOR(pg_catalog.=) $1",
-                None,
-                &[rel.into()],
-            ));
-            rows.into_iter().next().map(|r| {
-                let n = crate::error::present(r.get::<String>(1), "pg_namespace.nspname");
-                let t = crate::error::present(r.get::<String>(2), "pg_class.relname");
-                (
-                    format!("{}.{}", ident(&n), ident(&t)),
-                    crate::error::present(r.get::<pg_sys::Oid>(3), "pg_class.relowner"),
-                )
-            })
+    class_row(rel).map(|c| (c.name, c.owner))
+}
+
+/// What tenant_guard reads of a relation's `pg_class` row to name it.
+pub struct ClassRow {
+    /// `"schema"."name"`.
+    pub name: String,
+    /// The bare name (for messages).
+    pub relname: String,
+    pub owner: pg_sys::Oid,
+    pub relkind: u8,
+    pub is_partition: bool,
+    pub rls_enabled: bool,
+    pub rls_forced: bool,
+}
+
+/// Keeps every schema's name, in this database, as it is now until the
+/// transaction ends: a `SHARE` lock on `pg_namespace`, which renaming,
+/// creating or dropping a schema (or changing its privileges) must wait
+/// for. A name built from an OID is SQL text parsed again by each later
+/// statement; without this, a role owning the table's schema could rename
+/// it between two statements (or while a helper waits for a lock) and put
+/// a look-alike table of its own, with its triggers and policies, under
+/// the old name, for privileged SQL to run on. Not on a standby (no schema
+/// changes there but replayed ones, and no privileged writes).
+pub fn pin_schema_names() {
+    // SAFETY: no arguments; locks a catalog by its fixed OID (held to the
+    // end of the transaction; a lock this transaction holds is found in its
+    // local table at once).
+    unsafe {
+        if !pg_sys::RecoveryInProgress() {
+            pg_sys::LockRelationOid(
+                pg_sys::NamespaceRelationId,
+                pg_sys::ShareLock as pg_sys::LOCKMODE,
+            );
+        }
+    }
+}
+
+/// Locks `rel` in `mode` (held to the end of the transaction), then makes
+/// sure it still exists (42P01 otherwise: dropped while this waited, its
+/// name perhaps already another table's). Call before building the names
+/// that later statements will use.
+pub fn lock_then_name(rel: pg_sys::Oid, mode: i32) {
+    // SAFETY: a lock by OID (none of the relation's code runs) and a
+    // syscache probe.
+    let exists = unsafe {
+        pg_sys::LockRelationOid(rel, mode as pg_sys::LOCKMODE);
+        pg_sys::SearchSysCacheExists(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            pg_sys::Datum::from(rel),
+            pg_sys::Datum::from(0),
+            pg_sys::Datum::from(0),
+            pg_sys::Datum::from(0),
+        )
+    };
+    if !exists {
+        Failure::new(
+            Code::ERRCODE_UNDEFINED_TABLE,
+            format!("relation with OID {} was dropped", u32::from(rel)),
+        )
+        .detail("Nothing was changed.")
+        .raise();
+    }
+}
+
+/// A relation's `pg_class` row and schema name, read after
+/// [`pin_schema_names`] from the system caches (which follow every
+/// committed change, where SQL would read through the statement's
+/// snapshot and could return a name the schema no longer has); `None` when
+/// the relation does not exist.
+pub fn class_row(rel: pg_sys::Oid) -> Option<ClassRow> {
+    pin_schema_names();
+    // SAFETY: the syscache entry is released before returning; the names
+    // are copied out while it is held.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            pg_sys::Datum::from(rel),
+        );
+        if tuple.is_null() {
+            return None;
+        }
+        let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple);
+        let relname = pg_sys::name_data_to_str(&(*form).relname).to_owned();
+        let namespace = (*form).relnamespace;
+        let row = (
+            (*form).relowner,
+            (*form).relkind as u8,
+            (*form).relispartition,
+            (*form).relrowsecurity,
+            (*form).relforcerowsecurity,
+        );
+        pg_sys::ReleaseSysCache(tuple);
+        let nsp = pg_sys::get_namespace_name(namespace);
+        if nsp.is_null() {
+            return None;
+        }
+        let nspname = std::ffi::CStr::from_ptr(nsp).to_string_lossy().into_owned();
+        Some(ClassRow {
+            name: format!("{}.{}", ident(&nspname), ident(&relname)),
+            relname,
+            owner: row.0,
+            relkind: row.1,
+            is_partition: row.2,
+            rls_enabled: row.3,
+            rls_forced: row.4,
         })
-    })
+    }
 }
 
 /// `"schema"."name"` of a relation (see [`name_and_owner`]); 42P01 when it
