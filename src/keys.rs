@@ -139,9 +139,35 @@ pub fn ring() -> Rc<Ring> {
     // again; still changing after three loads, the last one serves this
     // call only and is not kept.
     let mut last = None;
+    // The tables are read with a snapshot taken now, not the statement's
+    // or (REPEATABLE READ) the transaction's: a ring read through an older
+    // snapshot would be kept after the transaction with keys retired and
+    // revocations made since. Where the reads cannot use it (the
+    // transaction has written, so pgrx reads with the transaction's
+    // snapshot, which REPEATABLE READ keeps; or parallel mode, where no new
+    // snapshot may be taken), the ring serves this call only.
+    // SAFETY: reads of the backend's transaction state.
+    let keepable = unsafe {
+        !pg_sys::IsInParallelMode()
+            && (pg_sys::XactIsoLevel < pg_sys::XACT_REPEATABLE_READ as i32
+                || pg_sys::GetCurrentTransactionIdIfAny() == pg_sys::InvalidTransactionId)
+    };
     for _ in 0..3 {
         DURING_LOAD.with(|d| *d.borrow_mut() = Some((Vec::new(), Vec::new())));
+        // SAFETY: pushed and popped around the load (an error pops it with
+        // the transaction's or subtransaction's abort).
+        let pushed = unsafe {
+            let fresh = !pg_sys::IsInParallelMode();
+            if fresh {
+                pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot());
+            }
+            fresh
+        };
         let (ring, watched, schema) = load();
+        if pushed {
+            // SAFETY: pops the snapshot pushed above.
+            unsafe { pg_sys::PopActiveSnapshot() };
+        }
         let (rels, schemas) = DURING_LOAD
             .with(|d| d.borrow_mut().take())
             .unwrap_or_default();
@@ -150,6 +176,9 @@ pub fn ring() -> Rc<Ring> {
             .any(|r| *r == pg_sys::Oid::INVALID || watched.contains(r))
             || schema.is_some_and(|h| schemas.iter().any(|s| *s == 0 || *s == h));
         let loaded = Rc::new(ring);
+        if !keepable {
+            return loaded;
+        }
         if !stale {
             WATCHED.with(|w| *w.borrow_mut() = watched);
             WATCHED_SCHEMA.set(schema);
