@@ -30,48 +30,33 @@ const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
 /// `"schema"."table"`, owner and the column's type, in one catalog read;
 /// 42703 when the column does not exist.
 fn table_and_column(rel: Oid, col: &str) -> (String, Oid, Oid) {
-    let row = pinned(|| {
-        Spi::connect(|c| {
-            let rows = spi(c.select(
-                "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relowner, a.atttypid \
-                   FROM pg_catalog.pg_class c \
-                   JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-                   JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid \
-                    AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
-                    AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped \
-                  WHERE c.oid OPERATOR(pg_catalog.=) $1",
-                None,
-                &[rel.into(), col.into()],
-            ));
-            rows.into_iter().next().map(|r| {
-                (
-                    format!(
-                        "{}.{}",
-                        ident(&crate::error::present(
-                            r.get::<String>(1),
-                            "pg_namespace.nspname"
-                        )),
-                        ident(&crate::error::present(
-                            r.get::<String>(2),
-                            "pg_class.relname"
-                        ))
-                    ),
-                    crate::error::present(r.get::<Oid>(3), "pg_class.relowner"),
-                    crate::error::present(r.get::<Oid>(4), "pg_attribute.atttypid"),
-                )
-            })
-        })
-    });
-    row.unwrap_or_else(|| {
-        Failure::new(
+    // Locked before it is named, the name read after schema names are
+    // pinned: the statements run by that name as the owner run on this
+    // table (a schema's owner could otherwise drop it, or rename the
+    // schema, and put a look-alike under the name).
+    crate::privileged::lock_then_name(rel, pg_sys::AccessShareLock as i32);
+    let class = crate::privileged::class_row(rel);
+    let ccol = crate::error::c_string(col);
+    // SAFETY: syscache look-ups of a locked relation's attribute.
+    let ty = unsafe {
+        let attnum = pg_sys::get_attnum(rel, ccol.as_ptr());
+        if attnum > 0 {
+            pg_sys::get_atttype(rel, attnum)
+        } else {
+            Oid::INVALID
+        }
+    };
+    match class {
+        Some(c) if ty != Oid::INVALID => (c.name, c.owner, ty),
+        _ => Failure::new(
             Code::ERRCODE_UNDEFINED_COLUMN,
             format!(
                 "column \"{col}\" of relation {} does not exist",
                 qualified_name(rel)
             ),
         )
-        .raise()
-    })
+        .raise(),
+    }
 }
 
 /// [`table_and_column`] from an open relation, without SPI (syscache
@@ -169,6 +154,7 @@ fn count_orphan_tenant_rows(
     // The caller learns which ids the registry lacks: it must be able to
     // read the registry itself (else anyone could probe it for tenant ids).
     require_full_read(reg);
+    crate::privileged::lock_then_name(reg, pg_sys::AccessShareLock as i32);
     let reg_sql = format!(
         "SELECT r.{id}::pg_catalog.text FROM {} r WHERE r.{id} IS NOT NULL",
         qualified_name(reg),

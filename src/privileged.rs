@@ -294,6 +294,12 @@ pub fn lock_then_name(rel: pg_sys::Oid, mode: i32) {
 /// the relation does not exist.
 pub fn class_row(rel: pg_sys::Oid) -> Option<ClassRow> {
     pin_schema_names();
+    class_row_unpinned(rel)
+}
+
+/// [`class_row`] without the pin: for a caller that pins schema names
+/// itself for a shorter time (the registry look-up).
+pub fn class_row_unpinned(rel: pg_sys::Oid) -> Option<ClassRow> {
     // SAFETY: the syscache entry is released before returning; the names
     // are copied out while it is held.
     unsafe {

@@ -372,13 +372,15 @@ pub fn map_orgs(reg: &Registry, column: &str, orgs: &[String]) -> Result<Vec<Str
     );
     orgs.iter()
         .map(|org| {
-            let found: Vec<String> = as_role(reg.owner, || {
-                Spi::connect(|c| {
-                    spi(c.select(&sql, None, &[org.as_str().into()]))
-                        .filter_map(|row| spi(row.get::<String>(1)))
-                        .collect()
+            let found: Vec<String> = guarded(reg, || {
+                as_role(reg.owner, || {
+                    Spi::connect(|c| {
+                        spi(c.select(&sql, None, &[org.as_str().into()]))
+                            .filter_map(|row| spi(row.get::<String>(1)))
+                            .collect()
+                    })
                 })
-            });
+            })?;
             match found.as_slice() {
                 [t] => Ok(t.clone()),
                 [] => Err(format!(
@@ -394,6 +396,57 @@ pub fn map_orgs(reg: &Registry, column: &str, orgs: &[String]) -> Result<Vec<Str
             }
         })
         .collect()
+}
+
+/// Runs `f`, a statement naming the registry table, with that name held to
+/// the table the settings describe: schema names pinned for the length of
+/// `f` (a `SHARE` lock on `pg_namespace`, taken only if free at once, and
+/// released after), the table locked (`ACCESS SHARE`, as the statement
+/// takes it), and its current name checked against the settings' after
+/// reading pending invalidations. Otherwise a role owning the table's
+/// schema could drop the table (a schema's owner may) or rename the schema
+/// and put a look-alike, whose policies or view would run as the registry
+/// table's owner, under the name the settings hold. `Err`: the reason the
+/// registry could not be read (a refusal: it fails closed).
+fn guarded<R>(reg: &Registry, f: impl FnOnce() -> R) -> Result<R, String> {
+    // SAFETY: locks by OID and a cache read; the pin taken here is released
+    // here on the normal path (an error releases it with the transaction or
+    // subtransaction, as every lock).
+    unsafe {
+        let pin = !pg_sys::RecoveryInProgress();
+        if pin
+            && !pg_sys::ConditionalLockRelationOid(
+                pg_sys::NamespaceRelationId,
+                pg_sys::ShareLock as pg_sys::LOCKMODE,
+            )
+        {
+            return Err(format!(
+                "the registry {} cannot be read while a schema is being changed in another transaction; try again",
+                reg.table
+            ));
+        }
+        let unpin = || {
+            if pin {
+                pg_sys::UnlockRelationOid(
+                    pg_sys::NamespaceRelationId,
+                    pg_sys::ShareLock as pg_sys::LOCKMODE,
+                );
+            }
+        };
+        pg_sys::LockRelationOid(reg.relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        pg_sys::AcceptInvalidationMessages();
+        let current = crate::privileged::class_row_unpinned(reg.relid).map(|c| c.name);
+        if current.as_deref() != Some(reg.table.as_str()) {
+            unpin();
+            return Err(format!(
+                "the registry table {} was renamed, moved or dropped while it was read; try again",
+                reg.table
+            ));
+        }
+        let r = f();
+        unpin();
+        Ok(r)
+    }
 }
 
 /// Whether a tenant may be used: `Ok(())`, or the reason for refusing it.
@@ -419,7 +472,7 @@ pub fn check(reg: &Registry, tenant: &str) -> Result<(), String> {
     if still_seen(reg, tenant) {
         return Ok(());
     }
-    let found = look_up(reg, tenant);
+    let found = guarded(reg, || look_up(reg, tenant))?;
     match found {
         None => Err(format!(
             "tenant \"{tenant}\" is not in the registry {}",
@@ -452,9 +505,11 @@ pub fn check_all(reg: &Registry, tenants: &[String]) -> Result<(), String> {
         return tenants.iter().try_for_each(|t| check(reg, t));
     }
     let distinct = distinct_ids(reg.kind, tenants);
-    let found = as_role(reg.owner, || {
-        one::<i64>(&reg.many_sql, &[tenants.to_vec().into()])
-    })
+    let found = guarded(reg, || {
+        as_role(reg.owner, || {
+            one::<i64>(&reg.many_sql, &[tenants.to_vec().into()])
+        })
+    })?
     .unwrap_or(0);
     if usize::try_from(found).unwrap_or(0) >= distinct {
         Ok(())
@@ -671,12 +726,22 @@ pub fn all_tenants(reg: &Registry) -> Vec<String> {
     if reg.kind == IdKind::Other {
         return Vec::new();
     }
-    as_role(reg.owner, || {
-        Spi::connect(|c| {
-            spi(c.select(&reg.all_sql, None, &[]))
-                .filter_map(|row| spi(row.get::<String>(1)))
-                .collect()
+    guarded(reg, || {
+        as_role(reg.owner, || {
+            Spi::connect(|c| {
+                spi(c.select(&reg.all_sql, None, &[]))
+                    .filter_map(|row| spi(row.get::<String>(1)))
+                    .collect()
+            })
         })
+    })
+    .unwrap_or_else(|why| {
+        Failure::new(
+            Code::ERRCODE_LOCK_NOT_AVAILABLE,
+            "the registry cannot be read now",
+        )
+        .detail(why)
+        .raise()
     })
 }
 
