@@ -177,7 +177,10 @@ pub unsafe extern "C-unwind" fn tg_refuse_tenant_change(
             .detail(format!(
                 "Column {} of {} holds the row's tenant.",
                 crate::quote::ident(&col),
-                crate::privileged::qualified_name(relid)
+                // A message only: no pin on schema names (see
+                // `privileged::pin_schema_names`) in the application's write.
+                crate::privileged::class_row_unpinned(relid)
+                    .map_or_else(|| format!("relation {}", u32::from(relid)), |c| c.name)
             ))
             .hint(
                 "Tenant sessions never move rows. An operator can: a session without a tenant context \
