@@ -614,17 +614,7 @@ pub mod locks {
                     // may drop any table in it), and what was built from
                     // that name would run on the look-alike.
                     for &(rel, _) in wanted {
-                        // SAFETY: a syscache probe by OID.
-                        let exists = unsafe {
-                            pg_sys::SearchSysCacheExists(
-                                pg_sys::SysCacheIdentifier::RELOID as i32,
-                                pg_sys::Datum::from(rel),
-                                pg_sys::Datum::from(0),
-                                pg_sys::Datum::from(0),
-                                pg_sys::Datum::from(0),
-                            )
-                        };
-                        if !exists {
+                        if !privileged::relation_exists(rel) {
                             Failure::new(
                                 Code::ERRCODE_UNDEFINED_TABLE,
                                 format!(

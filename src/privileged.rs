@@ -265,10 +265,22 @@ pub fn pin_schema_names() {
 /// name perhaps already another table's). Call before building the names
 /// that later statements will use.
 pub fn lock_then_name(rel: pg_sys::Oid, mode: i32) {
-    // SAFETY: a lock by OID (none of the relation's code runs) and a
-    // syscache probe.
-    let exists = unsafe {
-        pg_sys::LockRelationOid(rel, mode as pg_sys::LOCKMODE);
+    // SAFETY: a lock by OID (none of the relation's code runs).
+    unsafe { pg_sys::LockRelationOid(rel, mode as pg_sys::LOCKMODE) };
+    if !relation_exists(rel) {
+        Failure::new(
+            Code::ERRCODE_UNDEFINED_TABLE,
+            format!("relation with OID {} was dropped", u32::from(rel)),
+        )
+        .detail("Nothing was changed.")
+        .raise();
+    }
+}
+
+/// Whether a relation of this OID exists (as the system caches know it).
+pub fn relation_exists(rel: pg_sys::Oid) -> bool {
+    // SAFETY: a syscache probe by OID.
+    unsafe {
         pg_sys::SearchSysCacheExists(
             pg_sys::SysCacheIdentifier::RELOID as i32,
             pg_sys::Datum::from(rel),
@@ -276,14 +288,6 @@ pub fn lock_then_name(rel: pg_sys::Oid, mode: i32) {
             pg_sys::Datum::from(0),
             pg_sys::Datum::from(0),
         )
-    };
-    if !exists {
-        Failure::new(
-            Code::ERRCODE_UNDEFINED_TABLE,
-            format!("relation with OID {} was dropped", u32::from(rel)),
-        )
-        .detail("Nothing was changed.")
-        .raise();
     }
 }
 
