@@ -230,6 +230,7 @@ pub struct ClassRow {
     pub name: String,
     /// The bare name (for messages).
     pub relname: String,
+    pub namespace: pg_sys::Oid,
     pub owner: pg_sys::Oid,
     pub relkind: u8,
     pub is_partition: bool,
@@ -333,6 +334,7 @@ pub fn class_row_unpinned(rel: pg_sys::Oid) -> Option<ClassRow> {
         Some(ClassRow {
             name: format!("{}.{}", ident(&nspname), ident(&relname)),
             relname,
+            namespace,
             owner: row.0,
             relkind: row.1,
             is_partition: row.2,

@@ -199,16 +199,10 @@ fn describe(relid: pg_sys::Oid, id_column: &str) -> Option<Described> {
             return None;
         }
         let rel = pgrx::PgRelation::from_pg_owned(raw);
-        let nsp_name = pg_sys::get_namespace_name(rel.namespace_oid());
-        if nsp_name.is_null() {
-            return None;
-        }
-        let table = format!(
-            "{}.{}",
-            quote::ident(&std::ffi::CStr::from_ptr(nsp_name).to_string_lossy()),
-            quote::ident(rel.name())
-        );
-        let owner = (*(*raw).rd_rel).relowner;
+        // Named as every privileged statement names a table (the same
+        // text `guarded` compares with later).
+        let class = crate::privileged::class_row_unpinned(relid)?;
+        let (table, owner, namespace) = (class.name, class.owner, class.namespace);
         let column = rel
             .tuple_desc()
             .iter()
@@ -218,7 +212,7 @@ fn describe(relid: pg_sys::Oid, id_column: &str) -> Option<Described> {
             return Some(Described {
                 table,
                 owner,
-                namespace: rel.namespace_oid(),
+                namespace,
                 id_type: String::new(),
                 unique_id: false,
             });
@@ -273,7 +267,7 @@ fn describe(relid: pg_sys::Oid, id_column: &str) -> Option<Described> {
         Some(Described {
             table,
             owner,
-            namespace: rel.namespace_oid(),
+            namespace,
             id_type,
             unique_id,
         })
