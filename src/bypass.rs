@@ -62,7 +62,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering::Relaxed};
 
 /// A switch made in this transaction: the role entered and whom to return to.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -103,6 +103,13 @@ static HOLD_DECLARED: AtomicBool = AtomicBool::new(false);
 /// tracker too: it cannot be counted out early. One abandoned with its
 /// parent kept (rare) stays counted: a refusal, until the transaction ends.
 static WRITING: AtomicU32 = AtomicU32::new(0);
+/// The setting nest level this transaction pushed when it first entered the
+/// role (0: none). Every setting changed after that, also for the session
+/// (`SET`, `set_config(…, false)`), is undone before the commit: a value
+/// computed from rows read as the role would otherwise outlive the
+/// transaction and serve the next request on the connection.
+static GUC_LEVEL: AtomicI32 = AtomicI32::new(0);
+
 /// Counts transactions: a tracker whose context outlives its transaction
 /// counts nothing out in the next one.
 static XACT_GEN: AtomicU32 = AtomicU32::new(0);
@@ -480,6 +487,23 @@ pub fn require_forwarded_by_role(log: impl FnOnce(&str)) {
 /// Makes `role` the current user until the transaction ends (or the context
 /// changes).
 pub fn enter(role: pg_sys::Oid) {
+    if GUC_LEVEL.load(Relaxed) == 0 {
+        // SAFETY: inside a transaction; a level pushed here is popped at
+        // PRE_COMMIT (`undo_settings`), or by PostgreSQL at abort.
+        let level = unsafe { pg_sys::NewGUCNestLevel() };
+        if level != 2 {
+            // SAFETY: pops the level just pushed, nothing set at it.
+            unsafe { pg_sys::AtEOXact_GUC(false, level) };
+            Failure::new(
+                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "a bypass context cannot be entered inside a function with a SET clause",
+            )
+            .detail("The function's settings end with the call; those changed as the bypass role must end with the transaction.")
+            .hint("Call tenant_guard.set_context with the bypass token directly, or from a function without SET.")
+            .raise();
+        }
+        GUC_LEVEL.store(level, Relaxed);
+    }
     let mut user = pg_sys::Oid::INVALID;
     let mut sec = 0;
     // SAFETY: plain reads of the backend's current user and context.
@@ -550,11 +574,29 @@ unsafe extern "C-unwind" fn refuse_prepare() {
     .raise();
 }
 
+/// Undoes every setting changed since the transaction entered the role,
+/// also those set for the session (see `GUC_LEVEL`), as a function's `SET`
+/// clause is undone when it returns.
+#[pg_guard]
+unsafe extern "C-unwind" fn undo_settings() {
+    let level = GUC_LEVEL.swap(0, Relaxed);
+    // SAFETY: the level this transaction pushed in `enter`, still open: it
+    // was pushed at the top level of the transaction, with none above it
+    // (checked there), and every function call, subtransaction and index
+    // build since has popped its own, higher, levels by the commit.
+    unsafe { pg_sys::AtEOXact_GUC(false, level) };
+}
+
 unsafe extern "C-unwind" fn at_transaction_end(
     event: pg_sys::XactEvent::Type,
     _arg: *mut std::ffi::c_void,
 ) {
     use pg_sys::XactEvent::*;
+    if event == XACT_EVENT_PRE_COMMIT && GUC_LEVEL.load(Relaxed) != 0 {
+        // SAFETY: a guarded function; pre-commit callbacks may fail the
+        // commit.
+        unsafe { undo_settings() };
+    }
     if event == XACT_EVENT_PRE_PREPARE && ENTERED.load(Relaxed) {
         // SAFETY: a guarded function that raises; PostgreSQL lets
         // pre-prepare callbacks fail the PREPARE TRANSACTION.
@@ -571,6 +613,7 @@ unsafe extern "C-unwind" fn at_transaction_end(
         leave();
         record_switch(None);
         HOLD_DECLARED.store(false, Relaxed);
+        GUC_LEVEL.store(0, Relaxed);
         XACT_GEN.fetch_add(1, Relaxed);
         WRITING.store(0, Relaxed);
         LIVE.with(|l| {
@@ -777,6 +820,21 @@ unsafe extern "C-unwind" fn executor_start_checked(
             hooks::executor_start(PREVIOUS_EXECUTOR_START, query_desc, eflags)
         })
     }
+    // PostgreSQL has refused any write to a permanent table (the
+    // transaction is read-only); a temporary table may still be written
+    // in a read-only transaction, and its rows would outlive it in the
+    // session. (Plain EXPLAIN runs nothing.)
+    // SAFETY: the executor's argument, read only.
+    if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 == 0 && unsafe { query_may_write(query_desc) }
+    {
+        Failure::new(
+            Code::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            "a bypass transaction cannot write, also not to a temporary table",
+        )
+        .detail("Rows written to a temporary table outlive the transaction in the session, where the bypass context no longer holds.")
+        .hint("Write in a transaction without a bypass context.")
+        .raise();
+    }
 }
 
 /// Every run of a query as the bypass role (a portal started earlier and
@@ -948,6 +1006,24 @@ unsafe extern "C-unwind" fn process_utility_checked(
         .hint("Declare it in a transaction without a bypass context.")
         .raise();
     }
+    // SAFETY: a CopyStmt's fields, read only.
+    let copy_keeps = tag == Some(T_CopyStmt)
+        && unsafe {
+            let copy = (*pstmt).utilityStmt.cast::<pg_sys::CopyStmt>();
+            (*copy).is_from || !(*copy).filename.is_null()
+        };
+    if copy_keeps || tag == Some(T_NotifyStmt) {
+        // COPY FROM may fill a temporary table (the transaction is
+        // read-only for all others); COPY TO a file or a program, and
+        // NOTIFY, hand what was read to something that outlives it.
+        Failure::new(
+            Code::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            "COPY FROM, COPY TO a file or program, and NOTIFY cannot run in a bypass transaction",
+        )
+        .detail("What they write (a temporary table's rows, a server file, another session's notification) outlives the transaction, where the bypass context no longer holds.")
+        .hint("Run them in a transaction without a bypass context.")
+        .raise();
+    }
     let maintains = matches!(tag, Some(T_VacuumStmt | T_ClusterStmt | T_ReindexStmt));
     if matches!(tag, Some(T_PrepareStmt | T_ListenStmt)) {
         // Code run in the bypass context (a function of the application's)
@@ -992,6 +1068,83 @@ unsafe extern "C-unwind" fn process_utility_checked(
     }
 }
 
+static mut PREVIOUS_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
+
+/// The built-in functions that keep something past the transaction, or
+/// hand it to another session, even in a read-only transaction: a
+/// notification, a session-level advisory lock (its key is visible to
+/// every session in `pg_locks`), a sequence's value (of a temporary
+/// sequence: others are refused by PostgreSQL), a large object. Their names
+/// for the refusal.
+fn outlives_transaction(function: pg_sys::Oid) -> Option<&'static str> {
+    Some(match function.to_u32() {
+        pg_sys::F_PG_NOTIFY => "pg_notify",
+        pg_sys::F_PG_ADVISORY_LOCK_INT8
+        | pg_sys::F_PG_ADVISORY_LOCK_SHARED_INT8
+        | pg_sys::F_PG_TRY_ADVISORY_LOCK_INT8
+        | pg_sys::F_PG_TRY_ADVISORY_LOCK_SHARED_INT8
+        | pg_sys::F_PG_ADVISORY_LOCK_INT4_INT4
+        | pg_sys::F_PG_ADVISORY_LOCK_SHARED_INT4_INT4
+        | pg_sys::F_PG_TRY_ADVISORY_LOCK_INT4_INT4
+        | pg_sys::F_PG_TRY_ADVISORY_LOCK_SHARED_INT4_INT4 => "a session-level advisory lock",
+        pg_sys::F_NEXTVAL
+        | pg_sys::F_SETVAL_REGCLASS_INT8
+        | pg_sys::F_SETVAL_REGCLASS_INT8_BOOL => "nextval and setval",
+        pg_sys::F_LO_CREATE
+        | pg_sys::F_LO_CREAT
+        | pg_sys::F_LO_FROM_BYTEA
+        | pg_sys::F_LO_IMPORT_TEXT
+        | pg_sys::F_LO_PUT
+        | pg_sys::F_LOWRITE
+        | pg_sys::F_LO_TRUNCATE
+        | pg_sys::F_LO_TRUNCATE64
+        | pg_sys::F_LO_UNLINK => "a function that creates or writes a large object",
+        o if o == pg_sys::F_LO_IMPORT_TEXT_OID.to_u32() => {
+            "a function that creates or writes a large object"
+        }
+        _ => return None,
+    })
+}
+
+/// Every function an expression or `CALL` is about to call (PostgreSQL
+/// runs this hook when it prepares the call, at each execution): in a
+/// transaction that entered the bypass role, the functions of
+/// [`outlives_transaction`] are refused (`25006`). Outside one, only
+/// passed on, unguarded (see `hooks`).
+unsafe extern "C-unwind" fn object_access(
+    access: pg_sys::ObjectAccessType::Type,
+    class_id: pg_sys::Oid,
+    object_id: pg_sys::Oid,
+    sub_id: std::ffi::c_int,
+    arg: *mut std::ffi::c_void,
+) {
+    // SAFETY: the hook's arguments, passed on unchanged; this frame holds
+    // nothing that needs dropping.
+    unsafe {
+        if let Some(previous) = PREVIOUS_OBJECT_ACCESS {
+            previous(access, class_id, object_id, sub_id, arg);
+        }
+        if access == pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE
+            && ENTERED.load(Relaxed)
+            && outlives_transaction(object_id).is_some()
+        {
+            refuse_function(object_id);
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn refuse_function(function: pg_sys::Oid) {
+    let what = outlives_transaction(function).unwrap_or("this function");
+    Failure::new(
+        Code::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+        format!("{what} cannot run in a bypass transaction"),
+    )
+    .detail("What it keeps (a notification, an advisory lock's key, a sequence's value, a large object) outlives the transaction or reaches another session, where the bypass context no longer holds.")
+    .hint("Call it in a transaction without a bypass context.")
+    .raise();
+}
+
 /// Registers the transaction callback, the executor hooks and the role
 /// invalidation callback (once per process, from `_PG_init`).
 pub fn init() {
@@ -1010,6 +1163,8 @@ pub fn init() {
         pg_sys::ExecutorStart_hook = Some(executor_start);
         PREVIOUS_EXECUTOR_RUN = pg_sys::ExecutorRun_hook;
         pg_sys::ExecutorRun_hook = Some(executor_run);
+        PREVIOUS_OBJECT_ACCESS = pg_sys::object_access_hook;
+        pg_sys::object_access_hook = Some(object_access);
         PREVIOUS_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
         pg_sys::ProcessUtility_hook = Some(process_utility);
     }

@@ -132,7 +132,10 @@ CREATE FUNCTION tg_br_att.analyze_par() RETURNS void LANGUAGE plpgsql SECURITY D
 GRANT EXECUTE ON FUNCTION tg_br_att.analyze_par() TO tg_br_support;
 BEGIN;
 SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
+-- (The INSERT itself is refused: see below.)
+SAVEPOINT s;
 INSERT INTO tg_br_child SELECT tenant_id FROM tickets;
+ROLLBACK TO SAVEPOINT s;
 SELECT tg_br_att.analyze_par();
 COMMIT;
 SELECT count(*) FROM pg_stats WHERE schemaname = 'tg_br_att';
@@ -533,6 +536,103 @@ ROLLBACK;
 RESET client_min_messages;
 SELECT current_user;
 
+
+-- Nothing read as the role outlives its transaction. The transaction is
+-- read-only, but PostgreSQL lets a read-only transaction write a temporary
+-- table, change a setting for the session, notify another session, take a
+-- session-level advisory lock, move a temporary sequence and create a large
+-- object. Each would keep rows read as the role past the commit, for the
+-- next request on a pooled connection (or for another session): each is
+-- refused (25006), and settings changed after entering are undone at the
+-- commit, as a function's SET clause is undone when it returns.
+RESET ROLE;
+CREATE TEMP TABLE tg_br_stash (id int, tenant_id text, title text);
+GRANT INSERT, SELECT ON tg_br_stash TO tg_br_app, tg_br_support;
+CREATE TEMP SEQUENCE tg_br_seq;
+GRANT USAGE, UPDATE ON tg_br_seq TO tg_br_app, tg_br_support;
+SET ROLE tg_br_app;
+SET application_name = 'before';
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
+INSERT INTO tg_br_stash SELECT * FROM tickets;
+ROLLBACK;
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
+WITH t AS (SELECT * FROM tickets) INSERT INTO tg_br_stash SELECT * FROM t;
+ROLLBACK;
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
+COPY tg_br_stash FROM '/dev/null';
+ROLLBACK;
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
+COPY tickets TO '/dev/null';
+ROLLBACK;
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
+NOTIFY tg_br_channel, 'globex';
+ROLLBACK;
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
+SELECT pg_notify('tg_br_channel', string_agg(title, ',')) FROM tickets;
+ROLLBACK;
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
+SELECT pg_advisory_lock(count(*)) FROM tickets;
+ROLLBACK;
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
+SELECT setval('tg_br_seq', count(*)) FROM tickets;
+ROLLBACK;
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
+SELECT nextval('tg_br_seq');
+ROLLBACK;
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
+SELECT lo_from_bytea(0, convert_to(string_agg(title, ','), 'UTF8')) FROM tickets;
+ROLLBACK;
+-- The same from a function called in the bypass transaction.
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
+DO $$ BEGIN PERFORM pg_notify('tg_br_channel', 'x'); END $$;
+ROLLBACK;
+-- Before entering, and after the transaction, they run as usual; a
+-- transaction-level advisory lock, which ends with it, is allowed.
+BEGIN;
+INSERT INTO tg_br_stash VALUES (0, 'acme', 'mine');
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
+SELECT pg_advisory_xact_lock(42);
+SELECT count(*) FROM tickets;
+COMMIT;
+SELECT nextval('tg_br_seq');
+-- Settings changed as the role, also for the session, end with the
+-- transaction; those set before entering stay.
+BEGIN;
+SET search_path = pg_catalog, public;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
+SELECT set_config('application_name', string_agg(title, ','), false) FROM tickets;
+SET tg_br.stash = 'globex';
+SELECT current_setting('application_name') AS inside;
+COMMIT;
+SELECT current_setting('application_name') AS after, current_setting('tg_br.stash', true) AS stash,
+       current_setting('search_path') AS search_path;
+RESET search_path;
+SELECT * FROM tg_br_stash ORDER BY id;
+-- A function with a SET clause undoes its settings when it returns, before
+-- the transaction ends: entering the role inside one is refused.
+RESET ROLE;
+CREATE FUNCTION tg_br_enter_with_set(t text) RETURNS text LANGUAGE sql
+  SET work_mem = '8MB' AS $$ SELECT tenant_guard.set_context(t) $$;
+SET ROLE tg_br_app;
+BEGIN;
+SELECT tg_br_enter_with_set(:'bypass') IS NOT NULL;
+ROLLBACK;
+RESET application_name;
+RESET ROLE;
+DROP FUNCTION tg_br_enter_with_set(text);
+DROP TABLE tg_br_stash;
+DROP SEQUENCE tg_br_seq;
 RESET ROLE;
 RESET tenant_guard.leeway;
 RESET tenant_guard.bypass_role;
