@@ -35,6 +35,7 @@ DECLARE
   applies boolean;
   filter text := coalesce(nullif(btrim(row_filter), ''), 'true');
   n bigint;
+  locked boolean;
   p record;
 BEGIN
   IF token IS NOT NULL AND tenant IS NOT NULL THEN
@@ -79,6 +80,22 @@ BEGIN
     RAISE EXCEPTION 'tenant_guard.explain_access explains tables only'
       USING ERRCODE = '42809',
             DETAIL = format('%s is not a table or a partitioned table.', tbl);
+  END IF;
+  -- The counts below name the table and run as the caller. Lock it first
+  -- (it can then be neither dropped nor renamed), then make sure the name
+  -- is still its own: a role owning the table, or its schema, could
+  -- otherwise put a view of its own under the name, whose functions would
+  -- run as the caller. Without the right to lock it (SELECT), no count.
+  BEGIN
+    EXECUTE format('LOCK TABLE ONLY %I.%I IN ACCESS SHARE MODE', nsp, rel);
+    locked := true;
+  EXCEPTION WHEN insufficient_privilege THEN
+    locked := false;
+  END;
+  IF locked AND pg_catalog.to_regclass(format('%I.%I', nsp, rel)) IS DISTINCT FROM tbl THEN
+    RAISE EXCEPTION 'relation %.% is no longer the table explain_access was given', quote_ident(nsp), quote_ident(rel)
+      USING ERRCODE = '42P01',
+            DETAIL = 'It was dropped or renamed meanwhile, and another relation has its name.';
   END IF;
   IF col IS NOT NULL THEN
     -- The column's type, through any domains to its base type; the cast
@@ -150,6 +167,13 @@ BEGIN
   -- Counts, each a query of the caller's: rows the caller's SELECT returns
   -- with the filter, and of those the ones the context reads and writes.
   BEGIN
+    IF NOT locked THEN
+      RAISE EXCEPTION 'permission denied for table %', quote_ident(rel) USING ERRCODE = '42501';
+    END IF;
+    IF pg_catalog.to_regclass(format('%I.%I', nsp, rel)) IS DISTINCT FROM tbl THEN
+      RAISE EXCEPTION 'relation %.% is no longer the table explain_access was given', quote_ident(nsp), quote_ident(rel)
+        USING ERRCODE = '42P01';
+    END IF;
     EXECUTE format('SELECT count(*) FROM %I.%I WHERE (%s)', nsp, rel, filter) INTO n;
     aspect := 'rows returned';
     detail := n::text;

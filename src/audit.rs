@@ -62,7 +62,10 @@ fn table_and_column(rel: Oid, col: &str) -> (String, Oid, Oid) {
 /// [`table_and_column`] from an open relation, without SPI (syscache
 /// look-ups only: the audit views call this once per table).
 fn open_table_and_column(rel: &pgrx::PgRelation, col: &str) -> (String, Oid, Oid) {
-    // The name is parsed again by the statement run as the owner.
+    // The name is parsed again by the statement run as the owner: the
+    // table stays locked after pgrx closes it (which releases its own
+    // lock), and schema names stay as they are.
+    crate::privileged::lock_then_name(rel.oid(), pg_sys::AccessShareLock as i32);
     crate::privileged::pin_schema_names();
     let name = format!("{}.{}", ident(rel.namespace()), ident(rel.name()));
     // SAFETY: rd_rel of an open relation is valid while it is open.

@@ -1121,6 +1121,8 @@ fn add_fk_core(
         "the violation count and the validation of the foreign key",
     );
     let (count_sql, sample_sql) = integrity::violation_queries(&spec);
+    // Both tables are named in the queries; a dry run has locked neither.
+    privileged::lock_named(parent, &spec.parent);
     let bad = as_table_owner(child, || one::<i64>(&count_sql, &[])).unwrap_or(0);
     if bad > 0 {
         // The NOTICE's sample only: rows changed since the count may leave

@@ -183,9 +183,36 @@ pub fn as_role<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Runs `f` as the owner of `rel` (see [`as_role`]).
+/// Runs `f` as the owner of `rel` (see [`as_role`]), after locking `rel`
+/// (`ACCESS SHARE`, to the end of the transaction; 42P01 if it was dropped).
+/// `f` runs SQL that names `rel`, and a name is parsed again by each
+/// statement: a role owning the table's schema may drop a table it does not
+/// own and put a view of its own under the name, whose functions would then
+/// run as the table's owner. Once locked, the table cannot be dropped (nor
+/// renamed; schema names are pinned by [`class_row`]), so the name built
+/// from its OID, before or after, names it. A lock taken when pgrx opened
+/// a `regclass` argument is released when that relation is closed.
 pub fn as_table_owner<R>(rel: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    lock_then_name(rel, pg_sys::AccessShareLock as i32);
     as_role(table_owner(rel), f)
+}
+
+/// Locks `rel` (`ACCESS SHARE`, to the end of the transaction) and checks
+/// that `name`, built earlier from its OID, is still its name: 42P01
+/// otherwise (dropped, or renamed by its owner while unlocked, its name
+/// perhaps another relation's now). For a relation that SQL run as another
+/// role names besides the one whose owner runs it.
+pub fn lock_named(rel: pg_sys::Oid, name: &str) {
+    lock_then_name(rel, pg_sys::AccessShareLock as i32);
+    if class_row(rel).is_none_or(|row| row.name != name) {
+        Failure::new(
+            Code::ERRCODE_UNDEFINED_TABLE,
+            format!("relation {name} was renamed or dropped"),
+        )
+        .detail("Nothing was changed.")
+        .hint("Run it again.")
+        .raise();
+    }
 }
 
 /// The role that owns the extension (whoever ran `CREATE EXTENSION`).
