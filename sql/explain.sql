@@ -81,11 +81,21 @@ BEGIN
       USING ERRCODE = '42809',
             DETAIL = format('%s is not a table or a partitioned table.', tbl);
   END IF;
-  -- The counts below name the table and run as the caller. Lock it first
+  -- The counts below name the table and run as the caller. Lock the table
   -- (it can then be neither dropped nor renamed), then make sure the name
   -- is still its own: a role owning the table, or its schema, could
   -- otherwise put a view of its own under the name, whose functions would
   -- run as the caller. Without the right to lock it (SELECT), no count.
+  -- A caller that may (a superuser) also keeps schema names as they are
+  -- until its transaction ends, as the helpers do: no schema renamed, and
+  -- another of the same name created, between the check and a count. (Any
+  -- other caller's query of a table already runs the table owner's policy
+  -- functions as the caller, as PostgreSQL does for every query.)
+  BEGIN
+    LOCK TABLE pg_catalog.pg_namespace IN SHARE MODE;
+  EXCEPTION WHEN insufficient_privilege OR read_only_sql_transaction THEN
+    NULL;  -- not the caller's right, or a standby (no schema changes there)
+  END;
   BEGIN
     EXECUTE format('LOCK TABLE ONLY %I.%I IN ACCESS SHARE MODE', nsp, rel);
     locked := true;

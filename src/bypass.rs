@@ -1072,10 +1072,11 @@ static mut PREVIOUS_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
 
 /// The built-in functions that keep something past the transaction, or
 /// hand it to another session, even in a read-only transaction: a
-/// notification, a session-level advisory lock (its key is visible to
-/// every session in `pg_locks`), a sequence's value (of a temporary
-/// sequence: others are refused by PostgreSQL), a large object. Their names
-/// for the refusal.
+/// notification, a session-level advisory lock taken or released (its key
+/// is visible to every session in `pg_locks`), a sequence's value (of a
+/// temporary sequence: others are refused by PostgreSQL), the session's
+/// random seed, a large object (or a server file written from one). Their
+/// names for the refusal.
 fn outlives_transaction(function: pg_sys::Oid) -> Option<&'static str> {
     Some(match function.to_u32() {
         pg_sys::F_PG_NOTIFY => "pg_notify",
@@ -1086,7 +1087,13 @@ fn outlives_transaction(function: pg_sys::Oid) -> Option<&'static str> {
         | pg_sys::F_PG_ADVISORY_LOCK_INT4_INT4
         | pg_sys::F_PG_ADVISORY_LOCK_SHARED_INT4_INT4
         | pg_sys::F_PG_TRY_ADVISORY_LOCK_INT4_INT4
-        | pg_sys::F_PG_TRY_ADVISORY_LOCK_SHARED_INT4_INT4 => "a session-level advisory lock",
+        | pg_sys::F_PG_TRY_ADVISORY_LOCK_SHARED_INT4_INT4
+        | pg_sys::F_PG_ADVISORY_UNLOCK_INT8
+        | pg_sys::F_PG_ADVISORY_UNLOCK_SHARED_INT8
+        | pg_sys::F_PG_ADVISORY_UNLOCK_INT4_INT4
+        | pg_sys::F_PG_ADVISORY_UNLOCK_SHARED_INT4_INT4
+        | pg_sys::F_PG_ADVISORY_UNLOCK_ALL => "taking or releasing a session-level advisory lock",
+        pg_sys::F_SETSEED => "setseed",
         pg_sys::F_NEXTVAL
         | pg_sys::F_SETVAL_REGCLASS_INT8
         | pg_sys::F_SETVAL_REGCLASS_INT8_BOOL => "nextval and setval",
@@ -1098,9 +1105,10 @@ fn outlives_transaction(function: pg_sys::Oid) -> Option<&'static str> {
         | pg_sys::F_LOWRITE
         | pg_sys::F_LO_TRUNCATE
         | pg_sys::F_LO_TRUNCATE64
-        | pg_sys::F_LO_UNLINK => "a function that creates or writes a large object",
+        | pg_sys::F_LO_UNLINK
+        | pg_sys::F_LO_EXPORT => "a function that creates, writes or exports a large object",
         o if o == pg_sys::F_LO_IMPORT_TEXT_OID.to_u32() => {
-            "a function that creates or writes a large object"
+            "a function that creates, writes or exports a large object"
         }
         _ => return None,
     })
@@ -1140,7 +1148,7 @@ unsafe extern "C-unwind" fn refuse_function(function: pg_sys::Oid) {
         Code::ERRCODE_READ_ONLY_SQL_TRANSACTION,
         format!("{what} cannot run in a bypass transaction"),
     )
-    .detail("What it keeps (a notification, an advisory lock's key, a sequence's value, a large object) outlives the transaction or reaches another session, where the bypass context no longer holds.")
+    .detail("What it changes (a notification, a session-level advisory lock, a sequence's value, the random seed, a large object) outlives the transaction or reaches another session, where the bypass context no longer holds.")
     .hint("Call it in a transaction without a bypass context.")
     .raise();
 }
@@ -1167,5 +1175,36 @@ pub fn init() {
         pg_sys::object_access_hook = Some(object_access);
         PREVIOUS_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
         pg_sys::ProcessUtility_hook = Some(process_utility);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn functions_that_outlive_the_transaction() {
+        for f in [
+            pg_sys::F_PG_NOTIFY,
+            pg_sys::F_PG_ADVISORY_LOCK_INT8,
+            pg_sys::F_PG_ADVISORY_UNLOCK_ALL,
+            pg_sys::F_NEXTVAL,
+            pg_sys::F_SETVAL_REGCLASS_INT8_BOOL,
+            pg_sys::F_SETSEED,
+            pg_sys::F_LO_CREATE,
+            pg_sys::F_LO_FROM_BYTEA,
+        ] {
+            assert!(outlives_transaction(pg_sys::Oid::from(f)).is_some(), "{f}");
+        }
+        assert!(outlives_transaction(pg_sys::F_LO_IMPORT_TEXT_OID).is_some());
+        // Those that end with the transaction, or only read.
+        for f in [
+            pg_sys::F_PG_ADVISORY_XACT_LOCK_INT8,
+            pg_sys::F_PG_TRY_ADVISORY_XACT_LOCK_INT4_INT4,
+            pg_sys::F_LO_OPEN,
+            pg_sys::F_LO_TELL,
+        ] {
+            assert!(outlives_transaction(pg_sys::Oid::from(f)).is_none(), "{f}");
+        }
     }
 }

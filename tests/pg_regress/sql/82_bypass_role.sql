@@ -592,6 +592,18 @@ BEGIN;
 SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
 SELECT lo_from_bytea(0, convert_to(string_agg(title, ','), 'UTF8')) FROM tickets;
 ROLLBACK;
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
+SELECT setseed(0.5);
+ROLLBACK;
+-- Releasing a session-level advisory lock taken before is a channel too:
+-- which keys stay held shows in pg_locks.
+SELECT pg_advisory_lock(7);
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
+SELECT pg_advisory_unlock(7);
+ROLLBACK;
+SELECT pg_advisory_unlock(7);
 -- The same from a function called in the bypass transaction.
 BEGIN;
 SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
