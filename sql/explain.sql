@@ -35,6 +35,8 @@ DECLARE
   applies boolean;
   filter text := coalesce(nullif(btrim(row_filter), ''), 'true');
   n bigint;
+  n_reads bigint;
+  n_writes bigint;
   locked boolean;
   p record;
 BEGIN
@@ -174,8 +176,11 @@ BEGIN
     RETURN NEXT;
   END LOOP;
 
-  -- Counts, each a query of the caller's: rows the caller's SELECT returns
-  -- with the filter, and of those the ones the context reads and writes.
+  -- Counts, a query of the caller's: rows the caller's SELECT returns with
+  -- the filter, and of those the ones the context reads and writes. One
+  -- statement, its name checked just before it: once parsed, it reads the
+  -- table by OID, whatever it then waits for (a partition's lock). (On a
+  -- standby schema names cannot be kept: replay renames them.)
   BEGIN
     IF NOT locked THEN
       RAISE EXCEPTION 'permission denied for table %', quote_ident(rel) USING ERRCODE = '42501';
@@ -184,7 +189,16 @@ BEGIN
       RAISE EXCEPTION 'relation %.% is no longer the table explain_access was given', quote_ident(nsp), quote_ident(rel)
         USING ERRCODE = '42P01';
     END IF;
-    EXECUTE format('SELECT count(*) FROM %I.%I WHERE (%s)', nsp, rel, filter) INTO n;
+    IF col IS NOT NULL AND coltype IS NOT NULL
+       AND (tenant_guard.tenant_id() IS NOT NULL OR tenant_guard.is_bypass()) THEN
+      EXECUTE format('SELECT count(*), '
+                     'count(*) FILTER (WHERE %I OPERATOR(pg_catalog.=) ANY (tenant_guard.visible_tenants()::%s[])), '
+                     'count(*) FILTER (WHERE %I OPERATOR(pg_catalog.=) ANY (tenant_guard.writable_tenants()::%s[])) '
+                     'FROM %I.%I WHERE (%s)', col, coltype, col, coltype, nsp, rel, filter)
+        INTO n, n_reads, n_writes;
+    ELSE
+      EXECUTE format('SELECT count(*) FROM %I.%I WHERE (%s)', nsp, rel, filter) INTO n;
+    END IF;
     aspect := 'rows returned';
     detail := n::text;
     RETURN NEXT;
@@ -192,16 +206,12 @@ BEGIN
       aspect := 'of which the context reads';
       detail := 'not counted: the tenant column''s type is not a built-in type or a domain over one';
       RETURN NEXT;
-    ELSIF col IS NOT NULL AND (tenant_guard.tenant_id() IS NOT NULL OR tenant_guard.is_bypass()) THEN
-      EXECUTE format('SELECT count(*) FROM %I.%I WHERE (%s) AND %I OPERATOR(pg_catalog.=) ANY (tenant_guard.visible_tenants()::%s[])',
-                     nsp, rel, filter, col, coltype) INTO n;
+    ELSIF n_reads IS NOT NULL THEN
       aspect := 'of which the context reads';
-      detail := n::text;
+      detail := n_reads::text;
       RETURN NEXT;
-      EXECUTE format('SELECT count(*) FROM %I.%I WHERE (%s) AND %I OPERATOR(pg_catalog.=) ANY (tenant_guard.writable_tenants()::%s[])',
-                     nsp, rel, filter, col, coltype) INTO n;
       aspect := 'of which the context writes';
-      detail := n::text;
+      detail := n_writes::text;
       RETURN NEXT;
     END IF;
   EXCEPTION WHEN OTHERS THEN
