@@ -24,7 +24,12 @@
 //!   `SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION`, the way
 //!   PostgreSQL runs VACUUM, CREATE INDEX and REFRESH MATERIALIZED VIEW:
 //!   a trigger, index expression, cast or operator the owner wrote runs with
-//!   the owner's rights, which it has anyway.
+//!   the owner's rights, which it has anyway. It locks the table first
+//!   (`ACCESS SHARE` to the end of the transaction; `42P01` if dropped): a
+//!   name is parsed again by each statement, and a schema's owner may drop
+//!   a table it does not own and put a view of its own under the name.
+//!   Other relations the SQL names are locked with [`lock_named`] (a lock
+//!   taken when pgrx opened a `regclass` argument ends when it is closed).
 //! * [`pinned`]: the caller's own rights, pinned `search_path` only (the
 //!   generators' catalog reads and the audits' catalog queries), so that an
 //!   operator in `public` is never picked instead of `pg_catalog`'s.
