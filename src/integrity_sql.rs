@@ -432,6 +432,7 @@ pub mod locks {
     use crate::privileged::{self, pinned};
     use pgrx::prelude::*;
 
+    pub const ACCESS_SHARE: i32 = pg_sys::AccessShareLock as i32;
     pub const ROW_SHARE: i32 = pg_sys::RowShareLock as i32;
     pub const SHARE_UPDATE_EXCLUSIVE: i32 = pg_sys::ShareUpdateExclusiveLock as i32;
     pub const SHARE_ROW_EXCLUSIVE: i32 = pg_sys::ShareRowExclusiveLock as i32;

@@ -579,7 +579,7 @@ fn protect(
     drop(tbl);
     let dry = dry_run.unwrap_or(false);
     let shared = (!dry && opts.mode == Mode::Permissive)
-        .then(|| shared_rows(oid, &col))
+        .then(|| shared_rows(oid, &col, "protect"))
         .flatten();
     if !dry {
         lock_tables(&[oid], "protect");
@@ -606,11 +606,17 @@ pub fn lock_tables(tables: &[pg_sys::Oid], why: &str) {
 /// Counted as the table's owner, and only when the caller may read every
 /// row itself (`privileged::can_read_all`; `None` otherwise). Counted
 /// before the helpers take their locks, so the count holds no lock but
-/// ACCESS SHARE.
-pub fn shared_rows(oid: pg_sys::Oid, col: &str) -> Option<i64> {
+/// ACCESS SHARE; that lock, on the table and its partitions, is taken first
+/// under `tenant_guard.lock_timeout` (55P03 naming the table, nothing
+/// changed), so a transaction holding ACCESS EXCLUSIVE does not make the
+/// helper (`why`) wait without bound.
+pub fn shared_rows(oid: pg_sys::Oid, col: &str, why: &str) -> Option<i64> {
     if !crate::privileged::can_read_all(oid) {
         return None;
     }
+    let mut set = crate::integrity_sql::locks::LockSet::default();
+    set.add_tree(oid, crate::integrity_sql::locks::ACCESS_SHARE);
+    set.take(why);
     let r = relation(oid);
     as_table_owner(oid, || {
         one::<i64>(
@@ -690,7 +696,7 @@ fn protect_schema(
         .iter()
         .map(|&t| {
             (!dry && opts.mode == Mode::Permissive)
-                .then(|| shared_rows(t, &col))
+                .then(|| shared_rows(t, &col, "protect_schema"))
                 .flatten()
         })
         .collect();

@@ -210,7 +210,7 @@ fn rollout(
         .iter()
         .map(|&t| {
             (p == Phase::Prepare && !dry)
-                .then(|| crate::protect::shared_rows(t, &col))
+                .then(|| crate::protect::shared_rows(t, &col, "rollout"))
                 .flatten()
         })
         .collect();
