@@ -151,6 +151,13 @@ fn count_orphan_tenant_rows(
     let (name, owner, _) = open_table_and_column(&tbl, tenant_column);
     drop(tbl);
     require_full_read(oid);
+    // The tenant values are cast to text as the table's owner.
+    privileged::require_trusted_columns(
+        oid,
+        &[tenant_column.to_owned()],
+        owner,
+        "the orphan count",
+    );
     let Some((reg, id_col)) = registry() else {
         return TableIterator::new(Vec::new());
     };
@@ -269,14 +276,27 @@ fn count_cross_tenant_references(
     // catalog's too: an operator class of the other owner's would run its
     // code as this one.
     let catalog_ops = fk.op_schemas.iter().all(|n| n == "pg_catalog");
-    let run_as =
-        if co == po || (catalog_ops && role_reads_all(co, fk.parent) && is_builtin(pt_type)) {
-            Some(co)
-        } else if catalog_ops && role_reads_all(po, fk.child) && is_builtin(ct_type) {
-            Some(po)
-        } else {
-            None
-        };
+    // Every column compared or cast must be of a type of the role the count
+    // runs as, or of a superuser, whoever owns the tables (a third role's
+    // type carries that role's casts and operators).
+    let mut child_cols = fk.cols.clone();
+    child_cols.push(ct.clone());
+    let mut parent_cols = fk.pcols.clone();
+    parent_cols.push(pt.clone());
+    let types_of = |role: Oid| {
+        privileged::untrusted_columns(fk.child, &child_cols, role).is_empty()
+            && privileged::untrusted_columns(fk.parent, &parent_cols, role).is_empty()
+    };
+    let run_as = if (co == po
+        || (catalog_ops && role_reads_all(co, fk.parent) && is_builtin(pt_type)))
+        && types_of(co)
+    {
+        Some(co)
+    } else if catalog_ops && role_reads_all(po, fk.child) && is_builtin(ct_type) && types_of(po) {
+        Some(po)
+    } else {
+        None
+    };
     let Some(role) = run_as else {
         ereport!(
             WARNING,
@@ -286,7 +306,7 @@ fn count_cross_tenant_references(
                 qualified_name(fk.child),
                 qualified_name(fk.parent)
             ),
-            "Neither table's owner may read all of the other table (or the other table's tenant column is of a user-defined type): the count would run another role's code."
+            "Neither table's owner may read all of the other table, or a compared column is of a user-defined type of another role: the count would run another role's code."
         );
         return None;
     };

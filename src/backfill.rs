@@ -111,6 +111,14 @@ fn prepare(oid: Oid, via_constraint: &str, tenant_column: Option<&str>) -> Backf
     // The batches update the child (and its partitions) as its owner and
     // read the parent's key and tenant as that owner too.
     require_owned_tree(oid, "the backfill");
+    let mut own_cols = cols.clone();
+    own_cols.push(tenant.clone());
+    privileged::require_trusted_columns(
+        oid,
+        &own_cols,
+        privileged::table_owner(oid),
+        "the backfill",
+    );
     let mut read_cols = pcols.clone();
     read_cols.push(tenant.clone());
     require_safe_read(oid, fk.parent, &read_cols, &ops, "the backfill");

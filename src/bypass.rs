@@ -1025,15 +1025,17 @@ unsafe extern "C-unwind" fn process_utility_checked(
         .raise();
     }
     let maintains = matches!(tag, Some(T_VacuumStmt | T_ClusterStmt | T_ReindexStmt));
-    if matches!(tag, Some(T_PrepareStmt | T_ListenStmt)) {
+    if matches!(tag, Some(T_PrepareStmt | T_ExecuteStmt | T_ListenStmt)) {
         // Code run in the bypass context (a function of the application's)
-        // could put rows into a statement's text or a channel's name.
+        // could put rows into a statement's text or a channel's name, or
+        // into how many times it executed a statement prepared earlier
+        // (pg_prepared_statements counts plans, for the session).
         Failure::new(
             Code::ERRCODE_READ_ONLY_SQL_TRANSACTION,
-            "PREPARE and LISTEN cannot run in a bypass transaction",
+            "PREPARE, EXECUTE and LISTEN cannot run in a bypass transaction",
         )
-        .detail("What they keep (a prepared statement and its text, a channel's name) outlives the transaction, where the bypass context no longer holds.")
-        .hint("Prepare the statement, or listen, before the bypass transaction.")
+        .detail("What they keep (a prepared statement and its text, its count of executions, a channel's name) outlives the transaction, where the bypass context no longer holds.")
+        .hint("Prepare, execute or listen in a transaction without a bypass context; a client's protocol-level prepared statements are not affected.")
         .raise();
     }
     if maintains {
@@ -1094,6 +1096,12 @@ fn outlives_transaction(function: pg_sys::Oid) -> Option<&'static str> {
         | pg_sys::F_PG_ADVISORY_UNLOCK_SHARED_INT4_INT4
         | pg_sys::F_PG_ADVISORY_UNLOCK_ALL => "taking or releasing a session-level advisory lock",
         pg_sys::F_SETSEED => "setseed",
+        // random() (1598), random_normal() (6212, PostgreSQL 16 and later),
+        // random(min, max) (6339-6341, PostgreSQL 17 and later): each draw
+        // moves the session's sequence, which setseed makes known, so the
+        // number of draws (chosen by code that read rows as the role) can
+        // be counted back by a later transaction.
+        1598 | 6212 | 6339..=6341 => "random()",
         pg_sys::F_NEXTVAL
         | pg_sys::F_SETVAL_REGCLASS_INT8
         | pg_sys::F_SETVAL_REGCLASS_INT8_BOOL => "nextval and setval",
@@ -1148,7 +1156,7 @@ unsafe extern "C-unwind" fn refuse_function(function: pg_sys::Oid) {
         Code::ERRCODE_READ_ONLY_SQL_TRANSACTION,
         format!("{what} cannot run in a bypass transaction"),
     )
-    .detail("What it changes (a notification, a session-level advisory lock, a sequence's value, the random seed, a large object) outlives the transaction or reaches another session, where the bypass context no longer holds.")
+    .detail("What it changes (a notification, a session-level advisory lock, a sequence's value, the random seed or the position in its sequence, a large object) outlives the transaction or reaches another session, where the bypass context no longer holds.")
     .hint("Call it in a transaction without a bypass context.")
     .raise();
 }
@@ -1193,6 +1201,21 @@ mod tests {
             pg_sys::F_SETSEED,
             pg_sys::F_LO_CREATE,
             pg_sys::F_LO_FROM_BYTEA,
+        ] {
+            assert!(outlives_transaction(pg_sys::Oid::from(f)).is_some(), "{f}");
+        }
+        // random() and the functions drawing from its sequence: the OIDs
+        // the match names are PostgreSQL's.
+        #[cfg(not(feature = "pg18"))]
+        assert!(outlives_transaction(pg_sys::Oid::from(pg_sys::F_RANDOM)).is_some());
+        #[cfg(not(feature = "pg15"))]
+        assert!(outlives_transaction(pg_sys::Oid::from(pg_sys::F_RANDOM_NORMAL)).is_some());
+        #[cfg(feature = "pg18")]
+        for f in [
+            pg_sys::F_RANDOM_,
+            pg_sys::F_RANDOM_INT4_INT4,
+            pg_sys::F_RANDOM_INT8_INT8,
+            pg_sys::F_RANDOM_NUMERIC_NUMERIC,
         ] {
             assert!(outlives_transaction(pg_sys::Oid::from(f)).is_some(), "{f}");
         }

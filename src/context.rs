@@ -449,11 +449,26 @@ struct Facts {
 /// The claims a revocation can name (`jti`, `sub`, `iat`), copied out.
 fn revocable(
     claims: &serde_json::Map<String, serde_json::Value>,
+    user: Option<&str>,
 ) -> serde_json::Map<String, serde_json::Value> {
-    ["jti", "sub", "iat"]
+    let mut m: serde_json::Map<String, serde_json::Value> = ["jti", "sub", "iat"]
         .iter()
         .filter_map(|k| claims.get(*k).map(|v| ((*k).to_owned(), v.clone())))
-        .collect()
+        .collect();
+    if let Some(u) = user {
+        m.insert(REVOCABLE_USER.to_owned(), u.into());
+    }
+    m
+}
+
+/// The key under which [`revocable`] keeps the token's user (as
+/// `tenant_guard.user_claim` names it; not a claim name a token can use
+/// here, since only `jti`, `sub` and `iat` are copied from the claims).
+const REVOCABLE_USER: &str = "\u{0}user";
+
+/// The user [`revocable`] kept.
+fn revocable_user(m: &serde_json::Map<String, serde_json::Value>) -> Option<&str> {
+    m.get(REVOCABLE_USER).and_then(serde_json::Value::as_str)
 }
 
 /// `first` (if any) then `rest`, each once, in order (a hash set, so a read
@@ -478,7 +493,7 @@ fn facts_of_verified(v: &Verified, issuer: Option<std::sync::Arc<token::Issuer>>
         kid: v.kid.clone(),
         exp: v.claims.get("exp").and_then(serde_json::Value::as_f64),
         tenants,
-        revocable: revocable(&v.claims),
+        revocable: revocable(&v.claims, v.user.as_deref()),
         issuer: Some(issuer),
         as_claimed: false,
         made_by: None,
@@ -510,7 +525,7 @@ fn facts_of(value: &str) -> Facts {
         kid: scope.kid,
         exp,
         tenants,
-        revocable: revocable(&claims),
+        revocable: revocable(&claims, scope.user.as_deref()),
         issuer: None,
         // Whoever the value names, it is not trusted from the value: see
         // `facts_of_value`.
@@ -769,8 +784,11 @@ fn context_valid(value: &CStr) -> bool {
         if facts.as_claimed {
             return None;
         }
-        ring.revoked
-            .check(&facts.revocable, facts.tenants.iter().map(String::as_str))
+        ring.revoked.check(
+            &facts.revocable,
+            revocable_user(&facts.revocable),
+            facts.tenants.iter().map(String::as_str),
+        )
     });
     if why.is_none() {
         if let Some(reg) = ring.registry.as_ref().filter(|_| registry_due(set, now)) {
@@ -1201,7 +1219,7 @@ fn establish(token: &str, is_local: bool, forwarded: bool) -> String {
                 .flat_map(|u| u.tenant.iter().chain(u.tenants.iter())),
         )
         .map(String::as_str);
-    if let Some(why) = ring.revoked.check(&v.claims, named) {
+    if let Some(why) = ring.revoked.check(&v.claims, v.user.as_deref(), named) {
         refuse(&Rejection::Revoked(why), &verified_claims());
     }
     let refuse_tenant = |why: String| -> ! {

@@ -340,6 +340,15 @@ pub fn require_writable(function: &CStr) {
     unsafe { pg_sys::PreventCommandIfReadOnly(function.as_ptr()) }
 }
 
+/// `s` with its first letter in upper case (a reason that begins a DETAIL).
+pub fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod token_shape {
     use super::carries_token;

@@ -290,37 +290,48 @@ pub(crate) fn require_safe_read(
 ) {
     let reader = privileged::table_owner(table);
     let owner = privileged::table_owner(other);
-    if reader == owner {
-        return;
+    // Whoever owns the tables, a column type of a third role runs that
+    // role's code.
+    let mut reasons = Vec::new();
+    let mut flagged = Vec::new();
+    for c in cols {
+        let found = privileged::untrusted_columns(other, std::slice::from_ref(c), reader);
+        if !found.is_empty() {
+            flagged.push(c.clone());
+            reasons.extend(found);
+        }
     }
     let other_name = privileged::qualified_name(other);
-    let mut reasons = Vec::new();
-    if !role_has(reader, other, pg_sys::ACL_SELECT) {
-        reasons.push(format!("\"{}\" lacks SELECT on it", owner_name(reader)));
-    }
-    // SAFETY: a catalog look-up for an existing role and relation; noError.
-    let rls = unsafe { pg_sys::check_enable_rls(other, reader, true) };
-    if rls == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32 {
-        reasons.push(format!(
-            "its row-level security applies to \"{}\" (its policies would run as that role)",
-            owner_name(reader)
-        ));
-    }
-    for c in cols {
-        let ty = column_type(other, c);
-        if !is_safe_type(ty) {
+    if reader != owner {
+        if !role_has(reader, other, pg_sys::ACL_SELECT) {
+            reasons.push(format!("\"{}\" lacks SELECT on it", owner_name(reader)));
+        }
+        // SAFETY: a catalog look-up for an existing role and relation; noError.
+        let rls = unsafe { pg_sys::check_enable_rls(other, reader, true) };
+        if rls == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32 {
             reasons.push(format!(
-                "its column \"{c}\" is of the user-defined type {} (its operators and casts would run as \"{}\")",
-                type_name(ty),
+                "its row-level security applies to \"{}\" (its policies would run as that role)",
                 owner_name(reader)
             ));
         }
-    }
-    for op in ops {
-        if !(op.starts_with("OPERATOR(pg_catalog.") || op.starts_with("OPERATOR(\"pg_catalog\".")) {
-            reasons.push(format!(
-                "the key compares with the user-defined operator {op}"
-            ));
+        for c in cols.iter().filter(|c| !flagged.contains(c)) {
+            let ty = column_type(other, c);
+            if !is_safe_type(ty) {
+                reasons.push(format!(
+                    "its column \"{c}\" is of the user-defined type {} (its operators and casts would run as \"{}\")",
+                    type_name(ty),
+                    owner_name(reader)
+                ));
+            }
+        }
+        for op in ops {
+            if !(op.starts_with("OPERATOR(pg_catalog.")
+                || op.starts_with("OPERATOR(\"pg_catalog\"."))
+            {
+                reasons.push(format!(
+                    "the key compares with the user-defined operator {op}"
+                ));
+            }
         }
     }
     if reasons.is_empty() {
@@ -336,11 +347,20 @@ pub(crate) fn require_safe_read(
         ),
     )
     .detail(format!(
-        "tenant_guard runs {why} as the owner of {}, and {other_name} belongs to another role: {}.",
+        "tenant_guard runs {why} as the owner of {}, and {}: {}.",
         privileged::qualified_name(table),
+        if reader == owner {
+            "code of another role would run with that owner's rights".to_owned()
+        } else {
+            format!("{other_name} belongs to another role")
+        },
         reasons.join("; ")
     ))
-    .hint("Give both tables the same owner (ALTER TABLE ... OWNER TO ...), or lift the condition named.")
+    .hint(if reader == owner {
+        "Give the types named to the tables' owner (ALTER TYPE or ALTER DOMAIN ... OWNER TO ...), or use built-in types."
+    } else {
+        "Give both tables the same owner (ALTER TABLE ... OWNER TO ...), or lift the condition named."
+    })
     .raise();
 }
 
@@ -979,6 +999,21 @@ fn add_fk_core(
         require_owner(child);
         require_owned_tree(child, "the foreign key's DDL and its validation");
     }
+    // The key's columns are compared, indexed and cast to text (the
+    // violation sample) as each table's owner: their types must be that
+    // owner's or a superuser's.
+    privileged::require_trusted_columns(
+        child,
+        &all,
+        privileged::table_owner(child),
+        "the foreign key's index, violation count and validation",
+    );
+    privileged::require_trusted_columns(
+        parent,
+        &pall,
+        privileged::table_owner(parent),
+        "the parent key's unique index",
+    );
     let mut ddl = Vec::new();
     let existing = fk_rows(
         &format!(

@@ -24,7 +24,11 @@
 //!   `SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION`, the way
 //!   PostgreSQL runs VACUUM, CREATE INDEX and REFRESH MATERIALIZED VIEW:
 //!   a trigger, index expression, cast or operator the owner wrote runs with
-//!   the owner's rights, which it has anyway. It locks the table first
+//!   the owner's rights, which it has anyway. A column's type need not be
+//!   the owner's: statements that compare or cast a column's values first
+//!   check, with [`require_trusted_columns`], that every user-defined type
+//!   they touch belongs to the role they run as or to a superuser (its
+//!   casts, operators and domain checks are its owner's code). It locks the table first
 //!   (`ACCESS SHARE` to the end of the transaction; `42P01` if dropped): a
 //!   name is parsed again by each statement, and a schema's owner may drop
 //!   a table it does not own and put a view of its own under the name.
@@ -447,4 +451,162 @@ pub fn require_privilege(rel: pg_sys::Oid, mode: u32, what: &str) {
         .detail(format!("This function needs {what} on the table."))
         .raise();
     }
+}
+
+/// Types with an OID below this are built into PostgreSQL.
+const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
+
+/// Why comparing or converting values of type `ty` (to or from text) in SQL
+/// run as `role` could run code of another role; `None` when it cannot. A
+/// built-in type is safe. A user-defined type is safe only if it belongs to
+/// `role` or to a superuser (its owner can create casts from and to it,
+/// add CHECK constraints to a domain, rename an enum's values, define its
+/// operators), and then only if what it is built on is safe too: a
+/// domain's base type, an array's element type, a range's subtype, a
+/// composite type's attribute types.
+pub fn untrusted_type(ty: pg_sys::Oid, role: pg_sys::Oid) -> Option<String> {
+    type_walk(ty, role, 0)
+}
+
+fn type_walk(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String> {
+    if ty == pg_sys::Oid::INVALID {
+        return Some("a type that does not exist".into());
+    }
+    if u32::from(ty) < FIRST_NORMAL_OBJECT_ID {
+        return None;
+    }
+    if depth > 32 {
+        return Some("a type nested too deeply".into());
+    }
+    struct TypeRow {
+        kind: String,
+        base: pg_sys::Oid,
+        elem: pg_sys::Oid,
+        category: String,
+        owner: pg_sys::Oid,
+        rel: pg_sys::Oid,
+        subtype: Option<pg_sys::Oid>,
+        name: String,
+        owner_name: String,
+    }
+    let row = pinned(|| {
+        Spi::connect(|c| {
+            let rows = crate::error::spi(c.select(
+                "SELECT t.typtype::pg_catalog.text, t.typbasetype, t.typelem, \
+                        t.typcategory::pg_catalog.text, t.typowner, t.typrelid, \
+                        (SELECT r.rngsubtype FROM pg_catalog.pg_range r \
+                          WHERE r.rngtypid OPERATOR(pg_catalog.=) t.oid \
+                             OR r.rngmultitypid OPERATOR(pg_catalog.=) t.oid), \
+                        pg_catalog.format_type(t.oid, NULL), \
+                        pg_catalog.pg_get_userbyid(t.typowner)::pg_catalog.text \
+                   FROM pg_catalog.pg_type t WHERE t.oid OPERATOR(pg_catalog.=) $1",
+                None,
+                &[ty.into()],
+            ));
+            rows.into_iter().next().map(|r| TypeRow {
+                kind: crate::error::present(r.get::<String>(1), "pg_type.typtype"),
+                base: crate::error::present(r.get::<pg_sys::Oid>(2), "pg_type.typbasetype"),
+                elem: crate::error::present(r.get::<pg_sys::Oid>(3), "pg_type.typelem"),
+                category: crate::error::present(r.get::<String>(4), "pg_type.typcategory"),
+                owner: crate::error::present(r.get::<pg_sys::Oid>(5), "pg_type.typowner"),
+                rel: crate::error::present(r.get::<pg_sys::Oid>(6), "pg_type.typrelid"),
+                subtype: crate::error::spi(r.get::<pg_sys::Oid>(7)),
+                name: crate::error::present(r.get::<String>(8), "format_type"),
+                owner_name: crate::error::present(r.get::<String>(9), "pg_get_userbyid"),
+            })
+        })
+    });
+    let Some(t) = row else {
+        return Some(format!("type {} that does not exist", u32::from(ty)));
+    };
+    // SAFETY: a catalog look-up of a role by OID (false when it is gone).
+    let owner_ok = t.owner == role || unsafe { pg_sys::superuser_arg(t.owner) };
+    if !owner_ok {
+        return Some(format!(
+            "the type {} belongs to role \"{}\"",
+            t.name, t.owner_name
+        ));
+    }
+    match t.kind.as_str() {
+        "d" => type_walk(t.base, role, depth + 1),
+        "b" if t.category == "A" && t.elem != pg_sys::Oid::INVALID => {
+            type_walk(t.elem, role, depth + 1)
+        }
+        "r" | "m" => t.subtype.and_then(|s| type_walk(s, role, depth + 1)),
+        "c" => {
+            let attrs: Vec<pg_sys::Oid> = pinned(|| {
+                Spi::connect(|c| {
+                    crate::error::spi(c.select(
+                        "SELECT a.atttypid FROM pg_catalog.pg_attribute a \
+                          WHERE a.attrelid OPERATOR(pg_catalog.=) $1 \
+                            AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 \
+                            AND NOT a.attisdropped ORDER BY a.attnum",
+                        None,
+                        &[t.rel.into()],
+                    ))
+                    .filter_map(|r| crate::error::spi(r.get::<pg_sys::Oid>(1)))
+                    .collect()
+                })
+            });
+            attrs
+                .into_iter()
+                .find_map(|a| type_walk(a, role, depth + 1))
+        }
+        _ => None,
+    }
+}
+
+/// The type of column `col` of `rel` (`Oid::INVALID` when there is none).
+pub fn column_type(rel: pg_sys::Oid, col: &str) -> pg_sys::Oid {
+    pinned(|| {
+        crate::error::one::<pg_sys::Oid>(
+            "SELECT a.atttypid FROM pg_catalog.pg_attribute a \
+              WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
+                AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped",
+            &[rel.into(), col.into()],
+        )
+    })
+    .unwrap_or(pg_sys::Oid::INVALID)
+}
+
+/// For each column of `cols` (of `rel`) whose type is not safe for SQL run
+/// as `role` ([`untrusted_type`]): why.
+pub fn untrusted_columns(rel: pg_sys::Oid, cols: &[String], role: pg_sys::Oid) -> Vec<String> {
+    cols.iter()
+        .filter_map(|c| {
+            untrusted_type(column_type(rel, c), role)
+                .map(|why| format!("column \"{c}\" of {}: {why}", qualified_name(rel)))
+        })
+        .collect()
+}
+
+/// 42501 unless every column of `cols` (of `rel`) is of a type safe for SQL
+/// run as `role` ([`untrusted_type`]). `why` names that SQL.
+pub fn require_trusted_columns(rel: pg_sys::Oid, cols: &[String], role: pg_sys::Oid, why: &str) {
+    let found = untrusted_columns(rel, cols, role);
+    if found.is_empty() {
+        return;
+    }
+    Failure::new(
+        Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!(
+            "tenant_guard will not run {why} as \"{}\": {}",
+            role_name(role),
+            found.join("; ")
+        ),
+    )
+    .detail("A user-defined type's casts, operators and domain checks are its owner's code; here they would run with the rights of another role.")
+    .hint("Give the type to that role (ALTER TYPE or ALTER DOMAIN ... OWNER TO ...), or use a built-in type.")
+    .raise();
+}
+
+/// A role's name (its OID when it is gone).
+pub fn role_name(role: pg_sys::Oid) -> String {
+    pinned(|| {
+        crate::error::one::<String>(
+            "SELECT pg_catalog.pg_get_userbyid($1)::pg_catalog.text",
+            &[role.into()],
+        )
+    })
+    .unwrap_or_else(|| u32::from(role).to_string())
 }

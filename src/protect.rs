@@ -479,6 +479,37 @@ fn run(oid: pg_sys::Oid, ddl: &[String]) {
     });
 }
 
+/// 42501 unless the tenant column's type is built in, or belongs to the
+/// table's owner or a superuser (and so does every type it is built on;
+/// `privileged::untrusted_type`). The column's default casts the context's
+/// tenant to that type and the policies cast the read set to its array:
+/// a cast or domain check of another role would run as every role that
+/// writes or reads the table, superusers included, and could map one
+/// tenant to another; the owner of an enum can rename its values, moving
+/// every row of one tenant to another without an UPDATE.
+fn require_trusted_tenant_type(oid: pg_sys::Oid, r: &Relation, col: &str) {
+    let owner = crate::privileged::table_owner(oid);
+    let ty = crate::privileged::column_type(oid, col);
+    if let Some(why) = crate::privileged::untrusted_type(ty, owner) {
+        Failure::new(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "the tenant column \"{col}\" of \"{}\" is of a type that neither the table's owner nor a superuser owns",
+                r.display
+            ),
+        )
+        .detail(format!(
+            "{}. The column's default and policies cast tenant ids to this type: its casts and domain checks would run as every role that writes or reads the table, and its owner could change which tenant a row belongs to (renaming an enum's values).",
+            crate::error::capitalized(&why)
+        ))
+        .hint(format!(
+            "Give the type to the table's owner \"{}\" (ALTER TYPE or ALTER DOMAIN ... OWNER TO ...), or use a built-in type (text, uuid, bigint).",
+            crate::privileged::role_name(owner)
+        ))
+        .raise();
+    }
+}
+
 /// Protects one table and, recursively, its partitions. Returns the DDL.
 pub fn protect_oid(
     oid: pg_sys::Oid,
@@ -490,6 +521,7 @@ pub fn protect_oid(
     let r = relation(oid);
     require_table(&r);
     let (col_type, default) = column(oid, &r, col);
+    require_trusted_tenant_type(oid, &r, col);
     let rec = recorded(oid);
     // A partition protected on its own (by the DDL guard) still records the
     // protected parent it belongs to.

@@ -1502,9 +1502,13 @@ impl Revocations {
 
     /// Why a token with these claims, reading `tenants`, is revoked (`None`:
     /// it is not). A token without `iat` counts as issued before any time.
+    /// A revoked subject is matched against the `sub` claim and against
+    /// `user`, the token's user as `tenant_guard.user_claim` names it (what
+    /// `tenant_guard.user_id()` reports), when that is another claim.
     pub fn check<'t>(
         &self,
         claims: &Map<String, Value>,
+        user: Option<&str>,
         tenants: impl IntoIterator<Item = &'t str>,
     ) -> Option<String> {
         if self.is_empty() {
@@ -1523,11 +1527,12 @@ impl Revocations {
         }
         let iat = claims.get("iat").and_then(Value::as_f64);
         let before = |cut: f64| iat.is_none_or(|i| i < cut);
-        if let Some(sub) = claims.get("sub").and_then(|s| match s {
+        let sub = claims.get("sub").and_then(|s| match s {
             Value::String(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
             _ => None,
-        }) {
+        });
+        for sub in sub.into_iter().chain(user.map(str::to_owned)) {
             if let Some(cut) = self.subjects.get(&sub) {
                 if before(*cut) {
                     return Some(format!(

@@ -1509,26 +1509,46 @@ fn claim_paths() {
 fn revocations() {
     let mut r = Revocations::default();
     let c = claims(json!({"jti": "j1", "sub": "u1", "iat": 100.0}));
-    assert_eq!(r.check(&c, ["t1"]), None);
+    assert_eq!(r.check(&c, None, ["t1"]), None);
     r.tokens.insert("j1".into());
-    assert!(r.check(&c, ["t1"]).unwrap().contains("jti \"j1\""));
+    assert!(r.check(&c, None, ["t1"]).unwrap().contains("jti \"j1\""));
     // A numeric jti is named by its decimal text.
     r.tokens.insert("12345".into());
     let n = claims(json!({"jti": 12345, "sub": "u1"}));
-    assert!(r.check(&n, ["t1"]).unwrap().contains("jti \"12345\""));
-    assert_eq!(r.check(&claims(json!({"jti": 1234})), ["t1"]), None);
+    assert!(r.check(&n, None, ["t1"]).unwrap().contains("jti \"12345\""));
+    assert_eq!(r.check(&claims(json!({"jti": 1234})), None, ["t1"]), None);
     r.tokens.clear();
     // Subjects: tokens issued before the cut; none after it; no iat counts as before.
     r.subjects.insert("u1".into(), 100.0);
-    assert_eq!(r.check(&c, ["t1"]), None);
+    assert_eq!(r.check(&c, None, ["t1"]), None);
     r.subjects.insert("u1".into(), 100.5);
-    assert!(r.check(&c, ["t1"]).unwrap().contains("subject \"u1\""));
-    assert!(r.check(&claims(json!({"sub": "u1"})), ["t1"]).is_some());
-    assert_eq!(r.check(&claims(json!({"sub": "u2"})), ["t1"]), None);
+    assert!(r
+        .check(&c, None, ["t1"])
+        .unwrap()
+        .contains("subject \"u1\""));
+    assert!(r
+        .check(&claims(json!({"sub": "u1"})), None, ["t1"])
+        .is_some());
+    assert_eq!(r.check(&claims(json!({"sub": "u2"})), None, ["t1"]), None);
+    // The user under another claim (tenant_guard.user_claim) is matched too.
+    assert!(r
+        .check(&claims(json!({"uid": "u1"})), Some("u1"), ["t1"])
+        .unwrap()
+        .contains("subject \"u1\""));
+    assert!(r
+        .check(&claims(json!({"sub": "u2"})), Some("u1"), ["t1"])
+        .is_some());
+    assert_eq!(
+        r.check(&claims(json!({"uid": "u2"})), Some("u2"), ["t1"]),
+        None
+    );
     r.subjects.clear();
     // Tenants: any tenant the token reads.
     r.tenants.insert("t2".into(), 200.0);
-    assert_eq!(r.check(&c, ["t1"]), None);
-    assert!(r.check(&c, ["t1", "t2"]).unwrap().contains("tenant \"t2\""));
-    assert_eq!(r.check(&claims(json!({"iat": 300.0})), ["t2"]), None);
+    assert_eq!(r.check(&c, None, ["t1"]), None);
+    assert!(r
+        .check(&c, None, ["t1", "t2"])
+        .unwrap()
+        .contains("tenant \"t2\""));
+    assert_eq!(r.check(&claims(json!({"iat": 300.0})), None, ["t2"]), None);
 }

@@ -352,6 +352,69 @@ BEGIN; SELECT tenant_guard.set_context($(tok acme)) IS NOT NULL; COMMIT;
 BEGIN; SELECT tenant_guard.set_context($(tok bypass)) IS NOT NULL; COMMIT;
 SQL
     end_check
+    # Tables the DBA owns whose tenant column is of the attacker's types: an
+    # enum with its own casts both ways, and the domain whose CHECK calls
+    # the attacker. protect would cast the context's tenant to the enum in
+    # the column's default and the read set in the policies (run by every
+    # role that writes or reads, the DBA too); the audits and add_tenant_fk's
+    # violation sample would cast it to text as the table's owner. protect
+    # refuses such a column (42501), and the others run nothing of the
+    # attacker's (42501, or a WARNING and no count).
+    begin_check "casts/$pos/foreign-type-setup"
+    as_strict "$APP" "$DB" <<SQL
+CREATE TYPE $S.ftid AS ENUM ('acme', 'globex');
+CREATE FUNCTION $S.text_ftid(text) RETURNS $S.ftid LANGUAGE plpgsql IMMUTABLE AS \$f\$
+DECLARE r $S.ftid;
+BEGIN PERFORM $S.pwn();
+  SELECT e INTO r FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::$S.ftid)) e
+   WHERE pg_catalog.textin(pg_catalog.enum_out(e)) OPERATOR(pg_catalog.=) \$1;
+  RETURN r; END \$f\$;
+CREATE CAST (text AS $S.ftid) WITH FUNCTION $S.text_ftid(text);
+CREATE FUNCTION $S.ftid_text($S.ftid) RETURNS text LANGUAGE plpgsql IMMUTABLE AS \$f\$
+BEGIN PERFORM $S.pwn(); RETURN pg_catalog.textin(pg_catalog.enum_out(\$1)); END \$f\$;
+CREATE CAST ($S.ftid AS text) WITH FUNCTION $S.ftid_text($S.ftid);
+SQL
+    rc=$?
+    adm "$DB" >>"$OUT" 2>&1 <<SQL || rc=1
+CREATE SCHEMA tgsec_owned;
+CREATE TABLE tgsec_owned.fparents (id int PRIMARY KEY, tenant_id $S.ftid NOT NULL);
+INSERT INTO tgsec_owned.fparents VALUES (1, 'acme'), (2, 'globex');
+CREATE TABLE tgsec_owned.fchildren (id int PRIMARY KEY, tenant_id $S.ftid,
+  parent_id int CONSTRAINT fchildren_parent_id_fkey REFERENCES tgsec_owned.fparents (id));
+INSERT INTO tgsec_owned.fchildren VALUES (1, 'acme', 1), (2, 'globex', 1), (3, NULL, 2);
+CREATE TABLE tgsec_owned.fkids (id int PRIMARY KEY, tenant_id $S.ftid NOT NULL,
+  parent_id int CONSTRAINT fkids_parent_id_fkey REFERENCES tgsec_owned.fparents (id));
+INSERT INTO tgsec_owned.fkids VALUES (1, 'acme', 1), (2, 'globex', 1);
+CREATE TABLE tgsec_owned.fdom (id int PRIMARY KEY, tenant_id $S.dtid);
+CREATE TABLE tgsec_owned.tenants (id text PRIMARY KEY);
+INSERT INTO tgsec_owned.tenants VALUES ('acme');
+SELECT tenant_guard.use_registry('tgsec_owned.tenants', 'id');
+SQL
+    if [ $rc -ne 0 ]; then end_check "setup failed"; continue; fi
+    end_check
+    while IFS='|' read -r v sql; do
+      [ -z "$v" ] && continue
+      begin_check "casts/$pos/$v"
+      as "$SU" "$DB" <<<"$p
+$sql"
+      end_check
+    done <<VICTIMS
+foreign-type-protect-insert|SELECT * FROM tenant_guard.protect('tgsec_owned.fparents'); INSERT INTO tgsec_owned.fparents (id) VALUES (9); SELECT * FROM tgsec_owned.fparents;
+foreign-type-orphan-count|SELECT * FROM tenant_guard_internal.count_orphan_tenant_rows('tgsec_owned.fparents', 'tenant_id');
+foreign-type-cross-count|SELECT tenant_guard_internal.count_cross_tenant_references(c.oid, 'tenant_id', 'tenant_id') FROM pg_catalog.pg_constraint c WHERE c.conname OPERATOR(pg_catalog.=) 'fchildren_parent_id_fkey';
+foreign-type-add_tenant_fk|SELECT * FROM tenant_guard.add_tenant_fk('tgsec_owned.fkids', ARRAY['parent_id'], 'tgsec_owned.fparents');
+VICTIMS
+    # The domain: every INSERT runs its CHECK (PostgreSQL's own rule, the
+    # column's type is the DBA's choice), but the policies would run it for
+    # every reader too. protect refuses, and the table stays unprotected.
+    begin_check "casts/$pos/foreign-domain-protect"
+    as "$SU" "$DB" <<<"$p
+SELECT * FROM tenant_guard.protect('tgsec_owned.fdom');"
+    local n
+    n=$(adm_val "$DB" "SELECT count(*) FROM tenant_guard.protected WHERE relid OPERATOR(pg_catalog.=) 'tgsec_owned.fdom'::pg_catalog.regclass")
+    if [ "$n" != 0 ]; then end_check "protect accepted a tenant column of the attacker's domain"
+    elif ! grep -q "42501" "$OUT"; then end_check "protect did not fail with 42501"
+    else end_check; fi
   done
 }
 

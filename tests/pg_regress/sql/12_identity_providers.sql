@@ -263,6 +263,11 @@ BEGIN;
 SELECT tenant_guard.set_context(tenant_guard.sign('{"tenant_id": "acme", "profile": {"email": "a@example.com"}, "exp": 4102444800}', 'app')),
        tenant_guard.user_id();
 ROLLBACK;
+-- revoke_subject matches that user too, not only the sub claim.
+BEGIN;
+SELECT tenant_guard.revoke_subject('a@example.com', issued_before => '2100-01-01 00:00:00+00');
+SELECT tenant_guard.set_context(tenant_guard.sign('{"tenant_id": "acme", "profile": {"email": "a@example.com"}, "exp": 4102444800}', 'app'));
+ROLLBACK;
 RESET tenant_guard.user_claim;
 
 -- None of this is for PUBLIC: an application role can neither import keys,

@@ -345,16 +345,29 @@ COMMIT;
 SELECT current_user;
 
 -- A cached plan made as the role is never run by a tenant: PostgreSQL plans
--- again for a role row-level security applies to.
+-- again for a role row-level security applies to (here a PL/pgSQL
+-- function's statement, whose plan the session keeps).
+CREATE FUNCTION pg_temp.all_ids() RETURNS int[] LANGUAGE plpgsql AS
+  'BEGIN RETURN (SELECT array_agg(id ORDER BY id) FROM tickets); END';
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
+SELECT pg_temp.all_ids();
+COMMIT;
+BEGIN;
+SELECT tenant_guard.set_context(:'acme');
+SELECT pg_temp.all_ids();
+COMMIT;
+DROP FUNCTION pg_temp.all_ids();
+-- EXECUTE of a statement prepared before is refused in a bypass
+-- transaction, as PREPARE is: the statement's count of executions
+-- (pg_prepared_statements) outlives the transaction, and code run as the
+-- role could choose it.
 PREPARE all_ids AS SELECT array_agg(id ORDER BY id) FROM tickets;
 BEGIN;
 SELECT tenant_guard.set_context(:'bypass') IS NOT NULL;
 EXECUTE all_ids;
-COMMIT;
-BEGIN;
-SELECT tenant_guard.set_context(:'acme');
-EXECUTE all_ids;
-COMMIT;
+ROLLBACK;
+SELECT generic_plans + custom_plans AS executions FROM pg_prepared_statements WHERE name = 'all_ids';
 DEALLOCATE all_ids;
 
 -- Once the transaction has left its bypass context (another token,
@@ -595,6 +608,13 @@ ROLLBACK;
 BEGIN;
 SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
 SELECT setseed(0.5);
+ROLLBACK;
+-- Nor random(): each draw moves the session's sequence, which a later
+-- setseed makes known, so a later transaction could count how many draws
+-- code run as the role made.
+BEGIN;
+SELECT tenant_guard.set_context(:'bypass') IS NOT NULL AS entered;
+SELECT count(random()) FROM tickets;
 ROLLBACK;
 -- Releasing a session-level advisory lock taken before is a channel too:
 -- which keys stay held shows in pg_locks.

@@ -305,6 +305,48 @@ DROP FUNCTION tg_or_steal_trigger(), tg_or_steal();
 DROP SEQUENCE tg_or_ran_as_victim;
 DROP ROLE tg_or_victim;
 
+-- A table the DBA owns, whose tenant column is of the application's enum
+-- (with its own cast from text, which protect's default and policies would
+-- use: they run as every role that writes or reads the table, superusers
+-- included) or domain (whose CHECK, which its owner may change at any time,
+-- the policies would run for every reader): protect refuses, naming the
+-- type's owner (42501), and the table stays unprotected. The audits and
+-- add_tenant_fk, which cast the tenant to text as the table's owner,
+-- refuse too.
+SET ROLE tg_or_app;
+CREATE FUNCTION public.tg_or_to_tenant(text) RETURNS public.tg_or_tenant LANGUAGE plpgsql AS
+  'BEGIN PERFORM public.tg_or_pwn(); RETURN NULL; END';
+CREATE CAST (text AS public.tg_or_tenant) WITH FUNCTION public.tg_or_to_tenant(text);
+CREATE DOMAIN public.tg_or_dom AS text CHECK (VALUE <> '');
+RESET ROLE;
+CREATE TABLE tg_or_dba_parent (id int PRIMARY KEY, tenant_id public.tg_or_tenant NOT NULL);
+CREATE TABLE tg_or_dba_child (id int PRIMARY KEY, tenant_id public.tg_or_tenant NOT NULL,
+                              parent_id int REFERENCES tg_or_dba_parent (id));
+CREATE TABLE tg_or_dba_dom (id int PRIMARY KEY, tenant_id public.tg_or_dom);
+INSERT INTO tg_or_dba_parent VALUES (1, 'acme');
+INSERT INTO tg_or_dba_child VALUES (1, 'globex', 1);
+SELECT setval('tg_or_escalations', 1, false), setval('tg_or_ran_as_app', 1, false);
+\set VERBOSITY default
+SELECT count(*) FROM tenant_guard.protect('tg_or_dba_parent');
+SELECT count(*) FROM tenant_guard.protect('tg_or_dba_dom', dry_run => true);
+SELECT * FROM tenant_guard_internal.count_orphan_tenant_rows('tg_or_dba_parent', 'tenant_id');
+SELECT tenant_guard_internal.count_cross_tenant_references(oid) FROM pg_constraint
+ WHERE conrelid = 'tg_or_dba_child'::regclass AND contype = 'f';
+SELECT count(*) FROM tenant_guard.add_tenant_fk('tg_or_dba_child', ARRAY['parent_id'], 'tg_or_dba_parent');
+\set VERBOSITY sqlstate
+SELECT count(*) AS protected FROM tenant_guard.protected
+ WHERE relid IN ('tg_or_dba_parent'::regclass, 'tg_or_dba_dom'::regclass);
+SELECT is_called AS escalated FROM tg_or_escalations;
+-- The domain given to the table's owner (here the DBA): only that owner
+-- (or a superuser) can change its CHECK now, and protect goes ahead.
+ALTER DOMAIN public.tg_or_dom OWNER TO CURRENT_USER;
+SELECT count(*) > 0 AS protected FROM tenant_guard.protect('tg_or_dba_dom');
+SELECT count(*) FROM tenant_guard.unprotect('tg_or_dba_dom');
+DROP TABLE tg_or_dba_child, tg_or_dba_parent, tg_or_dba_dom;
+DROP DOMAIN public.tg_or_dom;
+DROP CAST (text AS public.tg_or_tenant);
+DROP FUNCTION public.tg_or_to_tenant(text);
+
 DELETE FROM tenant_guard.registry;
 DROP SCHEMA "s." CASCADE;
 DROP TABLE tg_or_docs, tg_or_users, tg_or_child, tg_or_parent, tg_or_tenants, tg_or_items, tg_or_orgs, tg_or_long;
