@@ -592,6 +592,52 @@ BEGIN
    WHERE NOT r.rolsuper AND l.rolname IS NOT NULL
    ORDER BY 3;
 
+  -- Columns of protected tables whose type (or a domain's base type, an
+  -- array's element type) belongs to a role other than the table's owner
+  -- and is not a superuser's: its casts, operators and domain checks are
+  -- that role's code, which runs for every role that writes the column,
+  -- and for the tenant column also in the policies, for every reader; an
+  -- enum's owner can rename its values and so move a tenant's rows.
+  -- protect refuses such a tenant column; a table protected before that,
+  -- or another column, shows here.
+  RETURN QUERY
+  WITH RECURSIVE cols AS (
+    SELECT c.oid AS rel, c.relowner AS owner, a.attname AS att, p.tenant_column::pg_catalog.name AS tcol,
+           a.atttypid AS ty, 0 AS depth
+      FROM tenant_guard.protected p
+      JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::oid
+      JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+     WHERE a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped
+    UNION ALL
+    SELECT x.rel, x.owner, x.att, x.tcol,
+           CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN t.typbasetype ELSE t.typelem END,
+           x.depth OPERATOR(pg_catalog.+) 1
+      FROM cols x JOIN pg_type t ON t.oid OPERATOR(pg_catalog.=) x.ty
+     WHERE x.ty OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid AND x.depth OPERATOR(pg_catalog.<) 16
+       AND (t.typtype OPERATOR(pg_catalog.=) 'd'
+            OR (t.typcategory OPERATOR(pg_catalog.=) 'A' AND t.typelem OPERATOR(pg_catalog.<>) 0::pg_catalog.oid))
+  )
+  SELECT DISTINCT CASE WHEN x.att OPERATOR(pg_catalog.=) x.tcol THEN 'high' ELSE 'medium' END,
+         'foreign_owned_column_type',
+         format('%I.%I.%I', n.nspname, c.relname, x.att),
+         format('column %I of %I.%I is of type %s, which belongs to %I, not to the table''s owner %I: its casts, operators and checks run as whoever writes%s',
+                x.att, n.nspname, c.relname, pg_catalog.format_type(t.oid, NULL), o.rolname, r.rolname,
+                CASE WHEN x.att OPERATOR(pg_catalog.=) x.tcol
+                     THEN ' the table and, in the tenant policies, whoever reads it; its owner can change which tenant a row belongs to'
+                     ELSE ' the column' END),
+         format('ALTER %s %s OWNER TO %I;',
+                CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
+                pg_catalog.format_type(t.oid, NULL), r.rolname)
+    FROM cols x
+    JOIN pg_type t ON t.oid OPERATOR(pg_catalog.=) x.ty
+    JOIN pg_roles o ON o.oid OPERATOR(pg_catalog.=) t.typowner
+    JOIN pg_roles r ON r.oid OPERATOR(pg_catalog.=) x.owner
+    JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) x.rel
+    JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+   WHERE x.ty OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
+     AND t.typowner OPERATOR(pg_catalog.<>) x.owner AND NOT o.rolsuper
+   ORDER BY 3;
+
   -- TRUNCATE ignores row-level security.
   RETURN QUERY
   SELECT 'medium', 'truncate_granted', format('%I.%I to %s', n.nspname, c.relname, g.grantee),

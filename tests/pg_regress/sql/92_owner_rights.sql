@@ -341,6 +341,13 @@ SELECT is_called AS escalated FROM tg_or_escalations;
 -- (or a superuser) can change its CHECK now, and protect goes ahead.
 ALTER DOMAIN public.tg_or_dom OWNER TO CURRENT_USER;
 SELECT count(*) > 0 AS protected FROM tenant_guard.protect('tg_or_dba_dom');
+-- Given away afterwards (or protected before this rule), the advisor
+-- reports it: high for the tenant column, with the remedy.
+ALTER DOMAIN public.tg_or_dom OWNER TO tg_or_app;
+SELECT severity, code, object, detail, remedy FROM tenant_guard.advisor
+ WHERE code = 'foreign_owned_column_type';
+ALTER DOMAIN public.tg_or_dom OWNER TO CURRENT_USER;
+SELECT count(*) AS findings FROM tenant_guard.advisor WHERE code = 'foreign_owned_column_type';
 SELECT count(*) FROM tenant_guard.unprotect('tg_or_dba_dom');
 DROP TABLE tg_or_dba_child, tg_or_dba_parent, tg_or_dba_dom;
 DROP DOMAIN public.tg_or_dom;
