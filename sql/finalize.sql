@@ -75,9 +75,11 @@ BEGIN
       RAISE NOTICE 'tenant_guard: protected partition % of %', part.relid::regclass, part.inhparent::regclass;
     END LOOP;
     -- New tables with the tenant column. On a Citus worker, the shards and
-    -- shell tables Citus creates over its own connections are left to it.
+    -- shell tables Citus creates over its own connections are left to it
+    -- (any session may name itself so: only where Citus is installed).
     CONTINUE WHEN action = 'off'
-      OR starts_with(current_setting('application_name'), 'citus_internal')
+      OR (starts_with(current_setting('application_name'), 'citus_internal')
+          AND EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus'))
       OR EXISTS (SELECT 1 FROM tenant_guard.protected WHERE relid = cmd.objid)
       OR NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = cmd.objid AND c.relkind IN ('r', 'p') AND NOT c.relispartition)
       OR NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = cmd.objid AND a.attname = col

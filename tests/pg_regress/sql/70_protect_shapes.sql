@@ -125,6 +125,11 @@ CREATE TABLE crm.tasks (id int, tenant_id text);
 SET tenant_guard.tenant_column = 'org';
 CREATE TABLE crm.orgs_things (id int, org bigint);
 CREATE TABLE crm.lookup (id int);
+-- A session that names itself like one of Citus' own connections is not
+-- skipped where Citus is not installed.
+SET application_name = 'citus_internal gpid=1';
+CREATE TABLE crm.named_like_citus (id int, org bigint);
+RESET application_name;
 RESET tenant_guard.tenant_column;
 RESET tenant_guard.on_new_table;
 SELECT relid, tenant_column FROM tenant_guard.protected WHERE relid::text LIKE 'crm.%' ORDER BY 1;
