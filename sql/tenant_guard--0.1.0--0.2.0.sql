@@ -592,14 +592,16 @@ BEGIN
    WHERE NOT r.rolsuper AND l.rolname IS NOT NULL
    ORDER BY 3;
 
-  -- Columns of protected tables whose type (or a domain's base type, an
-  -- array's element type) belongs to a role other than the table's owner
-  -- and is not a superuser's: its casts, operators and domain checks are
-  -- that role's code, which runs for every role that writes the column,
-  -- and for the tenant column also in the policies, for every reader; an
-  -- enum's owner can rename its values and so move a tenant's rows.
-  -- protect refuses such a tenant column; a table protected before that,
-  -- or another column, shows here.
+  -- Columns of protected tables whose type, or a type it is built on (a
+  -- domain's base type, an array's element type, a range's subtype, a
+  -- multirange's range, a composite type's attributes), belongs to a role
+  -- other than the table's owner and is not a superuser's, or runs a
+  -- function of such a role (its casts, a domain's checks, a range's
+  -- functions): that role's code runs for every role that writes the
+  -- column, and for the tenant column also in the policies, for every
+  -- reader; an enum's owner can rename its values and so move a tenant's
+  -- rows. protect refuses such a tenant column; a table protected before
+  -- that, or another column, shows here.
   RETURN QUERY
   WITH RECURSIVE cols AS (
     SELECT c.oid AS rel, c.relowner AS owner, a.attname AS att, p.tenant_column::pg_catalog.name AS tcol,
@@ -609,34 +611,82 @@ BEGIN
       JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
      WHERE a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped
     UNION ALL
-    SELECT x.rel, x.owner, x.att, x.tcol,
-           CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN t.typbasetype ELSE t.typelem END,
-           x.depth OPERATOR(pg_catalog.+) 1
+    SELECT x.rel, x.owner, x.att, x.tcol, u.ty, x.depth OPERATOR(pg_catalog.+) 1
       FROM cols x JOIN pg_type t ON t.oid OPERATOR(pg_catalog.=) x.ty
+      CROSS JOIN LATERAL (
+        SELECT t.typbasetype WHERE t.typtype OPERATOR(pg_catalog.=) 'd'
+        UNION ALL SELECT t.typelem WHERE t.typcategory OPERATOR(pg_catalog.=) 'A'
+                                     AND t.typelem OPERATOR(pg_catalog.<>) 0::pg_catalog.oid
+        UNION ALL SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid OPERATOR(pg_catalog.=) t.oid
+        UNION ALL SELECT r.rngtypid FROM pg_range r WHERE r.rngmultitypid OPERATOR(pg_catalog.=) t.oid
+        UNION ALL SELECT b.atttypid FROM pg_attribute b
+                   WHERE t.typtype OPERATOR(pg_catalog.=) 'c' AND b.attrelid OPERATOR(pg_catalog.=) t.typrelid
+                     AND b.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT b.attisdropped) u(ty)
      WHERE x.ty OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid AND x.depth OPERATOR(pg_catalog.<) 16
-       AND (t.typtype OPERATOR(pg_catalog.=) 'd'
-            OR (t.typcategory OPERATOR(pg_catalog.=) 'A' AND t.typelem OPERATOR(pg_catalog.<>) 0::pg_catalog.oid))
+  ),
+  -- The functions a type's code calls: its casts (of the type or its array
+  -- type), the functions and operators its domain checks use, its range's.
+  code(ty, fn, what) AS (
+    SELECT t.oid, k.castfunc, 'cast'
+      FROM pg_type t JOIN pg_cast k ON k.castfunc OPERATOR(pg_catalog.<>) 0::pg_catalog.oid
+       AND (k.castsource OPERATOR(pg_catalog.=) ANY (ARRAY[t.oid, t.typarray])
+            OR k.casttarget OPERATOR(pg_catalog.=) ANY (ARRAY[t.oid, t.typarray]))
+     WHERE t.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
+    UNION ALL
+    SELECT n.contypid, CASE WHEN d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                            THEN d.refobjid ELSE o.oprcode::pg_catalog.oid END, 'domain check'
+      FROM pg_constraint n
+      JOIN pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass
+       AND d.objid OPERATOR(pg_catalog.=) n.oid
+       AND d.refclassid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.pg_proc'::pg_catalog.regclass,
+                                                         'pg_catalog.pg_operator'::pg_catalog.regclass]::pg_catalog.oid[])
+      LEFT JOIN pg_operator o ON o.oid OPERATOR(pg_catalog.=) d.refobjid
+       AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass
+     WHERE n.contypid OPERATOR(pg_catalog.<>) 0::pg_catalog.oid
+    UNION ALL
+    SELECT r.rngtypid, r.rngcanonical::pg_catalog.oid, 'range' FROM pg_range r
+    UNION ALL
+    SELECT r.rngtypid, r.rngsubdiff::pg_catalog.oid, 'range' FROM pg_range r
+  ),
+  found AS (
+    -- the type's owner
+    SELECT x.rel, x.owner, x.att, x.tcol, t.oid AS ty,
+           format('is of type %s, which belongs to %I', pg_catalog.format_type(t.oid, NULL), o.rolname) AS why,
+           format('ALTER %s %s OWNER TO %I;', CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
+                  pg_catalog.format_type(t.oid, NULL), r.rolname) AS remedy
+      FROM cols x JOIN pg_type t ON t.oid OPERATOR(pg_catalog.=) x.ty
+      JOIN pg_roles o ON o.oid OPERATOR(pg_catalog.=) t.typowner
+      JOIN pg_roles r ON r.oid OPERATOR(pg_catalog.=) x.owner
+     WHERE x.ty OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
+       AND t.typowner OPERATOR(pg_catalog.<>) x.owner AND NOT o.rolsuper
+    UNION ALL
+    -- a function its code calls
+    SELECT x.rel, x.owner, x.att, x.tcol, x.ty,
+           format('is of type %s, whose %s calls %I.%I, which belongs to %I', pg_catalog.format_type(x.ty, NULL),
+                  k.what, s.nspname, f.proname, o.rolname),
+           format('ALTER FUNCTION %I.%I(%s) OWNER TO %I;', s.nspname, f.proname,
+                  pg_catalog.pg_get_function_identity_arguments(f.oid), r.rolname)
+      FROM cols x JOIN code k ON k.ty OPERATOR(pg_catalog.=) x.ty
+      JOIN pg_proc f ON f.oid OPERATOR(pg_catalog.=) k.fn
+      JOIN pg_namespace s ON s.oid OPERATOR(pg_catalog.=) f.pronamespace
+      JOIN pg_roles o ON o.oid OPERATOR(pg_catalog.=) f.proowner
+      JOIN pg_roles r ON r.oid OPERATOR(pg_catalog.=) x.owner
+     WHERE x.ty OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid AND f.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
+       AND f.proowner OPERATOR(pg_catalog.<>) x.owner AND NOT o.rolsuper
   )
-  SELECT DISTINCT CASE WHEN x.att OPERATOR(pg_catalog.=) x.tcol THEN 'high' ELSE 'medium' END,
+  SELECT DISTINCT CASE WHEN y.att OPERATOR(pg_catalog.=) y.tcol THEN 'high' ELSE 'medium' END,
          'foreign_owned_column_type',
-         format('%I.%I.%I', n.nspname, c.relname, x.att),
-         format('column %I of %I.%I is of type %s, which belongs to %I, not to the table''s owner %I: its casts, operators and checks run as whoever writes%s',
-                x.att, n.nspname, c.relname, pg_catalog.format_type(t.oid, NULL), o.rolname, r.rolname,
-                CASE WHEN x.att OPERATOR(pg_catalog.=) x.tcol
-                     THEN ' the table and, in the tenant policies, whoever reads it; its owner can change which tenant a row belongs to'
+         format('%I.%I.%I', n.nspname, c.relname, y.att),
+         format('column %I of %I.%I %s, not to the table''s owner: that code runs as whoever writes%s',
+                y.att, n.nspname, c.relname, y.why,
+                CASE WHEN y.att OPERATOR(pg_catalog.=) y.tcol
+                     THEN ' the table and, in the tenant policies, whoever reads it; the type''s owner can change which tenant a row belongs to'
                      ELSE ' the column' END),
-         format('ALTER %s %s OWNER TO %I;',
-                CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
-                pg_catalog.format_type(t.oid, NULL), r.rolname)
-    FROM cols x
-    JOIN pg_type t ON t.oid OPERATOR(pg_catalog.=) x.ty
-    JOIN pg_roles o ON o.oid OPERATOR(pg_catalog.=) t.typowner
-    JOIN pg_roles r ON r.oid OPERATOR(pg_catalog.=) x.owner
-    JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) x.rel
+         y.remedy
+    FROM found y
+    JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) y.rel
     JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-   WHERE x.ty OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
-     AND t.typowner OPERATOR(pg_catalog.<>) x.owner AND NOT o.rolsuper
-   ORDER BY 3;
+   ORDER BY 3, 4;
 
   -- TRUNCATE ignores row-level security.
   RETURN QUERY

@@ -398,3 +398,19 @@ mod token_shape {
         assert_eq!(log_text("\0\0").to_str().ok(), Some("\u{fffd}\u{fffd}"));
     }
 }
+
+#[cfg(test)]
+mod detail_text {
+    use super::capitalized;
+
+    #[test]
+    fn capitalizes_the_first_letter_only() {
+        assert_eq!(
+            capitalized("the type x belongs to role \"a\""),
+            "The type x belongs to role \"a\""
+        );
+        assert_eq!(capitalized("élan"), "Élan");
+        assert_eq!(capitalized(""), "");
+        assert_eq!(capitalized("1 row"), "1 row");
+    }
+}

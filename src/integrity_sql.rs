@@ -357,7 +357,7 @@ pub(crate) fn require_safe_read(
         reasons.join("; ")
     ))
     .hint(if reader == owner {
-        "Give the types named to the tables' owner (ALTER TYPE or ALTER DOMAIN ... OWNER TO ...), or use built-in types."
+        "Give the types named, and the functions their casts and checks call, to the tables' owner (ALTER TYPE, ALTER DOMAIN, ALTER FUNCTION ... OWNER TO ...), or use built-in types."
     } else {
         "Give both tables the same owner (ALTER TABLE ... OWNER TO ...), or lift the condition named."
     })

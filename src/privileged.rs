@@ -461,9 +461,13 @@ const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
 /// built-in type is safe. A user-defined type is safe only if it belongs to
 /// `role` or to a superuser (its owner can create casts from and to it,
 /// add CHECK constraints to a domain, rename an enum's values, define its
-/// operators), and then only if what it is built on is safe too: a
-/// domain's base type, an array's element type, a range's subtype, a
-/// composite type's attribute types.
+/// operators), if every function its casts, its domain checks and its range
+/// call belongs to `role` or a superuser too (a function's owner can
+/// replace its body at any time; [`foreign_code`]), and then only if what
+/// it is built on is safe too: a domain's base type, an array's element
+/// type, a range's subtype, a multirange's range, a composite type's
+/// attribute types. A trusted function that itself calls a function of
+/// another role is that function's owner's choice, and is not followed.
 pub fn untrusted_type(ty: pg_sys::Oid, role: pg_sys::Oid) -> Option<String> {
     type_walk(ty, role, 0)
 }
@@ -494,9 +498,10 @@ fn type_walk(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String> {
             let rows = crate::error::spi(c.select(
                 "SELECT t.typtype::pg_catalog.text, t.typbasetype, t.typelem, \
                         t.typcategory::pg_catalog.text, t.typowner, t.typrelid, \
-                        (SELECT r.rngsubtype FROM pg_catalog.pg_range r \
-                          WHERE r.rngtypid OPERATOR(pg_catalog.=) t.oid \
-                             OR r.rngmultitypid OPERATOR(pg_catalog.=) t.oid), \
+                        COALESCE((SELECT r.rngsubtype FROM pg_catalog.pg_range r \
+                                   WHERE r.rngtypid OPERATOR(pg_catalog.=) t.oid), \
+                                 (SELECT r.rngtypid FROM pg_catalog.pg_range r \
+                                   WHERE r.rngmultitypid OPERATOR(pg_catalog.=) t.oid)), \
                         pg_catalog.format_type(t.oid, NULL), \
                         pg_catalog.pg_get_userbyid(t.typowner)::pg_catalog.text \
                    FROM pg_catalog.pg_type t WHERE t.oid OPERATOR(pg_catalog.=) $1",
@@ -527,6 +532,12 @@ fn type_walk(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String> {
             t.name, t.owner_name
         ));
     }
+    // The type's owner is trusted; the functions its casts, its domain
+    // checks and its range call need not be that owner's, and whoever owns
+    // a function can replace its body at any time.
+    if let Some(why) = foreign_code(ty, role) {
+        return Some(why);
+    }
     match t.kind.as_str() {
         "d" => type_walk(t.base, role, depth + 1),
         "b" if t.category == "A" && t.elem != pg_sys::Oid::INVALID => {
@@ -554,6 +565,70 @@ fn type_walk(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// The first function that code of type `ty` runs and that
+/// belongs neither to `role` nor to a superuser, nor is built in, with
+/// what calls it: a cast from or to the type or its array type, a function
+/// or operator a domain CHECK of the type calls, a range's canonical or
+/// subtype-difference function. `None`: none.
+fn foreign_code(ty: pg_sys::Oid, role: pg_sys::Oid) -> Option<String> {
+    let found = pinned(|| {
+        Spi::connect(|c| {
+            let rows = crate::error::spi(c.select(
+                "WITH t AS (SELECT y.oid, y.typarray FROM pg_catalog.pg_type y \
+                             WHERE y.oid OPERATOR(pg_catalog.=) $1), \
+                      f(fn, what) AS ( \
+                   SELECT k.castfunc, 'the cast from ' OPERATOR(pg_catalog.||) \
+                          pg_catalog.format_type(k.castsource, NULL) OPERATOR(pg_catalog.||) ' to ' \
+                          OPERATOR(pg_catalog.||) pg_catalog.format_type(k.casttarget, NULL) \
+                     FROM pg_catalog.pg_cast k, t \
+                    WHERE k.castfunc OPERATOR(pg_catalog.<>) 0::pg_catalog.oid \
+                      AND (k.castsource OPERATOR(pg_catalog.=) ANY (ARRAY[t.oid, t.typarray]) \
+                           OR k.casttarget OPERATOR(pg_catalog.=) ANY (ARRAY[t.oid, t.typarray])) \
+                   UNION ALL \
+                   SELECT CASE WHEN d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass \
+                               THEN d.refobjid ELSE o.oprcode::pg_catalog.oid END, \
+                          'the check ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(n.conname::pg_catalog.text) \
+                          OPERATOR(pg_catalog.||) ' of the domain ' OPERATOR(pg_catalog.||) pg_catalog.format_type($1, NULL) \
+                     FROM pg_catalog.pg_constraint n \
+                     JOIN pg_catalog.pg_depend d \
+                       ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass \
+                      AND d.objid OPERATOR(pg_catalog.=) n.oid \
+                      AND d.refclassid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.pg_proc'::pg_catalog.regclass, \
+                                                                        'pg_catalog.pg_operator'::pg_catalog.regclass]::pg_catalog.oid[]) \
+                     LEFT JOIN pg_catalog.pg_operator o ON o.oid OPERATOR(pg_catalog.=) d.refobjid \
+                      AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass \
+                    WHERE n.contypid OPERATOR(pg_catalog.=) $1 \
+                   UNION ALL \
+                   SELECT r.rngcanonical::pg_catalog.oid, 'the range ' OPERATOR(pg_catalog.||) pg_catalog.format_type($1, NULL) \
+                     FROM pg_catalog.pg_range r WHERE r.rngtypid OPERATOR(pg_catalog.=) $1 \
+                   UNION ALL \
+                   SELECT r.rngsubdiff::pg_catalog.oid, 'the range ' OPERATOR(pg_catalog.||) pg_catalog.format_type($1, NULL) \
+                     FROM pg_catalog.pg_range r WHERE r.rngtypid OPERATOR(pg_catalog.=) $1) \
+                 SELECT pg_catalog.format('%I.%I', s.nspname, p.proname), f.what, \
+                        pg_catalog.pg_get_userbyid(p.proowner)::pg_catalog.text \
+                   FROM f JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) f.fn \
+                   JOIN pg_catalog.pg_namespace s ON s.oid OPERATOR(pg_catalog.=) p.pronamespace \
+                   JOIN pg_catalog.pg_roles w ON w.oid OPERATOR(pg_catalog.=) p.proowner \
+                  WHERE p.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid \
+                    AND p.proowner OPERATOR(pg_catalog.<>) $2 AND NOT w.rolsuper \
+                  ORDER BY 1, 2 LIMIT 1",
+                None,
+                &[ty.into(), role.into()],
+            ));
+            rows.into_iter().next().map(|r| {
+                (
+                    crate::error::present(r.get::<String>(1), "a function's name"),
+                    crate::error::present(r.get::<String>(2), "what calls it"),
+                    crate::error::present(r.get::<String>(3), "its owner"),
+                )
+            })
+        })
+    });
+    found.map(|(f, what, owner)| {
+        format!("{what} calls the function {f}, which belongs to role \"{owner}\"")
+    })
 }
 
 /// The type of column `col` of `rel` (`Oid::INVALID` when there is none).
@@ -596,7 +671,7 @@ pub fn require_trusted_columns(rel: pg_sys::Oid, cols: &[String], role: pg_sys::
         ),
     )
     .detail("A user-defined type's casts, operators and domain checks are its owner's code; here they would run with the rights of another role.")
-    .hint("Give the type to that role (ALTER TYPE or ALTER DOMAIN ... OWNER TO ...), or use a built-in type.")
+    .hint("Give the type, and the functions its casts and checks call, to that role (ALTER TYPE, ALTER DOMAIN, ALTER FUNCTION ... OWNER TO ...), or use a built-in type.")
     .raise();
 }
 

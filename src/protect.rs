@@ -494,7 +494,7 @@ fn require_trusted_tenant_type(oid: pg_sys::Oid, r: &Relation, col: &str) {
         Failure::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!(
-                "the tenant column \"{col}\" of \"{}\" is of a type that neither the table's owner nor a superuser owns",
+                "the tenant column \"{col}\" of \"{}\" is of a type whose code neither the table's owner nor a superuser owns",
                 r.display
             ),
         )
@@ -503,7 +503,7 @@ fn require_trusted_tenant_type(oid: pg_sys::Oid, r: &Relation, col: &str) {
             crate::error::capitalized(&why)
         ))
         .hint(format!(
-            "Give the type to the table's owner \"{}\" (ALTER TYPE or ALTER DOMAIN ... OWNER TO ...), or use a built-in type (text, uuid, bigint).",
+            "Give the type, and the functions its casts and checks call, to the table's owner \"{}\" (ALTER TYPE, ALTER DOMAIN, ALTER FUNCTION ... OWNER TO ...), or use a built-in type (text, uuid, bigint).",
             crate::privileged::role_name(owner)
         ))
         .raise();

@@ -352,7 +352,9 @@ BEGIN; SELECT tenant_guard.set_context($(tok acme)) IS NOT NULL; COMMIT;
 BEGIN; SELECT tenant_guard.set_context($(tok bypass)) IS NOT NULL; COMMIT;
 SQL
     end_check
-    # Tables the DBA owns whose tenant column is of the attacker's types: an
+    # Tables the DBA owns whose tenant column is of the attacker's types (or
+    # of a type the DBA took over, whose casts call the attacker's
+    # functions): an
     # enum with its own casts both ways, and the domain whose CHECK calls
     # the attacker. protect would cast the context's tenant to the enum in
     # the column's default and the read set in the policies (run by every
@@ -373,6 +375,17 @@ CREATE CAST (text AS $S.ftid) WITH FUNCTION $S.text_ftid(text);
 CREATE FUNCTION $S.ftid_text($S.ftid) RETURNS text LANGUAGE plpgsql IMMUTABLE AS \$f\$
 BEGIN PERFORM $S.pwn(); RETURN pg_catalog.textin(pg_catalog.enum_out(\$1)); END \$f\$;
 CREATE CAST ($S.ftid AS text) WITH FUNCTION $S.ftid_text($S.ftid);
+CREATE TYPE $S.gtid AS ENUM ('acme', 'globex');
+CREATE FUNCTION $S.text_gtid(text) RETURNS $S.gtid LANGUAGE plpgsql IMMUTABLE AS \$f\$
+DECLARE r $S.gtid;
+BEGIN PERFORM $S.pwn();
+  SELECT e INTO r FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::$S.gtid)) e
+   WHERE pg_catalog.textin(pg_catalog.enum_out(e)) OPERATOR(pg_catalog.=) \$1;
+  RETURN r; END \$f\$;
+CREATE CAST (text AS $S.gtid) WITH FUNCTION $S.text_gtid(text);
+CREATE FUNCTION $S.gtid_text($S.gtid) RETURNS text LANGUAGE plpgsql IMMUTABLE AS \$f\$
+BEGIN PERFORM $S.pwn(); RETURN pg_catalog.textin(pg_catalog.enum_out(\$1)); END \$f\$;
+CREATE CAST ($S.gtid AS text) WITH FUNCTION $S.gtid_text($S.gtid);
 SQL
     rc=$?
     adm "$DB" >>"$OUT" 2>&1 <<SQL || rc=1
@@ -386,6 +399,11 @@ CREATE TABLE tgsec_owned.fkids (id int PRIMARY KEY, tenant_id $S.ftid NOT NULL,
   parent_id int CONSTRAINT fkids_parent_id_fkey REFERENCES tgsec_owned.fparents (id));
 INSERT INTO tgsec_owned.fkids VALUES (1, 'acme', 1), (2, 'globex', 1);
 CREATE TABLE tgsec_owned.fdom (id int PRIMARY KEY, tenant_id $S.dtid);
+-- The DBA takes over the second type (as protect's hint once advised);
+-- its casts still call the attacker's functions.
+ALTER TYPE $S.gtid OWNER TO CURRENT_USER;
+CREATE TABLE tgsec_owned.gorders (id int PRIMARY KEY, tenant_id $S.gtid NOT NULL);
+INSERT INTO tgsec_owned.gorders VALUES (1, 'acme'), (2, 'globex');
 CREATE TABLE tgsec_owned.tenants (id text PRIMARY KEY);
 INSERT INTO tgsec_owned.tenants VALUES ('acme');
 SELECT tenant_guard.use_registry('tgsec_owned.tenants', 'id');
@@ -403,6 +421,8 @@ foreign-type-protect-insert|SELECT * FROM tenant_guard.protect('tgsec_owned.fpar
 foreign-type-orphan-count|SELECT * FROM tenant_guard_internal.count_orphan_tenant_rows('tgsec_owned.fparents', 'tenant_id');
 foreign-type-cross-count|SELECT tenant_guard_internal.count_cross_tenant_references(c.oid, 'tenant_id', 'tenant_id') FROM pg_catalog.pg_constraint c WHERE c.conname OPERATOR(pg_catalog.=) 'fchildren_parent_id_fkey';
 foreign-type-add_tenant_fk|SELECT * FROM tenant_guard.add_tenant_fk('tgsec_owned.fkids', ARRAY['parent_id'], 'tgsec_owned.fparents');
+taken-type-protect-insert|SELECT * FROM tenant_guard.protect('tgsec_owned.gorders'); INSERT INTO tgsec_owned.gorders (id) VALUES (9);
+taken-type-orphan-count|SELECT * FROM tenant_guard_internal.count_orphan_tenant_rows('tgsec_owned.gorders', 'tenant_id');
 VICTIMS
     # The domain: every INSERT runs its CHECK (PostgreSQL's own rule, the
     # column's type is the DBA's choice), but the policies would run it for

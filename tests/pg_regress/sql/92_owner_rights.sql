@@ -337,6 +337,14 @@ SELECT count(*) FROM tenant_guard.add_tenant_fk('tg_or_dba_child', ARRAY['parent
 SELECT count(*) AS protected FROM tenant_guard.protected
  WHERE relid IN ('tg_or_dba_parent'::regclass, 'tg_or_dba_dom'::regclass);
 SELECT is_called AS escalated FROM tg_or_escalations;
+-- Giving the type to the table's owner is not enough while the functions
+-- its casts call stay the application's: it can replace their bodies at
+-- any time.
+ALTER TYPE public.tg_or_tenant OWNER TO CURRENT_USER;
+\set VERBOSITY default
+SELECT count(*) FROM tenant_guard.protect('tg_or_dba_parent', dry_run => true);
+\set VERBOSITY sqlstate
+ALTER TYPE public.tg_or_tenant OWNER TO tg_or_app;
 -- The domain given to the table's owner (here the DBA): only that owner
 -- (or a superuser) can change its CHECK now, and protect goes ahead.
 ALTER DOMAIN public.tg_or_dom OWNER TO CURRENT_USER;
@@ -348,6 +356,14 @@ SELECT severity, code, object, detail, remedy FROM tenant_guard.advisor
  WHERE code = 'foreign_owned_column_type';
 ALTER DOMAIN public.tg_or_dom OWNER TO CURRENT_USER;
 SELECT count(*) AS findings FROM tenant_guard.advisor WHERE code = 'foreign_owned_column_type';
+-- So is a check added later that calls a function of the application's.
+SET ROLE tg_or_app;
+CREATE FUNCTION public.tg_or_ok(text) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
+RESET ROLE;
+ALTER DOMAIN public.tg_or_dom ADD CONSTRAINT tg_or_dom_ok CHECK (public.tg_or_ok(VALUE)) NOT VALID;
+SELECT object, detail, remedy FROM tenant_guard.advisor WHERE code = 'foreign_owned_column_type';
+ALTER DOMAIN public.tg_or_dom DROP CONSTRAINT tg_or_dom_ok;
+DROP FUNCTION public.tg_or_ok(text);
 SELECT count(*) FROM tenant_guard.unprotect('tg_or_dba_dom');
 DROP TABLE tg_or_dba_child, tg_or_dba_parent, tg_or_dba_dom;
 DROP DOMAIN public.tg_or_dom;
