@@ -520,27 +520,33 @@ BEGIN
         UNION ALL SELECT r.rngtypid FROM pg_range r WHERE r.rngmultitypid OPERATOR(pg_catalog.=) t.oid
         UNION ALL SELECT b.atttypid FROM pg_attribute b
                    WHERE t.typtype OPERATOR(pg_catalog.=) 'c' AND b.attrelid OPERATOR(pg_catalog.=) t.typrelid
-                     AND b.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT b.attisdropped) u(ty)
+                     AND b.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT b.attisdropped
+        -- the types a domain check names (a cast to another domain runs its checks)
+        UNION ALL SELECT d.refobjid FROM pg_constraint n
+                   JOIN pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass
+                    AND d.objid OPERATOR(pg_catalog.=) n.oid
+                    AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
+                  WHERE n.contypid OPERATOR(pg_catalog.=) t.oid AND d.refobjid OPERATOR(pg_catalog.<>) t.oid) u(ty)
      WHERE x.ty OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid AND x.depth OPERATOR(pg_catalog.<) 16
   ),
-  -- The functions a type's code calls: its casts (of the type or its array
-  -- type), the functions and operators its domain checks use, its range's.
+  -- The functions a type's code calls: its casts to and from text (and of
+  -- its array type to and from text[], the casts tenant_guard's SQL uses;
+  -- whoever owns the other type of a cast may create one), the functions
+  -- and operators its domain checks use, its range's.
   code(ty, fn, what) AS (
     SELECT t.oid, k.castfunc, 'cast'
       FROM pg_type t JOIN pg_cast k ON k.castfunc OPERATOR(pg_catalog.<>) 0::pg_catalog.oid
-       AND (k.castsource OPERATOR(pg_catalog.=) ANY (ARRAY[t.oid, t.typarray])
-            OR k.casttarget OPERATOR(pg_catalog.=) ANY (ARRAY[t.oid, t.typarray]))
+       AND ((k.castsource OPERATOR(pg_catalog.=) t.oid AND k.casttarget OPERATOR(pg_catalog.=) 'pg_catalog.text'::pg_catalog.regtype)
+            OR (k.casttarget OPERATOR(pg_catalog.=) t.oid AND k.castsource OPERATOR(pg_catalog.=) 'pg_catalog.text'::pg_catalog.regtype)
+            OR (k.castsource OPERATOR(pg_catalog.=) t.typarray AND k.casttarget OPERATOR(pg_catalog.=) 'pg_catalog.text[]'::pg_catalog.regtype)
+            OR (k.casttarget OPERATOR(pg_catalog.=) t.typarray AND k.castsource OPERATOR(pg_catalog.=) 'pg_catalog.text[]'::pg_catalog.regtype))
      WHERE t.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
     UNION ALL
-    SELECT n.contypid, CASE WHEN d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
-                            THEN d.refobjid ELSE o.oprcode::pg_catalog.oid END, 'domain check'
+    -- (read from the stored expression: no dependency on a built-in
+    -- function is recorded)
+    SELECT n.contypid, (g.m)[1]::pg_catalog.oid, 'domain check'
       FROM pg_constraint n
-      JOIN pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass
-       AND d.objid OPERATOR(pg_catalog.=) n.oid
-       AND d.refclassid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.pg_proc'::pg_catalog.regclass,
-                                                         'pg_catalog.pg_operator'::pg_catalog.regclass]::pg_catalog.oid[])
-      LEFT JOIN pg_operator o ON o.oid OPERATOR(pg_catalog.=) d.refobjid
-       AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass
+     CROSS JOIN LATERAL regexp_matches(n.conbin::pg_catalog.text, ':(?:op)?funcid ([0-9]+)', 'g') AS g(m)
      WHERE n.contypid OPERATOR(pg_catalog.<>) 0::pg_catalog.oid
     UNION ALL
     SELECT r.rngtypid, r.rngcanonical::pg_catalog.oid, 'range' FROM pg_range r
@@ -559,19 +565,30 @@ BEGIN
      WHERE x.ty OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
        AND t.typowner OPERATOR(pg_catalog.<>) x.owner AND NOT o.rolsuper
     UNION ALL
-    -- a function its code calls
+    -- a function its code calls (or a built-in one that runs SQL given as text)
     SELECT x.rel, x.owner, x.att, x.tcol, x.ty,
-           format('is of type %s, whose %s calls %I.%I, which belongs to %I', pg_catalog.format_type(x.ty, NULL),
-                  k.what, s.nspname, f.proname, o.rolname),
-           format('ALTER FUNCTION %I.%I(%s) OWNER TO %I;', s.nspname, f.proname,
-                  pg_catalog.pg_get_function_identity_arguments(f.oid), r.rolname)
+           CASE WHEN f.oid OPERATOR(pg_catalog.<) 16384::pg_catalog.oid
+                THEN format('is of type %s, whose %s calls %I.%I, which runs SQL given as text', pg_catalog.format_type(x.ty, NULL),
+                            k.what, s.nspname, f.proname)
+                ELSE format('is of type %s, whose %s calls %I.%I, which belongs to %I', pg_catalog.format_type(x.ty, NULL),
+                            k.what, s.nspname, f.proname, o.rolname) END,
+           CASE WHEN f.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
+                THEN format('ALTER FUNCTION %I.%I(%s) OWNER TO %I;', s.nspname, f.proname,
+                            pg_catalog.pg_get_function_identity_arguments(f.oid), r.rolname) END
       FROM cols x JOIN code k ON k.ty OPERATOR(pg_catalog.=) x.ty
       JOIN pg_proc f ON f.oid OPERATOR(pg_catalog.=) k.fn
       JOIN pg_namespace s ON s.oid OPERATOR(pg_catalog.=) f.pronamespace
       JOIN pg_roles o ON o.oid OPERATOR(pg_catalog.=) f.proowner
       JOIN pg_roles r ON r.oid OPERATOR(pg_catalog.=) x.owner
-     WHERE x.ty OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid AND f.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
-       AND f.proowner OPERATOR(pg_catalog.<>) x.owner AND NOT o.rolsuper
+     WHERE x.ty OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
+       AND ((f.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
+             AND f.proowner OPERATOR(pg_catalog.<>) x.owner AND NOT o.rolsuper)
+         OR (f.oid OPERATOR(pg_catalog.<) 16384::pg_catalog.oid
+             AND f.proname OPERATOR(pg_catalog.=) ANY (ARRAY['ts_rewrite', 'ts_stat', 'query_to_xml', 'query_to_xmlschema',
+               'query_to_xml_and_xmlschema', 'cursor_to_xml', 'cursor_to_xmlschema', 'table_to_xml', 'table_to_xmlschema',
+               'table_to_xml_and_xmlschema', 'schema_to_xml', 'schema_to_xmlschema', 'schema_to_xml_and_xmlschema',
+               'database_to_xml', 'database_to_xmlschema', 'database_to_xml_and_xmlschema', 'pg_input_is_valid',
+               'pg_input_error_info']::pg_catalog.name[])))
   )
   SELECT DISTINCT CASE WHEN y.att OPERATOR(pg_catalog.=) y.tcol THEN 'high' ELSE 'medium' END,
          'foreign_owned_column_type',

@@ -535,7 +535,7 @@ fn type_walk(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String> {
     // The type's owner is trusted; the functions its casts, its domain
     // checks and its range call need not be that owner's, and whoever owns
     // a function can replace its body at any time.
-    if let Some(why) = foreign_code(ty, role) {
+    if let Some(why) = foreign_code(ty, role, depth) {
         return Some(why);
     }
     match t.kind.as_str() {
@@ -567,12 +567,19 @@ fn type_walk(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String> {
     }
 }
 
-/// The first function that code of type `ty` runs and that
-/// belongs neither to `role` nor to a superuser, nor is built in, with
-/// what calls it: a cast from or to the type or its array type, a function
-/// or operator a domain CHECK of the type calls, a range's canonical or
-/// subtype-difference function. `None`: none.
-fn foreign_code(ty: pg_sys::Oid, role: pg_sys::Oid) -> Option<String> {
+/// Why code of type `ty` is not trusted for `role`: the first function it
+/// runs that belongs neither to `role` nor to a superuser, nor is built in
+/// (or is one of the built-ins that run SQL given as text,
+/// [`RUNS_SQL_TEXT`]), with what calls it: a cast between the type (or its
+/// array type) and `text` (or `text[]`), the casts tenant_guard's SQL uses
+/// (anyone owning the other type of a cast may create one, so others are
+/// not counted), a function or operator a domain CHECK of the type calls
+/// (read from the stored expression: PostgreSQL records no dependency on
+/// built-in functions),
+/// a range's canonical or subtype-difference function; else the first
+/// type a domain CHECK names (a cast to it) that is not trusted either.
+/// `None`: none.
+fn foreign_code(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String> {
     let found = pinned(|| {
         Spi::connect(|c| {
             let rows = crate::error::spi(c.select(
@@ -584,21 +591,21 @@ fn foreign_code(ty: pg_sys::Oid, role: pg_sys::Oid) -> Option<String> {
                           OPERATOR(pg_catalog.||) pg_catalog.format_type(k.casttarget, NULL) \
                      FROM pg_catalog.pg_cast k, t \
                     WHERE k.castfunc OPERATOR(pg_catalog.<>) 0::pg_catalog.oid \
-                      AND (k.castsource OPERATOR(pg_catalog.=) ANY (ARRAY[t.oid, t.typarray]) \
-                           OR k.casttarget OPERATOR(pg_catalog.=) ANY (ARRAY[t.oid, t.typarray])) \
+                      AND ((k.castsource OPERATOR(pg_catalog.=) t.oid \
+                            AND k.casttarget OPERATOR(pg_catalog.=) 'pg_catalog.text'::pg_catalog.regtype) \
+                        OR (k.casttarget OPERATOR(pg_catalog.=) t.oid \
+                            AND k.castsource OPERATOR(pg_catalog.=) 'pg_catalog.text'::pg_catalog.regtype) \
+                        OR (k.castsource OPERATOR(pg_catalog.=) t.typarray \
+                            AND k.casttarget OPERATOR(pg_catalog.=) 'pg_catalog.text[]'::pg_catalog.regtype) \
+                        OR (k.casttarget OPERATOR(pg_catalog.=) t.typarray \
+                            AND k.castsource OPERATOR(pg_catalog.=) 'pg_catalog.text[]'::pg_catalog.regtype)) \
                    UNION ALL \
-                   SELECT CASE WHEN d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass \
-                               THEN d.refobjid ELSE o.oprcode::pg_catalog.oid END, \
+                   SELECT (g.m)[1]::pg_catalog.oid, \
                           'the check ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(n.conname::pg_catalog.text) \
                           OPERATOR(pg_catalog.||) ' of the domain ' OPERATOR(pg_catalog.||) pg_catalog.format_type($1, NULL) \
                      FROM pg_catalog.pg_constraint n \
-                     JOIN pg_catalog.pg_depend d \
-                       ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass \
-                      AND d.objid OPERATOR(pg_catalog.=) n.oid \
-                      AND d.refclassid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.pg_proc'::pg_catalog.regclass, \
-                                                                        'pg_catalog.pg_operator'::pg_catalog.regclass]::pg_catalog.oid[]) \
-                     LEFT JOIN pg_catalog.pg_operator o ON o.oid OPERATOR(pg_catalog.=) d.refobjid \
-                      AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass \
+                    CROSS JOIN LATERAL pg_catalog.regexp_matches(n.conbin::pg_catalog.text, \
+                                 ':(?:op)?funcid ([0-9]+)', 'g') AS g(m) \
                     WHERE n.contypid OPERATOR(pg_catalog.=) $1 \
                    UNION ALL \
                    SELECT r.rngcanonical::pg_catalog.oid, 'the range ' OPERATOR(pg_catalog.||) pg_catalog.format_type($1, NULL) \
@@ -611,11 +618,13 @@ fn foreign_code(ty: pg_sys::Oid, role: pg_sys::Oid) -> Option<String> {
                    FROM f JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) f.fn \
                    JOIN pg_catalog.pg_namespace s ON s.oid OPERATOR(pg_catalog.=) p.pronamespace \
                    JOIN pg_catalog.pg_roles w ON w.oid OPERATOR(pg_catalog.=) p.proowner \
-                  WHERE p.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid \
-                    AND p.proowner OPERATOR(pg_catalog.<>) $2 AND NOT w.rolsuper \
+                  WHERE (p.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid \
+                         AND p.proowner OPERATOR(pg_catalog.<>) $2 AND NOT w.rolsuper) \
+                     OR (p.oid OPERATOR(pg_catalog.<) 16384::pg_catalog.oid \
+                         AND p.proname OPERATOR(pg_catalog.=) ANY ($3::pg_catalog.name[])) \
                   ORDER BY 1, 2 LIMIT 1",
                 None,
-                &[ty.into(), role.into()],
+                &[ty.into(), role.into(), RUNS_SQL_TEXT.to_vec().into()],
             ));
             rows.into_iter().next().map(|r| {
                 (
@@ -626,10 +635,61 @@ fn foreign_code(ty: pg_sys::Oid, role: pg_sys::Oid) -> Option<String> {
             })
         })
     });
-    found.map(|(f, what, owner)| {
-        format!("{what} calls the function {f}, which belongs to role \"{owner}\"")
+    if let Some((f, what, owner)) = found {
+        return Some(if f.starts_with("pg_catalog.") {
+            format!("{what} calls the function {f}, which runs SQL or code named in its arguments")
+        } else {
+            format!("{what} calls the function {f}, which belongs to role \"{owner}\"")
+        });
+    }
+    // The types a domain check names (a cast to another domain runs that
+    // domain's checks): each under the same rule.
+    let named: Vec<pg_sys::Oid> = pinned(|| {
+        Spi::connect(|c| {
+            crate::error::spi(c.select(
+                "SELECT DISTINCT d.refobjid FROM pg_catalog.pg_constraint n \
+                   JOIN pg_catalog.pg_depend d \
+                     ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass \
+                    AND d.objid OPERATOR(pg_catalog.=) n.oid \
+                    AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass \
+                  WHERE n.contypid OPERATOR(pg_catalog.=) $1 \
+                    AND d.refobjid OPERATOR(pg_catalog.<>) $1",
+                None,
+                &[ty.into()],
+            ))
+            .filter_map(|r| crate::error::spi(r.get::<pg_sys::Oid>(1)))
+            .collect()
+        })
+    });
+    named.into_iter().find_map(|n| {
+        type_walk(n, role, depth + 1)
+            .map(|why| format!("a check of a domain names a type whose code is not trusted: {why}"))
     })
 }
+
+/// Built-in functions that run SQL given as text, or code of a type or
+/// table named in their arguments (never a dependency PostgreSQL records):
+/// a domain check calling one runs whatever its text names.
+const RUNS_SQL_TEXT: &[&str] = &[
+    "ts_rewrite",
+    "ts_stat",
+    "query_to_xml",
+    "query_to_xmlschema",
+    "query_to_xml_and_xmlschema",
+    "cursor_to_xml",
+    "cursor_to_xmlschema",
+    "table_to_xml",
+    "table_to_xmlschema",
+    "table_to_xml_and_xmlschema",
+    "schema_to_xml",
+    "schema_to_xmlschema",
+    "schema_to_xml_and_xmlschema",
+    "database_to_xml",
+    "database_to_xmlschema",
+    "database_to_xml_and_xmlschema",
+    "pg_input_is_valid",
+    "pg_input_error_info",
+];
 
 /// The type of column `col` of `rel` (`Oid::INVALID` when there is none).
 pub fn column_type(rel: pg_sys::Oid, col: &str) -> pg_sys::Oid {

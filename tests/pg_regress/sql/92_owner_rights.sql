@@ -345,6 +345,39 @@ ALTER TYPE public.tg_or_tenant OWNER TO CURRENT_USER;
 SELECT count(*) FROM tenant_guard.protect('tg_or_dba_parent', dry_run => true);
 \set VERBOSITY sqlstate
 ALTER TYPE public.tg_or_tenant OWNER TO tg_or_app;
+-- Nor is it while a check of the domain casts to another domain of the
+-- application's (whose checks then run), or calls a built-in function that
+-- runs SQL given as text. A cast from a type of the application's to a
+-- type of the owner's, on the other hand, is not one protect's SQL uses,
+-- and does not stand in its way.
+SET ROLE tg_or_app;
+CREATE DOMAIN public.tg_or_inner AS text CHECK (public.tg_or_pwn());
+CREATE DOMAIN public.tg_or_outer AS text CHECK ((VALUE::public.tg_or_inner) IS NOT NULL);
+CREATE DOMAIN public.tg_or_sqltext AS text
+  CHECK (ts_rewrite('a'::tsquery, 'SELECT ''a''::tsquery, ''b''::tsquery') IS NOT NULL);
+RESET ROLE;
+CREATE TYPE public.tg_or_dba_enum AS ENUM ('acme');
+SET ROLE tg_or_app;
+CREATE TYPE public.tg_or_x3 AS (a int);
+CREATE FUNCTION public.tg_or_x3_enum(public.tg_or_x3) RETURNS public.tg_or_dba_enum
+  LANGUAGE sql AS $$ SELECT 'acme'::public.tg_or_dba_enum $$;
+CREATE CAST (public.tg_or_x3 AS public.tg_or_dba_enum) WITH FUNCTION public.tg_or_x3_enum(public.tg_or_x3);
+RESET ROLE;
+ALTER DOMAIN public.tg_or_outer OWNER TO CURRENT_USER;
+ALTER DOMAIN public.tg_or_sqltext OWNER TO CURRENT_USER;
+CREATE TABLE tg_or_dba_outer (id int PRIMARY KEY, tenant_id public.tg_or_outer);
+CREATE TABLE tg_or_dba_sqltext (id int PRIMARY KEY, tenant_id public.tg_or_sqltext);
+CREATE TABLE tg_or_dba_enum_t (id int PRIMARY KEY, tenant_id public.tg_or_dba_enum);
+\set VERBOSITY default
+SELECT count(*) FROM tenant_guard.protect('tg_or_dba_outer', dry_run => true);
+SELECT count(*) FROM tenant_guard.protect('tg_or_dba_sqltext', dry_run => true);
+\set VERBOSITY sqlstate
+SELECT count(*) > 0 AS accepted FROM tenant_guard.protect('tg_or_dba_enum_t', dry_run => true);
+DROP TABLE tg_or_dba_outer, tg_or_dba_sqltext, tg_or_dba_enum_t;
+DROP CAST (public.tg_or_x3 AS public.tg_or_dba_enum);
+DROP FUNCTION public.tg_or_x3_enum(public.tg_or_x3);
+DROP TYPE public.tg_or_x3, public.tg_or_dba_enum;
+DROP DOMAIN public.tg_or_outer, public.tg_or_sqltext, public.tg_or_inner;
 -- The domain given to the table's owner (here the DBA): only that owner
 -- (or a superuser) can change its CHECK now, and protect goes ahead.
 ALTER DOMAIN public.tg_or_dom OWNER TO CURRENT_USER;
