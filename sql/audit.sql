@@ -531,8 +531,7 @@ BEGIN
   ),
   -- The functions a type's code calls: its casts to and from text (and of
   -- its array type to and from text[], the casts tenant_guard's SQL uses;
-  -- whoever owns the other type of a cast may create one), the functions
-  -- and operators its domain checks use, its range's.
+  -- whoever owns the other type of a cast may create one), its range's.
   code(ty, fn, what) AS (
     SELECT t.oid, k.castfunc, 'cast'
       FROM pg_type t JOIN pg_cast k ON k.castfunc OPERATOR(pg_catalog.<>) 0::pg_catalog.oid
@@ -541,13 +540,7 @@ BEGIN
             OR (k.castsource OPERATOR(pg_catalog.=) t.typarray AND k.casttarget OPERATOR(pg_catalog.=) 'pg_catalog.text[]'::pg_catalog.regtype)
             OR (k.casttarget OPERATOR(pg_catalog.=) t.typarray AND k.castsource OPERATOR(pg_catalog.=) 'pg_catalog.text[]'::pg_catalog.regtype))
      WHERE t.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
-    UNION ALL
-    -- (read from the stored expression: no dependency on a built-in
-    -- function is recorded)
-    SELECT n.contypid, (g.m)[1]::pg_catalog.oid, 'domain check'
-      FROM pg_constraint n
-     CROSS JOIN LATERAL regexp_matches(n.conbin::pg_catalog.text, ':(?:op)?funcid ([0-9]+)', 'g') AS g(m)
-     WHERE n.contypid OPERATOR(pg_catalog.<>) 0::pg_catalog.oid
+
     UNION ALL
     SELECT r.rngtypid, r.rngcanonical::pg_catalog.oid, 'range' FROM pg_range r
     UNION ALL
@@ -556,7 +549,7 @@ BEGIN
   found AS (
     -- the type's owner
     SELECT x.rel, x.owner, x.att, x.tcol, t.oid AS ty,
-           format('is of type %s, which belongs to %I', pg_catalog.format_type(t.oid, NULL), o.rolname) AS why,
+           format('is of type %s, which belongs to %I, not to the table''s owner', pg_catalog.format_type(t.oid, NULL), o.rolname) AS why,
            format('ALTER %s %s OWNER TO %I;', CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
                   pg_catalog.format_type(t.oid, NULL), r.rolname) AS remedy
       FROM cols x JOIN pg_type t ON t.oid OPERATOR(pg_catalog.=) x.ty
@@ -565,35 +558,44 @@ BEGIN
      WHERE x.ty OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
        AND t.typowner OPERATOR(pg_catalog.<>) x.owner AND NOT o.rolsuper
     UNION ALL
-    -- a function its code calls (or a built-in one that runs SQL given as text)
+    -- a function its code calls
     SELECT x.rel, x.owner, x.att, x.tcol, x.ty,
-           CASE WHEN f.oid OPERATOR(pg_catalog.<) 16384::pg_catalog.oid
-                THEN format('is of type %s, whose %s calls %I.%I, which runs SQL given as text', pg_catalog.format_type(x.ty, NULL),
-                            k.what, s.nspname, f.proname)
-                ELSE format('is of type %s, whose %s calls %I.%I, which belongs to %I', pg_catalog.format_type(x.ty, NULL),
-                            k.what, s.nspname, f.proname, o.rolname) END,
-           CASE WHEN f.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
-                THEN format('ALTER FUNCTION %I.%I(%s) OWNER TO %I;', s.nspname, f.proname,
-                            pg_catalog.pg_get_function_identity_arguments(f.oid), r.rolname) END
+           format('is of type %s, whose %s calls %I.%I, which belongs to %I, not to the table''s owner', pg_catalog.format_type(x.ty, NULL),
+                  k.what, s.nspname, f.proname, o.rolname),
+           format('ALTER FUNCTION %I.%I(%s) OWNER TO %I;', s.nspname, f.proname,
+                  pg_catalog.pg_get_function_identity_arguments(f.oid), r.rolname)
       FROM cols x JOIN code k ON k.ty OPERATOR(pg_catalog.=) x.ty
       JOIN pg_proc f ON f.oid OPERATOR(pg_catalog.=) k.fn
       JOIN pg_namespace s ON s.oid OPERATOR(pg_catalog.=) f.pronamespace
       JOIN pg_roles o ON o.oid OPERATOR(pg_catalog.=) f.proowner
       JOIN pg_roles r ON r.oid OPERATOR(pg_catalog.=) x.owner
+     WHERE x.ty OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid AND f.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
+       AND f.proowner OPERATOR(pg_catalog.<>) x.owner AND NOT o.rolsuper
+    UNION ALL
+    -- a domain check that is not only constants, the value, operators,
+    -- built-in immutable functions, boolean logic and CASE (read from the
+    -- stored expression: no dependency on a built-in function is recorded)
+    SELECT x.rel, x.owner, x.att, x.tcol, x.ty,
+           format('is of type %s, whose check %I is not only constants, the value, operators, built-in immutable functions (or the table owner''s), boolean logic and CASE',
+                  pg_catalog.format_type(x.ty, NULL), n.conname),
+           NULL::pg_catalog.text
+      FROM cols x JOIN pg_constraint n ON n.contypid OPERATOR(pg_catalog.=) x.ty AND n.conbin IS NOT NULL
      WHERE x.ty OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
-       AND ((f.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
-             AND f.proowner OPERATOR(pg_catalog.<>) x.owner AND NOT o.rolsuper)
-         OR (f.oid OPERATOR(pg_catalog.<) 16384::pg_catalog.oid
-             AND f.proname OPERATOR(pg_catalog.=) ANY (ARRAY['ts_rewrite', 'ts_stat', 'query_to_xml', 'query_to_xmlschema',
-               'query_to_xml_and_xmlschema', 'cursor_to_xml', 'cursor_to_xmlschema', 'table_to_xml', 'table_to_xmlschema',
-               'table_to_xml_and_xmlschema', 'schema_to_xml', 'schema_to_xmlschema', 'schema_to_xml_and_xmlschema',
-               'database_to_xml', 'database_to_xmlschema', 'database_to_xml_and_xmlschema', 'pg_input_is_valid',
-               'pg_input_error_info']::pg_catalog.name[])))
+       AND (EXISTS (SELECT FROM regexp_matches(n.conbin::pg_catalog.text, '\{([A-Z_]+)', 'g') AS g(m)
+                     WHERE NOT (g.m)[1] OPERATOR(pg_catalog.=) ANY (ARRAY['CONST', 'COERCETODOMAINVALUE', 'OPEXPR', 'FUNCEXPR', 'BOOLEXPR', 'NULLTEST', 'BOOLEANTEST',
+                               'SCALARARRAYOPEXPR', 'RELABELTYPE', 'DISTINCTEXPR', 'NULLIFEXPR', 'CASE', 'WHEN', 'CASETESTEXPR',
+                               'COALESCEEXPR', 'MINMAXEXPR', 'ARRAYEXPR', 'COLLATEEXPR']::pg_catalog.text[]))
+            OR EXISTS (SELECT FROM regexp_matches(n.conbin::pg_catalog.text, ':(?:op)?funcid ([0-9]+)', 'g') AS g(m)
+                         JOIN pg_proc p ON p.oid OPERATOR(pg_catalog.=) (g.m)[1]::pg_catalog.oid
+                         JOIN pg_roles w ON w.oid OPERATOR(pg_catalog.=) p.proowner
+                        WHERE CASE WHEN p.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
+                                   THEN p.proowner OPERATOR(pg_catalog.<>) x.owner AND NOT w.rolsuper
+                                   ELSE p.provolatile OPERATOR(pg_catalog.<>) 'i'::pg_catalog."char" END))
   )
   SELECT DISTINCT CASE WHEN y.att OPERATOR(pg_catalog.=) y.tcol THEN 'high' ELSE 'medium' END,
          'foreign_owned_column_type',
          format('%I.%I.%I', n.nspname, c.relname, y.att),
-         format('column %I of %I.%I %s, not to the table''s owner: that code runs as whoever writes%s',
+         format('column %I of %I.%I %s: that code runs as whoever writes%s',
                 y.att, n.nspname, c.relname, y.why,
                 CASE WHEN y.att OPERATOR(pg_catalog.=) y.tcol
                      THEN ' the table and, in the tenant policies, whoever reads it; the type''s owner can change which tenant a row belongs to'

@@ -568,17 +568,13 @@ fn type_walk(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String> {
 }
 
 /// Why code of type `ty` is not trusted for `role`: the first function it
-/// runs that belongs neither to `role` nor to a superuser, nor is built in
-/// (or is one of the built-ins that run SQL given as text,
-/// [`RUNS_SQL_TEXT`]), with what calls it: a cast between the type (or its
-/// array type) and `text` (or `text[]`), the casts tenant_guard's SQL uses
-/// (anyone owning the other type of a cast may create one, so others are
-/// not counted), a function or operator a domain CHECK of the type calls
-/// (read from the stored expression: PostgreSQL records no dependency on
-/// built-in functions),
-/// a range's canonical or subtype-difference function; else the first
-/// type a domain CHECK names (a cast to it) that is not trusted either.
-/// `None`: none.
+/// runs that belongs neither to `role` nor to a superuser, nor is built in,
+/// with what calls it: a cast between the type (or its array type) and
+/// `text` (or `text[]`), the casts tenant_guard's SQL uses (anyone owning
+/// the other type of a cast may create one, so others are not counted), a
+/// range's canonical or subtype-difference function; else a domain check
+/// that is not safe ([`domain_check_problem`]); else the first type a
+/// domain check names that is not trusted either. `None`: none.
 fn foreign_code(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String> {
     let found = pinned(|| {
         Spi::connect(|c| {
@@ -600,14 +596,6 @@ fn foreign_code(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String
                         OR (k.casttarget OPERATOR(pg_catalog.=) t.typarray \
                             AND k.castsource OPERATOR(pg_catalog.=) 'pg_catalog.text[]'::pg_catalog.regtype)) \
                    UNION ALL \
-                   SELECT (g.m)[1]::pg_catalog.oid, \
-                          'the check ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(n.conname::pg_catalog.text) \
-                          OPERATOR(pg_catalog.||) ' of the domain ' OPERATOR(pg_catalog.||) pg_catalog.format_type($1, NULL) \
-                     FROM pg_catalog.pg_constraint n \
-                    CROSS JOIN LATERAL pg_catalog.regexp_matches(n.conbin::pg_catalog.text, \
-                                 ':(?:op)?funcid ([0-9]+)', 'g') AS g(m) \
-                    WHERE n.contypid OPERATOR(pg_catalog.=) $1 \
-                   UNION ALL \
                    SELECT r.rngcanonical::pg_catalog.oid, 'the range ' OPERATOR(pg_catalog.||) pg_catalog.format_type($1, NULL) \
                      FROM pg_catalog.pg_range r WHERE r.rngtypid OPERATOR(pg_catalog.=) $1 \
                    UNION ALL \
@@ -618,13 +606,11 @@ fn foreign_code(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String
                    FROM f JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) f.fn \
                    JOIN pg_catalog.pg_namespace s ON s.oid OPERATOR(pg_catalog.=) p.pronamespace \
                    JOIN pg_catalog.pg_roles w ON w.oid OPERATOR(pg_catalog.=) p.proowner \
-                  WHERE (p.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid \
-                         AND p.proowner OPERATOR(pg_catalog.<>) $2 AND NOT w.rolsuper) \
-                     OR (p.oid OPERATOR(pg_catalog.<) 16384::pg_catalog.oid \
-                         AND p.proname OPERATOR(pg_catalog.=) ANY ($3::pg_catalog.name[])) \
+                  WHERE p.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid \
+                    AND p.proowner OPERATOR(pg_catalog.<>) $2 AND NOT w.rolsuper \
                   ORDER BY 1, 2 LIMIT 1",
                 None,
-                &[ty.into(), role.into(), RUNS_SQL_TEXT.to_vec().into()],
+                &[ty.into(), role.into()],
             ));
             rows.into_iter().next().map(|r| {
                 (
@@ -636,11 +622,12 @@ fn foreign_code(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String
         })
     });
     if let Some((f, what, owner)) = found {
-        return Some(if f.starts_with("pg_catalog.") {
-            format!("{what} calls the function {f}, which runs SQL or code named in its arguments")
-        } else {
-            format!("{what} calls the function {f}, which belongs to role \"{owner}\"")
-        });
+        return Some(format!(
+            "{what} calls the function {f}, which belongs to role \"{owner}\""
+        ));
+    }
+    if let Some(why) = domain_check_problem(ty, role) {
+        return Some(why);
     }
     // The types a domain check names (a cast to another domain runs that
     // domain's checks): each under the same rule.
@@ -667,29 +654,84 @@ fn foreign_code(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String
     })
 }
 
-/// Built-in functions that run SQL given as text, or code of a type or
-/// table named in their arguments (never a dependency PostgreSQL records):
-/// a domain check calling one runs whatever its text names.
-const RUNS_SQL_TEXT: &[&str] = &[
-    "ts_rewrite",
-    "ts_stat",
-    "query_to_xml",
-    "query_to_xmlschema",
-    "query_to_xml_and_xmlschema",
-    "cursor_to_xml",
-    "cursor_to_xmlschema",
-    "table_to_xml",
-    "table_to_xmlschema",
-    "table_to_xml_and_xmlschema",
-    "schema_to_xml",
-    "schema_to_xmlschema",
-    "schema_to_xml_and_xmlschema",
-    "database_to_xml",
-    "database_to_xmlschema",
-    "database_to_xml_and_xmlschema",
-    "pg_input_is_valid",
-    "pg_input_error_info",
+/// The expression nodes a domain check may consist of: constants, the
+/// value, operators, functions, boolean logic, `CASE` and the like. Anything
+/// else (a cast to another type, which runs that type's code; `JSON_VALUE …
+/// RETURNING`, `XMLSERIALIZE`; nodes of later versions) is refused.
+const CHECK_NODES: &[&str] = &[
+    "CONST",
+    "COERCETODOMAINVALUE",
+    "OPEXPR",
+    "FUNCEXPR",
+    "BOOLEXPR",
+    "NULLTEST",
+    "BOOLEANTEST",
+    "SCALARARRAYOPEXPR",
+    "RELABELTYPE",
+    "DISTINCTEXPR",
+    "NULLIFEXPR",
+    "CASE",
+    "WHEN",
+    "CASETESTEXPR",
+    "COALESCEEXPR",
+    "MINMAXEXPR",
+    "ARRAYEXPR",
+    "COLLATEEXPR",
 ];
+
+/// Why a CHECK constraint of the domain `ty` is not safe to run for
+/// another role (`role` being the one trusted): a domain's checks run
+/// wherever a value is cast to it, so in protect's default and policies,
+/// for every writer and reader. Whoever wrote a check (a domain taken over
+/// keeps its checks), it may consist only of [`CHECK_NODES`] and call only
+/// built-in immutable functions and operators, or functions of `role` or a
+/// superuser (their code is their owner's choice): a volatile built-in
+/// changes the session that runs it (`set_config`), reads files or runs
+/// SQL given as text. The expression is
+/// read as stored (`pg_constraint.conbin`): PostgreSQL records no
+/// dependency on built-in functions. `None`: every check is safe.
+fn domain_check_problem(ty: pg_sys::Oid, role: pg_sys::Oid) -> Option<String> {
+    let nodes: Vec<String> = CHECK_NODES.iter().map(|n| (*n).to_owned()).collect();
+    pinned(|| {
+        Spi::connect(|c| {
+            let rows = crate::error::spi(c.select(
+                "SELECT pg_catalog.quote_ident(n.conname::pg_catalog.text), \
+                        (SELECT pg_catalog.string_agg(DISTINCT (g.m)[1], ', ') \
+                           FROM pg_catalog.regexp_matches(n.conbin::pg_catalog.text, '\\{([A-Z_]+)', 'g') AS g(m) \
+                          WHERE NOT (g.m)[1] OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.text[])), \
+                        (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.format('%I.%I', s.nspname, p.proname), ', ') \
+                           FROM pg_catalog.regexp_matches(n.conbin::pg_catalog.text, ':(?:op)?funcid ([0-9]+)', 'g') AS g(m) \
+                           JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) (g.m)[1]::pg_catalog.oid \
+                           JOIN pg_catalog.pg_namespace s ON s.oid OPERATOR(pg_catalog.=) p.pronamespace \
+                           JOIN pg_catalog.pg_roles w ON w.oid OPERATOR(pg_catalog.=) p.proowner \
+                          WHERE CASE WHEN p.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid \
+                                     THEN p.proowner OPERATOR(pg_catalog.<>) $3 AND NOT w.rolsuper \
+                                     ELSE p.provolatile OPERATOR(pg_catalog.<>) 'i'::pg_catalog.\"char\" END), \
+                        pg_catalog.format_type($1, NULL) \
+                   FROM pg_catalog.pg_constraint n \
+                  WHERE n.contypid OPERATOR(pg_catalog.=) $1 AND n.conbin IS NOT NULL \
+                  ORDER BY n.conname",
+                None,
+                &[ty.into(), nodes.into(), role.into()],
+            ));
+            rows.into_iter().find_map(|r| {
+                let name = crate::error::present(r.get::<String>(1), "a check's name");
+                let other: Option<String> = crate::error::spi(r.get::<String>(2));
+                let calls: Option<String> = crate::error::spi(r.get::<String>(3));
+                let domain = crate::error::present(r.get::<String>(4), "format_type");
+                match (other, calls) {
+                    (_, Some(f)) => Some(format!(
+                        "the check {name} of the domain {domain} calls {f}: a check may call built-in immutable functions, and functions of the table's owner or a superuser"
+                    )),
+                    (Some(n), None) => Some(format!(
+                        "the check {name} of the domain {domain} uses {n} (only constants, the value, operators, built-in immutable functions, boolean logic and CASE are accepted)"
+                    )),
+                    (None, None) => None,
+                }
+            })
+        })
+    })
+}
 
 /// The type of column `col` of `rel` (`Oid::INVALID` when there is none).
 pub fn column_type(rel: pg_sys::Oid, col: &str) -> pg_sys::Oid {

@@ -355,7 +355,13 @@ CREATE DOMAIN public.tg_or_inner AS text CHECK (public.tg_or_pwn());
 CREATE DOMAIN public.tg_or_outer AS text CHECK ((VALUE::public.tg_or_inner) IS NOT NULL);
 CREATE DOMAIN public.tg_or_sqltext AS text
   CHECK (ts_rewrite('a'::tsquery, 'SELECT ''a''::tsquery, ''b''::tsquery') IS NOT NULL);
+-- A volatile built-in changes the session of whoever runs the check.
+CREATE DOMAIN public.tg_or_setter AS text
+  CHECK (VALUE <> '' AND set_config('search_path', 'public, pg_catalog', false) IS NOT NULL);
 RESET ROLE;
+-- An ordinary check (constants, operators, built-in immutable functions)
+-- is accepted.
+CREATE DOMAIN public.tg_or_slug AS text CHECK (VALUE ~ '^[a-z0-9-]+$' AND length(VALUE) <= 64);
 CREATE TYPE public.tg_or_dba_enum AS ENUM ('acme');
 SET ROLE tg_or_app;
 CREATE TYPE public.tg_or_x3 AS (a int);
@@ -365,19 +371,24 @@ CREATE CAST (public.tg_or_x3 AS public.tg_or_dba_enum) WITH FUNCTION public.tg_o
 RESET ROLE;
 ALTER DOMAIN public.tg_or_outer OWNER TO CURRENT_USER;
 ALTER DOMAIN public.tg_or_sqltext OWNER TO CURRENT_USER;
+ALTER DOMAIN public.tg_or_setter OWNER TO CURRENT_USER;
 CREATE TABLE tg_or_dba_outer (id int PRIMARY KEY, tenant_id public.tg_or_outer);
 CREATE TABLE tg_or_dba_sqltext (id int PRIMARY KEY, tenant_id public.tg_or_sqltext);
+CREATE TABLE tg_or_dba_setter (id int PRIMARY KEY, tenant_id public.tg_or_setter);
+CREATE TABLE tg_or_dba_slug (id int PRIMARY KEY, tenant_id public.tg_or_slug);
 CREATE TABLE tg_or_dba_enum_t (id int PRIMARY KEY, tenant_id public.tg_or_dba_enum);
 \set VERBOSITY default
 SELECT count(*) FROM tenant_guard.protect('tg_or_dba_outer', dry_run => true);
 SELECT count(*) FROM tenant_guard.protect('tg_or_dba_sqltext', dry_run => true);
+SELECT count(*) FROM tenant_guard.protect('tg_or_dba_setter', dry_run => true);
 \set VERBOSITY sqlstate
 SELECT count(*) > 0 AS accepted FROM tenant_guard.protect('tg_or_dba_enum_t', dry_run => true);
-DROP TABLE tg_or_dba_outer, tg_or_dba_sqltext, tg_or_dba_enum_t;
+SELECT count(*) > 0 AS accepted FROM tenant_guard.protect('tg_or_dba_slug', dry_run => true);
+DROP TABLE tg_or_dba_outer, tg_or_dba_sqltext, tg_or_dba_setter, tg_or_dba_slug, tg_or_dba_enum_t;
 DROP CAST (public.tg_or_x3 AS public.tg_or_dba_enum);
 DROP FUNCTION public.tg_or_x3_enum(public.tg_or_x3);
 DROP TYPE public.tg_or_x3, public.tg_or_dba_enum;
-DROP DOMAIN public.tg_or_outer, public.tg_or_sqltext, public.tg_or_inner;
+DROP DOMAIN public.tg_or_outer, public.tg_or_sqltext, public.tg_or_setter, public.tg_or_slug, public.tg_or_inner;
 -- The domain given to the table's owner (here the DBA): only that owner
 -- (or a superuser) can change its CHECK now, and protect goes ahead.
 ALTER DOMAIN public.tg_or_dom OWNER TO CURRENT_USER;
