@@ -27,8 +27,9 @@
 //!   the owner's rights, which it has anyway. A column's type need not be
 //!   the owner's: statements that compare or cast a column's values first
 //!   check, with [`require_trusted_columns`], that every user-defined type
-//!   they touch belongs to the role they run as or to a superuser (its
-//!   casts, operators and domain checks are its owner's code). It locks the table first
+//!   they touch belongs to the role they run as or to a superuser, and so
+//!   do the functions its casts call (its casts, operators and domain
+//!   checks are its owner's code). It locks the table first
 //!   (`ACCESS SHARE` to the end of the transaction; `42P01` if dropped): a
 //!   name is parsed again by each statement, and a schema's owner may drop
 //!   a table it does not own and put a view of its own under the name.
@@ -461,10 +462,11 @@ const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
 /// built-in type is safe. A user-defined type is safe only if it belongs to
 /// `role` or to a superuser (its owner can create casts from and to it,
 /// add CHECK constraints to a domain, rename an enum's values, define its
-/// operators), if every function its casts, its domain checks and its range
+/// operators), if every function its casts to and from text and its range
 /// call belongs to `role` or a superuser too (a function's owner can
-/// replace its body at any time; [`foreign_code`]), and then only if what
-/// it is built on is safe too: a domain's base type, an array's element
+/// replace its body at any time; [`foreign_code`]), if its domain checks
+/// pass [`domain_check_problem`], and then only if what it is built on is
+/// safe too: a domain's base type, an array's element
 /// type, a range's subtype, a multirange's range, a composite type's
 /// attribute types. A trusted function that itself calls a function of
 /// another role is that function's owner's choice, and is not followed.
