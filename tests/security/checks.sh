@@ -35,6 +35,25 @@ SQL
 
 lit() { local x=${1//\'/\'\'}; printf "'%s'" "$x"; }   # SQL literal
 
+# kit_enum_casts SCHEMA NAME: an attacker's enum NAME ('acme', 'globex')
+# with casts from and to text whose functions call pwn().
+kit_enum_casts() {
+  local s=$1 t=$2
+  cat <<SQL
+CREATE TYPE $s.$t AS ENUM ('acme', 'globex');
+CREATE FUNCTION $s.text_$t(text) RETURNS $s.$t LANGUAGE plpgsql IMMUTABLE AS \$f\$
+DECLARE r $s.$t;
+BEGIN PERFORM $s.pwn();
+  SELECT e INTO r FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::$s.$t)) e
+   WHERE pg_catalog.textin(pg_catalog.enum_out(e)) OPERATOR(pg_catalog.=) \$1;
+  RETURN r; END \$f\$;
+CREATE CAST (text AS $s.$t) WITH FUNCTION $s.text_$t(text);
+CREATE FUNCTION $s.${t}_text($s.$t) RETURNS text LANGUAGE plpgsql IMMUTABLE AS \$f\$
+BEGIN PERFORM $s.pwn(); RETURN pg_catalog.textin(pg_catalog.enum_out(\$1)); END \$f\$;
+CREATE CAST ($s.$t AS text) WITH FUNCTION $s.${t}_text($s.$t);
+SQL
+}
+
 # ================================================================ pgtemp
 # (a) only: objects in the application's own pg_temp, reached by functions
 # the application (or a role granted one function) calls.
@@ -364,28 +383,8 @@ SQL
     # attacker's (42501, or a WARNING and no count).
     begin_check "casts/$pos/foreign-type-setup"
     as_strict "$APP" "$DB" <<SQL
-CREATE TYPE $S.ftid AS ENUM ('acme', 'globex');
-CREATE FUNCTION $S.text_ftid(text) RETURNS $S.ftid LANGUAGE plpgsql IMMUTABLE AS \$f\$
-DECLARE r $S.ftid;
-BEGIN PERFORM $S.pwn();
-  SELECT e INTO r FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::$S.ftid)) e
-   WHERE pg_catalog.textin(pg_catalog.enum_out(e)) OPERATOR(pg_catalog.=) \$1;
-  RETURN r; END \$f\$;
-CREATE CAST (text AS $S.ftid) WITH FUNCTION $S.text_ftid(text);
-CREATE FUNCTION $S.ftid_text($S.ftid) RETURNS text LANGUAGE plpgsql IMMUTABLE AS \$f\$
-BEGIN PERFORM $S.pwn(); RETURN pg_catalog.textin(pg_catalog.enum_out(\$1)); END \$f\$;
-CREATE CAST ($S.ftid AS text) WITH FUNCTION $S.ftid_text($S.ftid);
-CREATE TYPE $S.gtid AS ENUM ('acme', 'globex');
-CREATE FUNCTION $S.text_gtid(text) RETURNS $S.gtid LANGUAGE plpgsql IMMUTABLE AS \$f\$
-DECLARE r $S.gtid;
-BEGIN PERFORM $S.pwn();
-  SELECT e INTO r FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::$S.gtid)) e
-   WHERE pg_catalog.textin(pg_catalog.enum_out(e)) OPERATOR(pg_catalog.=) \$1;
-  RETURN r; END \$f\$;
-CREATE CAST (text AS $S.gtid) WITH FUNCTION $S.text_gtid(text);
-CREATE FUNCTION $S.gtid_text($S.gtid) RETURNS text LANGUAGE plpgsql IMMUTABLE AS \$f\$
-BEGIN PERFORM $S.pwn(); RETURN pg_catalog.textin(pg_catalog.enum_out(\$1)); END \$f\$;
-CREATE CAST ($S.gtid AS text) WITH FUNCTION $S.gtid_text($S.gtid);
+$(kit_enum_casts "$S" ftid)
+$(kit_enum_casts "$S" gtid)
 SQL
     rc=$?
     adm "$DB" >>"$OUT" 2>&1 <<SQL || rc=1
