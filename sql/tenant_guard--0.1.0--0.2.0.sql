@@ -659,25 +659,25 @@ BEGIN
      WHERE x.ty OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
        AND t.typowner OPERATOR(pg_catalog.<>) x.owner AND NOT o.rolsuper
     UNION ALL
-    -- a function its code calls
+    -- a user-defined function its casts or range call (whoever owns it,
+    -- its body or the search_path it resolves names through may reach
+    -- another role's code)
     SELECT x.rel, x.owner, x.att, x.tcol, x.ty,
-           format('is of type %s, whose %s calls %I.%I, which belongs to %I, not to the table''s owner', pg_catalog.format_type(x.ty, NULL),
+           format('is of type %s, whose %s calls %I.%I (of %I), not a built-in function', pg_catalog.format_type(x.ty, NULL),
                   k.what, s.nspname, f.proname, o.rolname),
-           format('ALTER FUNCTION %I.%I(%s) OWNER TO %I;', s.nspname, f.proname,
-                  pg_catalog.pg_get_function_identity_arguments(f.oid), r.rolname)
+           NULL::pg_catalog.text
       FROM cols x JOIN code k ON k.ty OPERATOR(pg_catalog.=) x.ty
       JOIN pg_proc f ON f.oid OPERATOR(pg_catalog.=) k.fn
       JOIN pg_namespace s ON s.oid OPERATOR(pg_catalog.=) f.pronamespace
       JOIN pg_roles o ON o.oid OPERATOR(pg_catalog.=) f.proowner
-      JOIN pg_roles r ON r.oid OPERATOR(pg_catalog.=) x.owner
      WHERE x.ty OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid AND f.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
-       AND f.proowner OPERATOR(pg_catalog.<>) x.owner AND NOT o.rolsuper
     UNION ALL
     -- a domain check that is not only constants, the value, operators,
-    -- built-in immutable functions, boolean logic and CASE (read from the
-    -- stored expression: no dependency on a built-in function is recorded)
+    -- built-in immutable functions, conversions to built-in types, boolean
+    -- logic and CASE (read from the stored expression: no dependency on a
+    -- built-in function is recorded)
     SELECT x.rel, x.owner, x.att, x.tcol, x.ty,
-           format('is of type %s, whose check %I is not only constants, the value, operators, built-in immutable functions (or the table owner''s), boolean logic and CASE',
+           format('is of type %s, whose check %I is not only constants, the value, operators, built-in immutable functions, conversions to built-in types, boolean logic and CASE',
                   pg_catalog.format_type(x.ty, NULL), n.conname),
            NULL::pg_catalog.text
       FROM cols x JOIN pg_constraint n ON n.contypid OPERATOR(pg_catalog.=) x.ty AND n.conbin IS NOT NULL
@@ -685,13 +685,14 @@ BEGIN
        AND (EXISTS (SELECT FROM regexp_matches(n.conbin::pg_catalog.text, '\{([A-Z_]+)', 'g') AS g(m)
                      WHERE NOT (g.m)[1] OPERATOR(pg_catalog.=) ANY (ARRAY['CONST', 'COERCETODOMAINVALUE', 'OPEXPR', 'FUNCEXPR', 'BOOLEXPR', 'NULLTEST', 'BOOLEANTEST',
                                'SCALARARRAYOPEXPR', 'RELABELTYPE', 'DISTINCTEXPR', 'NULLIFEXPR', 'CASE', 'WHEN', 'CASETESTEXPR',
-                               'COALESCEEXPR', 'MINMAXEXPR', 'ARRAYEXPR', 'COLLATEEXPR']::pg_catalog.text[]))
+                               'COALESCEEXPR', 'MINMAXEXPR', 'ARRAYEXPR', 'COLLATEEXPR', 'COERCEVIAIO',
+                               'ARRAYCOERCEEXPR']::pg_catalog.text[]))
             OR EXISTS (SELECT FROM regexp_matches(n.conbin::pg_catalog.text, ':(?:op)?funcid ([0-9]+)', 'g') AS g(m)
                          JOIN pg_proc p ON p.oid OPERATOR(pg_catalog.=) (g.m)[1]::pg_catalog.oid
-                         JOIN pg_roles w ON w.oid OPERATOR(pg_catalog.=) p.proowner
-                        WHERE CASE WHEN p.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
-                                   THEN p.proowner OPERATOR(pg_catalog.<>) x.owner AND NOT w.rolsuper
-                                   ELSE p.provolatile OPERATOR(pg_catalog.<>) 'i'::pg_catalog."char" END))
+                        WHERE p.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
+                           OR p.provolatile OPERATOR(pg_catalog.<>) 'i'::pg_catalog."char")
+            OR EXISTS (SELECT FROM regexp_matches(n.conbin::pg_catalog.text, ':resulttype ([0-9]+)', 'g') AS g(m)
+                        WHERE (g.m)[1]::pg_catalog.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid))
   )
   SELECT DISTINCT CASE WHEN y.att OPERATOR(pg_catalog.=) y.tcol THEN 'high' ELSE 'medium' END,
          'foreign_owned_column_type',

@@ -357,7 +357,7 @@ pub(crate) fn require_safe_read(
         reasons.join("; ")
     ))
     .hint(if reader == owner {
-        "Give the types named, and the functions their casts and checks call, to the tables' owner (ALTER TYPE, ALTER DOMAIN, ALTER FUNCTION ... OWNER TO ...), or use built-in types."
+        "Use built-in types, or types of the tables' owner whose casts to and from text and whose checks call only built-in functions."
     } else {
         "Give both tables the same owner (ALTER TABLE ... OWNER TO ...), or lift the condition named."
     })

@@ -462,19 +462,28 @@ const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
 /// built-in type is safe. A user-defined type is safe only if it belongs to
 /// `role` or to a superuser (its owner can create casts from and to it,
 /// add CHECK constraints to a domain, rename an enum's values, define its
-/// operators), if every function its casts to and from text and its range
-/// call belongs to `role` or a superuser too (a function's owner can
-/// replace its body at any time; [`foreign_code`]), if its domain checks
-/// pass [`domain_check_problem`], and then only if what it is built on is
-/// safe too: a domain's base type, an array's element
-/// type, a range's subtype, a multirange's range, a composite type's
-/// attribute types. A trusted function that itself calls a function of
-/// another role is that function's owner's choice, and is not followed.
+/// operators), if its casts to and from text and its range call only
+/// built-in functions ([`foreign_code`]: a user-defined function's body,
+/// or the names it resolves through its own or its caller's `search_path`,
+/// may run another role's code whoever owns the function), if its domain
+/// checks pass [`domain_check_problem`], and then only if what it is built
+/// on is safe too: a domain's base type, an array's element type, a
+/// range's subtype, a multirange's range, a composite type's attribute
+/// types.
 pub fn untrusted_type(ty: pg_sys::Oid, role: pg_sys::Oid) -> Option<String> {
-    type_walk(ty, role, 0)
+    type_walk(ty, role, false, 0)
 }
 
-fn type_walk(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String> {
+/// [`untrusted_type`] for SQL that every role runs (protect's default and
+/// policies): the type's casts, checks and range call only built-in
+/// functions. A user-defined function, even the table owner's, resolves
+/// the names in its body through the `search_path` of its `SET` clause or
+/// of whoever runs it, where another role's schema may come first.
+pub fn untrusted_type_for_everyone(ty: pg_sys::Oid, owner: pg_sys::Oid) -> Option<String> {
+    type_walk(ty, owner, true, 0)
+}
+
+fn type_walk(ty: pg_sys::Oid, role: pg_sys::Oid, strict: bool, depth: u32) -> Option<String> {
     if ty == pg_sys::Oid::INVALID {
         return Some("a type that does not exist".into());
     }
@@ -537,15 +546,17 @@ fn type_walk(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String> {
     // The type's owner is trusted; the functions its casts, its domain
     // checks and its range call need not be that owner's, and whoever owns
     // a function can replace its body at any time.
-    if let Some(why) = foreign_code(ty, role, depth) {
+    if let Some(why) = foreign_code(ty, role, strict, depth) {
         return Some(why);
     }
     match t.kind.as_str() {
-        "d" => type_walk(t.base, role, depth + 1),
+        "d" => type_walk(t.base, role, strict, depth + 1),
         "b" if t.category == "A" && t.elem != pg_sys::Oid::INVALID => {
-            type_walk(t.elem, role, depth + 1)
+            type_walk(t.elem, role, strict, depth + 1)
         }
-        "r" | "m" => t.subtype.and_then(|s| type_walk(s, role, depth + 1)),
+        "r" | "m" => t
+            .subtype
+            .and_then(|s| type_walk(s, role, strict, depth + 1)),
         "c" => {
             let attrs: Vec<pg_sys::Oid> = pinned(|| {
                 Spi::connect(|c| {
@@ -563,21 +574,21 @@ fn type_walk(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String> {
             });
             attrs
                 .into_iter()
-                .find_map(|a| type_walk(a, role, depth + 1))
+                .find_map(|a| type_walk(a, role, strict, depth + 1))
         }
         _ => None,
     }
 }
 
-/// Why code of type `ty` is not trusted for `role`: the first function it
-/// runs that belongs neither to `role` nor to a superuser, nor is built in,
-/// with what calls it: a cast between the type (or its array type) and
-/// `text` (or `text[]`), the casts tenant_guard's SQL uses (anyone owning
-/// the other type of a cast may create one, so others are not counted), a
-/// range's canonical or subtype-difference function; else a domain check
-/// that is not safe ([`domain_check_problem`]); else the first type a
-/// domain check names that is not trusted either. `None`: none.
-fn foreign_code(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String> {
+/// Why code of type `ty` is not trusted for `role`: the first user-defined
+/// function it runs, with what calls it: a cast between the type (or its
+/// array type) and `text` (or `text[]`), the casts tenant_guard's SQL uses
+/// (anyone owning the other type of a cast may create one, so others are
+/// not counted), a range's canonical or subtype-difference function; else
+/// a domain check that is not safe ([`domain_check_problem`]); else the
+/// first type a domain check names that is not trusted for `role`.
+/// `None`: none.
+fn foreign_code(ty: pg_sys::Oid, role: pg_sys::Oid, strict: bool, depth: u32) -> Option<String> {
     let found = pinned(|| {
         Spi::connect(|c| {
             let rows = crate::error::spi(c.select(
@@ -609,10 +620,10 @@ fn foreign_code(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String
                    JOIN pg_catalog.pg_namespace s ON s.oid OPERATOR(pg_catalog.=) p.pronamespace \
                    JOIN pg_catalog.pg_roles w ON w.oid OPERATOR(pg_catalog.=) p.proowner \
                   WHERE p.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid \
-                    AND p.proowner OPERATOR(pg_catalog.<>) $2 AND NOT w.rolsuper \
+                    AND ($3 OR (p.proowner OPERATOR(pg_catalog.<>) $2 AND NOT w.rolsuper)) \
                   ORDER BY 1, 2 LIMIT 1",
                 None,
-                &[ty.into(), role.into()],
+                &[ty.into(), role.into(), strict.into()],
             ));
             rows.into_iter().next().map(|r| {
                 (
@@ -624,11 +635,13 @@ fn foreign_code(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String
         })
     });
     if let Some((f, what, owner)) = found {
-        return Some(format!(
-            "{what} calls the function {f}, which belongs to role \"{owner}\""
-        ));
+        return Some(if strict {
+            format!("{what} calls the function {f} (of role \"{owner}\"), not a built-in one")
+        } else {
+            format!("{what} calls the function {f}, which belongs to role \"{owner}\"")
+        });
     }
-    if let Some(why) = domain_check_problem(ty, role) {
+    if let Some(why) = domain_check_problem(ty, role, strict) {
         return Some(why);
     }
     // The types a domain check names (a cast to another domain runs that
@@ -651,7 +664,7 @@ fn foreign_code(ty: pg_sys::Oid, role: pg_sys::Oid, depth: u32) -> Option<String
         })
     });
     named.into_iter().find_map(|n| {
-        type_walk(n, role, depth + 1)
+        type_walk(n, role, strict, depth + 1)
             .map(|why| format!("a check of a domain names a type whose code is not trusted: {why}"))
     })
 }
@@ -679,20 +692,24 @@ const CHECK_NODES: &[&str] = &[
     "MINMAXEXPR",
     "ARRAYEXPR",
     "COLLATEEXPR",
+    // Conversions, when every type they produce is built in (checked).
+    "COERCEVIAIO",
+    "ARRAYCOERCEEXPR",
 ];
 
 /// Why a CHECK constraint of the domain `ty` is not safe to run for
-/// another role (`role` being the one trusted): a domain's checks run
-/// wherever a value is cast to it, so in protect's default and policies,
-/// for every writer and reader. Whoever wrote a check (a domain taken over
-/// keeps its checks), it may consist only of [`CHECK_NODES`] and call only
-/// built-in immutable functions and operators, or functions of `role` or a
-/// superuser (their code is their owner's choice): a volatile built-in
-/// changes the session that runs it (`set_config`), reads files or runs
-/// SQL given as text. The expression is
-/// read as stored (`pg_constraint.conbin`): PostgreSQL records no
-/// dependency on built-in functions. `None`: every check is safe.
-fn domain_check_problem(ty: pg_sys::Oid, role: pg_sys::Oid) -> Option<String> {
+/// another role: a domain's checks run wherever a value is cast to it, so
+/// in protect's default and policies, for every writer and reader. Whoever
+/// wrote a check (a domain taken over keeps its checks), it may consist
+/// only of [`CHECK_NODES`], produce only built-in types, and call only
+/// built-in immutable functions and operators: a volatile built-in changes
+/// the session that runs it (`set_config`), reads files or runs SQL given
+/// as text, and a user-defined function, whoever owns it, may resolve
+/// names through a `search_path` naming another role's schema. The
+/// expression is read as stored (`pg_constraint.conbin`): PostgreSQL
+/// records no dependency on built-in functions. `None`: every check is
+/// safe.
+fn domain_check_problem(ty: pg_sys::Oid, role: pg_sys::Oid, strict: bool) -> Option<String> {
     let nodes: Vec<String> = CHECK_NODES.iter().map(|n| (*n).to_owned()).collect();
     pinned(|| {
         Spi::connect(|c| {
@@ -707,26 +724,35 @@ fn domain_check_problem(ty: pg_sys::Oid, role: pg_sys::Oid) -> Option<String> {
                            JOIN pg_catalog.pg_namespace s ON s.oid OPERATOR(pg_catalog.=) p.pronamespace \
                            JOIN pg_catalog.pg_roles w ON w.oid OPERATOR(pg_catalog.=) p.proowner \
                           WHERE CASE WHEN p.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid \
-                                     THEN p.proowner OPERATOR(pg_catalog.<>) $3 AND NOT w.rolsuper \
+                                     THEN $3 OR (p.proowner OPERATOR(pg_catalog.<>) $4 AND NOT w.rolsuper) \
                                      ELSE p.provolatile OPERATOR(pg_catalog.<>) 'i'::pg_catalog.\"char\" END), \
-                        pg_catalog.format_type($1, NULL) \
+                        pg_catalog.format_type($1, NULL), \
+                        (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.format_type((g.m)[1]::pg_catalog.oid, NULL), ', ') \
+                           FROM pg_catalog.regexp_matches(n.conbin::pg_catalog.text, ':resulttype ([0-9]+)', 'g') AS g(m) \
+                          WHERE (g.m)[1]::pg_catalog.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid) \
                    FROM pg_catalog.pg_constraint n \
                   WHERE n.contypid OPERATOR(pg_catalog.=) $1 AND n.conbin IS NOT NULL \
                   ORDER BY n.conname",
                 None,
-                &[ty.into(), nodes.into(), role.into()],
+                &[ty.into(), nodes.into(), strict.into(), role.into()],
             ));
             rows.into_iter().find_map(|r| {
                 let name = crate::error::present(r.get::<String>(1), "a check's name");
                 let other: Option<String> = crate::error::spi(r.get::<String>(2));
                 let calls: Option<String> = crate::error::spi(r.get::<String>(3));
                 let domain = crate::error::present(r.get::<String>(4), "format_type");
+                let converts: Option<String> = crate::error::spi(r.get::<String>(5));
                 match (other, calls) {
                     (_, Some(f)) => Some(format!(
-                        "the check {name} of the domain {domain} calls {f}: a check may call built-in immutable functions, and functions of the table's owner or a superuser"
+                        "the check {name} of the domain {domain} calls {f}: a check may call only built-in immutable functions{}",
+                        if strict { "" } else { " and functions of the role it runs as or of a superuser" }
+                    )),
+                    (None, None) if converts.is_some() => Some(format!(
+                        "the check {name} of the domain {domain} converts to {}: only to built-in types",
+                        converts.unwrap_or_default()
                     )),
                     (Some(n), None) => Some(format!(
-                        "the check {name} of the domain {domain} uses {n} (only constants, the value, operators, built-in immutable functions, boolean logic and CASE are accepted)"
+                        "the check {name} of the domain {domain} uses {n} (only constants, the value, operators, built-in immutable functions, conversions to built-in types, boolean logic and CASE are accepted)"
                     )),
                     (None, None) => None,
                 }
@@ -775,7 +801,7 @@ pub fn require_trusted_columns(rel: pg_sys::Oid, cols: &[String], role: pg_sys::
         ),
     )
     .detail("A user-defined type's casts, operators and domain checks are its owner's code; here they would run with the rights of another role.")
-    .hint("Give the type, and the functions its casts and checks call, to that role (ALTER TYPE, ALTER DOMAIN, ALTER FUNCTION ... OWNER TO ...), or use a built-in type.")
+    .hint("Use a built-in type, or a type of that role (ALTER TYPE or ALTER DOMAIN ... OWNER TO ...) whose casts to and from text and whose checks call only built-in functions.")
     .raise();
 }
 

@@ -480,21 +480,23 @@ fn run(oid: pg_sys::Oid, ddl: &[String]) {
 }
 
 /// 42501 unless the tenant column's type is built in, or belongs to the
-/// table's owner or a superuser (and so does every type it is built on;
-/// `privileged::untrusted_type`). The column's default casts the context's
-/// tenant to that type and the policies cast the read set to its array:
-/// a cast or domain check of another role would run as every role that
-/// writes or reads the table, superusers included, and could map one
-/// tenant to another; the owner of an enum can rename its values, moving
-/// every row of one tenant to another without an UPDATE.
+/// table's owner or a superuser with every type it is built on, its casts
+/// to and from text calling only built-in functions and its domain checks
+/// only built-in immutable ones (`privileged::untrusted_type_for_everyone`).
+/// The column's default casts the context's tenant to that type and the
+/// policies cast the read set to its array: that code runs as every role
+/// that writes or reads the table, superusers included, and another
+/// role's could map one tenant to another; the owner of an enum can rename
+/// its values, moving every row of one tenant to another without an
+/// UPDATE.
 fn require_trusted_tenant_type(oid: pg_sys::Oid, r: &Relation, col: &str) {
     let owner = crate::privileged::table_owner(oid);
     let ty = crate::privileged::column_type(oid, col);
-    if let Some(why) = crate::privileged::untrusted_type(ty, owner) {
+    if let Some(why) = crate::privileged::untrusted_type_for_everyone(ty, owner) {
         Failure::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!(
-                "the tenant column \"{col}\" of \"{}\" is of a type whose code neither the table's owner nor a superuser owns",
+                "the tenant column \"{col}\" of \"{}\" is of a type whose code could run another role's code for every reader and writer",
                 r.display
             ),
         )
@@ -503,7 +505,7 @@ fn require_trusted_tenant_type(oid: pg_sys::Oid, r: &Relation, col: &str) {
             crate::error::capitalized(&why)
         ))
         .hint(format!(
-            "Give the type, and the functions its casts and checks call, to the table's owner \"{}\" (ALTER TYPE, ALTER DOMAIN, ALTER FUNCTION ... OWNER TO ...), or use a built-in type (text, uuid, bigint).",
+            "Use a built-in type (text, uuid, bigint), or a type of the table's owner \"{}\" (ALTER TYPE or ALTER DOMAIN ... OWNER TO ...) whose casts to and from text and whose checks call only built-in functions.",
             crate::privileged::role_name(owner)
         ))
         .raise();

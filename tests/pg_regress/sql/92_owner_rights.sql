@@ -359,9 +359,28 @@ CREATE DOMAIN public.tg_or_sqltext AS text
 CREATE DOMAIN public.tg_or_setter AS text
   CHECK (VALUE <> '' AND set_config('search_path', 'public, pg_catalog', false) IS NOT NULL);
 RESET ROLE;
--- An ordinary check (constants, operators, built-in immutable functions)
--- is accepted.
+-- Nor while a check calls a user-defined function, even one the DBA took
+-- over: a function with SET search_path naming the application's schema
+-- resolves its operators there, whoever runs it.
+SET ROLE tg_or_app;
+CREATE FUNCTION public.tg_or_valid(t text) RETURNS boolean LANGUAGE sql IMMUTABLE
+  SET search_path = public, pg_catalog AS $$ SELECT t ~ '^[a-z]+$' $$;
+CREATE DOMAIN public.tg_or_fn_checked AS text CHECK (public.tg_or_valid(VALUE));
+RESET ROLE;
+ALTER FUNCTION public.tg_or_valid(text) OWNER TO CURRENT_USER;
+ALTER DOMAIN public.tg_or_fn_checked OWNER TO CURRENT_USER;
+CREATE TABLE tg_or_dba_fn_checked (id int PRIMARY KEY, tenant_id public.tg_or_fn_checked);
+\set VERBOSITY default
+SELECT count(*) FROM tenant_guard.protect('tg_or_dba_fn_checked', dry_run => true);
+\set VERBOSITY sqlstate
+DROP TABLE tg_or_dba_fn_checked;
+DROP DOMAIN public.tg_or_fn_checked;
+DROP FUNCTION public.tg_or_valid(text);
+-- Ordinary checks (constants, operators, built-in immutable functions,
+-- conversions between built-in types) are accepted.
 CREATE DOMAIN public.tg_or_slug AS text CHECK (VALUE ~ '^[a-z0-9-]+$' AND length(VALUE) <= 64);
+CREATE DOMAIN public.tg_or_listed AS varchar(40) CHECK (VALUE IN ('acme', 'globex'));
+CREATE DOMAIN public.tg_or_uuidish AS text CHECK (VALUE::uuid IS NOT NULL);
 CREATE TYPE public.tg_or_dba_enum AS ENUM ('acme');
 SET ROLE tg_or_app;
 CREATE TYPE public.tg_or_x3 AS (a int);
@@ -376,6 +395,8 @@ CREATE TABLE tg_or_dba_outer (id int PRIMARY KEY, tenant_id public.tg_or_outer);
 CREATE TABLE tg_or_dba_sqltext (id int PRIMARY KEY, tenant_id public.tg_or_sqltext);
 CREATE TABLE tg_or_dba_setter (id int PRIMARY KEY, tenant_id public.tg_or_setter);
 CREATE TABLE tg_or_dba_slug (id int PRIMARY KEY, tenant_id public.tg_or_slug);
+CREATE TABLE tg_or_dba_listed (id int PRIMARY KEY, tenant_id public.tg_or_listed);
+CREATE TABLE tg_or_dba_uuidish (id int PRIMARY KEY, tenant_id public.tg_or_uuidish);
 CREATE TABLE tg_or_dba_enum_t (id int PRIMARY KEY, tenant_id public.tg_or_dba_enum);
 \set VERBOSITY default
 SELECT count(*) FROM tenant_guard.protect('tg_or_dba_outer', dry_run => true);
@@ -384,11 +405,15 @@ SELECT count(*) FROM tenant_guard.protect('tg_or_dba_setter', dry_run => true);
 \set VERBOSITY sqlstate
 SELECT count(*) > 0 AS accepted FROM tenant_guard.protect('tg_or_dba_enum_t', dry_run => true);
 SELECT count(*) > 0 AS accepted FROM tenant_guard.protect('tg_or_dba_slug', dry_run => true);
-DROP TABLE tg_or_dba_outer, tg_or_dba_sqltext, tg_or_dba_setter, tg_or_dba_slug, tg_or_dba_enum_t;
+SELECT count(*) > 0 AS accepted FROM tenant_guard.protect('tg_or_dba_listed', dry_run => true);
+SELECT count(*) > 0 AS accepted FROM tenant_guard.protect('tg_or_dba_uuidish', dry_run => true);
+DROP TABLE tg_or_dba_outer, tg_or_dba_sqltext, tg_or_dba_setter, tg_or_dba_slug, tg_or_dba_listed,
+           tg_or_dba_uuidish, tg_or_dba_enum_t;
 DROP CAST (public.tg_or_x3 AS public.tg_or_dba_enum);
 DROP FUNCTION public.tg_or_x3_enum(public.tg_or_x3);
 DROP TYPE public.tg_or_x3, public.tg_or_dba_enum;
-DROP DOMAIN public.tg_or_outer, public.tg_or_sqltext, public.tg_or_setter, public.tg_or_slug, public.tg_or_inner;
+DROP DOMAIN public.tg_or_outer, public.tg_or_sqltext, public.tg_or_setter, public.tg_or_slug, public.tg_or_listed,
+            public.tg_or_uuidish, public.tg_or_inner;
 -- The domain given to the table's owner (here the DBA): only that owner
 -- (or a superuser) can change its CHECK now, and protect goes ahead.
 ALTER DOMAIN public.tg_or_dom OWNER TO CURRENT_USER;
