@@ -23,10 +23,6 @@ use pgrx::prelude::*;
 
 type Oid = pg_sys::Oid;
 
-/// Types with an OID below this are built into PostgreSQL (their casts to
-/// text and their operators cannot be user code).
-const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
-
 /// `"schema"."table"`, owner and the column's type, in one catalog read;
 /// 42703 when the column does not exist.
 fn table_and_column(rel: Oid, col: &str) -> (String, Oid, Oid) {
@@ -245,7 +241,7 @@ fn role_reads_all(role: Oid, rel: Oid) -> bool {
 }
 
 fn is_builtin(ty: Oid) -> bool {
-    u32::from(ty) < FIRST_NORMAL_OBJECT_ID
+    u32::from(ty) < privileged::FIRST_NORMAL_OBJECT_ID
 }
 
 /// Counts the rows of a foreign key's child whose parent row (through the

@@ -83,19 +83,6 @@ fn schema_of(oid: Oid) -> String {
     .unwrap_or_else(|| crate::error::internal(format!("relation {} not found", u32::from(oid))))
 }
 
-/// The type of a column (InvalidOid when missing).
-fn column_type(oid: Oid, col: &str) -> Oid {
-    pinned(|| {
-        one::<Oid>(
-            "SELECT a.atttypid FROM pg_catalog.pg_attribute a \
-              WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
-                AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped",
-            &[oid.into(), col.into()],
-        )
-    })
-    .unwrap_or(Oid::INVALID)
-}
-
 /// The equality operator a foreign key from a `child_type` column to a
 /// `parent_type` column would use (the parent type's default btree
 /// family, as PostgreSQL picks it), rendered schema-qualified. Falls back
@@ -148,16 +135,6 @@ pub(crate) fn constraint_ops(nsps: &[String], oprs: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn owner_name(role: Oid) -> String {
-    pinned(|| {
-        one::<String>(
-            "SELECT pg_catalog.pg_get_userbyid($1)::pg_catalog.text",
-            &[role.into()],
-        )
-    })
-    .unwrap_or_else(|| u32::from(role).to_string())
-}
-
 /// Whether the current user has the rights of `rel`'s owner (owner, member
 /// of the owning role, or superuser): what running DDL on it takes.
 pub(crate) fn caller_owns(rel: Oid) -> bool {
@@ -207,7 +184,7 @@ pub(crate) fn require_owner_privilege(table: Oid, other: Oid, mode: u32, what: &
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!(
                 "owner \"{}\" of table {} lacks {what} on table {}",
-                owner_name(owner),
+                privileged::role_name(owner),
                 privileged::qualified_name(table),
                 privileged::qualified_name(other)
             ),
@@ -219,14 +196,11 @@ pub(crate) fn require_owner_privilege(table: Oid, other: Oid, mode: u32, what: &
         .hint(format!(
             "GRANT {what} ON {} TO {};",
             privileged::qualified_name(other),
-            ident(&owner_name(owner))
+            ident(&privileged::role_name(owner))
         ))
         .raise();
     }
 }
-
-/// Types with an OID below this are built into PostgreSQL.
-const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
 
 /// Whether comparing or casting values of type `ty` runs no role's code:
 /// a built-in type, or a domain or array over one (enums, composites,
@@ -239,7 +213,7 @@ fn is_safe_type(ty: Oid) -> bool {
         if ty == Oid::INVALID {
             return false;
         }
-        if u32::from(ty) < FIRST_NORMAL_OBJECT_ID {
+        if u32::from(ty) < privileged::FIRST_NORMAL_OBJECT_ID {
             return true;
         }
         let row = pinned(|| {
@@ -304,23 +278,26 @@ pub(crate) fn require_safe_read(
     let other_name = privileged::qualified_name(other);
     if reader != owner {
         if !role_has(reader, other, pg_sys::ACL_SELECT) {
-            reasons.push(format!("\"{}\" lacks SELECT on it", owner_name(reader)));
+            reasons.push(format!(
+                "\"{}\" lacks SELECT on it",
+                privileged::role_name(reader)
+            ));
         }
         // SAFETY: a catalog look-up for an existing role and relation; noError.
         let rls = unsafe { pg_sys::check_enable_rls(other, reader, true) };
         if rls == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32 {
             reasons.push(format!(
                 "its row-level security applies to \"{}\" (its policies would run as that role)",
-                owner_name(reader)
+                privileged::role_name(reader)
             ));
         }
         for c in cols.iter().filter(|c| !flagged.contains(c)) {
-            let ty = column_type(other, c);
+            let ty = privileged::column_type(other, c);
             if !is_safe_type(ty) {
                 reasons.push(format!(
                     "its column \"{c}\" is of the user-defined type {} (its operators and casts would run as \"{}\")",
                     type_name(ty),
-                    owner_name(reader)
+                    privileged::role_name(reader)
                 ));
             }
         }
@@ -341,8 +318,8 @@ pub(crate) fn require_safe_read(
         Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
         format!(
             "tenant_guard will not read table {other_name} (owner \"{}\") as \"{}\", the owner of table {}",
-            owner_name(owner),
-            owner_name(reader),
+            privileged::role_name(owner),
+            privileged::role_name(reader),
             privileged::qualified_name(table)
         ),
     )
@@ -406,17 +383,17 @@ pub(crate) fn require_owned_tree(rel: Oid, why: &str) {
             format!(
                 "{what} {child_name} of table {} belongs to \"{}\", not to \"{}\"",
                 privileged::qualified_name(rel),
-                owner_name(child_owner),
-                owner_name(owner)
+                privileged::role_name(child_owner),
+                privileged::role_name(owner)
             ),
         )
         .detail(format!(
             "tenant_guard runs {why} as \"{}\"; the triggers, CHECK constraints and index expressions of {child_name} would run with that role's rights.",
-            owner_name(owner)
+            privileged::role_name(owner)
         ))
         .hint(format!(
             "Give it the same owner: ALTER TABLE {child_name} OWNER TO {};",
-            ident(&owner_name(owner))
+            ident(&privileged::role_name(owner))
         ))
         .raise();
     }
@@ -972,7 +949,12 @@ fn add_fk_core(
     let ops: Vec<String> = all
         .iter()
         .zip(&pall)
-        .map(|(c, p)| eq_operator(column_type(parent, p), column_type(child, c)))
+        .map(|(c, p)| {
+            eq_operator(
+                privileged::column_type(parent, p),
+                privileged::column_type(child, c),
+            )
+        })
         .collect();
     let mut spec = FkSpec {
         name: name.unwrap_or_else(|| {
@@ -1229,7 +1211,7 @@ fn add_tenant_fk(
 }
 
 fn has_column(oid: Oid, col: &str) -> bool {
-    column_type(oid, col) != Oid::INVALID
+    privileged::column_type(oid, col) != Oid::INVALID
 }
 
 /// Replaces one single-column (tenant-blind) key by the composite one under

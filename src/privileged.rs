@@ -454,8 +454,8 @@ pub fn require_privilege(rel: pg_sys::Oid, mode: u32, what: &str) {
     }
 }
 
-/// Types with an OID below this are built into PostgreSQL.
-const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
+/// Objects with an OID below this are built into PostgreSQL.
+pub const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
 
 /// Why comparing or converting values of type `ty` (to or from text) in SQL
 /// run as `role` could run code of another role; `None` when it cannot. A
