@@ -672,12 +672,12 @@ BEGIN
       JOIN pg_roles o ON o.oid OPERATOR(pg_catalog.=) f.proowner
      WHERE x.ty OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid AND f.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
     UNION ALL
-    -- a domain check that is not only constants, the value, operators,
-    -- built-in immutable functions, conversions to built-in types, boolean
+    -- a domain check that is not only constants, the value, built-in
+    -- operators, built-in immutable functions, conversions to built-in types, boolean
     -- logic and CASE (read from the stored expression: no dependency on a
     -- built-in function is recorded)
     SELECT x.rel, x.owner, x.att, x.tcol, x.ty,
-           format('is of type %s, whose check %I is not only constants, the value, operators, built-in immutable functions, conversions to built-in types, boolean logic and CASE',
+           format('is of type %s, whose check %I is not only constants, the value, built-in operators, built-in immutable functions, conversions to built-in types, boolean logic and CASE, or uses a collation of another role',
                   pg_catalog.format_type(x.ty, NULL), n.conname),
            NULL::pg_catalog.text
       FROM cols x JOIN pg_constraint n ON n.contypid OPERATOR(pg_catalog.=) x.ty AND n.conbin IS NOT NULL
@@ -692,7 +692,23 @@ BEGIN
                         WHERE p.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
                            OR p.provolatile OPERATOR(pg_catalog.<>) 'i'::pg_catalog."char")
             OR EXISTS (SELECT FROM regexp_matches(n.conbin::pg_catalog.text, ':resulttype ([0-9]+)', 'g') AS g(m)
-                        WHERE (g.m)[1]::pg_catalog.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid))
+                        WHERE (g.m)[1]::pg_catalog.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid)
+            -- an operator with its negator and commutator (the planner
+            -- turns NOT (a op b) into the negator): built-in, with built-in
+            -- immutable functions
+            OR EXISTS (SELECT FROM regexp_matches(n.conbin::pg_catalog.text, ':opno ([0-9]+)', 'g') AS g(m)
+                         JOIN pg_operator o ON o.oid OPERATOR(pg_catalog.=) (g.m)[1]::pg_catalog.oid
+                         JOIN pg_operator q ON q.oid OPERATOR(pg_catalog.=) ANY (ARRAY[o.oid, o.oprnegate, o.oprcom])
+                         JOIN pg_proc p ON p.oid OPERATOR(pg_catalog.=) q.oprcode
+                        WHERE q.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
+                           OR p.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
+                           OR p.provolatile OPERATOR(pg_catalog.<>) 'i'::pg_catalog."char")
+            -- a collation of another role (who could drop it, and the check)
+            OR EXISTS (SELECT FROM regexp_matches(n.conbin::pg_catalog.text, ':[a-z_]*coll(?:id|ation|Oid) ([0-9]+)', 'g') AS g(m)
+                         JOIN pg_collation l ON l.oid OPERATOR(pg_catalog.=) (g.m)[1]::pg_catalog.oid
+                         JOIN pg_roles w ON w.oid OPERATOR(pg_catalog.=) l.collowner
+                        WHERE l.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
+                          AND l.collowner OPERATOR(pg_catalog.<>) x.owner AND NOT w.rolsuper))
   )
   SELECT DISTINCT CASE WHEN y.att OPERATOR(pg_catalog.=) y.tcol THEN 'high' ELSE 'medium' END,
          'foreign_owned_column_type',

@@ -48,15 +48,43 @@ pub fn require_table(r: &Relation) {
     .raise();
 }
 
+/// SQL: the name of the type the tenant rules and the column default cast
+/// tenant ids to, for the column `a` (a `pg_attribute` row): the column's
+/// type, or for a domain the built-in or user-defined type at the bottom of
+/// it, always **without a type modifier**.
+///
+/// * A modifier would make the cast cut or round the tenant id: an explicit
+///   cast to `varchar(8)` truncates, so a tenant `acme-corporation` would
+///   read and write the rows of `acme-cor`; `numeric(6,0)` rounds `41.6` to
+///   `42`. Without it the comparison is exact (no row matches a longer id),
+///   and the default's value is checked against the modifier when it is
+///   stored (an error for a too long id; a rounded one then fails the
+///   write rule).
+/// * A domain's checks (and its base type's modifier) would run for every
+///   reader, as part of the policy: the values stored already passed them,
+///   so comparing in the base type matches the same rows. Writers still run
+///   the checks: the default is assigned to the domain column.
+pub const TENANT_CAST_TYPE: &str = "pg_catalog.format_type(\
+      (WITH RECURSIVE b(t, n) AS (\
+          SELECT a.atttypid, 0 \
+          UNION ALL \
+          SELECT y.typbasetype, b.n OPERATOR(pg_catalog.+) 1 \
+            FROM pg_catalog.pg_type y JOIN b ON y.oid OPERATOR(pg_catalog.=) b.t \
+           WHERE y.typtype OPERATOR(pg_catalog.=) 'd'::pg_catalog.\"char\" AND b.n OPERATOR(pg_catalog.<) 100) \
+       SELECT b.t FROM b ORDER BY b.n DESC LIMIT 1), NULL)";
+
 /// `(type, default expression)` of the tenant column; 42703 when missing.
+/// The type is [`TENANT_CAST_TYPE`]'s.
 pub fn column(oid: pg_sys::Oid, r: &Relation, col: &str) -> (String, Option<String>) {
     let found = pinned(|| {
         Spi::connect(|c| {
             let rows = spi(c.select(
-            "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), pg_catalog.pg_get_expr(d.adbin, d.adrelid) \
+            &format!("SELECT {TENANT_CAST_TYPE}, pg_catalog.pg_get_expr(d.adbin, d.adrelid) \
                FROM pg_catalog.pg_attribute a \
-               LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
-              WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+               LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid \
+                                                AND d.adnum OPERATOR(pg_catalog.=) a.attnum \
+              WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
+                AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped"),
             None,
             &[oid.into(), col.into()],
         ));

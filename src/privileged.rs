@@ -702,7 +702,13 @@ const CHECK_NODES: &[&str] = &[
 /// in protect's default and policies, for every writer and reader. Whoever
 /// wrote a check (a domain taken over keeps its checks), it may consist
 /// only of [`CHECK_NODES`], produce only built-in types, and call only
-/// built-in immutable functions and operators: a volatile built-in changes
+/// built-in immutable functions and operators. An operator counts with its
+/// negator and commutator, and their functions: the planner rewrites
+/// `NOT (a === b)` into `a <negator> b` when it prepares the check, so a
+/// negator function of the application's ran as a superuser writer
+/// (PostgreSQL 17 and later even let the owner set the negator after the
+/// fact). Collations in a check must not belong to another role, who
+/// could drop them and the check with them. A volatile built-in changes
 /// the session that runs it (`set_config`), reads files or runs SQL given
 /// as text, and a user-defined function, whoever owns it, may resolve
 /// names through a `search_path` naming another role's schema. The
@@ -729,7 +735,30 @@ fn domain_check_problem(ty: pg_sys::Oid, role: pg_sys::Oid, strict: bool) -> Opt
                         pg_catalog.format_type($1, NULL), \
                         (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.format_type((g.m)[1]::pg_catalog.oid, NULL), ', ') \
                            FROM pg_catalog.regexp_matches(n.conbin::pg_catalog.text, ':resulttype ([0-9]+)', 'g') AS g(m) \
-                          WHERE (g.m)[1]::pg_catalog.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid) \
+                          WHERE (g.m)[1]::pg_catalog.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid), \
+                        (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.format('%I.%s', s.nspname, o.oprname), ', ') \
+                           FROM pg_catalog.regexp_matches(n.conbin::pg_catalog.text, ':opno ([0-9]+)', 'g') AS g(m) \
+                           JOIN pg_catalog.pg_operator o ON o.oid OPERATOR(pg_catalog.=) (g.m)[1]::pg_catalog.oid \
+                           JOIN pg_catalog.pg_namespace s ON s.oid OPERATOR(pg_catalog.=) o.oprnamespace \
+                          WHERE EXISTS ( \
+                                SELECT FROM pg_catalog.pg_operator x \
+                                  JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) x.oprcode \
+                                  JOIN pg_catalog.pg_roles xo ON xo.oid OPERATOR(pg_catalog.=) x.oprowner \
+                                  JOIN pg_catalog.pg_roles fo ON fo.oid OPERATOR(pg_catalog.=) f.proowner \
+                                 WHERE x.oid OPERATOR(pg_catalog.=) ANY (ARRAY[o.oid, o.oprnegate, o.oprcom]) \
+                                   AND ((x.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid \
+                                         AND ($3 OR NOT (x.oprowner OPERATOR(pg_catalog.=) $4 OR xo.rolsuper))) \
+                                     OR (f.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid \
+                                         AND ($3 OR NOT (f.proowner OPERATOR(pg_catalog.=) $4 OR fo.rolsuper))) \
+                                     OR (f.oid OPERATOR(pg_catalog.<) 16384::pg_catalog.oid \
+                                         AND f.provolatile OPERATOR(pg_catalog.<>) 'i'::pg_catalog.\"char\")))), \
+                        (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.format('%I.%I', s.nspname, l.collname), ', ') \
+                           FROM pg_catalog.regexp_matches(n.conbin::pg_catalog.text, ':[a-z_]*coll(?:id|ation|Oid) ([0-9]+)', 'g') AS g(m) \
+                           JOIN pg_catalog.pg_collation l ON l.oid OPERATOR(pg_catalog.=) (g.m)[1]::pg_catalog.oid \
+                           JOIN pg_catalog.pg_namespace s ON s.oid OPERATOR(pg_catalog.=) l.collnamespace \
+                           JOIN pg_catalog.pg_roles w ON w.oid OPERATOR(pg_catalog.=) l.collowner \
+                          WHERE l.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid \
+                            AND NOT (l.collowner OPERATOR(pg_catalog.=) $4 OR w.rolsuper)) \
                    FROM pg_catalog.pg_constraint n \
                   WHERE n.contypid OPERATOR(pg_catalog.=) $1 AND n.conbin IS NOT NULL \
                   ORDER BY n.conname",
@@ -742,6 +771,23 @@ fn domain_check_problem(ty: pg_sys::Oid, role: pg_sys::Oid, strict: bool) -> Opt
                 let calls: Option<String> = crate::error::spi(r.get::<String>(3));
                 let domain = crate::error::present(r.get::<String>(4), "format_type");
                 let converts: Option<String> = crate::error::spi(r.get::<String>(5));
+                let operators: Option<String> = crate::error::spi(r.get::<String>(6));
+                let collations: Option<String> = crate::error::spi(r.get::<String>(7));
+                if let Some(o) = operators {
+                    return Some(format!(
+                        "the check {name} of the domain {domain} uses the operator {o}: a check may use only built-in operators{}",
+                        if strict {
+                            ""
+                        } else {
+                            " and operators of the role it runs as or of a superuser, whose negator and commutator are too and whose functions are built-in immutable ones or that role's or a superuser's"
+                        }
+                    ));
+                }
+                if let Some(l) = collations {
+                    return Some(format!(
+                        "the check {name} of the domain {domain} uses the collation {l}, which belongs to another role (who could drop it, and the check with it): only built-in collations and collations of the role it runs as or of a superuser"
+                    ));
+                }
                 match (other, calls) {
                     (_, Some(f)) => Some(format!(
                         "the check {name} of the domain {domain} calls {f}: a check may call only built-in immutable functions{}",

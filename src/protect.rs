@@ -501,7 +501,7 @@ fn require_trusted_tenant_type(oid: pg_sys::Oid, r: &Relation, col: &str) {
             ),
         )
         .detail(format!(
-            "{}. The column's default and policies cast tenant ids to this type: its casts and domain checks would run as every role that writes or reads the table, and its owner could change which tenant a row belongs to (renaming an enum's values).",
+            "{}. The column's default and policies cast tenant ids to this type (a domain: its base type in the policies): its casts would run as every role that writes or reads the table, a domain's checks as every role that writes it, and its owner could change which tenant a row belongs to (renaming an enum's values).",
             crate::error::capitalized(&why)
         ))
         .hint(format!(
@@ -811,18 +811,19 @@ fn unprotect(
     SetOfIterator::new(ddl)
 }
 
-/// `(format_type, default expression)` of a column, or `None` when the table
-/// has no such column (caller's rights, pinned).
+/// `(type, default expression)` of a column ([`crate::catalog::TENANT_CAST_TYPE`]),
+/// or `None` when the table has no such column (caller's rights, pinned).
 fn column_if_any(oid: pg_sys::Oid, col: &str) -> Option<(String, Option<String>)> {
     pinned(|| {
         Spi::connect(|c| {
             let rows = spi(c.select(
-                "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), pg_catalog.pg_get_expr(d.adbin, d.adrelid) \
+                &format!("SELECT {}, pg_catalog.pg_get_expr(d.adbin, d.adrelid) \
                    FROM pg_catalog.pg_attribute a \
                    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid \
                                                     AND d.adnum OPERATOR(pg_catalog.=) a.attnum \
                   WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
                     AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped",
+                    crate::catalog::TENANT_CAST_TYPE),
                 None,
                 &[oid.into(), col.into()],
             ));

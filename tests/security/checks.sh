@@ -434,6 +434,36 @@ SELECT * FROM tenant_guard.protect('tgsec_owned.fdom');"
     if [ "$n" != 0 ]; then end_check "protect accepted a tenant column of the attacker's domain"
     elif ! grep -q "42501" "$OUT"; then end_check "protect did not fail with 42501"
     else end_check; fi
+    # The DBA's own domain whose check uses an operator of the attacker's:
+    # its function is built in (texteq), but its negator's is the
+    # attacker's, and the planner turns NOT (VALUE === '') into
+    # VALUE &&& '' when it prepares the check. Had protect accepted the
+    # column, the default would run it for every writer (here the DBA,
+    # with a context). protect refuses (42501); the INSERT then stores
+    # NULL, for which the strict negator function is not called.
+    begin_check "casts/$pos/operator-negator-protect"
+    as_strict "$APP" "$DB" <<SQL
+CREATE FUNCTION $S.pwn_ne(text, text) RETURNS boolean LANGUAGE plpgsql STRICT IMMUTABLE AS \$f\$
+BEGIN PERFORM $S.pwn(); RETURN \$1 IS DISTINCT FROM \$2; END \$f\$;
+CREATE OPERATOR $S.=== (FUNCTION = pg_catalog.texteq, LEFTARG = text, RIGHTARG = text);
+CREATE OPERATOR $S.&&& (FUNCTION = $S.pwn_ne, LEFTARG = text, RIGHTARG = text, NEGATOR = OPERATOR($S.===));
+SQL
+    rc=$?
+    adm "$DB" >>"$OUT" 2>&1 <<SQL || rc=1
+CREATE DOMAIN tgsec_owned.ntid AS text CHECK (NOT (VALUE OPERATOR($S.===) ''));
+CREATE TABLE tgsec_owned.neg (id int PRIMARY KEY, tenant_id tgsec_owned.ntid);
+SQL
+    if [ $rc -ne 0 ]; then end_check "setup failed"; continue; fi
+    as "$SU" "$DB" <<<"$p
+SELECT * FROM tenant_guard.protect('tgsec_owned.neg');
+BEGIN;
+SELECT tenant_guard.set_context($(tok acme)) IS NOT NULL;
+INSERT INTO tgsec_owned.neg (id) VALUES (9);
+COMMIT;"
+    n=$(adm_val "$DB" "SELECT count(*) FROM tenant_guard.protected WHERE relid OPERATOR(pg_catalog.=) 'tgsec_owned.neg'::pg_catalog.regclass")
+    if [ "$n" != 0 ]; then end_check "protect accepted a domain whose check uses the attacker's operator"
+    elif ! grep -q "42501" "$OUT"; then end_check "protect did not fail with 42501"
+    else end_check; fi
   done
 }
 

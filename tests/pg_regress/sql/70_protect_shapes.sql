@@ -26,8 +26,32 @@ CREATE TABLE shop.invoices (id int PRIMARY KEY, account bigint NOT NULL, total n
 INSERT INTO shop.invoices VALUES (1, 7, 10), (2, 8, 20);
 SELECT count(*) FROM tenant_guard.protect('shop.invoices', 'account');
 
+-- A column with a type modifier: the rules and the default cast to the
+-- type without it. An explicit cast to varchar(8) would cut a longer tenant
+-- id (acme-corporation would read and write acme-cor's rows), one to
+-- numeric(6,0) would round it (41.6 would read tenant 42's).
+CREATE TABLE shop.notes (id int PRIMARY KEY, tenant_id varchar(8) NOT NULL, body text);
+INSERT INTO shop.notes VALUES (1, 'acme-cor', 'of acme-cor');
+SELECT * FROM tenant_guard.protect('shop.notes')
+ WHERE protect LIKE '%tenant_guard_select%' OR protect LIKE '%DEFAULT%';
+CREATE TABLE shop.ledgers (id int PRIMARY KEY, tenant_id numeric(6,0) NOT NULL, body text);
+INSERT INTO shop.ledgers VALUES (1, 42, 'of 42');
+SELECT count(*) FROM tenant_guard.protect('shop.ledgers');
+-- A domain: the rules compare in its base type (the stored values passed
+-- its checks already, and readers do not run them); writers still do,
+-- through the default.
+CREATE DOMAIN shop.slug AS varchar(20) CHECK (VALUE ~ '^[a-z0-9-]+$');
+CREATE TABLE shop.pages (id int PRIMARY KEY, tenant_id shop.slug NOT NULL);
+INSERT INTO shop.pages VALUES (1, 'acme');
+SELECT * FROM tenant_guard.protect('shop.pages')
+ WHERE protect LIKE '%tenant_guard_select%' OR protect LIKE '%DEFAULT%';
+
 SELECT tenant_guard.sign('{"tenant_id": "11111111-1111-1111-1111-111111111111", "exp": 4102444800}') AS t1 \gset
 SELECT tenant_guard.sign('{"tenant_id": 7, "exp": 4102444800}') AS acct7 \gset
+SELECT tenant_guard.sign('{"tenant_id": "acme-corporation", "exp": 4102444800}') AS long_id \gset
+SELECT tenant_guard.sign('{"tenant_id": "41.6", "exp": 4102444800}') AS fraction \gset
+SELECT tenant_guard.sign('{"tenant_id": "acme", "exp": 4102444800}') AS acme \gset
+SELECT tenant_guard.sign('{"tenant_id": "Acme!", "exp": 4102444800}') AS not_a_slug \gset
 
 SET ROLE tg_shape_app;
 BEGIN;
@@ -45,7 +69,32 @@ BEGIN;
 SELECT tenant_guard.set_context(:'acct7');
 SELECT count(*) FROM shop."ServiceRequest";
 ROLLBACK;
+-- Exact, whatever the modifier: no row of acme-cor for acme-corporation,
+-- and its insert does not fit the column (22001); none of tenant 42 for
+-- 41.6, whose insert is rounded to 42 and then fails the write rule.
+BEGIN;
+SELECT tenant_guard.set_context(:'long_id');
+SELECT * FROM shop.notes;
+UPDATE shop.notes SET body = 'overwritten' WHERE id = 1;
+SAVEPOINT s;
+INSERT INTO shop.notes (id, body) VALUES (2, 'new');
+ROLLBACK TO s;
+SELECT tenant_guard.set_context(:'fraction');
+SELECT * FROM shop.ledgers;
+INSERT INTO shop.ledgers (id, body) VALUES (2, 'new');
+ROLLBACK;
+-- The domain's tenant reads and writes its rows; a tenant id the domain's
+-- check refuses reads nothing, and its insert fails the check (23514).
+BEGIN;
+SELECT tenant_guard.set_context(:'acme');
+SELECT * FROM shop.pages;
+INSERT INTO shop.pages (id) VALUES (2) RETURNING tenant_id;
+SELECT tenant_guard.set_context(:'not_a_slug');
+SELECT count(*) FROM shop.pages;
+INSERT INTO shop.pages (id) VALUES (3);
+ROLLBACK;
 RESET ROLE;
+SELECT * FROM shop.notes;
 
 -- Partitioned tables: existing partitions, partitions created later and
 -- partitions attached later are all protected (a partition named directly

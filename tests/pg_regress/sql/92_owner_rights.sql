@@ -433,6 +433,39 @@ ALTER DOMAIN public.tg_or_dom ADD CONSTRAINT tg_or_dom_ok CHECK (public.tg_or_ok
 SELECT object, detail, remedy FROM tenant_guard.advisor WHERE code = 'foreign_owned_column_type';
 ALTER DOMAIN public.tg_or_dom DROP CONSTRAINT tg_or_dom_ok;
 DROP FUNCTION public.tg_or_ok(text);
+-- An operator counts with its negator and commutator and their functions:
+-- the planner turns NOT (VALUE === '') into VALUE !== '' when it prepares
+-- the check, and the application's !== calls its own function (measured:
+-- it ran as a superuser writer). A check with it is refused, on a domain
+-- of the DBA's too; so is a collation of the application's, which it could
+-- drop, and the check with it. The advisor reports such a check added
+-- later.
+SET ROLE tg_or_app;
+CREATE FUNCTION public.tg_or_ne(text, text) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT AS 'SELECT $1 <> $2';
+CREATE OPERATOR public.=== (FUNCTION = texteq, LEFTARG = text, RIGHTARG = text);
+CREATE OPERATOR public.!== (FUNCTION = public.tg_or_ne, LEFTARG = text, RIGHTARG = text,
+                            NEGATOR = OPERATOR(public.===));
+CREATE COLLATION public.tg_or_c (locale = 'C');
+RESET ROLE;
+CREATE DOMAIN public.tg_or_negated AS text CHECK (NOT (VALUE OPERATOR(public.===) ''));
+CREATE DOMAIN public.tg_or_collated AS text CHECK (VALUE > '' COLLATE public.tg_or_c);
+CREATE TABLE tg_or_dba_negated (id int PRIMARY KEY, tenant_id public.tg_or_negated);
+CREATE TABLE tg_or_dba_collated (id int PRIMARY KEY, tenant_id public.tg_or_collated);
+\set VERBOSITY default
+SELECT count(*) FROM tenant_guard.protect('tg_or_dba_negated', dry_run => true);
+SELECT count(*) FROM tenant_guard.protect('tg_or_dba_collated', dry_run => true);
+\set VERBOSITY sqlstate
+ALTER COLLATION public.tg_or_c OWNER TO CURRENT_USER;
+SELECT count(*) > 0 AS accepted FROM tenant_guard.protect('tg_or_dba_collated', dry_run => true);
+ALTER DOMAIN public.tg_or_dom ADD CONSTRAINT tg_or_dom_neg CHECK (NOT (VALUE OPERATOR(public.===) '')) NOT VALID;
+SELECT object, detail FROM tenant_guard.advisor WHERE code = 'foreign_owned_column_type';
+ALTER DOMAIN public.tg_or_dom DROP CONSTRAINT tg_or_dom_neg;
+DROP TABLE tg_or_dba_negated, tg_or_dba_collated;
+DROP DOMAIN public.tg_or_negated, public.tg_or_collated;
+DROP OPERATOR public.!== (text, text);
+DROP OPERATOR public.=== (text, text);
+DROP FUNCTION public.tg_or_ne(text, text);
+DROP COLLATION public.tg_or_c;
 SELECT count(*) FROM tenant_guard.unprotect('tg_or_dba_dom');
 DROP TABLE tg_or_dba_child, tg_or_dba_parent, tg_or_dba_dom;
 DROP DOMAIN public.tg_or_dom;
