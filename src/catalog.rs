@@ -64,6 +64,10 @@ pub fn require_table(r: &Relation) {
 ///   reader, as part of the policy: the values stored already passed them,
 ///   so comparing in the base type matches the same rows. Writers still run
 ///   the checks: the default is assigned to the domain column.
+/// * The modifier is given as -1, not NULL: `format_type(bpchar, NULL)` is
+///   `character`, which the parser reads as `character(1)` (a cast to it
+///   cuts `bob` to `b`, the rows of tenant `b`); with -1 it is `bpchar`,
+///   and `bit` is `"bit"` (not `bit(1)`).
 pub const TENANT_CAST_TYPE: &str = "pg_catalog.format_type(\
       (WITH RECURSIVE b(t, n) AS (\
           SELECT a.atttypid, 0 \
@@ -71,7 +75,7 @@ pub const TENANT_CAST_TYPE: &str = "pg_catalog.format_type(\
           SELECT y.typbasetype, b.n OPERATOR(pg_catalog.+) 1 \
             FROM pg_catalog.pg_type y JOIN b ON y.oid OPERATOR(pg_catalog.=) b.t \
            WHERE y.typtype OPERATOR(pg_catalog.=) 'd'::pg_catalog.\"char\" AND b.n OPERATOR(pg_catalog.<) 100) \
-       SELECT b.t FROM b ORDER BY b.n DESC LIMIT 1), NULL)";
+       SELECT b.t FROM b ORDER BY b.n DESC LIMIT 1), -1)";
 
 /// `(type, default expression)` of the tenant column; 42703 when missing.
 /// The type is [`TENANT_CAST_TYPE`]'s.

@@ -104,6 +104,9 @@ pub struct TableState {
     pub stale_triggers: Vec<String>,
     /// The column default is already ours.
     pub default_is_ours: bool,
+    /// Ours, but not the rendering for `col_type` (0.1.0's, which cast to
+    /// the column's type with its modifier): rewritten by protect, drift.
+    pub default_stale: bool,
     /// Options recorded by an earlier protect.
     pub recorded: Option<Options>,
     /// The schema holding the trigger functions: [`INTERNAL_SCHEMA`], or
@@ -212,6 +215,14 @@ pub fn is_our_default(d: &str) -> bool {
                 .all(|c| c.is_ascii_digit() || c == ',')
     });
     name_ok && modifier_ok
+}
+
+/// Whether a deparsed default of ours (see [`is_our_default`]) is the one
+/// [`default_expr`] renders for `col_type` now, as `pg_get_expr` prints it.
+/// PostgreSQL keeps the conversion to the column's own type (its modifier,
+/// its domain) out of the deparsed text.
+pub fn is_current_default(d: &str, col_type: &str) -> bool {
+    d == default_expr(col_type) || d == format!("(tenant_guard.tenant_id())::{col_type}")
 }
 
 /// The column default: the current tenant in the column's type.
@@ -380,7 +391,7 @@ pub fn drift_report(
     }
     if !has_default {
         out.push("default missing".to_owned());
-    } else if !t.default_is_ours {
+    } else if !t.default_is_ours || t.default_stale {
         out.push("default changed".to_owned());
     }
     out
@@ -482,7 +493,7 @@ pub fn render_protect(t: &TableState, opts: Options) -> Vec<String> {
         // Last, once the tenant rules are permissive policies themselves.
         out.push(format!("DROP POLICY {} ON {tbl}", ident(ACCESS)));
     }
-    if !t.default_is_ours {
+    if !t.default_is_ours || t.default_stale {
         out.push(format!(
             "ALTER TABLE ONLY {tbl} ALTER COLUMN {} SET DEFAULT {}",
             ident(&t.column),
@@ -584,6 +595,30 @@ pub fn render_unprotect(t: &TableState, before: &Before) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_default_of_0_1_0_with_a_type_modifier_is_stale() {
+        use super::is_current_default as current;
+        assert!(current("tenant_guard.tenant_id()", "text"));
+        assert!(current("(tenant_guard.tenant_id())::uuid", "uuid"));
+        assert!(current(
+            "(tenant_guard.tenant_id())::character varying",
+            "character varying"
+        ));
+        assert!(!current(
+            "(tenant_guard.tenant_id())::character varying(8)",
+            "character varying"
+        ));
+        assert!(!current(
+            "(tenant_guard.tenant_id())::numeric(6,0)",
+            "numeric"
+        ));
+        assert!(!current(
+            "(tenant_guard.tenant_id())::shop.slug",
+            "character varying"
+        ));
+        assert!(!current("tenant_guard.tenant_id()", "uuid"));
+    }
+
     #[test]
     fn only_protects_own_default_is_ours() {
         assert!(super::is_our_default("tenant_guard.tenant_id()"));

@@ -333,7 +333,9 @@ fn state(
         Some(m) => policy_fits(oid, &r.name, col, &col_type, m, shape).0,
         None => Vec::new(),
     };
+    let default_stale = default_stale(default, &col_type);
     TableState {
+        default_stale,
         name: r.name.clone(),
         column: col.to_owned(),
         col_type,
@@ -381,6 +383,14 @@ fn tenant_guard_policies(oid: pg_sys::Oid) -> Vec<String> {
 /// expression that merely mentions the function, is not ours (drift).
 fn default_is_ours(default: &Option<String>) -> bool {
     default.as_deref().is_some_and(policy::is_our_default)
+}
+
+/// Whether the default is ours but rendered for another type than
+/// `col_type` (0.1.0 cast to the column's type with its modifier).
+fn default_stale(default: &Option<String>, col_type: &str) -> bool {
+    default
+        .as_deref()
+        .is_some_and(|d| policy::is_our_default(d) && !policy::is_current_default(d, col_type))
 }
 
 /// 42501 unless the caller owns `oid` (is a member of its owner role) or is
@@ -849,6 +859,7 @@ pub fn drift(oid: pg_sys::Oid) -> Option<Vec<String>> {
     let (fits, extra) = policy_fits(oid, &r.name, &rec.column, &col_type, rec.opts.mode, shape);
     let triggers = actual_triggers(oid, &rec.column);
     let st = TableState {
+        default_stale: default_stale(&default, &col_type),
         name: r.name.clone(),
         column: rec.column.clone(),
         col_type,

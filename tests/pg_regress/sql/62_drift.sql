@@ -257,6 +257,22 @@ SET ROLE tg_drift_owner;
 ALTER POLICY tenant_guard_select ON trap3 USING (tenant_id::text = ANY (tenant_guard.writable_tenants()));
 RESET ROLE;
 SELECT policies_current, drift FROM tenant_guard.status WHERE table_name = 'trap3'::regclass;
+-- A table protected by 0.1.0 whose tenant column has a type modifier: its
+-- rules cast to varchar(8), which cuts longer tenant ids (acme-corporation
+-- read acme-cor's rows). Drift, a high finding, and protect rewrites the
+-- policies and the default in place.
+CREATE TABLE old_notes (id int PRIMARY KEY, tenant_id varchar(8) NOT NULL);
+SELECT count(*) > 0 AS protected FROM tenant_guard.protect('old_notes');
+ALTER POLICY tenant_guard_select ON old_notes
+  USING (tenant_id = ANY (tenant_guard.visible_tenants()::varchar(8)[]));
+ALTER POLICY tenant_guard_update ON old_notes
+  USING (tenant_id = ANY (tenant_guard.writable_tenants()::varchar(8)[]))
+  WITH CHECK (tenant_id = ANY (tenant_guard.writable_tenants()::varchar(8)[]));
+ALTER TABLE old_notes ALTER COLUMN tenant_id SET DEFAULT tenant_guard.tenant_id()::varchar(8);
+SELECT tenant_guard.protection_drift('old_notes');
+SELECT severity, object FROM tenant_guard.advisor WHERE code = 'protection_drift' AND object = 'public.old_notes';
+SELECT * FROM tenant_guard.protect('old_notes');
+SELECT tenant_guard.protection_drift('old_notes');
 -- The app's code ran (its own INSERT and CREATE TABLE), never as a
 -- superuser; no role gained anything.
 SELECT last_value > 0 AS ran_as_app FROM public.tg_drift_as_app;
@@ -265,7 +281,7 @@ SELECT rolname, rolsuper, rolbypassrls, rolcreaterole FROM pg_roles WHERE rolnam
 
 DROP VIEW drift_finding;
 DROP VIEW drift;
-DROP TABLE notes, trap, trap2, trap3;
+DROP TABLE notes, trap, trap2, trap3, old_notes;
 DROP DOMAIN public.tg_drift_tenant;
 DROP FUNCTION public.tg_drift_trg(), public.tg_drift_pwn(), public.tg_drift_noop(), public.tg_drift_ddl_seen();
 DROP TABLE public.tg_drift_seen;

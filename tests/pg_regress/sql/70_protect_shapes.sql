@@ -34,6 +34,15 @@ CREATE TABLE shop.notes (id int PRIMARY KEY, tenant_id varchar(8) NOT NULL, body
 INSERT INTO shop.notes VALUES (1, 'acme-cor', 'of acme-cor');
 SELECT * FROM tenant_guard.protect('shop.notes')
  WHERE protect LIKE '%tenant_guard_select%' OR protect LIKE '%DEFAULT%';
+-- char(n) and bit(n): the type without a modifier is bpchar and "bit",
+-- never character or bit, which the parser reads as character(1) and
+-- bit(1) (a cast to character(1) cuts bob to b, the rows of tenant b).
+CREATE TABLE shop.codes (id int PRIMARY KEY, tenant_id char(8) NOT NULL);
+INSERT INTO shop.codes VALUES (1, 'b'), (2, 'bob');
+SELECT * FROM tenant_guard.protect('shop.codes')
+ WHERE protect LIKE '%tenant_guard_select%' OR protect LIKE '%DEFAULT%';
+CREATE TABLE shop.flags (id int PRIMARY KEY, tenant_id bit(4) NOT NULL);
+SELECT * FROM tenant_guard.protect('shop.flags') WHERE protect LIKE '%DEFAULT%';
 CREATE TABLE shop.ledgers (id int PRIMARY KEY, tenant_id numeric(6,0) NOT NULL, body text);
 INSERT INTO shop.ledgers VALUES (1, 42, 'of 42');
 SELECT count(*) FROM tenant_guard.protect('shop.ledgers');
@@ -52,6 +61,7 @@ SELECT tenant_guard.sign('{"tenant_id": "acme-corporation", "exp": 4102444800}')
 SELECT tenant_guard.sign('{"tenant_id": "41.6", "exp": 4102444800}') AS fraction \gset
 SELECT tenant_guard.sign('{"tenant_id": "acme", "exp": 4102444800}') AS acme \gset
 SELECT tenant_guard.sign('{"tenant_id": "Acme!", "exp": 4102444800}') AS not_a_slug \gset
+SELECT tenant_guard.sign('{"tenant_id": "bob", "exp": 4102444800}') AS bob \gset
 
 SET ROLE tg_shape_app;
 BEGIN;
@@ -82,6 +92,10 @@ ROLLBACK TO s;
 SELECT tenant_guard.set_context(:'fraction');
 SELECT * FROM shop.ledgers;
 INSERT INTO shop.ledgers (id, body) VALUES (2, 'new');
+ROLLBACK;
+BEGIN;
+SELECT tenant_guard.set_context(:'bob');
+SELECT * FROM shop.codes;
 ROLLBACK;
 -- The domain's tenant reads and writes its rows; a tenant id the domain's
 -- check refuses reads nothing, and its insert fails the check (23514).
