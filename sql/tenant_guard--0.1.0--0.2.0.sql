@@ -525,7 +525,7 @@ BEGIN
                         array_to_string(ARRAY(SELECT format_type(u.t, NULL) FROM unnest(f.proargtypes::oid[]) WITH ORDINALITY u(t, o)
                                                ORDER BY u.o), ',')) AS fname
             FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
-           WHERE f.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant_guard')) fx
+           WHERE f.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant_guard', 'tenant_guard_internal')) fx
     JOIN tenant_guard.protected p ON true
     JOIN pg_class tc ON tc.oid = p.relid JOIN pg_namespace tn ON tn.oid = tc.relnamespace
    WHERE EXISTS (SELECT 1 FROM pg_depend d

@@ -502,6 +502,29 @@ fn run(oid: pg_sys::Oid, ddl: &[String]) {
 fn require_trusted_tenant_type(oid: pg_sys::Oid, r: &Relation, col: &str) {
     let owner = crate::privileged::table_owner(oid);
     let ty = crate::privileged::column_type(oid, col);
+    // Types whose input cuts a value instead of refusing it: the rules
+    // convert the context's tenant ids to the column's type, so two tenants
+    // would share rows (a modifier, as in varchar(8), is left out of those
+    // conversions; these types cut without one).
+    // SAFETY: a type OID (or InvalidOid, returned unchanged); reads the
+    // type cache.
+    let base = unsafe { pg_sys::getBaseType(ty) };
+    if base == pg_sys::CHAROID || base == pg_sys::NAMEOID {
+        Failure::new(
+            Code::ERRCODE_DATATYPE_MISMATCH,
+            format!(
+                "the tenant column \"{col}\" of \"{}\" is of a type that cuts tenant ids",
+                r.display
+            ),
+        )
+        .detail(if base == pg_sys::CHAROID {
+            "A conversion to \"char\" keeps the first byte of a tenant id: tenants bob and b would read each other's rows."
+        } else {
+            "A conversion to name keeps the first 63 bytes of a tenant id: two longer ids that start alike would read each other's rows."
+        })
+        .hint("Use text or varchar (ALTER TABLE ... ALTER COLUMN ... TYPE text).")
+        .raise();
+    }
     if let Some(why) = crate::privileged::untrusted_type_for_everyone(ty, owner) {
         Failure::new(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,

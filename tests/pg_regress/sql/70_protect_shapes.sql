@@ -43,6 +43,11 @@ SELECT * FROM tenant_guard.protect('shop.codes')
  WHERE protect LIKE '%tenant_guard_select%' OR protect LIKE '%DEFAULT%';
 CREATE TABLE shop.flags (id int PRIMARY KEY, tenant_id bit(4) NOT NULL);
 SELECT * FROM tenant_guard.protect('shop.flags') WHERE protect LIKE '%DEFAULT%';
+-- "char" and name cut tenant ids even without a modifier: refused (42804).
+CREATE TABLE shop.initials (id int PRIMARY KEY, tenant_id "char" NOT NULL);
+CREATE TABLE shop.handles (id int PRIMARY KEY, tenant_id name NOT NULL);
+SELECT count(*) FROM tenant_guard.protect('shop.initials');
+SELECT count(*) FROM tenant_guard.protect('shop.handles');
 CREATE TABLE shop.ledgers (id int PRIMARY KEY, tenant_id numeric(6,0) NOT NULL, body text);
 INSERT INTO shop.ledgers VALUES (1, 42, 'of 42');
 SELECT count(*) FROM tenant_guard.protect('shop.ledgers');
