@@ -623,6 +623,27 @@ BEGIN
     JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
    ORDER BY 3, 4;
 
+  -- A protected tenant column with a nondeterministic collation (ICU,
+  -- e.g. case-insensitive): the rules compare ids in it, so ids it counts
+  -- as equal (ACME and acme) read each other's rows. protect refuses such
+  -- a column; a table protected before that shows here.
+  RETURN QUERY
+  SELECT 'high', 'nondeterministic_tenant_collation', format('%I.%I.%I', n.nspname, c.relname, a.attname),
+         format('tenant column %I of %I.%I has the nondeterministic collation %I.%I: tenant ids it counts as equal read each other''s rows',
+                a.attname, n.nspname, c.relname, ln.nspname, l.collname),
+         format('SELECT tenant_guard.unprotect(%L); ALTER TABLE %I.%I ALTER COLUMN %I TYPE %s COLLATE "C"; SELECT tenant_guard.protect(%L, tenant_column => %L);',
+                format('%I.%I', n.nspname, c.relname), n.nspname, c.relname, a.attname,
+                pg_catalog.format_type(a.atttypid, a.atttypmod), format('%I.%I', n.nspname, c.relname), a.attname)
+    FROM tenant_guard.protected p
+    JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::oid
+    JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+                       AND a.attname OPERATOR(pg_catalog.=) p.tenant_column::pg_catalog.name
+    JOIN pg_collation l ON l.oid OPERATOR(pg_catalog.=) a.attcollation
+    JOIN pg_namespace ln ON ln.oid OPERATOR(pg_catalog.=) l.collnamespace
+   WHERE NOT l.collisdeterministic
+   ORDER BY 3;
+
   -- TRUNCATE ignores row-level security.
   RETURN QUERY
   SELECT 'medium', 'truncate_granted', format('%I.%I to %s', n.nspname, c.relname, g.grantee),

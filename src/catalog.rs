@@ -77,13 +77,20 @@ pub const TENANT_CAST_TYPE: &str = "pg_catalog.format_type(\
            WHERE y.typtype OPERATOR(pg_catalog.=) 'd'::pg_catalog.\"char\" AND b.n OPERATOR(pg_catalog.<) 100) \
        SELECT b.t FROM b ORDER BY b.n DESC LIMIT 1), -1)";
 
-/// `(type, default expression)` of the tenant column; 42703 when missing.
-/// The type is [`TENANT_CAST_TYPE`]'s.
-pub fn column(oid: pg_sys::Oid, r: &Relation, col: &str) -> (String, Option<String>) {
+/// SQL: whether the column `a` is of a domain (its rules then cast the
+/// column to [`TENANT_CAST_TYPE`] too: PostgreSQL finds no `=` between a
+/// domain over an enum and that enum).
+pub const TENANT_IS_DOMAIN: &str =
+    "(SELECT y.typtype OPERATOR(pg_catalog.=) 'd'::pg_catalog.\"char\" \
+       FROM pg_catalog.pg_type y WHERE y.oid OPERATOR(pg_catalog.=) a.atttypid)";
+
+/// `(type, is a domain, default expression)` of the tenant column; 42703
+/// when missing. The type is [`TENANT_CAST_TYPE`]'s.
+pub fn column(oid: pg_sys::Oid, r: &Relation, col: &str) -> (String, bool, Option<String>) {
     let found = pinned(|| {
         Spi::connect(|c| {
             let rows = spi(c.select(
-            &format!("SELECT {TENANT_CAST_TYPE}, pg_catalog.pg_get_expr(d.adbin, d.adrelid) \
+            &format!("SELECT {TENANT_CAST_TYPE}, pg_catalog.pg_get_expr(d.adbin, d.adrelid), {TENANT_IS_DOMAIN} \
                FROM pg_catalog.pg_attribute a \
                LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid \
                                                 AND d.adnum OPERATOR(pg_catalog.=) a.attnum \
@@ -95,6 +102,7 @@ pub fn column(oid: pg_sys::Oid, r: &Relation, col: &str) -> (String, Option<Stri
             rows.into_iter().next().map(|row| {
                 (
                     crate::error::present(row.get::<String>(1), "format_type of the tenant column"),
+                    spi(row.get::<bool>(3)).unwrap_or(false),
                     spi(row.get::<String>(2)),
                 )
             })

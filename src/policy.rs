@@ -85,8 +85,10 @@ pub struct TableState {
     /// Schema-qualified, quoted name.
     pub name: String,
     pub column: String,
-    /// `format_type` of the column.
+    /// The type the rules compare in (`catalog::TENANT_CAST_TYPE`).
     pub col_type: String,
+    /// The column is of a domain: the rules cast it to `col_type` as well.
+    pub col_domain: bool,
     /// A partition: its row trigger is cloned from the parent.
     pub is_partition: bool,
     /// A partitioned table.
@@ -165,10 +167,26 @@ fn tenant_array(func: &str, col_type: &str) -> String {
     }
 }
 
+/// The column as the rules compare it: cast to `col_type` when it is of a
+/// domain (PostgreSQL finds no `=` between a domain over an enum and the
+/// enum's array; a domain over `text` is cast implicitly, and its rules
+/// read the same either way).
+fn rule_column(column: &str, col_type: &str, col_domain: bool) -> String {
+    if col_domain && col_type != "text" {
+        format!("{}::{col_type}", ident(column))
+    } else {
+        ident(column)
+    }
+}
+
 /// The row filter for reads.
-pub fn read_expr(column: &str, col_type: &str, mode: Mode) -> String {
+fn read_rule(column: &str, col_type: &str, col_domain: bool, mode: Mode) -> String {
     let c = ident(column);
-    let rule = format!("{c} = ANY ({})", tenant_array("visible_tenants", col_type));
+    let rule = format!(
+        "{} = ANY ({})",
+        rule_column(column, col_type, col_domain),
+        tenant_array("visible_tenants", col_type)
+    );
     match mode {
         Mode::Strict => rule,
         Mode::Permissive => format!("{rule} OR {c} IS NULL"),
@@ -176,10 +194,10 @@ pub fn read_expr(column: &str, col_type: &str, mode: Mode) -> String {
 }
 
 /// The row filter for writes (and the rows UPDATE/DELETE may touch).
-pub fn write_expr(column: &str, col_type: &str) -> String {
+fn write_rule(column: &str, col_type: &str, col_domain: bool) -> String {
     format!(
         "{} = ANY ({})",
-        ident(column),
+        rule_column(column, col_type, col_domain),
         tenant_array("writable_tenants", col_type)
     )
 }
@@ -265,12 +283,14 @@ pub fn expected_policy(
     name: &str,
     column: &str,
     col_type: &str,
+    col_domain: bool,
     mode: Mode,
     shape: Shape,
 ) -> PolicyShape {
     let t = TableState {
         column: column.to_owned(),
         col_type: col_type.to_owned(),
+        col_domain,
         shape,
         ..TableState::default()
     };
@@ -403,8 +423,8 @@ fn policy_parts(
     t: &TableState,
     mode: Mode,
 ) -> (&'static str, Option<String>, Option<String>) {
-    let r = read_expr(&t.column, &t.col_type, mode);
-    let w = write_expr(&t.column, &t.col_type);
+    let r = read_rule(&t.column, &t.col_type, t.col_domain, mode);
+    let w = write_rule(&t.column, &t.col_type, t.col_domain);
     if t.shape == Shape::Citus {
         return match name {
             SELECT => ("AS PERMISSIVE FOR SELECT TO PUBLIC", Some(r), None),
@@ -719,8 +739,10 @@ mod tests {
         }
         assert!(!ddl.iter().any(|d| d.contains("RESTRICTIVE")));
         // The expected shapes agree with the rendering.
-        assert!(expected_policy(SELECT, "t", "text", Mode::Strict, Shape::Citus).permissive);
-        assert!(!expected_policy(SELECT, "t", "text", Mode::Strict, Shape::Single).permissive);
+        assert!(expected_policy(SELECT, "t", "text", false, Mode::Strict, Shape::Citus).permissive);
+        assert!(
+            !expected_policy(SELECT, "t", "text", false, Mode::Strict, Shape::Single).permissive
+        );
         // A table in the single-node shape is converted: the restrictive
         // rules are recreated as permissive ones, the access policy dropped
         // last.
@@ -765,24 +787,46 @@ mod tests {
     #[test]
     fn text_columns_need_no_cast() {
         assert_eq!(
-            read_expr("tenant_id", "text", Mode::Strict),
+            read_rule("tenant_id", "text", false, Mode::Strict),
             "\"tenant_id\" = ANY (tenant_guard.visible_tenants())"
         );
         assert_eq!(default_expr("text"), "tenant_guard.tenant_id()");
         assert_eq!(
-            write_expr("tenant_id", "bigint"),
+            write_rule("tenant_id", "bigint", false),
             "\"tenant_id\" = ANY (tenant_guard.writable_tenants()::bigint[])"
         );
     }
 
     #[test]
+    fn a_domain_column_is_cast_to_its_base_type_too() {
+        assert_eq!(
+            read_rule("t", "public.ten", true, Mode::Strict),
+            "\"t\"::public.ten = ANY (tenant_guard.visible_tenants()::public.ten[])"
+        );
+        assert_eq!(
+            write_rule("t", "character varying", true),
+            "\"t\"::character varying = ANY (tenant_guard.writable_tenants()::character varying[])"
+        );
+        // Over text: PostgreSQL casts the column itself, as before.
+        assert_eq!(
+            read_rule("t", "text", true, Mode::Strict),
+            "\"t\" = ANY (tenant_guard.visible_tenants())"
+        );
+        // Not a domain: the column as it is.
+        assert_eq!(
+            write_rule("t", "bigint", false),
+            "\"t\" = ANY (tenant_guard.writable_tenants()::bigint[])"
+        );
+    }
+
+    #[test]
     fn permissive_mode_reads_null_rows_but_never_writes_them() {
-        let r = read_expr("t", "text", Mode::Permissive);
+        let r = read_rule("t", "text", false, Mode::Permissive);
         assert_eq!(
             r,
             "\"t\" = ANY (tenant_guard.visible_tenants()) OR \"t\" IS NULL"
         );
-        assert!(!write_expr("t", "text").contains("NULL"));
+        assert!(!write_rule("t", "text", false).contains("NULL"));
     }
 
     #[test]
@@ -931,32 +975,32 @@ mod tests {
 
     #[test]
     fn expected_policies_carry_command_and_kind() {
-        let s = expected_policy(SELECT, "t", "text", Mode::Strict, Shape::Single);
+        let s = expected_policy(SELECT, "t", "text", false, Mode::Strict, Shape::Single);
         assert_eq!((s.cmd, s.permissive, s.to_public), ('r', false, true));
         assert_eq!(
             s.using.as_deref(),
-            Some(read_expr("t", "text", Mode::Strict).as_str())
+            Some(read_rule("t", "text", false, Mode::Strict).as_str())
         );
         assert_eq!(s.check, None);
-        let a = expected_policy(ACCESS, "t", "text", Mode::Strict, Shape::Single);
+        let a = expected_policy(ACCESS, "t", "text", false, Mode::Strict, Shape::Single);
         assert_eq!((a.cmd, a.permissive), ('*', true));
         assert_eq!(
-            expected_policy(UPDATE, "t", "text", Mode::Strict, Shape::Single).cmd,
+            expected_policy(UPDATE, "t", "text", false, Mode::Strict, Shape::Single).cmd,
             'w'
         );
         assert_eq!(
-            expected_policy(INSERT, "t", "text", Mode::Strict, Shape::Single).using,
+            expected_policy(INSERT, "t", "text", false, Mode::Strict, Shape::Single).using,
             None
         );
         assert_eq!(
-            expected_policy(DELETE, "t", "text", Mode::Strict, Shape::Single).cmd,
+            expected_policy(DELETE, "t", "text", false, Mode::Strict, Shape::Single).cmd,
             'd'
         );
     }
 
     #[test]
     fn fit_tells_missing_current_alter_and_recreate() {
-        let want = expected_policy(SELECT, "t", "text", Mode::Strict, Shape::Single);
+        let want = expected_policy(SELECT, "t", "text", false, Mode::Strict, Shape::Single);
         let canon_using = paren(want.using.as_deref().unwrap());
         let mut canon = |e: &str| paren(e);
         assert_eq!(fit(&want, None, &mut canon), Fit::Missing);

@@ -291,6 +291,7 @@ fn policy_fits(
     table: &str,
     column: &str,
     col_type: &str,
+    col_domain: bool,
     mode: Mode,
     shape: Shape,
 ) -> (Vec<(String, Fit)>, Vec<String>) {
@@ -306,7 +307,7 @@ fn policy_fits(
     let fits = names
         .iter()
         .map(|name| {
-            let want = policy::expected_policy(name, column, col_type, mode, shape);
+            let want = policy::expected_policy(name, column, col_type, col_domain, mode, shape);
             let have = actual.iter().find(|p| p.name == *name);
             (name.to_string(), policy::fit(&want, have, &mut canon))
         })
@@ -323,14 +324,14 @@ fn state(
     oid: pg_sys::Oid,
     r: &Relation,
     col: &str,
-    col_type: String,
+    (col_type, col_domain): (String, bool),
     default: &Option<String>,
     mode: Option<Mode>,
 ) -> TableState {
     let triggers = actual_triggers(oid, col);
     let shape = shape();
     let fits = match mode {
-        Some(m) => policy_fits(oid, &r.name, col, &col_type, m, shape).0,
+        Some(m) => policy_fits(oid, &r.name, col, &col_type, col_domain, m, shape).0,
         None => Vec::new(),
     };
     let default_stale = default_stale(default, &col_type);
@@ -339,6 +340,7 @@ fn state(
         name: r.name.clone(),
         column: col.to_owned(),
         col_type,
+        col_domain,
         is_partition: r.is_partition,
         partitioned: r.relkind == b'p',
         rls_enabled: r.rls_enabled,
@@ -509,20 +511,64 @@ fn require_trusted_tenant_type(oid: pg_sys::Oid, r: &Relation, col: &str) {
     // SAFETY: a type OID (or InvalidOid, returned unchanged); reads the
     // type cache.
     let base = unsafe { pg_sys::getBaseType(ty) };
-    if base == pg_sys::CHAROID || base == pg_sys::NAMEOID {
+    let why = if base == pg_sys::CHAROID {
+        Some("A conversion to \"char\" keeps the first byte of a tenant id: tenants bob and b would read each other's rows.")
+    } else if base == pg_sys::NAMEOID {
+        Some("A conversion to name keeps the first 63 bytes of a tenant id: two longer ids that start alike would read each other's rows.")
+    } else if base == pg_sys::FLOAT4OID || base == pg_sys::FLOAT8OID {
+        Some("A conversion to a floating-point type rounds: tenants 16777216 and 16777217 (real) would read each other's rows.")
+    } else if [
+        pg_sys::DATEOID,
+        pg_sys::TIMEOID,
+        pg_sys::TIMETZOID,
+        pg_sys::TIMESTAMPOID,
+        pg_sys::TIMESTAMPTZOID,
+        pg_sys::INTERVALOID,
+        pg_sys::MONEYOID,
+    ]
+    .contains(&base)
+    {
+        Some("A conversion to this type reads the tenant id through the session's settings (DateStyle, TimeZone, IntervalStyle, lc_monetary), which the application sets: a token for 01/02/2024 read the rows of 2024-02-01 after SET DateStyle = 'ISO, DMY'.")
+    } else {
+        None
+    };
+    if let Some(why) = why {
         Failure::new(
             Code::ERRCODE_DATATYPE_MISMATCH,
             format!(
-                "the tenant column \"{col}\" of \"{}\" is of a type that cuts tenant ids",
+                "the tenant column \"{col}\" of \"{}\" is of a type that can turn different tenant ids into one value",
                 r.display
             ),
         )
-        .detail(if base == pg_sys::CHAROID {
-            "A conversion to \"char\" keeps the first byte of a tenant id: tenants bob and b would read each other's rows."
-        } else {
-            "A conversion to name keeps the first 63 bytes of a tenant id: two longer ids that start alike would read each other's rows."
-        })
-        .hint("Use text or varchar (ALTER TABLE ... ALTER COLUMN ... TYPE text).")
+        .detail(why)
+        .hint("Use text, varchar, uuid or an integer type (ALTER TABLE ... ALTER COLUMN ... TYPE text).")
+        .raise();
+    }
+    // A nondeterministic collation (ICU, e.g. case- or accent-insensitive)
+    // makes the rules' `=` match other spellings: a token for ACME read
+    // acme's rows (measured). The column's collation is the one compared
+    // with (a domain's, unless the column names its own).
+    let collation = pinned(|| {
+        one::<String>(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, c.collname) \
+               FROM pg_catalog.pg_attribute a \
+               JOIN pg_catalog.pg_collation c ON c.oid OPERATOR(pg_catalog.=) a.attcollation \
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.collnamespace \
+              WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
+                AND NOT c.collisdeterministic",
+            &[oid.into(), col.into()],
+        )
+    });
+    if let Some(c) = collation {
+        Failure::new(
+            Code::ERRCODE_DATATYPE_MISMATCH,
+            format!(
+                "the tenant column \"{col}\" of \"{}\" has the nondeterministic collation {c}",
+                r.display
+            ),
+        )
+        .detail("The tenant rules compare ids in the column's collation: different tenant ids it counts as equal (ACME and acme) would read each other's rows.")
+        .hint("Give the column a deterministic collation (ALTER TABLE ... ALTER COLUMN ... TYPE text COLLATE \"C\"), and issue tenant ids in one spelling.")
         .raise();
     }
     if let Some(why) = crate::privileged::untrusted_type_for_everyone(ty, owner) {
@@ -555,7 +601,7 @@ pub fn protect_oid(
 ) -> Vec<String> {
     let r = relation(oid);
     require_table(&r);
-    let (col_type, default) = column(oid, &r, col);
+    let (col_type, col_domain, default) = column(oid, &r, col);
     require_trusted_tenant_type(oid, &r, col);
     let rec = recorded(oid);
     // A partition protected on its own (by the DDL guard) still records the
@@ -585,7 +631,14 @@ pub fn protect_oid(
             .raise();
         }
     }
-    let mut st = state(oid, &r, col, col_type, &default, Some(opts.mode));
+    let mut st = state(
+        oid,
+        &r,
+        col,
+        (col_type, col_domain),
+        &default,
+        Some(opts.mode),
+    );
     st.recorded = rec.as_ref().map(|x| x.opts);
     let mut ddl = policy::render_protect(&st, opts);
     if !dry_run {
@@ -824,8 +877,8 @@ fn unprotect(
     for oid in tables {
         let r = relation(oid);
         let Some(rec) = recorded(oid) else { continue };
-        let (col_type, default) = column(oid, &r, &rec.column);
-        let st = state(oid, &r, &rec.column, col_type, &default, None);
+        let (col_type, col_domain, default) = column(oid, &r, &rec.column);
+        let st = state(oid, &r, &rec.column, (col_type, col_domain), &default, None);
         let mut mine = policy::render_unprotect(&st, &rec.before);
         if !dry {
             require_owner(oid, &r);
@@ -846,23 +899,24 @@ fn unprotect(
 
 /// `(type, default expression)` of a column ([`crate::catalog::TENANT_CAST_TYPE`]),
 /// or `None` when the table has no such column (caller's rights, pinned).
-fn column_if_any(oid: pg_sys::Oid, col: &str) -> Option<(String, Option<String>)> {
+fn column_if_any(oid: pg_sys::Oid, col: &str) -> Option<(String, bool, Option<String>)> {
     pinned(|| {
         Spi::connect(|c| {
             let rows = spi(c.select(
-                &format!("SELECT {}, pg_catalog.pg_get_expr(d.adbin, d.adrelid) \
+                &format!("SELECT {}, pg_catalog.pg_get_expr(d.adbin, d.adrelid), {} \
                    FROM pg_catalog.pg_attribute a \
                    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid \
                                                     AND d.adnum OPERATOR(pg_catalog.=) a.attnum \
                   WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
                     AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped",
-                    crate::catalog::TENANT_CAST_TYPE),
+                    crate::catalog::TENANT_CAST_TYPE, crate::catalog::TENANT_IS_DOMAIN),
                 None,
                 &[oid.into(), col.into()],
             ));
             rows.into_iter().next().map(|row| {
                 (
                     crate::error::present(row.get::<String>(1), "format_type of the tenant column"),
+                    spi(row.get::<bool>(3)).unwrap_or(false),
                     spi(row.get::<String>(2)),
                 )
             })
@@ -875,17 +929,26 @@ fn column_if_any(oid: pg_sys::Oid, col: &str) -> Option<(String, Option<String>)
 pub fn drift(oid: pg_sys::Oid) -> Option<Vec<String>> {
     let rec = recorded(oid)?;
     let r = relation(oid);
-    let Some((col_type, default)) = column_if_any(oid, &rec.column) else {
+    let Some((col_type, col_domain, default)) = column_if_any(oid, &rec.column) else {
         return Some(vec![format!("tenant column {} missing", rec.column)]);
     };
     let shape = shape();
-    let (fits, extra) = policy_fits(oid, &r.name, &rec.column, &col_type, rec.opts.mode, shape);
+    let (fits, extra) = policy_fits(
+        oid,
+        &r.name,
+        &rec.column,
+        &col_type,
+        col_domain,
+        rec.opts.mode,
+        shape,
+    );
     let triggers = actual_triggers(oid, &rec.column);
     let st = TableState {
         default_stale: default_stale(&default, &col_type),
         name: r.name.clone(),
         column: rec.column.clone(),
         col_type,
+        col_domain,
         is_partition: r.is_partition,
         partitioned: r.relkind == b'p',
         rls_enabled: r.rls_enabled,

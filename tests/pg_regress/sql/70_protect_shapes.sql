@@ -43,11 +43,17 @@ SELECT * FROM tenant_guard.protect('shop.codes')
  WHERE protect LIKE '%tenant_guard_select%' OR protect LIKE '%DEFAULT%';
 CREATE TABLE shop.flags (id int PRIMARY KEY, tenant_id bit(4) NOT NULL);
 SELECT * FROM tenant_guard.protect('shop.flags') WHERE protect LIKE '%DEFAULT%';
--- "char" and name cut tenant ids even without a modifier: refused (42804).
+-- Types that turn different tenant ids into one value are refused
+-- (42804): "char" and name cut them, floating-point types round them, and
+-- dates, times and money read them through settings the session chooses.
 CREATE TABLE shop.initials (id int PRIMARY KEY, tenant_id "char" NOT NULL);
 CREATE TABLE shop.handles (id int PRIMARY KEY, tenant_id name NOT NULL);
+CREATE TABLE shop.measures (id int PRIMARY KEY, tenant_id float8 NOT NULL);
+CREATE TABLE shop.days (id int PRIMARY KEY, tenant_id date NOT NULL);
 SELECT count(*) FROM tenant_guard.protect('shop.initials');
 SELECT count(*) FROM tenant_guard.protect('shop.handles');
+SELECT count(*) FROM tenant_guard.protect('shop.measures');
+SELECT count(*) FROM tenant_guard.protect('shop.days');
 CREATE TABLE shop.ledgers (id int PRIMARY KEY, tenant_id numeric(6,0) NOT NULL, body text);
 INSERT INTO shop.ledgers VALUES (1, 42, 'of 42');
 SELECT count(*) FROM tenant_guard.protect('shop.ledgers');
@@ -59,6 +65,15 @@ CREATE TABLE shop.pages (id int PRIMARY KEY, tenant_id shop.slug NOT NULL);
 INSERT INTO shop.pages VALUES (1, 'acme');
 SELECT * FROM tenant_guard.protect('shop.pages')
  WHERE protect LIKE '%tenant_guard_select%' OR protect LIKE '%DEFAULT%';
+-- A domain over a domain over an enum: the column is cast to the enum too
+-- (PostgreSQL has no = between the domain and the enum's array).
+CREATE TYPE shop.tenant_enum AS ENUM ('acme', 'globex');
+CREATE DOMAIN shop.tenant_dom AS shop.tenant_enum;
+CREATE DOMAIN shop.tenant_dom2 AS shop.tenant_dom;
+CREATE TABLE shop.boards (id int PRIMARY KEY, tenant_id shop.tenant_dom2 NOT NULL);
+INSERT INTO shop.boards VALUES (1, 'acme'), (2, 'globex');
+SELECT * FROM tenant_guard.protect('shop.boards') WHERE protect LIKE '%tenant_guard_select%';
+SELECT tenant_guard.protection_drift('shop.boards');
 
 SELECT tenant_guard.sign('{"tenant_id": "11111111-1111-1111-1111-111111111111", "exp": 4102444800}') AS t1 \gset
 SELECT tenant_guard.sign('{"tenant_id": 7, "exp": 4102444800}') AS acct7 \gset
@@ -108,6 +123,8 @@ BEGIN;
 SELECT tenant_guard.set_context(:'acme');
 SELECT * FROM shop.pages;
 INSERT INTO shop.pages (id) VALUES (2) RETURNING tenant_id;
+SELECT * FROM shop.boards;
+INSERT INTO shop.boards (id) VALUES (3) RETURNING tenant_id;
 SELECT tenant_guard.set_context(:'not_a_slug');
 SELECT count(*) FROM shop.pages;
 INSERT INTO shop.pages (id) VALUES (3);
