@@ -745,6 +745,36 @@ BEGIN
    WHERE NOT l.collisdeterministic
    ORDER BY 3;
 
+  -- A protected tenant column of a type whose conversion or = is not exact
+  -- (anything but text, varchar, char(n), the integer types, numeric, uuid,
+  -- an enum, or a domain over one): different tenant ids may become one
+  -- value there. protect refuses such a column; a table protected before
+  -- that shows here.
+  RETURN QUERY
+  SELECT 'high', 'inexact_tenant_type', format('%I.%I.%I', n.nspname, c.relname, a.attname),
+         format('tenant column %I of %I.%I is of type %s: converting tenant ids to it can cut, round or read them through session settings, or its = is not identity, so different tenant ids can read each other''s rows',
+                a.attname, n.nspname, c.relname, pg_catalog.format_type(a.atttypid, a.atttypmod)),
+         format('SELECT tenant_guard.unprotect(%L); ALTER TABLE %I.%I ALTER COLUMN %I TYPE text; SELECT tenant_guard.protect(%L, tenant_column => %L);',
+                format('%I.%I', n.nspname, c.relname), n.nspname, c.relname, a.attname,
+                format('%I.%I', n.nspname, c.relname), a.attname)
+    FROM tenant_guard.protected p
+    JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::oid
+    JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+                       AND a.attname OPERATOR(pg_catalog.=) p.tenant_column::pg_catalog.name
+    CROSS JOIN LATERAL (
+      WITH RECURSIVE b(t, k) AS (
+        SELECT a.atttypid, 0
+        UNION ALL
+        SELECT y.typbasetype, b.k OPERATOR(pg_catalog.+) 1
+          FROM pg_type y JOIN b ON y.oid OPERATOR(pg_catalog.=) b.t
+         WHERE y.typtype OPERATOR(pg_catalog.=) 'd' AND b.k OPERATOR(pg_catalog.<) 100)
+      SELECT b.t FROM b ORDER BY b.k DESC LIMIT 1) base(t)
+    JOIN pg_type bt ON bt.oid OPERATOR(pg_catalog.=) base.t
+   WHERE NOT (bt.oid OPERATOR(pg_catalog.=) ANY (ARRAY[25, 1043, 1042, 21, 23, 20, 1700, 2950]::pg_catalog.oid[])
+              OR bt.typtype OPERATOR(pg_catalog.=) 'e')
+   ORDER BY 3;
+
   -- TRUNCATE ignores row-level security.
   RETURN QUERY
   SELECT 'medium', 'truncate_granted', format('%I.%I to %s', n.nspname, c.relname, g.grantee),

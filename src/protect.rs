@@ -504,35 +504,18 @@ fn run(oid: pg_sys::Oid, ddl: &[String]) {
 fn require_trusted_tenant_type(oid: pg_sys::Oid, r: &Relation, col: &str) {
     let owner = crate::privileged::table_owner(oid);
     let ty = crate::privileged::column_type(oid, col);
-    // Types whose input cuts a value instead of refusing it: the rules
-    // convert the context's tenant ids to the column's type, so two tenants
-    // would share rows (a modifier, as in varchar(8), is left out of those
-    // conversions; these types cut without one).
+    // The rules convert each tenant id to the column's type and compare
+    // with that type's `=`: only types whose conversion is exact and
+    // independent of the session, and whose `=` means the same value, are
+    // accepted (an allow-list: round 4 of the attack tests found ranges of
+    // dates read through DateStyle, reg* types through search_path, and box,
+    // whose = compares areas). Measured before: "char" and name cut ids,
+    // real rounded 16777217 to 16777216, a date column read 01/02/2024 as
+    // 2024-02-01 after SET DateStyle = 'ISO, DMY'.
     // SAFETY: a type OID (or InvalidOid, returned unchanged); reads the
     // type cache.
     let base = unsafe { pg_sys::getBaseType(ty) };
-    let why = if base == pg_sys::CHAROID {
-        Some("A conversion to \"char\" keeps the first byte of a tenant id: tenants bob and b would read each other's rows.")
-    } else if base == pg_sys::NAMEOID {
-        Some("A conversion to name keeps the first 63 bytes of a tenant id: two longer ids that start alike would read each other's rows.")
-    } else if base == pg_sys::FLOAT4OID || base == pg_sys::FLOAT8OID {
-        Some("A conversion to a floating-point type rounds: tenants 16777216 and 16777217 (real) would read each other's rows.")
-    } else if [
-        pg_sys::DATEOID,
-        pg_sys::TIMEOID,
-        pg_sys::TIMETZOID,
-        pg_sys::TIMESTAMPOID,
-        pg_sys::TIMESTAMPTZOID,
-        pg_sys::INTERVALOID,
-        pg_sys::MONEYOID,
-    ]
-    .contains(&base)
-    {
-        Some("A conversion to this type reads the tenant id through the session's settings (DateStyle, TimeZone, IntervalStyle, lc_monetary), which the application sets: a token for 01/02/2024 read the rows of 2024-02-01 after SET DateStyle = 'ISO, DMY'.")
-    } else {
-        None
-    };
-    if let Some(why) = why {
+    if !exact_tenant_type(base) {
         Failure::new(
             Code::ERRCODE_DATATYPE_MISMATCH,
             format!(
@@ -540,7 +523,12 @@ fn require_trusted_tenant_type(oid: pg_sys::Oid, r: &Relation, col: &str) {
                 r.display
             ),
         )
-        .detail(why)
+        .detail(format!(
+            "The tenant rules convert each tenant id to {} and compare with its =. Accepted: text, varchar, char(n), smallint, integer, bigint, numeric, uuid, an enum, or a domain over one of them; other types cut or round ids (\"char\", name, real), read them through the session's settings (date and time types, ranges of them, reg* types through search_path), or have an = that is not identity (box compares areas).",
+            // SAFETY: format_type_be returns a palloc'd NUL-terminated
+            // string (or raises).
+            unsafe { std::ffi::CStr::from_ptr(pg_sys::format_type_be(base)) }.to_string_lossy()
+        ))
         .hint("Use text, varchar, uuid or an integer type (ALTER TABLE ... ALTER COLUMN ... TYPE text).")
         .raise();
     }
@@ -589,6 +577,26 @@ fn require_trusted_tenant_type(oid: pg_sys::Oid, r: &Relation, col: &str) {
         ))
         .raise();
     }
+}
+
+/// Whether tenant ids compare exactly in `base` (a type that is not a
+/// domain): converting a tenant id to it is exact and does not depend on the
+/// session's settings, and its `=` means the same value. An enum's casts,
+/// checks and owner are the type rule's (`privileged::untrusted_type`).
+pub fn exact_tenant_type(base: pg_sys::Oid) -> bool {
+    const EXACT: [pg_sys::Oid; 8] = [
+        pg_sys::TEXTOID,
+        pg_sys::VARCHAROID,
+        pg_sys::BPCHAROID,
+        pg_sys::INT2OID,
+        pg_sys::INT4OID,
+        pg_sys::INT8OID,
+        pg_sys::NUMERICOID,
+        pg_sys::UUIDOID,
+    ];
+    // SAFETY: a type OID; `type_is_enum` reads the type cache (false for
+    // an unknown OID).
+    EXACT.contains(&base) || unsafe { pg_sys::type_is_enum(base) }
 }
 
 /// Protects one table and, recursively, its partitions. Returns the DDL.

@@ -34,18 +34,19 @@ CREATE TABLE shop.notes (id int PRIMARY KEY, tenant_id varchar(8) NOT NULL, body
 INSERT INTO shop.notes VALUES (1, 'acme-cor', 'of acme-cor');
 SELECT * FROM tenant_guard.protect('shop.notes')
  WHERE protect LIKE '%tenant_guard_select%' OR protect LIKE '%DEFAULT%';
--- char(n) and bit(n): the type without a modifier is bpchar and "bit",
--- never character or bit, which the parser reads as character(1) and
--- bit(1) (a cast to character(1) cuts bob to b, the rows of tenant b).
+-- char(n): the type without a modifier is bpchar, never character, which
+-- the parser reads as character(1) (a cast to it cuts bob to b, the rows
+-- of tenant b).
 CREATE TABLE shop.codes (id int PRIMARY KEY, tenant_id char(8) NOT NULL);
 INSERT INTO shop.codes VALUES (1, 'b'), (2, 'bob');
 SELECT * FROM tenant_guard.protect('shop.codes')
  WHERE protect LIKE '%tenant_guard_select%' OR protect LIKE '%DEFAULT%';
-CREATE TABLE shop.flags (id int PRIMARY KEY, tenant_id bit(4) NOT NULL);
-SELECT * FROM tenant_guard.protect('shop.flags') WHERE protect LIKE '%DEFAULT%';
--- Types that turn different tenant ids into one value are refused
--- (42804): "char" and name cut them, floating-point types round them, and
--- dates, times and money read them through settings the session chooses.
+-- Only types that compare tenant ids exactly are accepted (42804
+-- otherwise): text, varchar, char(n), the integer types, numeric, uuid,
+-- enums and domains over them. "char" and name cut ids, floating-point
+-- types round them, dates and times (and ranges of them) read them through
+-- the session's DateStyle and TimeZone, reg* types through its
+-- search_path, and box's = compares areas.
 CREATE TABLE shop.initials (id int PRIMARY KEY, tenant_id "char" NOT NULL);
 CREATE TABLE shop.handles (id int PRIMARY KEY, tenant_id name NOT NULL);
 CREATE TABLE shop.measures (id int PRIMARY KEY, tenant_id float8 NOT NULL);
@@ -54,6 +55,20 @@ SELECT count(*) FROM tenant_guard.protect('shop.initials');
 SELECT count(*) FROM tenant_guard.protect('shop.handles');
 SELECT count(*) FROM tenant_guard.protect('shop.measures');
 SELECT count(*) FROM tenant_guard.protect('shop.days');
+CREATE TABLE shop.spans (id int PRIMARY KEY, tenant_id daterange NOT NULL);
+CREATE TABLE shop.rels (id int PRIMARY KEY, tenant_id regclass NOT NULL);
+CREATE TABLE shop.boxes (id int PRIMARY KEY, tenant_id box NOT NULL);
+\set VERBOSITY terse
+SELECT count(*) FROM tenant_guard.protect('shop.spans');
+SELECT count(*) FROM tenant_guard.protect('shop.rels');
+SELECT count(*) FROM tenant_guard.protect('shop.boxes');
+\set VERBOSITY default
+-- A table protected before this rule (recorded here by hand, as an older
+-- protect would have): the advisor reports it, high, with the way out.
+INSERT INTO tenant_guard.protected (relid, tenant_column, mode, force, rls_was_enabled, rls_was_forced)
+VALUES ('shop.spans', 'tenant_id', 'strict', true, false, false);
+SELECT severity, code, object, remedy FROM tenant_guard.advisor WHERE code = 'inexact_tenant_type';
+DELETE FROM tenant_guard.protected WHERE relid = 'shop.spans'::regclass;
 CREATE TABLE shop.ledgers (id int PRIMARY KEY, tenant_id numeric(6,0) NOT NULL, body text);
 INSERT INTO shop.ledgers VALUES (1, 42, 'of 42');
 SELECT count(*) FROM tenant_guard.protect('shop.ledgers');
