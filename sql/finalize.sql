@@ -141,7 +141,8 @@ END $$;
 
 -- Commands that report what they changed: ALTER TABLE (RLS, FORCE, column
 -- default, type, DROP COLUMN, OWNER, RENAME, SET SCHEMA, DISABLE TRIGGER,
--- DETACH PARTITION), CREATE/ALTER POLICY, ALTER TRIGGER (rename); the
+-- DETACH PARTITION), CREATE/ALTER POLICY, ALTER TRIGGER (rename), ALTER
+-- TYPE / ALTER DOMAIN (the tables whose tenant column is of the type); the
 -- tables they touched are checked.
 CREATE FUNCTION tenant_guard_internal.ddl_guard() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -187,7 +188,22 @@ BEGIN
         FROM pg_event_trigger_ddl_commands() d
         JOIN pg_inherits i ON i.inhparent = d.objid
        WHERE d.classid = 'pg_class'::regclass AND d.command_tag = 'ALTER TABLE'
-         AND NOT EXISTS (SELECT 1 FROM tenant_guard.protected q WHERE q.relid::oid = d.objid)) s
+         AND NOT EXISTS (SELECT 1 FROM tenant_guard.protected q WHERE q.relid::oid = d.objid)
+      -- ALTER TYPE / ALTER DOMAIN (OWNER TO, ADD CONSTRAINT, ...) report the
+      -- type: the protected tables whose tenant column is of it, or of a
+      -- domain built on it, are checked (their drift includes the type rule).
+      UNION ALL
+      SELECT p.relid::oid, d.command_tag
+        FROM pg_event_trigger_ddl_commands() d
+        JOIN tenant_guard.protected p ON true
+        JOIN pg_attribute a ON a.attrelid = p.relid::oid AND a.attname = p.tenant_column
+       WHERE d.classid = 'pg_type'::regclass
+         AND d.objid IN (WITH RECURSIVE b(t, k) AS (
+                           SELECT a.atttypid, 0
+                           UNION ALL
+                           SELECT y.typbasetype, b.k + 1 FROM pg_type y JOIN b ON y.oid = b.t
+                            WHERE y.typtype = 'd' AND b.k < 100)
+                         SELECT b.t FROM b)) s
      WHERE EXISTS (SELECT 1 FROM tenant_guard.protected p WHERE p.relid::oid = s.rel)
      ORDER BY s.rel
   LOOP

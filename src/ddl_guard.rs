@@ -77,7 +77,8 @@ fn prune(frames: &mut Vec<Frame>) {
 
 /// Protected tables that may have drifted, by a cheap catalog check (row-level
 /// security flags, tenant_guard policies and triggers present and enabled,
-/// a parent that is not protected, the tenant column's default present). A table it misses counts as not
+/// a parent that is not protected, the tenant column's default present, a
+/// tenant column of a user-defined type, whose rule may fail since). A table it misses counts as not
 /// drifted before, which can only refuse more, never less.
 fn possibly_drifted() -> Vec<pg_sys::Oid> {
     let shape = crate::protect::shape();
@@ -115,6 +116,10 @@ fn possibly_drifted() -> Vec<pg_sys::Oid> {
                                      WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid \
                                        AND a.attname OPERATOR(pg_catalog.=) p.tenant_column \
                                        AND NOT a.attisdropped) \
+                     OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a \
+                                 WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid \
+                                   AND a.attname OPERATOR(pg_catalog.=) p.tenant_column \
+                                   AND a.atttypid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid) \
                   ORDER BY c.oid",
                 None,
                 &[names.into(), crate::policy::OBJECT_PREFIX.into(), citus.into()],

@@ -975,6 +975,16 @@ pub fn drift(oid: pg_sys::Oid) -> Option<Vec<String>> {
             .into_iter()
             .map(|p| format!("parent table {p} not protected")),
     );
+    // The tenant column's type as protect's type rule judges it now: a
+    // type or domain given to another role since, or a domain check added
+    // since, runs that role's code for every writer (protect refuses such
+    // a column; the DDL guard refuses the change that makes it so).
+    let ty = crate::privileged::column_type(oid, &rec.column);
+    if let Some(why) =
+        crate::privileged::untrusted_type_for_everyone(ty, crate::privileged::table_owner(oid))
+    {
+        found.push(format!("tenant column type unsafe: {why}"));
+    }
     Some(found)
 }
 

@@ -248,6 +248,32 @@ ALTER TABLE orders DISABLE ROW LEVEL SECURITY;
 RESET ROLE;
 RESET tenant_guard.on_new_table;
 
+-- 11. The tenant column's type: giving the enum or domain to another role,
+-- or adding a domain check that calls another role's function, would let
+-- that role's code run for every writer (protect refuses such a column);
+-- so the guard refuses it, for the DBA too. A harmless change of the type
+-- goes through.
+CREATE TYPE tg_dg_tenant AS ENUM ('acme', 'globex');
+CREATE DOMAIN tg_dg_tid AS tg_dg_tenant;
+CREATE TABLE boards (id int PRIMARY KEY, tenant_id tg_dg_tid NOT NULL);
+SELECT count(*) > 0 AS protected FROM tenant_guard.protect('boards');
+SET ROLE tg_dg_app;
+CREATE FUNCTION public.tg_dg_valid(tg_dg_tenant) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
+RESET ROLE;
+\set VERBOSITY default
+ALTER TYPE tg_dg_tenant OWNER TO tg_dg_app;
+\set VERBOSITY sqlstate
+ALTER DOMAIN tg_dg_tid OWNER TO tg_dg_app;
+ALTER DOMAIN tg_dg_tid ADD CONSTRAINT tg_dg_valid CHECK (public.tg_dg_valid(VALUE)) NOT VALID;
+ALTER TYPE tg_dg_tenant ADD VALUE 'initech';
+SELECT pg_catalog.pg_get_userbyid(typowner) AS owner, typname FROM pg_type
+ WHERE typname IN ('tg_dg_tenant', 'tg_dg_tid') ORDER BY typname;
+SELECT tenant_guard.protection_drift('boards');
+DROP TABLE boards;
+DROP DOMAIN tg_dg_tid;
+DROP FUNCTION public.tg_dg_valid(tg_dg_tenant);
+DROP TYPE tg_dg_tenant;
+
 DROP TABLE orders;
 DROP FUNCTION pg_temp.shape(), pg_temp.acme_sees(), pg_temp.noop();
 DROP SCHEMA tg_dg_moved;
