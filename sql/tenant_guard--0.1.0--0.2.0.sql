@@ -1159,16 +1159,21 @@ BEGIN
   RAISE EXCEPTION '% would weaken the tenant isolation of protected table "%"', tag, shown
     USING ERRCODE = '42501',
           DETAIL = 'It would leave the table with: ' || array_to_string(found, '; ') || '.',
-          HINT = format('Run SELECT tenant_guard.unprotect(%s); before the change and '
-                        'SELECT tenant_guard.protect(%s); after it. '
-                        'A table that had drifted before is repaired by protect alone.', lit, lit);
+          HINT = CASE WHEN EXISTS (SELECT 1 FROM unnest(found) f WHERE starts_with(f, 'tenant column type unsafe'))
+                 THEN 'Leave the tenant column''s type, the types it is built on, their checks and casts with the '
+                      'table''s owner or a superuser, calling only built-in functions: protect refuses a type whose '
+                      'code another role controls.'
+                 ELSE format('Run SELECT tenant_guard.unprotect(%s); before the change and '
+                             'SELECT tenant_guard.protect(%s); after it. '
+                             'A table that had drifted before is repaired by protect alone.', lit, lit)
+                 END;
 END $$;
 
 -- Commands that report what they changed: ALTER TABLE (RLS, FORCE, column
 -- default, type, DROP COLUMN, OWNER, RENAME, SET SCHEMA, DISABLE TRIGGER,
 -- DETACH PARTITION), CREATE/ALTER POLICY, ALTER TRIGGER (rename), ALTER
--- TYPE / ALTER DOMAIN (the tables whose tenant column is of the type); the
--- tables they touched are checked.
+-- TYPE / ALTER DOMAIN / CREATE CAST (the tables whose tenant column is of
+-- the type); the tables they touched are checked.
 CREATE FUNCTION tenant_guard_internal.ddl_guard() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1215,20 +1220,24 @@ BEGIN
        WHERE d.classid = 'pg_class'::regclass AND d.command_tag = 'ALTER TABLE'
          AND NOT EXISTS (SELECT 1 FROM tenant_guard.protected q WHERE q.relid::oid = d.objid)
       -- ALTER TYPE / ALTER DOMAIN (OWNER TO, ADD CONSTRAINT, ...) report the
-      -- type: the protected tables whose tenant column is of it, or of a
-      -- domain built on it, are checked (their drift includes the type rule).
+      -- type, CREATE CAST the cast: the protected tables whose tenant column
+      -- is of that type (or of the cast's source or target), or of a domain
+      -- built on it, are checked (their drift includes the type rule).
       UNION ALL
       SELECT p.relid::oid, d.command_tag
         FROM pg_event_trigger_ddl_commands() d
+        LEFT JOIN pg_cast kc ON d.classid = 'pg_cast'::regclass AND kc.oid = d.objid
         JOIN tenant_guard.protected p ON true
         JOIN pg_attribute a ON a.attrelid = p.relid::oid AND a.attname = p.tenant_column
-       WHERE d.classid = 'pg_type'::regclass
-         AND d.objid IN (WITH RECURSIVE b(t, k) AS (
+       WHERE d.classid IN ('pg_type'::regclass, 'pg_cast'::regclass)
+         AND (CASE WHEN d.classid = 'pg_type'::regclass THEN ARRAY[d.objid]
+                   ELSE ARRAY[kc.castsource, kc.casttarget] END)
+             && ARRAY(WITH RECURSIVE b(t, k) AS (
                            SELECT a.atttypid, 0
                            UNION ALL
                            SELECT y.typbasetype, b.k + 1 FROM pg_type y JOIN b ON y.oid = b.t
                             WHERE y.typtype = 'd' AND b.k < 100)
-                         SELECT b.t FROM b)) s
+                      SELECT b.t FROM b UNION ALL SELECT y.typarray FROM b JOIN pg_type y ON y.oid = b.t)) s
      WHERE EXISTS (SELECT 1 FROM tenant_guard.protected p WHERE p.relid::oid = s.rel)
      ORDER BY s.rel
   LOOP

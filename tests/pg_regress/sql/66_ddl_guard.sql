@@ -265,13 +265,18 @@ ALTER TYPE tg_dg_tenant OWNER TO tg_dg_app;
 \set VERBOSITY sqlstate
 ALTER DOMAIN tg_dg_tid OWNER TO tg_dg_app;
 ALTER DOMAIN tg_dg_tid ADD CONSTRAINT tg_dg_valid CHECK (public.tg_dg_valid(VALUE)) NOT VALID;
+-- A cast from text to the enum calling a function: refused too (protect
+-- accepts only built-in functions there).
+CREATE FUNCTION public.tg_dg_from_text(text) RETURNS tg_dg_tenant LANGUAGE sql IMMUTABLE
+  AS $$ SELECT $1::name::text::tg_dg_tenant $$;
+CREATE CAST (text AS tg_dg_tenant) WITH FUNCTION public.tg_dg_from_text(text);
 ALTER TYPE tg_dg_tenant ADD VALUE 'initech';
 SELECT pg_catalog.pg_get_userbyid(typowner) AS owner, typname FROM pg_type
  WHERE typname IN ('tg_dg_tenant', 'tg_dg_tid') ORDER BY typname;
 SELECT tenant_guard.protection_drift('boards');
 DROP TABLE boards;
 DROP DOMAIN tg_dg_tid;
-DROP FUNCTION public.tg_dg_valid(tg_dg_tenant);
+DROP FUNCTION public.tg_dg_valid(tg_dg_tenant), public.tg_dg_from_text(text);
 DROP TYPE tg_dg_tenant;
 
 DROP TABLE orders;
