@@ -87,7 +87,20 @@ pub const TENANT_IS_DOMAIN: &str =
 /// `(type, is a domain, default expression)` of the tenant column; 42703
 /// when missing. The type is [`TENANT_CAST_TYPE`]'s.
 pub fn column(oid: pg_sys::Oid, r: &Relation, col: &str) -> (String, bool, Option<String>) {
-    let found = pinned(|| {
+    column_if_any(oid, col).unwrap_or_else(|| {
+        Failure::new(
+            Code::ERRCODE_UNDEFINED_COLUMN,
+            format!("column \"{col}\" of relation \"{}\" does not exist", r.display),
+        )
+        .hint("Name the tenant column with tenant_column => '...', or set tenant_guard.tenant_column.")
+        .raise()
+    })
+}
+
+/// [`column`], or `None` when the table has no such column (caller's
+/// rights, pinned).
+pub fn column_if_any(oid: pg_sys::Oid, col: &str) -> Option<(String, bool, Option<String>)> {
+    pinned(|| {
         Spi::connect(|c| {
             let rows = spi(c.select(
             &format!("SELECT {TENANT_CAST_TYPE}, pg_catalog.pg_get_expr(d.adbin, d.adrelid), {TENANT_IS_DOMAIN} \
@@ -107,14 +120,6 @@ pub fn column(oid: pg_sys::Oid, r: &Relation, col: &str) -> (String, bool, Optio
                 )
             })
         })
-    });
-    found.unwrap_or_else(|| {
-        Failure::new(
-            Code::ERRCODE_UNDEFINED_COLUMN,
-            format!("column \"{col}\" of relation \"{}\" does not exist", r.display),
-        )
-        .hint("Name the tenant column with tenant_column => '...', or set tenant_guard.tenant_column.")
-        .raise()
     })
 }
 

@@ -905,39 +905,13 @@ fn unprotect(
     SetOfIterator::new(ddl)
 }
 
-/// `(type, default expression)` of a column ([`crate::catalog::TENANT_CAST_TYPE`]),
-/// or `None` when the table has no such column (caller's rights, pinned).
-fn column_if_any(oid: pg_sys::Oid, col: &str) -> Option<(String, bool, Option<String>)> {
-    pinned(|| {
-        Spi::connect(|c| {
-            let rows = spi(c.select(
-                &format!("SELECT {}, pg_catalog.pg_get_expr(d.adbin, d.adrelid), {} \
-                   FROM pg_catalog.pg_attribute a \
-                   LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid \
-                                                    AND d.adnum OPERATOR(pg_catalog.=) a.attnum \
-                  WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
-                    AND a.attnum OPERATOR(pg_catalog.>) 0::pg_catalog.int2 AND NOT a.attisdropped",
-                    crate::catalog::TENANT_CAST_TYPE, crate::catalog::TENANT_IS_DOMAIN),
-                None,
-                &[oid.into(), col.into()],
-            ));
-            rows.into_iter().next().map(|row| {
-                (
-                    crate::error::present(row.get::<String>(1), "format_type of the tenant column"),
-                    spi(row.get::<bool>(3)).unwrap_or(false),
-                    spi(row.get::<String>(2)),
-                )
-            })
-        })
-    })
-}
-
 /// Every way a protected table differs from what `protect` would leave with
 /// the recorded options; `None` when the table is not protected.
 pub fn drift(oid: pg_sys::Oid) -> Option<Vec<String>> {
     let rec = recorded(oid)?;
     let r = relation(oid);
-    let Some((col_type, col_domain, default)) = column_if_any(oid, &rec.column) else {
+    let Some((col_type, col_domain, default)) = crate::catalog::column_if_any(oid, &rec.column)
+    else {
         return Some(vec![format!("tenant column {} missing", rec.column)]);
     };
     let shape = shape();
