@@ -648,7 +648,8 @@ BEGIN
   -- (anything but text, varchar, char(n), the integer types, numeric, uuid,
   -- an enum, or a domain over one): different tenant ids may become one
   -- value there. protect refuses such a column; a table protected before
-  -- that shows here.
+  -- that shows here. The OIDs are policy::EXACT_TENANT_TYPES (a unit test
+  -- holds each copy of this list to it).
   RETURN QUERY
   SELECT 'high', 'inexact_tenant_type', format('%I.%I.%I', n.nspname, c.relname, a.attname),
          format('tenant column %I of %I.%I is of type %s: converting tenant ids to it can cut, round or read them through session settings, or its = is not identity, so different tenant ids can read each other''s rows',

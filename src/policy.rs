@@ -22,6 +22,16 @@
 
 use crate::quote::ident;
 
+/// The tenant column types `protect` accepts (besides enums, and domains
+/// over any of these): text, varchar, bpchar, int2, int4, int8, numeric,
+/// uuid, by their fixed catalog OIDs. Their input either keeps every
+/// character or refuses the value, their `=` is identity, and no session
+/// setting changes how they read an id (`protect::exact_tenant_type`). The
+/// advisor's `inexact_tenant_type` check names the same OIDs in SQL
+/// (`sql/audit.sql` and the upgrade script); the unit test below holds both
+/// copies to this list.
+pub const EXACT_TENANT_TYPES: [u32; 8] = [25, 1043, 1042, 21, 23, 20, 1700, 2950];
+
 /// `strict`: NULL-tenant rows are invisible. `permissive`: readable by every
 /// tenant (shared rows during a rollout) but never writable by tenants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -615,6 +625,32 @@ pub fn render_unprotect(t: &TableState, before: &Before) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    /// The advisor's SQL (`inexact_tenant_type`) lists the accepted tenant
+    /// column types as OIDs: every copy of it must name exactly
+    /// `EXACT_TENANT_TYPES`, or the advisor and `protect` would disagree.
+    #[test]
+    fn the_advisor_sql_accepts_exactly_the_tenant_types_protect_accepts() {
+        for (name, sql) in [
+            ("sql/audit.sql", include_str!("../sql/audit.sql")),
+            (
+                "sql/tenant_guard--0.1.0--0.2.0.sql",
+                include_str!("../sql/tenant_guard--0.1.0--0.2.0.sql"),
+            ),
+        ] {
+            let at = sql
+                .find("'inexact_tenant_type'")
+                .unwrap_or_else(|| panic!("{name}: no inexact_tenant_type check"));
+            let rest = &sql[at..];
+            let open = rest.find("ANY (ARRAY[").expect("the OID array") + "ANY (ARRAY[".len();
+            let close = open + rest[open..].find(']').expect("the array's end");
+            let listed: Vec<u32> = rest[open..close]
+                .split(',')
+                .map(|x| x.trim().parse().expect("an OID"))
+                .collect();
+            assert_eq!(listed, super::EXACT_TENANT_TYPES, "{name}");
+        }
+    }
+
     #[test]
     fn a_default_of_0_1_0_with_a_type_modifier_is_stale() {
         use super::is_current_default as current;

@@ -579,12 +579,10 @@ fn require_trusted_tenant_type(oid: pg_sys::Oid, r: &Relation, col: &str) {
     }
 }
 
-/// Whether tenant ids compare exactly in `base` (a type that is not a
-/// domain): converting a tenant id to it is exact and does not depend on the
-/// session's settings, and its `=` means the same value. An enum's casts,
-/// checks and owner are the type rule's (`privileged::untrusted_type`).
-pub fn exact_tenant_type(base: pg_sys::Oid) -> bool {
-    const EXACT: [pg_sys::Oid; 8] = [
+// `policy::EXACT_TENANT_TYPES` (a pure module, no pgrx) names the accepted
+// types by OID: they must be these, in this order (checked at compile time).
+const _: () = {
+    let named = [
         pg_sys::TEXTOID,
         pg_sys::VARCHAROID,
         pg_sys::BPCHAROID,
@@ -594,9 +592,22 @@ pub fn exact_tenant_type(base: pg_sys::Oid) -> bool {
         pg_sys::NUMERICOID,
         pg_sys::UUIDOID,
     ];
+    let mut i = 0;
+    while i < named.len() {
+        assert!(named[i].to_u32() == crate::policy::EXACT_TENANT_TYPES[i]);
+        i += 1;
+    }
+};
+
+/// Whether tenant ids compare exactly in `base` (a type that is not a
+/// domain): converting a tenant id to it is exact and does not depend on the
+/// session's settings, and its `=` means the same value. An enum's casts,
+/// checks and owner are the type rule's (`privileged::untrusted_type`).
+pub fn exact_tenant_type(base: pg_sys::Oid) -> bool {
     // SAFETY: a type OID; `type_is_enum` reads the type cache (false for
     // an unknown OID).
-    EXACT.contains(&base) || unsafe { pg_sys::type_is_enum(base) }
+    crate::policy::EXACT_TENANT_TYPES.contains(&base.to_u32())
+        || unsafe { pg_sys::type_is_enum(base) }
 }
 
 /// Protects one table and, recursively, its partitions. Returns the DDL.
