@@ -76,10 +76,11 @@ fn prune(frames: &mut Vec<Frame>) {
 }
 
 /// Protected tables that may have drifted, by a cheap catalog check (row-level
-/// security flags, tenant_guard policies and triggers present and enabled,
-/// a parent that is not protected, the tenant column's default present, a
-/// tenant column of a user-defined type, whose rule may fail since). A table it misses counts as not
-/// drifted before, which can only refuse more, never less.
+/// security flags, tenant_guard policies and triggers present, enabled and
+/// without a `WHEN` condition, a parent that is not protected, the tenant
+/// column's default present, a tenant column of a user-defined type, whose
+/// rule may fail since). A table it misses counts as not drifted before,
+/// which can only refuse more, never less.
 fn possibly_drifted() -> Vec<pg_sys::Oid> {
     let shape = crate::protect::shape();
     let names: Vec<String> = crate::policy::policy_names(shape)
@@ -104,7 +105,8 @@ fn possibly_drifted() -> Vec<pg_sys::Oid> {
                      OR (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t \
                           WHERE t.tgrelid OPERATOR(pg_catalog.=) c.oid AND NOT t.tgisinternal \
                             AND pg_catalog.starts_with(t.tgname::pg_catalog.text, $2::pg_catalog.text) \
-                            AND t.tgenabled OPERATOR(pg_catalog.=) ANY ('{O,A}'::pg_catalog.\"char\"[])) \
+                            AND t.tgenabled OPERATOR(pg_catalog.=) ANY ('{O,A}'::pg_catalog.\"char\"[]) \
+                            AND t.tgqual IS NULL) \
                         OPERATOR(pg_catalog.<) 2::pg_catalog.int8 \
                      OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i \
                                  WHERE i.inhrelid OPERATOR(pg_catalog.=) c.oid \

@@ -114,6 +114,9 @@ pub struct TableState {
     pub fits: Vec<(String, Fit)>,
     /// tenant_guard triggers present but changed or disabled: recreated.
     pub stale_triggers: Vec<String>,
+    /// A partition's clones of its parent's tenant_guard triggers that are
+    /// disabled: enabled again (a clone cannot be dropped on its own).
+    pub disabled_clones: Vec<String>,
     /// The column default is already ours.
     pub default_is_ours: bool,
     /// Ours, but not the rendering for `col_type` (0.1.0's, which cast to
@@ -362,6 +365,8 @@ pub struct TriggerShape {
     pub as_rendered: bool,
     /// `tgenabled` is `O` or `A` (fires in a normal session).
     pub enabled: bool,
+    /// A partition's clone of its parent's trigger (`tgparentid` set).
+    pub clone: bool,
 }
 
 /// `tgtype` of the triggers protect creates (PostgreSQL's TRIGGER_TYPE_* bits).
@@ -411,13 +416,23 @@ pub fn drift_report(
     for name in extra_permissive {
         out.push(format!("extra permissive policy {name}"));
     }
-    for name in expected_triggers(t) {
-        match triggers.iter().find(|x| x.name == name) {
-            None => out.push(format!("trigger {name} missing")),
-            Some(x) if !x.as_rendered => out.push(format!("trigger {name} changed")),
-            Some(x) if !x.enabled => out.push(format!("trigger {name} disabled")),
-            Some(_) => {}
+    let judge = |x: &TriggerShape, out: &mut Vec<String>| {
+        if !x.as_rendered {
+            out.push(format!("trigger {} changed", x.name));
+        } else if !x.enabled {
+            out.push(format!("trigger {} disabled", x.name));
         }
+    };
+    for name in expected_triggers(t) {
+        match triggers.iter().find(|x| x.name == name && !x.clone) {
+            None => out.push(format!("trigger {name} missing")),
+            Some(x) => judge(x, &mut out),
+        }
+    }
+    // A partition's clone of its parent's row trigger guards the rows
+    // updated through the partition itself.
+    for x in triggers.iter().filter(|x| x.clone) {
+        judge(x, &mut out);
     }
     if !has_default {
         out.push("default missing".to_owned());
@@ -556,6 +571,9 @@ pub fn render_protect(t: &TableState, opts: Options) -> Vec<String> {
             ident(TRG_TRUNCATE),
             t.trigger_schema
         ));
+    }
+    for name in &t.disabled_clones {
+        out.push(format!("ALTER TABLE {tbl} ENABLE TRIGGER {}", ident(name)));
     }
     out
 }
@@ -1108,11 +1126,13 @@ mod tests {
                 name: TRG_IMMUTABLE.into(),
                 as_rendered: true,
                 enabled: true,
+                clone: false,
             },
             TriggerShape {
                 name: TRG_TRUNCATE.into(),
                 as_rendered: true,
                 enabled: true,
+                clone: false,
             },
         ];
         let clean: Vec<(String, Fit)> = POLICIES
@@ -1131,6 +1151,7 @@ mod tests {
             name: TRG_IMMUTABLE.into(),
             as_rendered: true,
             enabled: false,
+            clone: false,
         }];
         let d = drift_report(&t, STRICT, &fits, &["open_all".into()], &triggers, false);
         assert_eq!(
@@ -1166,8 +1187,57 @@ mod tests {
             name: TRG_TRUNCATE.into(),
             as_rendered: true,
             enabled: true,
+            clone: false,
         }];
         assert!(drift_report(&p, STRICT, &clean, &[], &only_truncate, true).is_empty());
+        // ... and is judged like the table's own: disabled (ALTER TABLE
+        // partition DISABLE TRIGGER) or changed is drift.
+        let mut with_clone = only_truncate.clone();
+        with_clone.push(TriggerShape {
+            name: TRG_IMMUTABLE_PARTITIONED.into(),
+            as_rendered: true,
+            enabled: true,
+            clone: true,
+        });
+        assert!(drift_report(&p, STRICT, &clean, &[], &with_clone, true).is_empty());
+        with_clone[1].enabled = false;
+        assert_eq!(
+            drift_report(&p, STRICT, &clean, &[], &with_clone, true),
+            vec!["trigger tenant_guard_immutable_tenant_p disabled"]
+        );
+        with_clone[1].as_rendered = false;
+        assert_eq!(
+            drift_report(&p, STRICT, &clean, &[], &with_clone, true),
+            vec!["trigger tenant_guard_immutable_tenant_p changed"]
+        );
+        // A clone named like the table's own trigger does not stand in for it.
+        let mut t2 = applied(fresh("text"), STRICT);
+        t2.partitioned = true;
+        let clone_only = vec![
+            TriggerShape {
+                name: TRG_IMMUTABLE_PARTITIONED.into(),
+                as_rendered: true,
+                enabled: true,
+                clone: true,
+            },
+            only_truncate[0].clone(),
+        ];
+        assert_eq!(
+            drift_report(&t2, STRICT, &clean, &[], &clone_only, true),
+            vec!["trigger tenant_guard_immutable_tenant_p missing"]
+        );
+    }
+
+    #[test]
+    fn a_disabled_clone_is_enabled_again_not_recreated() {
+        let mut p = applied(fresh("text"), STRICT);
+        p.is_partition = true;
+        p.disabled_clones = vec![TRG_IMMUTABLE_PARTITIONED.into()];
+        let ddl = render_protect(&p, STRICT);
+        assert_eq!(
+            ddl,
+            vec!["ALTER TABLE \"public\".\"ServiceRequest\" ENABLE TRIGGER \"tenant_guard_immutable_tenant_p\""]
+        );
     }
 
     #[test]

@@ -181,26 +181,40 @@ fn actual_policies(oid: pg_sys::Oid) -> Vec<PolicyShape> {
     })
 }
 
-/// The `tenant_guard_*` triggers of the table itself (not clones), compared
-/// with what protect creates (caller's rights, pinned).
+/// The `tenant_guard_*` triggers of the table, compared with what protect
+/// creates (caller's rights, pinned): the function, its argument, the
+/// timing and event bits, the `UPDATE OF` column list (exactly the tenant
+/// column for the row trigger, none for TRUNCATE) and no `WHEN` condition.
+/// A partition's row trigger is a clone of its parent's (`clone`): it
+/// cannot be replaced or dropped on its own, but it can be disabled.
 fn actual_triggers(oid: pg_sys::Oid, column: &str) -> Vec<TriggerShape> {
     let schema = trigger_schema();
     pinned(|| {
         Spi::connect(|c| {
             spi(c.select(
                 "SELECT t.tgname::pg_catalog.text, \
+                        COALESCE(t.tgqual IS NULL AND \
                         CASE WHEN t.tgname OPERATOR(pg_catalog.=) $2::pg_catalog.name \
                              THEN t.tgfoid OPERATOR(pg_catalog.=) $6::pg_catalog.regprocedure::pg_catalog.oid \
                                   AND t.tgtype OPERATOR(pg_catalog.=) $3::pg_catalog.int2 \
+                                  AND t.tgnargs OPERATOR(pg_catalog.=) 0::pg_catalog.int2 \
+                                  AND pg_catalog.cardinality(t.tgattr::pg_catalog.int2[]) OPERATOR(pg_catalog.=) 0 \
                              ELSE t.tgfoid OPERATOR(pg_catalog.=) $7::pg_catalog.regprocedure::pg_catalog.oid \
                                   AND t.tgtype OPERATOR(pg_catalog.=) $4::pg_catalog.int2 \
                                   AND t.tgnargs OPERATOR(pg_catalog.=) 1::pg_catalog.int2 \
                                   AND t.tgargs OPERATOR(pg_catalog.=) \
                                       (pg_catalog.convert_to($5::pg_catalog.text, pg_catalog.getdatabaseencoding()) \
-                                       OPERATOR(pg_catalog.||) pg_catalog.decode('00'::pg_catalog.text, 'hex'::pg_catalog.text)) END, \
-                        t.tgenabled OPERATOR(pg_catalog.=) ANY ('{O,A}'::pg_catalog.\"char\"[]) \
+                                       OPERATOR(pg_catalog.||) pg_catalog.decode('00'::pg_catalog.text, 'hex'::pg_catalog.text)) \
+                                  AND pg_catalog.cardinality(t.tgattr::pg_catalog.int2[]) OPERATOR(pg_catalog.=) 1 \
+                                  AND t.tgattr[0] OPERATOR(pg_catalog.=) \
+                                      (SELECT a.attnum FROM pg_catalog.pg_attribute a \
+                                             WHERE a.attrelid OPERATOR(pg_catalog.=) $1 \
+                                               AND a.attname OPERATOR(pg_catalog.=) $5::pg_catalog.name \
+                                               AND NOT a.attisdropped) END, false), \
+                        t.tgenabled OPERATOR(pg_catalog.=) ANY ('{O,A}'::pg_catalog.\"char\"[]), \
+                        t.tgparentid OPERATOR(pg_catalog.<>) 0::pg_catalog.oid \
                    FROM pg_catalog.pg_trigger t \
-                  WHERE t.tgrelid OPERATOR(pg_catalog.=) $1 AND t.tgparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid \
+                  WHERE t.tgrelid OPERATOR(pg_catalog.=) $1 \
                     AND NOT t.tgisinternal \
                     AND pg_catalog.starts_with(t.tgname::pg_catalog.text, $8::pg_catalog.text) \
                   ORDER BY 1",
@@ -220,6 +234,7 @@ fn actual_triggers(oid: pg_sys::Oid, column: &str) -> Vec<TriggerShape> {
                 name: crate::error::present(row.get::<String>(1), "pg_trigger.tgname"),
                 as_rendered: crate::error::present(row.get(2), "trigger comparison"),
                 enabled: crate::error::present(row.get(3), "pg_trigger.tgenabled"),
+                clone: crate::error::present(row.get(4), "pg_trigger.tgparentid"),
             })
             .collect()
         })
@@ -348,10 +363,19 @@ fn state(
         policies: tenant_guard_policies(oid),
         stale_triggers: triggers
             .iter()
-            .filter(|t| !t.as_rendered || !t.enabled)
+            .filter(|t| !t.clone && (!t.as_rendered || !t.enabled))
             .map(|t| t.name.clone())
             .collect(),
-        triggers: triggers.into_iter().map(|t| t.name).collect(),
+        disabled_clones: triggers
+            .iter()
+            .filter(|t| t.clone && !t.enabled)
+            .map(|t| t.name.clone())
+            .collect(),
+        triggers: triggers
+            .into_iter()
+            .filter(|t| !t.clone)
+            .map(|t| t.name)
+            .collect(),
         default_is_ours: default_is_ours(default),
         fits,
         recorded: None,

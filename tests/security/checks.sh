@@ -860,6 +860,8 @@ no-force-rls|ALTER TABLE public.docs NO FORCE ROW LEVEL SECURITY;
 drop-truncate-trigger|DROP TRIGGER tenant_guard_no_truncate ON public.docs;
 drop-immutable-trigger|DROP TRIGGER tenant_guard_immutable_tenant ON public.docs;
 disable-triggers|ALTER TABLE public.docs DISABLE TRIGGER USER;
+truncate-trigger-when-false|CREATE OR REPLACE TRIGGER tenant_guard_no_truncate BEFORE TRUNCATE ON public.docs FOR EACH STATEMENT WHEN (false) EXECUTE FUNCTION tenant_guard_internal.refuse_truncate();
+immutable-trigger-other-column|CREATE OR REPLACE TRIGGER tenant_guard_immutable_tenant BEFORE UPDATE OF id ON public.docs FOR EACH ROW EXECUTE FUNCTION tenant_guard_internal.refuse_tenant_change('tenant_id');
 drop-default|ALTER TABLE public.docs ALTER COLUMN tenant_id DROP DEFAULT;
 CASES
 }

@@ -279,6 +279,52 @@ DROP DOMAIN tg_dg_tid;
 DROP FUNCTION public.tg_dg_valid(tg_dg_tenant), public.tg_dg_from_text(text);
 DROP TYPE tg_dg_tenant;
 
+-- 12. tenant_guard's own triggers, recreated under their names with the
+-- same function but a WHEN condition that never holds, or firing for
+-- another column only, would never fire: TRUNCATE would empty every
+-- tenant's rows, a bypass context could move a row to another tenant. A
+-- partition's clone of the row trigger cannot be replaced or dropped on its
+-- own, but it can be disabled there. All refused (the table's owner may
+-- otherwise create triggers on it).
+SET ROLE tg_dg_app;
+CREATE OR REPLACE TRIGGER tenant_guard_no_truncate BEFORE TRUNCATE ON orders
+  FOR EACH STATEMENT WHEN (false) EXECUTE FUNCTION tenant_guard_internal.refuse_truncate();
+CREATE OR REPLACE TRIGGER tenant_guard_immutable_tenant BEFORE UPDATE OF body ON orders
+  FOR EACH ROW EXECUTE FUNCTION tenant_guard_internal.refuse_tenant_change('tenant_id');
+CREATE TABLE parts (id int, tenant_id text NOT NULL) PARTITION BY LIST (tenant_id);
+CREATE TABLE parts_1 PARTITION OF parts FOR VALUES IN ('acme', 'globex');
+SELECT count(*) > 0 AS protected FROM tenant_guard.protect('parts');
+ALTER TABLE parts_1 DISABLE TRIGGER tenant_guard_immutable_tenant_p;
+ALTER TABLE parts_1 ENABLE REPLICA TRIGGER tenant_guard_immutable_tenant_p;
+SELECT * FROM pg_temp.shape();
+RESET ROLE;
+-- Let through (the emergency door), the changes work: a tenant context
+-- truncates the table. protection_drift names each; protect repairs them
+-- (the clone is enabled again, as it cannot be recreated).
+SET tenant_guard.ddl_guard = off;
+CREATE OR REPLACE TRIGGER tenant_guard_no_truncate BEFORE TRUNCATE ON orders
+  FOR EACH STATEMENT WHEN (false) EXECUTE FUNCTION tenant_guard_internal.refuse_truncate();
+CREATE OR REPLACE TRIGGER tenant_guard_immutable_tenant BEFORE UPDATE OF body ON orders
+  FOR EACH ROW EXECUTE FUNCTION tenant_guard_internal.refuse_tenant_change('tenant_id');
+ALTER TABLE parts_1 DISABLE TRIGGER tenant_guard_immutable_tenant_p;
+RESET tenant_guard.ddl_guard;
+SELECT tenant_guard.protection_drift('orders') AS orders,
+       tenant_guard.protection_drift('parts_1') AS parts_1;
+BEGIN;
+SELECT tenant_guard.set_context(:'acme') IS NOT NULL AS context_set;
+TRUNCATE orders;
+ROLLBACK;
+SELECT * FROM tenant_guard.protect('orders');
+SELECT * FROM tenant_guard.protect('parts_1');
+SELECT tenant_guard.protection_drift('orders') AS orders,
+       tenant_guard.protection_drift('parts_1') AS parts_1;
+BEGIN;
+SELECT tenant_guard.set_context(:'acme') IS NOT NULL AS context_set;
+TRUNCATE orders;
+ROLLBACK;
+SELECT * FROM pg_temp.shape();
+DROP TABLE parts;
+
 DROP TABLE orders;
 DROP FUNCTION pg_temp.shape(), pg_temp.acme_sees(), pg_temp.noop();
 DROP SCHEMA tg_dg_moved;
