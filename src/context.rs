@@ -1861,21 +1861,80 @@ struct ArrayCache {
     array: pg_sys::Datum,
 }
 
-/// The `text[]` of the visible (or writable) tenants.
+/// `fn_extra` after a first call whose array was not kept (see [`Keep`]).
+static CALLED_ONCE: u8 = 0;
+
+fn called_once() -> *mut std::ffi::c_void {
+    (&raw const CALLED_ONCE).cast_mut().cast()
+}
+
+/// Whether `finish` keeps the array for the rest of the statement.
+#[derive(Clone, Copy, PartialEq)]
+enum Keep {
+    /// Never (planning, or no FmgrInfo).
+    No,
+    /// At once: the array was costly to build (a read set, the registry, a
+    /// conversion to the column's type).
+    Now,
+    /// From the second call of the expression on: a one-tenant `text[]` is
+    /// cheaper to build than to keep where the array is read once per scan
+    /// (an index condition), and kept where a filter calls this per row.
+    Repeated,
+}
+
+/// The array of the visible (or writable) tenants: `text[]`, or the
+/// column's array type where the planner gave the call that result type
+/// (`scan::retype_tenant_arrays`).
+///
+/// Built once per expression and statement, and rebuilt when the context
+/// changes (the epoch): a filter calls this once per row, and then gets
+/// the array it got for the statement's first row.
 ///
 /// # Safety
 /// `fcinfo` is the call's valid `FunctionCallInfo`.
 unsafe fn tenant_array(fcinfo: pg_sys::FunctionCallInfo, writable: bool) -> pg_sys::Datum {
+    let planning = planning();
+    // SAFETY: fcinfo is valid (caller): its flinfo, when set, is the
+    // expression's FmgrInfo, whose fn_extra is NULL, `called_once()` (never
+    // read through) or the ArrayCache that `finish` allocated in fn_mcxt
+    // (fully written before fn_extra points to it).
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        if !planning && !flinfo.is_null() {
+            let cache = (*flinfo).fn_extra as *const ArrayCache;
+            if !cache.is_null()
+                && cache.cast_mut().cast() != called_once()
+                && (*cache).epoch == gucs::context_epoch()
+                && (*cache).statement == this_statement()
+            {
+                return (*cache).array;
+            }
+        }
+    }
     // Fast path: a context that reads exactly its tenant (and writes it).
     // The value is a copy: the validity check runs SQL.
     let value = context_value();
     if let Some(value) = &value {
         if !context_valid(value) {
             // No longer valid: reads nothing, writes nothing.
-            return text_array(&[]);
+            // SAFETY: fcinfo is this call's valid FunctionCallInfo (caller).
+            return unsafe {
+                finish(
+                    fcinfo,
+                    &[],
+                    if planning { Keep::No } else { Keep::Repeated },
+                )
+            };
         }
         if let Some(t) = simple_tenant(value.to_bytes()) {
-            return text_array(&[t]);
+            // SAFETY: as above.
+            return unsafe {
+                finish(
+                    fcinfo,
+                    &[t],
+                    if planning { Keep::No } else { Keep::Repeated },
+                )
+            };
         }
     }
     // While planning, a read set (or a bypass context's registry) is
@@ -1888,69 +1947,146 @@ unsafe fn tenant_array(fcinfo: pg_sys::FunctionCallInfo, writable: bool) -> pg_s
     // large sets. Only an estimate: the executor calls this again and
     // gets the real set. A context without a tenant (bypass without a
     // tenant claim) estimates as an empty set.
-    if planning() {
+    if planning {
         return match current_tenant() {
-            Some(t) => text_array(&[t.as_bytes()]),
             // SAFETY: fcinfo is this call's valid FunctionCallInfo (caller).
-            None if value.is_none() => unsafe { tenant_array_unplanned(fcinfo, writable) },
-            None => text_array(&[]),
+            Some(t) => unsafe { finish(fcinfo, &[t.as_bytes()], Keep::No) },
+            // SAFETY: as above.
+            None if value.is_none() => unsafe {
+                tenant_array_unplanned(fcinfo, writable, Keep::No)
+            },
+            // SAFETY: as above.
+            None => unsafe { finish(fcinfo, &[], Keep::No) },
         };
     }
     // SAFETY: fcinfo is this call's valid FunctionCallInfo (caller).
-    unsafe { tenant_array_unplanned(fcinfo, writable) }
+    unsafe { tenant_array_unplanned(fcinfo, writable, Keep::Now) }
 }
 
-/// `tenant_array` outside the planner: the real set.
+/// `tenant_array` for a read set, a bypass context or no context (which
+/// may raise): the real set.
 ///
 /// # Safety
 /// `fcinfo` is the call's valid `FunctionCallInfo`.
 unsafe fn tenant_array_unplanned(
     fcinfo: pg_sys::FunctionCallInfo,
     writable: bool,
+    keep: Keep,
 ) -> pg_sys::Datum {
-    // SAFETY: fcinfo is valid (caller): its flinfo, when set, is the
-    // expression's FmgrInfo, whose fn_extra is NULL or the ArrayCache
-    // allocated below in fn_mcxt (fully written before fn_extra points to
-    // it). The memory context switched to below is switched back before
-    // returning; an ERROR in between resets it anyway.
+    let ids = if writable {
+        writable_set()
+    } else {
+        visible_set()
+    };
+    let refs: Vec<&[u8]> = ids.ids().iter().map(|s| s.as_bytes()).collect();
+    // SAFETY: fcinfo is this call's valid FunctionCallInfo (caller).
+    unsafe { finish(fcinfo, &refs, keep) }
+}
+
+/// The array of `ids` in the call's result type, kept in `fn_extra` for
+/// the rest of the statement as `keep` says (with an FmgrInfo).
+///
+/// # Safety
+/// `fcinfo` is the call's valid `FunctionCallInfo`.
+unsafe fn finish(fcinfo: pg_sys::FunctionCallInfo, ids: &[&[u8]], keep: Keep) -> pg_sys::Datum {
+    // SAFETY: fcinfo is valid (caller). The memory context switched to is
+    // switched back before returning; an ERROR in between (a tenant the
+    // column's type does not accept) resets it anyway. An earlier array
+    // is not freed: an index scan may still hold pointers into it (its
+    // array keys); it goes with the query.
     unsafe {
-        // Read sets, bypass, no context (which may raise). A sequential scan
-        // calls this once per row: the array is built once per expression
-        // and statement, and rebuilt when the context changes (the epoch).
         let flinfo = (*fcinfo).flinfo;
-        let epoch = gucs::context_epoch();
-        let statement = this_statement();
-        if !flinfo.is_null() {
-            let cache = (*flinfo).fn_extra as *mut ArrayCache;
-            if !cache.is_null() && (*cache).epoch == epoch && (*cache).statement == statement {
-                return (*cache).array;
-            }
-        }
-        let ids = if writable {
-            writable_set()
+        // The call's result type: `text[]` unless the planner gave the call
+        // the column's array type (a FuncExpr's own field, read without a
+        // function call: this runs once per scan of a protected table).
+        let expr = if flinfo.is_null() {
+            std::ptr::null_mut()
         } else {
-            visible_set()
+            (*flinfo).fn_expr
         };
-        let refs: Vec<&[u8]> = ids.ids().iter().map(|s| s.as_bytes()).collect();
-        if flinfo.is_null() {
-            return text_array(&refs);
+        let rettype = if !expr.is_null() && (*expr).type_ == pg_sys::NodeTag::T_FuncExpr {
+            (*(expr as *mut pg_sys::FuncExpr)).funcresulttype
+        } else {
+            pg_sys::TEXTARRAYOID
+        };
+        let store = !flinfo.is_null()
+            && match keep {
+                Keep::No => false,
+                Keep::Now => true,
+                // A second call (or one after the context changed).
+                Keep::Repeated => rettype != pg_sys::TEXTARRAYOID || !(*flinfo).fn_extra.is_null(),
+            };
+        if !store && keep == Keep::Repeated && !flinfo.is_null() && (*flinfo).fn_extra.is_null() {
+            (*flinfo).fn_extra = called_once();
         }
-        let old = pg_sys::MemoryContextSwitchTo((*flinfo).fn_mcxt);
-        let array = text_array(&refs);
-        // An earlier array is not freed: an index scan may still hold
-        // pointers into it (its array keys); it goes with the query.
-        let mut cache = (*flinfo).fn_extra as *mut ArrayCache;
-        if cache.is_null() {
-            cache = pg_sys::palloc(std::mem::size_of::<ArrayCache>()) as *mut ArrayCache;
-            (*flinfo).fn_extra = cache.cast();
+        // Read before building: an input function may run SQL.
+        let key = store.then(|| (gucs::context_epoch(), this_statement()));
+        let old = store.then(|| pg_sys::MemoryContextSwitchTo((*flinfo).fn_mcxt));
+        let array = if rettype == pg_sys::TEXTARRAYOID {
+            text_array(ids)
+        } else {
+            typed_array(ids, rettype)
+        };
+        if let (Some((epoch, statement)), Some(old)) = (key, old) {
+            let mut c = (*flinfo).fn_extra as *mut ArrayCache;
+            if c.is_null() || c.cast() == called_once() {
+                c = pg_sys::palloc(std::mem::size_of::<ArrayCache>()) as *mut ArrayCache;
+                (*flinfo).fn_extra = c.cast();
+            }
+            c.write(ArrayCache {
+                epoch,
+                statement,
+                array,
+            });
+            pg_sys::MemoryContextSwitchTo(old);
         }
-        cache.write(ArrayCache {
-            epoch,
-            statement,
-            array,
-        });
-        pg_sys::MemoryContextSwitchTo(old);
         array
+    }
+}
+
+/// `ids` as an array of `array_type`'s elements, each read by the element
+/// type's input function with no type modifier: what the policy's I/O cast
+/// (`::uuid[]`, `::bigint[]`) does to each element of the `text[]`, done
+/// once per statement instead of once per row.
+///
+/// # Safety
+/// `array_type` is an array type; called inside a transaction.
+unsafe fn typed_array(ids: &[&[u8]], array_type: pg_sys::Oid) -> pg_sys::Datum {
+    // SAFETY: catalog look-ups of an existing type and its input function,
+    // called as PostgreSQL's own I/O coercion calls it; the C strings live
+    // until the calls return; construct_array copies the elements.
+    unsafe {
+        let elem = pg_sys::get_element_type(array_type);
+        if elem == pg_sys::InvalidOid {
+            crate::error::internal(format!(
+                "tenant array of type {array_type:?}, not an array type"
+            ));
+        }
+        let (mut input, mut ioparam) = (pg_sys::InvalidOid, pg_sys::InvalidOid);
+        pg_sys::getTypeInputInfo(elem, &mut input, &mut ioparam);
+        let (mut len, mut byval, mut align) = (0i16, false, 0 as std::ffi::c_char);
+        pg_sys::get_typlenbyvalalign(elem, &mut len, &mut byval, &mut align);
+        let mut finfo = pg_sys::FmgrInfo::default();
+        pg_sys::fmgr_info(input, &mut finfo);
+        let mut datums: Vec<pg_sys::Datum> = Vec::with_capacity(ids.len());
+        for id in ids {
+            let c = CString::new(*id)
+                .unwrap_or_else(|_| crate::error::internal("a tenant id holds a NUL byte"));
+            datums.push(pg_sys::InputFunctionCall(
+                &mut finfo,
+                c.as_ptr().cast_mut(),
+                ioparam,
+                -1,
+            ));
+        }
+        pg_sys::Datum::from(pg_sys::construct_array(
+            datums.as_mut_ptr(),
+            datums.len() as i32,
+            elem,
+            len.into(),
+            byval,
+            align,
+        ))
     }
 }
 
