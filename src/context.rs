@@ -1861,34 +1861,54 @@ struct ArrayCache {
     array: pg_sys::Datum,
 }
 
-/// `fn_extra` after a first call whose array was not kept (see [`Keep`]).
+/// `fn_extra` after a first call whose array was not kept (see
+/// [`tenant_array`]).
 static CALLED_ONCE: u8 = 0;
 
 fn called_once() -> *mut std::ffi::c_void {
     (&raw const CALLED_ONCE).cast_mut().cast()
 }
 
-/// Whether `finish` keeps the array for the rest of the statement.
-#[derive(Clone, Copy, PartialEq)]
-enum Keep {
-    /// Never (planning, or no FmgrInfo).
-    No,
-    /// At once: the array was costly to build (a read set, the registry, a
-    /// conversion to the column's type).
-    Now,
-    /// From the second call of the expression on: a one-tenant `text[]` is
-    /// cheaper to build than to keep where the array is read once per scan
-    /// (an index condition), and kept where a filter calls this per row.
-    Repeated,
+/// What an [`ArrayCache`] is valid for: the context's epoch and the
+/// statement.
+type ArrayKey = (u64, Statement);
+
+fn array_key() -> ArrayKey {
+    (gucs::context_epoch(), this_statement())
+}
+
+/// The result type of the call `flinfo` describes: `text[]`, unless the
+/// planner gave the call the column's array type (`scan`'s
+/// `retype_tenant_arrays`; a FuncExpr's own field, read without a function
+/// call: this runs once per scan of a protected table).
+///
+/// # Safety
+/// `flinfo` is NULL or a valid FmgrInfo.
+unsafe fn result_type(flinfo: *mut pg_sys::FmgrInfo) -> pg_sys::Oid {
+    // SAFETY: as documented; fn_expr is NULL or an expression node.
+    unsafe {
+        let expr = if flinfo.is_null() {
+            std::ptr::null_mut()
+        } else {
+            (*flinfo).fn_expr
+        };
+        if !expr.is_null() && (*expr).type_ == pg_sys::NodeTag::T_FuncExpr {
+            (*(expr as *mut pg_sys::FuncExpr)).funcresulttype
+        } else {
+            pg_sys::TEXTARRAYOID
+        }
+    }
 }
 
 /// The array of the visible (or writable) tenants: `text[]`, or the
-/// column's array type where the planner gave the call that result type
-/// (`scan::retype_tenant_arrays`).
+/// column's array type where the planner gave the call that result type.
 ///
-/// Built once per expression and statement, and rebuilt when the context
-/// changes (the epoch): a filter calls this once per row, and then gets
-/// the array it got for the statement's first row.
+/// Kept in `fn_extra` (an [`ArrayCache`]) for the rest of the statement,
+/// and rebuilt when the context changes (the epoch): a filter calls this
+/// once per row. A read set, the registry and a conversion to the column's
+/// type are kept from the first call; a one-tenant `text[]`, cheaper to
+/// build than to keep where it is read once per scan (an index condition),
+/// from the expression's second call on.
 ///
 /// # Safety
 /// `fcinfo` is the call's valid `FunctionCallInfo`.
@@ -1898,16 +1918,25 @@ unsafe fn tenant_array(fcinfo: pg_sys::FunctionCallInfo, writable: bool) -> pg_s
     // expression's FmgrInfo, whose fn_extra is NULL, `called_once()` (never
     // read through) or the ArrayCache that `finish` allocated in fn_mcxt
     // (fully written before fn_extra points to it).
-    unsafe {
+    let (flinfo, rettype, extra) = unsafe {
         let flinfo = (*fcinfo).flinfo;
-        if !planning && !flinfo.is_null() {
-            let cache = (*flinfo).fn_extra as *const ArrayCache;
-            if !cache.is_null()
-                && cache.cast_mut().cast() != called_once()
-                && (*cache).epoch == gucs::context_epoch()
-                && (*cache).statement == this_statement()
-            {
-                return (*cache).array;
+        let extra = if flinfo.is_null() {
+            std::ptr::null_mut()
+        } else {
+            (*flinfo).fn_extra
+        };
+        (flinfo, result_type(flinfo), extra)
+    };
+    // The key is read before anything else: what follows may run SQL.
+    let key =
+        (!planning && !flinfo.is_null() && (rettype != pg_sys::TEXTARRAYOID || !extra.is_null()))
+            .then(array_key);
+    if let Some(key) = key {
+        if !extra.is_null() && extra != called_once() {
+            // SAFETY: an ArrayCache (see above).
+            let cache = unsafe { &*(extra as *const ArrayCache) };
+            if (cache.epoch, cache.statement) == key {
+                return cache.array;
             }
         }
     }
@@ -1915,26 +1944,24 @@ unsafe fn tenant_array(fcinfo: pg_sys::FunctionCallInfo, writable: bool) -> pg_s
     // The value is a copy: the validity check runs SQL.
     let value = context_value();
     if let Some(value) = &value {
-        if !context_valid(value) {
-            // No longer valid: reads nothing, writes nothing.
+        // No longer valid: reads nothing, writes nothing.
+        let valid = context_valid(value);
+        let single = if valid {
+            simple_tenant(value.to_bytes())
+        } else {
+            None
+        };
+        if !valid || single.is_some() {
+            if key.is_none() && !planning && !flinfo.is_null() {
+                // SAFETY: flinfo is valid (above); marks a first call.
+                unsafe { (*flinfo).fn_extra = called_once() };
+            }
+            let ids: &[&[u8]] = match &single {
+                Some(t) => std::slice::from_ref(t),
+                None => &[],
+            };
             // SAFETY: fcinfo is this call's valid FunctionCallInfo (caller).
-            return unsafe {
-                finish(
-                    fcinfo,
-                    &[],
-                    if planning { Keep::No } else { Keep::Repeated },
-                )
-            };
-        }
-        if let Some(t) = simple_tenant(value.to_bytes()) {
-            // SAFETY: as above.
-            return unsafe {
-                finish(
-                    fcinfo,
-                    &[t],
-                    if planning { Keep::No } else { Keep::Repeated },
-                )
-            };
+            return unsafe { finish(fcinfo, rettype, ids, key) };
         }
     }
     // While planning, a read set (or a bypass context's registry) is
@@ -1950,17 +1977,20 @@ unsafe fn tenant_array(fcinfo: pg_sys::FunctionCallInfo, writable: bool) -> pg_s
     if planning {
         return match current_tenant() {
             // SAFETY: fcinfo is this call's valid FunctionCallInfo (caller).
-            Some(t) => unsafe { finish(fcinfo, &[t.as_bytes()], Keep::No) },
+            Some(t) => unsafe { finish(fcinfo, rettype, &[t.as_bytes()], None) },
             // SAFETY: as above.
             None if value.is_none() => unsafe {
-                tenant_array_unplanned(fcinfo, writable, Keep::No)
+                tenant_array_unplanned(fcinfo, rettype, writable, None)
             },
             // SAFETY: as above.
-            None => unsafe { finish(fcinfo, &[], Keep::No) },
+            None => unsafe { finish(fcinfo, rettype, &[], None) },
         };
     }
+    // A read set, the registry, or no context (which may raise): kept at
+    // once, under the key read first.
+    let key = key.or_else(|| (!flinfo.is_null()).then(array_key));
     // SAFETY: fcinfo is this call's valid FunctionCallInfo (caller).
-    unsafe { tenant_array_unplanned(fcinfo, writable, Keep::Now) }
+    unsafe { tenant_array_unplanned(fcinfo, rettype, writable, key) }
 }
 
 /// `tenant_array` for a read set, a bypass context or no context (which
@@ -1970,8 +2000,9 @@ unsafe fn tenant_array(fcinfo: pg_sys::FunctionCallInfo, writable: bool) -> pg_s
 /// `fcinfo` is the call's valid `FunctionCallInfo`.
 unsafe fn tenant_array_unplanned(
     fcinfo: pg_sys::FunctionCallInfo,
+    rettype: pg_sys::Oid,
     writable: bool,
-    keep: Keep,
+    key: Option<ArrayKey>,
 ) -> pg_sys::Datum {
     let ids = if writable {
         writable_set()
@@ -1980,15 +2011,22 @@ unsafe fn tenant_array_unplanned(
     };
     let refs: Vec<&[u8]> = ids.ids().iter().map(|s| s.as_bytes()).collect();
     // SAFETY: fcinfo is this call's valid FunctionCallInfo (caller).
-    unsafe { finish(fcinfo, &refs, keep) }
+    unsafe { finish(fcinfo, rettype, &refs, key) }
 }
 
-/// The array of `ids` in the call's result type, kept in `fn_extra` for
-/// the rest of the statement as `keep` says (with an FmgrInfo).
+/// The array of `ids` as `rettype` (`text[]` or the column's array type),
+/// kept in `fn_extra` under `key` when there is one (execution, with an
+/// FmgrInfo).
 ///
 /// # Safety
-/// `fcinfo` is the call's valid `FunctionCallInfo`.
-unsafe fn finish(fcinfo: pg_sys::FunctionCallInfo, ids: &[&[u8]], keep: Keep) -> pg_sys::Datum {
+/// `fcinfo` is the call's valid `FunctionCallInfo`; `key` is `None`
+/// without an FmgrInfo.
+unsafe fn finish(
+    fcinfo: pg_sys::FunctionCallInfo,
+    rettype: pg_sys::Oid,
+    ids: &[&[u8]],
+    key: Option<ArrayKey>,
+) -> pg_sys::Datum {
     // SAFETY: fcinfo is valid (caller). The memory context switched to is
     // switched back before returning; an ERROR in between (a tenant the
     // column's type does not accept) resets it anyway. An earlier array
@@ -1996,32 +2034,7 @@ unsafe fn finish(fcinfo: pg_sys::FunctionCallInfo, ids: &[&[u8]], keep: Keep) ->
     // array keys); it goes with the query.
     unsafe {
         let flinfo = (*fcinfo).flinfo;
-        // The call's result type: `text[]` unless the planner gave the call
-        // the column's array type (a FuncExpr's own field, read without a
-        // function call: this runs once per scan of a protected table).
-        let expr = if flinfo.is_null() {
-            std::ptr::null_mut()
-        } else {
-            (*flinfo).fn_expr
-        };
-        let rettype = if !expr.is_null() && (*expr).type_ == pg_sys::NodeTag::T_FuncExpr {
-            (*(expr as *mut pg_sys::FuncExpr)).funcresulttype
-        } else {
-            pg_sys::TEXTARRAYOID
-        };
-        let store = !flinfo.is_null()
-            && match keep {
-                Keep::No => false,
-                Keep::Now => true,
-                // A second call (or one after the context changed).
-                Keep::Repeated => rettype != pg_sys::TEXTARRAYOID || !(*flinfo).fn_extra.is_null(),
-            };
-        if !store && keep == Keep::Repeated && !flinfo.is_null() && (*flinfo).fn_extra.is_null() {
-            (*flinfo).fn_extra = called_once();
-        }
-        // Read before building: an input function may run SQL.
-        let key = store.then(|| (gucs::context_epoch(), this_statement()));
-        let old = store.then(|| pg_sys::MemoryContextSwitchTo((*flinfo).fn_mcxt));
+        let old = key.map(|_| pg_sys::MemoryContextSwitchTo((*flinfo).fn_mcxt));
         let array = if rettype == pg_sys::TEXTARRAYOID {
             text_array(ids)
         } else {
