@@ -29,6 +29,14 @@ CREATE FUNCTION tenant_guard.visible_tenants() RETURNS text[]
   LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'tg_visible_tenants';
 CREATE FUNCTION tenant_guard.writable_tenants() RETURNS text[]
   LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'tg_writable_tenants';
+-- Whether the context may read (write) a tenant given in the column's own
+-- type: the tenant rule with the set hashed (src/context.rs, tenant_member).
+-- The planner puts these in place of a policy's rule where a plan tests it
+-- as a filter (src/scan.rs, hash_tenant_filters); the policies are unchanged.
+CREATE FUNCTION tenant_guard.is_visible(anyelement) RETURNS boolean
+  LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'tg_is_visible';
+CREATE FUNCTION tenant_guard.is_writable(anyelement) RETURNS boolean
+  LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'tg_is_writable';
 
 -- The key ring. Secrets never leave this table except through sign() and the
 -- verification path, both of which read it with the extension owner's rights.

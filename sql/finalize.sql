@@ -373,6 +373,10 @@ COMMENT ON FUNCTION tenant_guard.visible_tenants() IS
   'tenants the current context may read (used by the generated policies)';
 COMMENT ON FUNCTION tenant_guard.writable_tenants() IS
   'tenants the current context may write (used by the generated policies)';
+COMMENT ON FUNCTION tenant_guard.is_visible(anyelement) IS
+  'whether the current context may read this tenant (the read rule, hashed; used by plans in place of the policies'' filters)';
+COMMENT ON FUNCTION tenant_guard.is_writable(anyelement) IS
+  'whether the current context may write this tenant (the write rule, hashed; used by plans in place of the policies'' filters)';
 COMMENT ON FUNCTION tenant_guard.add_tenant_fk(regclass, text[], regclass, text[], text, boolean, boolean) IS
   'add a composite (tenant, key) foreign key, with the parent unique key and child index it needs; returns the DDL';
 COMMENT ON FUNCTION tenant_guard.upgrade_foreign_keys(text, text, boolean) IS

@@ -57,6 +57,19 @@ ALTER FUNCTION tenant_guard.advisor_findings() SET SCHEMA tenant_guard_internal;
 
 -- 1. New C functions -----------------------------------------------------
 
+-- Whether the context may read (write) a tenant given in the column's own
+-- type: the tenant rule with the set hashed (src/context.rs, tenant_member).
+-- The planner puts these in place of a policy's rule where a plan tests it
+-- as a filter (src/scan.rs, hash_tenant_filters); the policies are unchanged.
+CREATE FUNCTION tenant_guard.is_visible(anyelement) RETURNS boolean
+  LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'tg_is_visible';
+CREATE FUNCTION tenant_guard.is_writable(anyelement) RETURNS boolean
+  LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'tg_is_writable';
+COMMENT ON FUNCTION tenant_guard.is_visible(anyelement) IS
+  'whether the current context may read this tenant (the read rule, hashed; used by plans in place of the policies'' filters)';
+COMMENT ON FUNCTION tenant_guard.is_writable(anyelement) IS
+  'whether the current context may write this tenant (the write rule, hashed; used by plans in place of the policies'' filters)';
+
 CREATE FUNCTION tenant_guard.protection_drift(tbl regclass) RETURNS text[]
   STRICT STABLE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'protection_drift_wrapper';
 

@@ -1834,12 +1834,14 @@ unsafe extern "C-unwind" fn plan_query(
     // error is caught at the FFI boundary and unwinds through `_planning`,
     // which restores the count.
     unsafe {
-        match PREVIOUS_PLANNER_HOOK {
+        let stmt = match PREVIOUS_PLANNER_HOOK {
             Some(previous) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
                 previous(parse, query_string, cursor_options, bound_params)
             }),
             None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
-        }
+        };
+        crate::scan::hash_tenant_filters(stmt);
+        stmt
     }
 }
 
@@ -2130,6 +2132,472 @@ pub unsafe extern "C-unwind" fn tg_writable_tenants(
     unsafe { tenant_array(fcinfo, true) }
 }
 
+/// What `tenant_member` keeps for one calling expression (owned by its
+/// `fn_mcxt`, dropped with it).
+struct MemberCache {
+    /// A zero-argument call of `tenant_array` whose FmgrInfo (`fn_extra`:
+    /// the [`ArrayCache`]) and `fn_expr` (a FuncExpr giving the column's
+    /// array type) are this expression's own, in `fn_mcxt`.
+    call: pg_sys::FunctionCallInfo,
+    /// The array the set was read from (`0`: none kept). Only an array
+    /// kept by `tenant_array` under its key is remembered: it is never freed
+    /// before the expression, so an address names one array.
+    array: pg_sys::Datum,
+    elem: pg_sys::Oid,
+    typlen: i16,
+    typbyval: bool,
+    typalign: std::ffi::c_char,
+    /// How values are compared: by their bytes, or by the type's functions.
+    set: MemberSet,
+    /// The element type's equality and hash functions (its default hash
+    /// operator class): what the rewritten rule's `=` is (`scan`). Used
+    /// where equality is not equality of bytes.
+    eq: pg_sys::FmgrInfo,
+    hash: pg_sys::FmgrInfo,
+}
+
+/// A set of tenants, in the column's type.
+enum MemberSet {
+    /// Where two values are equal exactly when their bytes are (see
+    /// [`image_equality`]): each element's bytes, compared without calling
+    /// PostgreSQL.
+    Images(ImageSet),
+    /// Otherwise: the elements (pointing into the kept array), and their
+    /// positions by the type's hash, for more than [`LINEAR_MAX`] elements.
+    Values {
+        elems: Vec<pg_sys::Datum>,
+        index: Option<HashMap<u32, Vec<u32>>>,
+    },
+}
+
+/// Element images: a list, or hashed for more than [`LINEAR_MAX`].
+enum ImageSet {
+    Few(Vec<Box<[u8]>>),
+    /// Hashed with the standard library's keyed hash (random keys per
+    /// process): a registry's ids are the application's, which could pick
+    /// ids that collide under a fixed hash. Images of up to
+    /// [`INLINE_MAX`] bytes (integers, `uuid`, most text ids) are kept in
+    /// the table itself: a look-up reads one place in memory, not a table
+    /// entry and then the bytes it points to.
+    Many {
+        short: std::collections::HashSet<Inline>,
+        long: std::collections::HashSet<Box<[u8]>>,
+    },
+}
+
+/// Up to this many bytes an image is kept inline.
+const INLINE_MAX: usize = 23;
+
+/// An image of at most [`INLINE_MAX`] bytes, zero-padded, and its length.
+#[derive(PartialEq, Eq, Hash)]
+struct Inline([u8; INLINE_MAX + 1]);
+
+impl Inline {
+    fn of(image: &[u8]) -> Option<Inline> {
+        (image.len() <= INLINE_MAX).then(|| {
+            let mut b = [0u8; INLINE_MAX + 1];
+            b[..image.len()].copy_from_slice(image);
+            b[INLINE_MAX] = image.len() as u8;
+            Inline(b)
+        })
+    }
+}
+
+impl ImageSet {
+    fn of(images: Vec<Box<[u8]>>) -> ImageSet {
+        if images.len() <= LINEAR_MAX {
+            return ImageSet::Few(images);
+        }
+        let mut short = std::collections::HashSet::with_capacity(images.len());
+        let mut long = std::collections::HashSet::new();
+        for i in images {
+            match Inline::of(&i) {
+                Some(k) => {
+                    short.insert(k);
+                }
+                None => {
+                    long.insert(i);
+                }
+            }
+        }
+        ImageSet::Many { short, long }
+    }
+
+    fn contains(&self, image: &[u8]) -> bool {
+        match self {
+            ImageSet::Few(v) => v.iter().any(|e| **e == *image),
+            ImageSet::Many { short, long } => match Inline::of(image) {
+                Some(k) => short.contains(&k),
+                None => long.contains(image),
+            },
+        }
+    }
+}
+
+/// Up to this many tenants are compared one by one (as PostgreSQL does
+/// for constant arrays of fewer than nine elements).
+const LINEAR_MAX: usize = 8;
+
+/// Whether values of `elem` compared under `collation` are equal (by the
+/// type's default equality) exactly when their bytes are: the built-in
+/// types tenant ids are kept in (integers, `oid`, `uuid`, enums), and
+/// `text`/`varchar` under a deterministic collation. Not `numeric` (`1.0 =
+/// 1.00`), `char(n)` (trailing blanks), nondeterministic collations or
+/// anything user-defined: those are compared with the type's functions.
+///
+/// # Safety
+/// Called inside a transaction; `elem` is an existing type.
+unsafe fn image_equality(elem: pg_sys::Oid, collation: pg_sys::Oid) -> bool {
+    // SAFETY: catalog look-ups of an existing type and collation.
+    unsafe {
+        match elem {
+            pg_sys::INT2OID
+            | pg_sys::INT4OID
+            | pg_sys::INT8OID
+            | pg_sys::OIDOID
+            | pg_sys::UUIDOID => true,
+            pg_sys::TEXTOID | pg_sys::VARCHAROID => {
+                collation != pg_sys::InvalidOid && pg_sys::get_collation_isdeterministic(collation)
+            }
+            _ => pg_sys::type_is_enum(elem),
+        }
+    }
+}
+
+/// Whether the context may read (or write) the tenant `value`, a value of
+/// the argument's type: `value = ANY (tenant_guard.visible_tenants()::T[])`
+/// with the type's own equality, where the set is searched through a hash
+/// once it has more than eight tenants. The planner puts this call in
+/// place of the policies' rule where the rule is a filter (`scan`'s
+/// `hash_tenant_filters`): a sequential scan under a 1,000-tenant context,
+/// or under a bypass context reading the registry, looks each row up in a
+/// hash instead of comparing it with every tenant. The set is the one
+/// `visible_tenants()` gives (built once per statement, rebuilt when the
+/// context changes); it is read into the hash once per set. Where equality
+/// is equality of bytes ([`image_equality`]), a row is compared without a
+/// call back into PostgreSQL.
+///
+/// # Safety
+/// `fcinfo` is the call's valid `FunctionCallInfo`, with one non-NULL
+/// argument (the function is strict).
+unsafe fn tenant_member(fcinfo: pg_sys::FunctionCallInfo, writable: bool) -> pg_sys::Datum {
+    // SAFETY: fcinfo is valid (caller); flinfo and fn_expr are the
+    // executor's (or fmgr's) for this expression; fn_extra is NULL or the
+    // MemberCache this function leaked into fn_mcxt.
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        if flinfo.is_null() || (*flinfo).fn_expr.is_null() {
+            crate::error::internal("tenant_guard.is_visible() called without its expression");
+        }
+        let collation = (*fcinfo).fncollation;
+        let mut cache = (*flinfo).fn_extra as *mut MemberCache;
+        if cache.is_null() {
+            cache = member_cache(flinfo, collation);
+            (*flinfo).fn_extra = cache.cast();
+        }
+        let c = &mut *cache;
+        let array = tenant_array(c.call, writable);
+        let kept = {
+            let extra = (*(*c.call).flinfo).fn_extra;
+            !extra.is_null()
+                && extra != called_once()
+                && (*(extra as *const ArrayCache)).array == array
+        };
+        if !kept || array != c.array {
+            c.load(array, collation);
+            c.array = if kept {
+                array
+            } else {
+                pg_sys::Datum::from(0usize)
+            };
+        }
+        let value = (*fcinfo).args.as_slice(1)[0].value;
+        let found = c.contains(value, collation);
+        if !kept {
+            // A set not kept (the first call of a one-tenant context, or
+            // while planning) lives in the caller's memory: not read again.
+            if let MemberSet::Values { elems, index } = &mut c.set {
+                elems.clear();
+                *index = None;
+            }
+        }
+        pg_sys::Datum::from(found)
+    }
+}
+
+/// Builds the [`MemberCache`] of an expression calling `tenant_member`
+/// with an argument of some type: the inner call gets that type's array as
+/// its result type (`text[]` for `text`).
+///
+/// # Safety
+/// `flinfo` is a valid FmgrInfo with an `fn_expr`.
+unsafe fn member_cache(flinfo: *mut pg_sys::FmgrInfo, collation: pg_sys::Oid) -> *mut MemberCache {
+    // SAFETY: catalog look-ups of the argument's (existing) type; palloc0
+    // in fn_mcxt of a FmgrInfo and a zero-argument FunctionCallInfo, both
+    // fully initialised before use; fmgr_info_cxt fills the FmgrInfos.
+    unsafe {
+        let mcxt = (*flinfo).fn_mcxt;
+        let arg_type = pg_sys::getBaseType(pg_sys::get_fn_expr_argtype(flinfo, 0));
+        let array_type = if arg_type == pg_sys::TEXTOID {
+            pg_sys::TEXTARRAYOID
+        } else {
+            pg_sys::get_array_type(arg_type)
+        };
+        let tce = pg_sys::lookup_type_cache(
+            arg_type,
+            (pg_sys::TYPECACHE_EQ_OPR | pg_sys::TYPECACHE_HASH_PROC) as i32,
+        );
+        if array_type == pg_sys::InvalidOid
+            || tce.is_null()
+            || (*tce).eq_opr == pg_sys::InvalidOid
+            || (*tce).hash_proc == pg_sys::InvalidOid
+        {
+            Failure::new(
+                Code::ERRCODE_UNDEFINED_FUNCTION,
+                "tenant ids cannot be compared with values of this type",
+            )
+            .detail("the type needs a default hash operator class")
+            .raise()
+        }
+        let old = pg_sys::MemoryContextSwitchTo(mcxt);
+        let inner =
+            pg_sys::palloc0(std::mem::size_of::<pg_sys::FmgrInfo>()) as *mut pg_sys::FmgrInfo;
+        (*inner).fn_mcxt = mcxt;
+        (*inner).fn_oid = (*flinfo).fn_oid;
+        (*inner).fn_expr = pg_sys::makeFuncExpr(
+            (*flinfo).fn_oid,
+            array_type,
+            std::ptr::null_mut(),
+            pg_sys::InvalidOid,
+            pg_sys::InvalidOid,
+            pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+        )
+        .cast();
+        let call = pg_sys::palloc0(std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>())
+            as pg_sys::FunctionCallInfo;
+        (*call).flinfo = inner;
+        (*call).fncollation = pg_sys::InvalidOid;
+        pg_sys::MemoryContextSwitchTo(old);
+        let (mut typlen, mut typbyval, mut typalign) = (0i16, false, 0 as std::ffi::c_char);
+        pg_sys::get_typlenbyvalalign(arg_type, &mut typlen, &mut typbyval, &mut typalign);
+        let mut eq = pg_sys::FmgrInfo::default();
+        pg_sys::fmgr_info_cxt(pg_sys::get_opcode((*tce).eq_opr), &mut eq, mcxt);
+        let mut hash = pg_sys::FmgrInfo::default();
+        pg_sys::fmgr_info_cxt((*tce).hash_proc, &mut hash, mcxt);
+        let set = if image_equality(arg_type, collation) {
+            MemberSet::Images(ImageSet::Few(Vec::new()))
+        } else {
+            MemberSet::Values {
+                elems: Vec::new(),
+                index: None,
+            }
+        };
+        let cache = MemberCache {
+            call,
+            array: pg_sys::Datum::from(0usize),
+            elem: arg_type,
+            typlen,
+            typbyval,
+            typalign,
+            set,
+            eq,
+            hash,
+        };
+        pgrx::PgMemoryContexts::For(mcxt).leak_and_drop_on_delete(cache)
+    }
+}
+
+impl MemberCache {
+    /// Reads the elements of `array` (an array of `self.elem`, no NULLs):
+    /// their images, or the values and (for more than [`LINEAR_MAX`]) their
+    /// hashes under `collation`, the expression's.
+    ///
+    /// # Safety
+    /// `array` is a valid array datum of `self.elem` that outlives the use
+    /// of the values kept (images are copies).
+    unsafe fn load(&mut self, array: pg_sys::Datum, collation: pg_sys::Oid) {
+        // SAFETY: per the caller; deconstruct_array's output is palloc'd in
+        // the current context, copied and freed here; the element datums
+        // point into `array`, and are uncompressed (an array built by
+        // `tenant_array`).
+        unsafe {
+            let arr = array.cast_mut_ptr::<pg_sys::ArrayType>();
+            let mut values: *mut pg_sys::Datum = std::ptr::null_mut();
+            let mut n: i32 = 0;
+            pg_sys::deconstruct_array(
+                arr,
+                self.elem,
+                self.typlen.into(),
+                self.typbyval,
+                self.typalign,
+                &mut values,
+                std::ptr::null_mut(),
+                &mut n,
+            );
+            let elems: Vec<pg_sys::Datum> = if n > 0 && !values.is_null() {
+                std::slice::from_raw_parts(values, n as usize).to_vec()
+            } else {
+                Vec::new()
+            };
+            if !values.is_null() {
+                pg_sys::pfree(values.cast());
+            }
+            let (typlen, typbyval) = (self.typlen, self.typbyval);
+            match &mut self.set {
+                MemberSet::Images(set) => {
+                    let images = elems
+                        .iter()
+                        .map(|&e| {
+                            image(e, typlen, typbyval, &mut [0; 8])
+                                .map(Box::<[u8]>::from)
+                                .unwrap_or_else(|| {
+                                    crate::error::internal("a tenant array element is compressed")
+                                })
+                        })
+                        .collect();
+                    *set = ImageSet::of(images);
+                }
+                MemberSet::Values { elems: kept, index } => {
+                    *index = None;
+                    if elems.len() > LINEAR_MAX {
+                        let hash = &raw mut self.hash;
+                        let mut by_hash: HashMap<u32, Vec<u32>> =
+                            HashMap::with_capacity(elems.len());
+                        for (i, e) in elems.iter().enumerate() {
+                            // Hashed with the comparison's collation, as the
+                            // values looked up are: under a nondeterministic
+                            // collation, values it calls equal hash alike.
+                            let h = pg_sys::FunctionCall1Coll(hash, collation, *e).value() as u32;
+                            by_hash.entry(h).or_default().push(i as u32);
+                        }
+                        *index = Some(by_hash);
+                    }
+                    *kept = elems;
+                }
+            }
+        }
+    }
+
+    /// Whether `value` equals an element.
+    ///
+    /// # Safety
+    /// `value` is a valid datum of `self.elem`; the values kept are valid.
+    unsafe fn contains(&mut self, value: pg_sys::Datum, collation: pg_sys::Oid) -> bool {
+        // SAFETY: the type's own equality and hash functions, called on
+        // values of that type; a compressed or external value is expanded
+        // by PostgreSQL (pg_detoast_datum_packed) before its bytes are read.
+        unsafe {
+            let (typlen, typbyval) = (self.typlen, self.typbyval);
+            let mut word = [0u8; 8];
+            match &self.set {
+                MemberSet::Images(set) => match image(value, typlen, typbyval, &mut [0; 8]) {
+                    Some(bytes) => set.contains(bytes),
+                    None => {
+                        let flat = pg_sys::pg_detoast_datum_packed(value.cast_mut_ptr());
+                        let bytes = image(pg_sys::Datum::from(flat), typlen, typbyval, &mut word)
+                            .unwrap_or_else(|| {
+                                crate::error::internal("a detoasted value is compressed")
+                            });
+                        set.contains(bytes)
+                    }
+                },
+                MemberSet::Values { elems, index } => {
+                    let eq = &raw mut self.eq;
+                    let equal = |e: pg_sys::Datum| {
+                        pg_sys::FunctionCall2Coll(eq, collation, value, e).value() != 0
+                    };
+                    match index {
+                        Some(index) => {
+                            let h = pg_sys::FunctionCall1Coll(&raw mut self.hash, collation, value)
+                                .value() as u32;
+                            index
+                                .get(&h)
+                                .is_some_and(|at| at.iter().any(|&i| equal(elems[i as usize])))
+                        }
+                        None => elems.iter().any(|&e| equal(e)),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The bytes that make `value` what it is, for a type whose equality is
+/// equality of bytes: a by-value datum's `typlen` low-order bytes (in
+/// `word`), a fixed-length value's bytes, a varlena's data without its
+/// header. `None` for a compressed or external (TOASTed) varlena, whose
+/// bytes must be expanded first.
+///
+/// # Safety
+/// `value` is a valid datum of a type of length `typlen`, by value or not.
+unsafe fn image(
+    value: pg_sys::Datum,
+    typlen: i16,
+    typbyval: bool,
+    word: &mut [u8; 8],
+) -> Option<&[u8]> {
+    if typbyval {
+        let len = usize::try_from(typlen).unwrap_or(8).clamp(1, 8);
+        let v = value.value() as u64;
+        let masked = if len == 8 {
+            v
+        } else {
+            v & ((1u64 << (8 * len)) - 1)
+        };
+        *word = masked.to_le_bytes();
+        return Some(&word[..len]);
+    }
+    // SAFETY: per the caller: a by-reference datum points to `typlen` bytes,
+    // or to a varlena whose header says how many bytes follow.
+    unsafe {
+        let ptr = value.cast_mut_ptr::<u8>();
+        if typlen > 0 {
+            return Some(std::slice::from_raw_parts(ptr, typlen as usize));
+        }
+        let v = ptr as *const pg_sys::varlena;
+        if pgrx::varlena::varatt_is_1b_e(v)
+            || !(pgrx::varlena::varatt_is_1b(v) || pgrx::varlena::varatt_is_4b_u(v))
+        {
+            return None;
+        }
+        Some(std::slice::from_raw_parts(
+            pgrx::varlena::vardata_any(v).cast(),
+            pgrx::varlena::varsize_any_exhdr(v),
+        ))
+    }
+}
+
+/// `tenant_guard.is_visible(anyelement) RETURNS boolean`: whether the
+/// current context may read the tenant given (see [`tenant_member`]).
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn tg_is_visible(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: PostgreSQL passes this call's valid fcinfo (strict: one
+    // non-NULL argument).
+    unsafe { tenant_member(fcinfo, false) }
+}
+
+/// `tenant_guard.is_writable(anyelement) RETURNS boolean`: whether the
+/// current context may write the tenant given.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn tg_is_writable(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: as tg_is_visible.
+    unsafe { tenant_member(fcinfo, true) }
+}
+
+#[no_mangle]
+pub extern "C" fn pg_finfo_tg_is_visible() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+#[no_mangle]
+pub extern "C" fn pg_finfo_tg_is_writable() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
 #[no_mangle]
 pub extern "C" fn pg_finfo_tg_visible_tenants() -> &'static pg_sys::Pg_finfo_record {
     const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
@@ -2145,6 +2613,60 @@ pub extern "C" fn pg_finfo_tg_writable_tenants() -> &'static pg_sys::Pg_finfo_re
 #[cfg(test)]
 mod unit {
     use super::*;
+
+    #[test]
+    fn image_sets_find_exactly_their_members() {
+        let ids = |r: std::ops::Range<u32>, pad: usize| -> Vec<Box<[u8]>> {
+            r.map(|i| format!("s{i:0pad$}").into_bytes().into_boxed_slice())
+                .collect()
+        };
+        // Few (linear), many with inline images, many with long ones, and
+        // the boundary length (23 bytes inline, 24 not).
+        for (set, pad) in [
+            (0..5, 6),
+            (0..5000, 6),
+            (0..300, 40),
+            (0..50, 22),
+            (0..50, 23),
+        ] {
+            let members = ids(set.clone(), pad);
+            let s = ImageSet::of(members.clone());
+            assert_eq!(matches!(s, ImageSet::Few(_)), members.len() <= LINEAR_MAX);
+            for m in &members {
+                assert!(s.contains(m));
+            }
+            let outside = ids(set.end..set.end + 50, pad);
+            assert!(outside.iter().all(|o| !s.contains(o)));
+            // A member's prefix or extension is not a member.
+            let m = &members[0];
+            assert!(!s.contains(&m[..m.len() - 1]));
+            let mut longer = m.to_vec();
+            longer.push(0);
+            assert!(!s.contains(&longer));
+        }
+        assert!(!ImageSet::of(Vec::new()).contains(b""));
+    }
+
+    #[test]
+    fn by_value_images_keep_the_type_length() {
+        // SAFETY: by-value datums: no memory is read.
+        unsafe {
+            let mut w = [0u8; 8];
+            // int4 -1 as PostgreSQL stores it in a Datum (sign-extended):
+            // the four bytes of the value.
+            let d = pg_sys::Datum::from(-1i64 as usize);
+            assert_eq!(
+                image(d, 4, true, &mut w),
+                Some(&[0xff, 0xff, 0xff, 0xff][..])
+            );
+            let d = pg_sys::Datum::from(0x0102_0304_0506_0708usize);
+            assert_eq!(
+                image(d, 8, true, &mut w),
+                Some(&[8, 7, 6, 5, 4, 3, 2, 1][..])
+            );
+            assert_eq!(image(d, 2, true, &mut w), Some(&[8, 7][..]));
+        }
+    }
 
     #[test]
     fn distinct_tenants_keep_order_and_drop_repeats() {

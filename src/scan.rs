@@ -29,6 +29,7 @@ static mut PREVIOUS_SET_REL_PATHLIST: pg_sys::set_rel_pathlist_hook_type = None;
 
 /// Installs the path hook (once per process, from `_PG_init`; hooks chain).
 pub fn init() {
+    init_members();
     // SAFETY: _PG_init runs once per process; the previous hook is kept and
     // called from ours.
     unsafe {
@@ -171,6 +172,267 @@ unsafe fn io_like(node: *mut pg_sys::Node) -> bool {
             !arg.is_null() && (*arg).type_ == pg_sys::NodeTag::T_CaseTestExpr
         }
     }
+}
+
+/// Puts `tenant_guard.is_visible(column)` (or `is_writable`) in place of
+/// each tenant rule a finished plan tests as a filter (a plan node's
+/// `qual`: a sequential or sample scan, a scan through another index, the
+/// inner side of a join), where the rule compares the column with its own
+/// type's equality (`text`, or the types `retype_tenant_arrays` gave the
+/// call).
+///
+/// PostgreSQL searches the array of `column = ANY (array)` element by
+/// element for every row, unless the array is a constant: under a context
+/// that reads 1,000 tenants, or a bypass context reading a registry of
+/// 100,000, a filter compared each row with every tenant. The call
+/// searches the same set, once hashed (`context::tenant_member`). Index
+/// conditions keep the rule (they read the array once per scan), and so do
+/// the policies: only the plan changes, for every context alike, so a plan
+/// is still the same whoever planned it (spec `91_hashed_tenant_filters`).
+///
+/// # Safety
+/// `stmt` is a valid PlannedStmt just made by the planner.
+pub unsafe fn hash_tenant_filters(stmt: *mut pg_sys::PlannedStmt) {
+    // SAFETY: per the caller; plan nodes read by tag.
+    unsafe {
+        if stmt.is_null() {
+            return;
+        }
+        let mut used = Vec::new();
+        hash_in_plan((*stmt).planTree, &mut used);
+        for sub in PgList::<pg_sys::Plan>::from_pg((*stmt).subplans).iter_ptr() {
+            hash_in_plan(sub, &mut used);
+        }
+        // The plan now calls these functions: a cached plan is made again
+        // if they change, as for the functions the query itself names.
+        used.sort_by_key(|f| f.to_u32());
+        used.dedup();
+        for funcid in used {
+            let item = pg_sys::palloc0(std::mem::size_of::<pg_sys::PlanInvalItem>())
+                as *mut pg_sys::PlanInvalItem;
+            (*item).type_ = pg_sys::NodeTag::T_PlanInvalItem;
+            (*item).cacheId = pg_sys::SysCacheIdentifier::PROCOID as i32;
+            (*item).hashValue = pg_sys::GetSysCacheHashValue(
+                pg_sys::SysCacheIdentifier::PROCOID as i32,
+                pg_sys::Datum::from(funcid),
+                pg_sys::Datum::from(0usize),
+                pg_sys::Datum::from(0usize),
+                pg_sys::Datum::from(0usize),
+            );
+            (*stmt).invalItems = pg_sys::lappend((*stmt).invalItems, item.cast());
+        }
+    }
+}
+
+/// `hash_tenant_filters` for one plan node and the nodes below it.
+///
+/// # Safety
+/// `plan` is NULL or a valid plan node of a finished plan.
+unsafe fn hash_in_plan(plan: *mut pg_sys::Plan, used: &mut Vec<pg_sys::Oid>) {
+    // SAFETY: plan nodes read by tag and cast to the struct of that tag;
+    // the qual list is replaced by a new one (its old cells may be shared
+    // with nothing else, but are not changed).
+    unsafe {
+        if plan.is_null() {
+            return;
+        }
+        check_for_interrupts!();
+        pg_sys::check_stack_depth();
+        let quals = PgList::<pg_sys::Node>::from_pg((*plan).qual);
+        let mut changed = false;
+        let mut out = PgList::<pg_sys::Node>::new();
+        for q in quals.iter_ptr() {
+            let r = hashed(q, used);
+            changed |= r != q;
+            out.push(r);
+        }
+        if changed {
+            (*plan).qual = out.into_pg();
+        }
+        hash_in_plan((*plan).lefttree, used);
+        hash_in_plan((*plan).righttree, used);
+        let children = match (*plan).type_ {
+            pg_sys::NodeTag::T_Append => (*(plan as *mut pg_sys::Append)).appendplans,
+            pg_sys::NodeTag::T_MergeAppend => (*(plan as *mut pg_sys::MergeAppend)).mergeplans,
+            pg_sys::NodeTag::T_BitmapAnd => (*(plan as *mut pg_sys::BitmapAnd)).bitmapplans,
+            pg_sys::NodeTag::T_BitmapOr => (*(plan as *mut pg_sys::BitmapOr)).bitmapplans,
+            pg_sys::NodeTag::T_CustomScan => (*(plan as *mut pg_sys::CustomScan)).custom_plans,
+            pg_sys::NodeTag::T_SubqueryScan => {
+                hash_in_plan((*(plan as *mut pg_sys::SubqueryScan)).subplan, used);
+                std::ptr::null_mut()
+            }
+            _ => std::ptr::null_mut(),
+        };
+        for child in PgList::<pg_sys::Plan>::from_pg(children).iter_ptr() {
+            hash_in_plan(child, used);
+        }
+    }
+}
+
+/// `node` with its tenant rules replaced (a new node where one was; `node`
+/// itself otherwise): a rule, or an `AND`/`OR`/`NOT` over clauses (the
+/// permissive mode's `rule OR column IS NULL`).
+///
+/// # Safety
+/// `node` is NULL or a valid expression node.
+unsafe fn hashed(node: *mut pg_sys::Node, used: &mut Vec<pg_sys::Oid>) -> *mut pg_sys::Node {
+    // SAFETY: nodes read by tag; new nodes built with the planner's own
+    // constructors in the current memory context (the plan's).
+    unsafe {
+        if node.is_null() {
+            return node;
+        }
+        match (*node).type_ {
+            pg_sys::NodeTag::T_BoolExpr => {
+                let b = node as *mut pg_sys::BoolExpr;
+                let args = PgList::<pg_sys::Node>::from_pg((*b).args);
+                let mut changed = false;
+                let mut out = PgList::<pg_sys::Node>::new();
+                for a in args.iter_ptr() {
+                    let r = hashed(a, used);
+                    changed |= r != a;
+                    out.push(r);
+                }
+                if !changed {
+                    return node;
+                }
+                pg_sys::makeBoolExpr((*b).boolop, out.into_pg(), (*b).location).cast()
+            }
+            pg_sys::NodeTag::T_ScalarArrayOpExpr => {
+                match membership_call(node as *mut pg_sys::ScalarArrayOpExpr) {
+                    Some(call) => {
+                        used.push((*call).funcid);
+                        call.cast()
+                    }
+                    None => node,
+                }
+            }
+            _ => node,
+        }
+    }
+}
+
+/// For `column = ANY (tenant_guard.visible_tenants())` (or
+/// `writable_tenants()`), the call's result an array of the column's base
+/// type and `=` that type's default equality (the one its hash operator
+/// class goes with), `tenant_guard.is_visible(column)` (`is_writable`).
+///
+/// # Safety
+/// `saop` is a valid ScalarArrayOpExpr.
+unsafe fn membership_call(saop: *mut pg_sys::ScalarArrayOpExpr) -> Option<*mut pg_sys::FuncExpr> {
+    // SAFETY: nodes read by tag; catalog and type cache look-ups of
+    // existing objects.
+    unsafe {
+        let args = PgList::<pg_sys::Node>::from_pg((*saop).args);
+        if !(*saop).useOr || args.len() != 2 {
+            return None;
+        }
+        let (scalar, array) = (args.get_ptr(0)?, args.get_ptr(1)?);
+        if (*array).type_ != pg_sys::NodeTag::T_FuncExpr {
+            return None;
+        }
+        let f = array as *mut pg_sys::FuncExpr;
+        if !(*f).args.is_null() || (*f).funcretset {
+            return None;
+        }
+        let base = pg_sys::getBaseType(pg_sys::exprType(scalar));
+        let elem = pg_sys::get_element_type((*f).funcresulttype);
+        if elem == pg_sys::InvalidOid || elem != base {
+            return None;
+        }
+        let tce = pg_sys::lookup_type_cache(
+            base,
+            (pg_sys::TYPECACHE_EQ_OPR | pg_sys::TYPECACHE_HASH_PROC) as i32,
+        );
+        if tce.is_null() || (*tce).eq_opr != (*saop).opno || (*tce).hash_proc == pg_sys::InvalidOid
+        {
+            return None;
+        }
+        let funcid = member_function((*f).funcid)?;
+        let call = pg_sys::makeFuncExpr(
+            funcid,
+            pg_sys::BOOLOID,
+            pg_sys::list_make1_impl(
+                pg_sys::NodeTag::T_List,
+                pg_sys::ListCell {
+                    ptr_value: scalar.cast(),
+                },
+            ),
+            pg_sys::InvalidOid,
+            (*saop).inputcollid,
+            pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+        );
+        (*call).location = (*saop).location;
+        Some(call)
+    }
+}
+
+thread_local! {
+    /// `tenant_set_oid -> member function oid` (`visible_tenants ->
+    /// is_visible`, `writable_tenants -> is_writable`; `None`: not one of
+    /// them, or the member function is missing), forgotten whenever
+    /// `pg_proc` changes.
+    static MEMBER: std::cell::RefCell<Vec<(pg_sys::Oid, Option<pg_sys::Oid>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn forget_members(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
+    MEMBER.with(|m| m.borrow_mut().clear());
+}
+
+/// Registers the `pg_proc` invalidation callback that empties [`MEMBER`]
+/// (once per process, from `_PG_init`).
+pub fn init_members() {
+    // SAFETY: registering a syscache callback from _PG_init; it only
+    // clears a backend-local list.
+    unsafe {
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::PROCOID as i32,
+            Some(forget_members),
+            pg_sys::Datum::from(0usize),
+        );
+    }
+}
+
+/// The member function that goes with the tenant set function `funcid`
+/// (in the same schema, taking `anyelement`), if `funcid` is one.
+fn member_function(funcid: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    if let Some(known) = MEMBER.with(|m| {
+        m.borrow()
+            .iter()
+            .find(|(f, _)| *f == funcid)
+            .map(|(_, m)| *m)
+    }) {
+        return known;
+    }
+    // SAFETY: catalog cache look-ups of an existing function and of a
+    // function by name, argument types and schema.
+    let found = unsafe {
+        let name = pg_sys::get_func_name(funcid);
+        let member: Option<&CStr> = if name.is_null() || !is_tenant_set_function(funcid) {
+            None
+        } else if CStr::from_ptr(name).to_bytes() == b"visible_tenants" {
+            Some(c"is_visible")
+        } else {
+            Some(c"is_writable")
+        };
+        member.and_then(|m| {
+            let mut argtypes = [pg_sys::ANYELEMENTOID];
+            let args = pg_sys::buildoidvector(argtypes.as_mut_ptr(), 1);
+            let oid = pg_sys::GetSysCacheOid(
+                pg_sys::SysCacheIdentifier::PROCNAMEARGSNSP as i32,
+                pg_sys::Anum_pg_proc_oid as pg_sys::AttrNumber,
+                pg_sys::Datum::from(m.as_ptr()),
+                pg_sys::Datum::from(args),
+                pg_sys::Datum::from(pg_sys::get_func_namespace(funcid)),
+                pg_sys::Datum::from(0usize),
+            );
+            (oid != pg_sys::InvalidOid).then_some(oid)
+        })
+    };
+    MEMBER.with(|m| m.borrow_mut().push((funcid, found)));
+    found
 }
 
 /// Replaces the plain index paths of `rel` that read whole tenants (see the
