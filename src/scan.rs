@@ -238,16 +238,8 @@ unsafe fn hash_in_plan(plan: *mut pg_sys::Plan, used: &mut Vec<pg_sys::Oid>) {
         }
         check_for_interrupts!();
         pg_sys::check_stack_depth();
-        let quals = PgList::<pg_sys::Node>::from_pg((*plan).qual);
-        let mut changed = false;
-        let mut out = PgList::<pg_sys::Node>::new();
-        for q in quals.iter_ptr() {
-            let r = hashed(q, used);
-            changed |= r != q;
-            out.push(r);
-        }
-        if changed {
-            (*plan).qual = out.into_pg();
+        if let Some(quals) = hashed_list((*plan).qual, used) {
+            (*plan).qual = quals;
         }
         hash_in_plan((*plan).lefttree, used);
         hash_in_plan((*plan).righttree, used);
@@ -285,18 +277,10 @@ unsafe fn hashed(node: *mut pg_sys::Node, used: &mut Vec<pg_sys::Oid>) -> *mut p
         match (*node).type_ {
             pg_sys::NodeTag::T_BoolExpr => {
                 let b = node as *mut pg_sys::BoolExpr;
-                let args = PgList::<pg_sys::Node>::from_pg((*b).args);
-                let mut changed = false;
-                let mut out = PgList::<pg_sys::Node>::new();
-                for a in args.iter_ptr() {
-                    let r = hashed(a, used);
-                    changed |= r != a;
-                    out.push(r);
+                match hashed_list((*b).args, used) {
+                    Some(args) => pg_sys::makeBoolExpr((*b).boolop, args, (*b).location).cast(),
+                    None => node,
                 }
-                if !changed {
-                    return node;
-                }
-                pg_sys::makeBoolExpr((*b).boolop, out.into_pg(), (*b).location).cast()
             }
             pg_sys::NodeTag::T_ScalarArrayOpExpr => {
                 match membership_call(node as *mut pg_sys::ScalarArrayOpExpr) {
@@ -309,6 +293,29 @@ unsafe fn hashed(node: *mut pg_sys::Node, used: &mut Vec<pg_sys::Oid>) -> *mut p
             }
             _ => node,
         }
+    }
+}
+
+/// A new list of `list`'s expressions with their tenant rules replaced
+/// ([`hashed`]), or `None` where none was (`list` is left as it is: its
+/// cells may be shared).
+///
+/// # Safety
+/// `list` is NIL or a valid List of expression nodes.
+unsafe fn hashed_list(
+    list: *mut pg_sys::List,
+    used: &mut Vec<pg_sys::Oid>,
+) -> Option<*mut pg_sys::List> {
+    // SAFETY: per the caller.
+    unsafe {
+        let mut changed = false;
+        let mut out = PgList::<pg_sys::Node>::new();
+        for e in PgList::<pg_sys::Node>::from_pg(list).iter_ptr() {
+            let r = hashed(e, used);
+            changed |= r != e;
+            out.push(r);
+        }
+        changed.then(|| out.into_pg())
     }
 }
 
