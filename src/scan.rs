@@ -320,7 +320,8 @@ unsafe fn hashed_list(
 }
 
 /// For `column = ANY (tenant_guard.visible_tenants())` (or
-/// `writable_tenants()`), the call's result an array of the column's base
+/// `writable_tenants()`, under casts that change no element), the call's
+/// result an array of the column's base
 /// type and `=` that type's default equality (the one its hash operator
 /// class goes with), `tenant_guard.is_visible(column)` (`is_writable`).
 ///
@@ -335,6 +336,7 @@ unsafe fn membership_call(saop: *mut pg_sys::ScalarArrayOpExpr) -> Option<*mut p
             return None;
         }
         let (scalar, array) = (args.get_ptr(0)?, args.get_ptr(1)?);
+        let array = without_binary_casts(array)?;
         if (*array).type_ != pg_sys::NodeTag::T_FuncExpr {
             return None;
         }
@@ -371,6 +373,46 @@ unsafe fn membership_call(saop: *mut pg_sys::ScalarArrayOpExpr) -> Option<*mut p
         );
         (*call).location = (*saop).location;
         Some(call)
+    }
+}
+
+/// `node` without the casts around it that change no element: a binary
+/// relabelling of the array (`RelabelType`), or a cast applied element by
+/// element whose per-element expression is a binary relabelling or nothing
+/// (`ArrayCoerceExpr`, no type modifier). A `varchar` column's rule reads
+/// `column::text = ANY (tenant_guard.visible_tenants()::varchar[]::text[])`:
+/// the `text` elements the function returns are compared unchanged (and
+/// PostgreSQL copied the whole array for each row to relabel it). `None`:
+/// NULL.
+///
+/// # Safety
+/// `node` is NULL or a valid expression node.
+unsafe fn without_binary_casts(mut node: *mut pg_sys::Node) -> Option<*mut pg_sys::Node> {
+    // SAFETY: nodes read by tag.
+    unsafe {
+        loop {
+            if node.is_null() {
+                return None;
+            }
+            node = match (*node).type_ {
+                pg_sys::NodeTag::T_RelabelType => (*(node as *mut pg_sys::RelabelType)).arg.cast(),
+                pg_sys::NodeTag::T_ArrayCoerceExpr => {
+                    let ace = node as *mut pg_sys::ArrayCoerceExpr;
+                    let mut elem: *mut pg_sys::Node = (*ace).elemexpr.cast();
+                    if !elem.is_null() && (*elem).type_ == pg_sys::NodeTag::T_RelabelType {
+                        elem = (*(elem as *mut pg_sys::RelabelType)).arg.cast();
+                    }
+                    if (*ace).resulttypmod != -1
+                        || elem.is_null()
+                        || (*elem).type_ != pg_sys::NodeTag::T_CaseTestExpr
+                    {
+                        return Some(node);
+                    }
+                    (*ace).arg.cast()
+                }
+                _ => return Some(node),
+            };
+        }
     }
 }
 

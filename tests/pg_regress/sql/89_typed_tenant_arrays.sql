@@ -119,7 +119,8 @@ ROLLBACK;
 -- EXPLAIN: where the cast is an input conversion (also for a domain over
 -- uuid, an enum and inside the permissive rule's OR), the filter is
 -- tenant_guard.is_visible(column), the same set hashed (spec 91); a cast
--- that converts nothing (varchar's, binary) stays as it was.
+-- that converts nothing (varchar's, binary) stays on the policy's array,
+-- and the filter compares the column as text: is_visible(column::text).
 BEGIN;
 SELECT tenant_guard.set_context(:'u_single') IS NOT NULL AS set;
 SET LOCAL enable_indexscan = off;
