@@ -1,6 +1,9 @@
 -- tenant_guard: triggers, privileges and comments. Runs last in CREATE EXTENSION.
 
 -- Any change to the key ring or the registry drops every backend's cache.
+-- C (src/keys.rs): a relation-cache invalidation of the table it fires on.
+CREATE FUNCTION tenant_guard_internal.config_changed() RETURNS trigger
+  LANGUAGE c AS 'MODULE_PATHNAME', 'config_changed_wrapper';
 CREATE TRIGGER keys_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant_guard.keys
     FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard_internal.config_changed();
@@ -324,6 +327,10 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_guard_internal FROM PUBLIC;
 -- because protect() creates its triggers with the owner's rights.
 GRANT EXECUTE ON FUNCTION tenant_guard_internal.refuse_truncate() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant_guard_internal.refuse_tenant_change() TO PUBLIC;
+-- And config_changed(), which use_registry() puts on the registry table with
+-- the table owner's rights; it only invalidates the cached description of the
+-- table it fires on (what any DDL on one's own table does).
+GRANT EXECUTE ON FUNCTION tenant_guard_internal.config_changed() TO PUBLIC;
 
 COMMENT ON FUNCTION tenant_guard.version() IS 'tenant_guard library version';
 COMMENT ON FUNCTION tenant_guard.add_key(text, bytea, text, timestamptz) IS
@@ -403,7 +410,7 @@ COMMENT ON FUNCTION tenant_guard_internal.tenant_column() IS
   'the tenant column used when none is given: tenant_guard.tenant_column, or the built-in default';
 COMMENT ON FUNCTION tenant_guard_internal.policy_names() IS 'names of the policies protect creates';
 COMMENT ON FUNCTION tenant_guard_internal.in_protect() IS 'whether protect/unprotect is running DDL in this backend (for the DDL guard)';
-COMMENT ON FUNCTION tenant_guard_internal.config_changed() IS 'trigger: drops every backend''s cached key ring when keys or registry change';
+COMMENT ON FUNCTION tenant_guard_internal.config_changed() IS 'trigger: drops every backend''s cached key ring when keys, registry settings or the registry table''s ids and active flags change';
 COMMENT ON FUNCTION tenant_guard_internal.refuse_truncate() IS 'trigger: refuses TRUNCATE of a protected table under a tenant context';
 COMMENT ON FUNCTION tenant_guard_internal.refuse_tenant_change() IS
   'trigger: refuses changing the tenant of a row, except an operator''s repair without tenant context and row-level security';

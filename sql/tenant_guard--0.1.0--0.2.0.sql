@@ -1785,3 +1785,11 @@ GRANT SELECT ON tenant_guard.tenant_stats TO pg_read_all_stats;
 REVOKE ALL ON FUNCTION tenant_guard_internal.tenant_stats_rows() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant_guard_internal.tenant_stats_rows() TO pg_read_all_stats;
 REVOKE ALL ON FUNCTION tenant_guard.reset_tenant_stats() FROM PUBLIC;
+
+-- use_registry() puts tenant_guard_internal.config_changed() on the registry
+-- table (tenant_guard_registry_changed, with the table owner's rights), so a
+-- bypass context's set is kept until the registry changes. A registry set
+-- before this update is read by every transaction until use_registry() is
+-- run again.
+GRANT EXECUTE ON FUNCTION tenant_guard_internal.config_changed() TO PUBLIC;
+COMMENT ON FUNCTION tenant_guard_internal.config_changed() IS 'trigger: drops every backend''s cached key ring when keys, registry settings or the registry table''s ids and active flags change';

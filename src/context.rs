@@ -1672,10 +1672,52 @@ thread_local! {
     static BYPASS_SET: RefCell<Option<(BypassKey, Rc<Vec<String>>)>> = const { RefCell::new(None) };
 }
 
-/// Every tenant of the registry, as of this transaction's first use (read
-/// as the registry table's owner; empty without a registry).
+/// Every tenant of the registry (read as the registry table's owner; empty
+/// without a registry).
 fn bypass_set() -> Rc<Vec<String>> {
+    bypass_set_kept().0
+}
+
+/// [`bypass_set`], and whether it is the set the key ring keeps: read once
+/// for every statement and transaction of the session until the ring is
+/// dropped, which a watched registry's every change does
+/// (`registry::watch_sql`: an invalidation sent at its commit, and at once
+/// to the session that made it). The set is read through a snapshot taken
+/// after the session read the invalidations sent so far (as PostgreSQL
+/// reads its catalogs), so it holds every change those announced. An
+/// unwatched registry is read again by each statement, through its
+/// snapshot.
+fn bypass_set_kept() -> (Rc<Vec<String>>, bool) {
+    // SAFETY: reads the invalidations other sessions sent (what taking a
+    // lock does); a change to a watched registry drops the ring.
+    unsafe { pg_sys::AcceptInvalidationMessages() };
     let ring = keys::ring();
+    if let Some(reg) = ring.registry.as_ref().filter(|r| r.watched) {
+        if let Some(kept) = ring.bypass.borrow().clone() {
+            return (kept, true);
+        }
+        if keys::fresh_reads() && keys::current_generation() == Some(ring.generation) {
+            // SAFETY: pushed and popped around the read (an error pops it
+            // with the transaction's or subtransaction's abort); not in
+            // parallel mode (fresh_reads).
+            let all = unsafe {
+                pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot());
+                let all = registry::all_tenants(reg);
+                pg_sys::PopActiveSnapshot();
+                Rc::new(all)
+            };
+            // Kept only if no invalidation dropped the ring meanwhile.
+            if keys::current_generation() == Some(ring.generation) {
+                *ring.bypass.borrow_mut() = Some(all.clone());
+                return (all, true);
+            }
+        }
+    }
+    (bypass_set_of_transaction(&ring), false)
+}
+
+/// The registry's tenants as this transaction first read them.
+fn bypass_set_of_transaction(ring: &keys::Ring) -> Rc<Vec<String>> {
     let key = (this_statement().0, gucs::context_epoch(), ring.generation);
     if let Some(hit) = BYPASS_SET.with(|c| {
         c.borrow()
@@ -2143,6 +2185,9 @@ struct MemberCache {
     /// kept by `tenant_array` under its key is remembered: it is never freed
     /// before the expression, so an address names one array.
     array: pg_sys::Datum,
+    /// The statement (and context) for which `set` holds the images of the
+    /// registry set the key ring keeps (see [`kept_images`]).
+    shared: Option<ArrayKey>,
     elem: pg_sys::Oid,
     typlen: i16,
     typbyval: bool,
@@ -2161,7 +2206,7 @@ enum MemberSet {
     /// Where two values are equal exactly when their bytes are (see
     /// [`image_equality`]): each element's bytes, compared without calling
     /// PostgreSQL.
-    Images(ImageSet),
+    Images(Rc<ImageSet>),
     /// Otherwise: the elements (pointing into the kept array), and their
     /// positions by the type's hash, for more than [`LINEAR_MAX`] elements.
     Values {
@@ -2296,6 +2341,21 @@ unsafe fn tenant_member(fcinfo: pg_sys::FunctionCallInfo, writable: bool) -> pg_
             (*flinfo).fn_extra = cache.cast();
         }
         let c = &mut *cache;
+        let value = (*fcinfo).args.as_slice(1)[0].value;
+        if matches!(c.set, MemberSet::Images(_)) && !planning() {
+            let key = array_key();
+            if c.shared != Some(key) {
+                c.shared = None;
+                if let Some(set) = kept_images(c, writable, collation) {
+                    c.set = MemberSet::Images(set);
+                    c.array = pg_sys::Datum::from(0usize);
+                    c.shared = Some(key);
+                }
+            }
+            if c.shared.is_some() {
+                return pg_sys::Datum::from(c.contains(value, collation));
+            }
+        }
         let array = tenant_array(c.call, writable);
         let kept = {
             let extra = (*(*c.call).flinfo).fn_extra;
@@ -2311,7 +2371,6 @@ unsafe fn tenant_member(fcinfo: pg_sys::FunctionCallInfo, writable: bool) -> pg_
                 pg_sys::Datum::from(0usize)
             };
         }
-        let value = (*fcinfo).args.as_slice(1)[0].value;
         let found = c.contains(value, collation);
         if !kept {
             // A set not kept (the first call of a one-tenant context, or
@@ -2323,6 +2382,68 @@ unsafe fn tenant_member(fcinfo: pg_sys::FunctionCallInfo, writable: bool) -> pg_
         }
         pg_sys::Datum::from(found)
     }
+}
+
+/// The images of the registry set the key ring keeps, for (the set itself,
+/// compared by address, the element type, the collation).
+type KeptImages = (Rc<Vec<String>>, pg_sys::Oid, pg_sys::Oid, Rc<ImageSet>);
+
+thread_local! {
+    /// [`KeptImages`], shared by every statement of the session until the
+    /// ring drops the set.
+    static KEPT_IMAGES: RefCell<Option<KeptImages>> = const { RefCell::new(None) };
+}
+
+/// For a bypass context reading a registry whose set the key ring keeps
+/// (`bypass_set_kept`), that set's images in `c`'s type: hashed once for
+/// the session, not once per statement. `None` otherwise (another context,
+/// one no longer valid, an unwatched registry): `tenant_member` then reads
+/// the statement's array. Called once per statement and expression; the
+/// context is checked as `tenant_array` checks it.
+///
+/// # Safety
+/// `c` is a valid MemberCache comparing images.
+unsafe fn kept_images(
+    c: &mut MemberCache,
+    writable: bool,
+    collation: pg_sys::Oid,
+) -> Option<Rc<ImageSet>> {
+    let value = context_value()?;
+    if !context_valid(&value) || simple_tenant(value.to_bytes()).is_some() {
+        return None;
+    }
+    let scope = scope()?;
+    if !scope.bypass || (writable && current_tenant().is_some()) {
+        return None;
+    }
+    let (set, kept) = bypass_set_kept();
+    if !kept {
+        return None;
+    }
+    let hit = KEPT_IMAGES.with(|k| {
+        k.borrow()
+            .as_ref()
+            .filter(|(s, elem, coll, _)| {
+                Rc::ptr_eq(s, &set) && *elem == c.elem && *coll == collation
+            })
+            .map(|(_, _, _, images)| images.clone())
+    });
+    if hit.is_some() {
+        return hit;
+    }
+    // SAFETY: c.call is this expression's inner call (member_cache); the
+    // array it returns (the same kept set, in c's type) is valid for the
+    // statement, and load copies the images.
+    unsafe {
+        let array = tenant_array(c.call, writable);
+        c.load(array, collation);
+    }
+    let MemberSet::Images(images) = &c.set else {
+        return None;
+    };
+    let images = images.clone();
+    KEPT_IMAGES.with(|k| *k.borrow_mut() = Some((set, c.elem, collation, images.clone())));
+    Some(images)
 }
 
 /// Builds the [`MemberCache`] of an expression calling `tenant_member`
@@ -2385,7 +2506,7 @@ unsafe fn member_cache(flinfo: *mut pg_sys::FmgrInfo, collation: pg_sys::Oid) ->
         let mut hash = pg_sys::FmgrInfo::default();
         pg_sys::fmgr_info_cxt((*tce).hash_proc, &mut hash, mcxt);
         let set = if image_equality(arg_type, collation) {
-            MemberSet::Images(ImageSet::Few(Vec::new()))
+            MemberSet::Images(Rc::new(ImageSet::Few(Vec::new())))
         } else {
             MemberSet::Values {
                 elems: Vec::new(),
@@ -2395,6 +2516,7 @@ unsafe fn member_cache(flinfo: *mut pg_sys::FmgrInfo, collation: pg_sys::Oid) ->
         let cache = MemberCache {
             call,
             array: pg_sys::Datum::from(0usize),
+            shared: None,
             elem: arg_type,
             typlen,
             typbyval,
@@ -2455,7 +2577,7 @@ impl MemberCache {
                                 })
                         })
                         .collect();
-                    *set = ImageSet::of(images);
+                    *set = Rc::new(ImageSet::of(images));
                 }
                 MemberSet::Values { elems: kept, index } => {
                     *index = None;
@@ -3107,6 +3229,7 @@ mod unit {
             registry: None,
             revoked: Default::default(),
             generation: 0,
+            bypass: Default::default(),
         };
         let c = Cached::new(v, packed, &ring, None);
         let token = "t".repeat(7700);

@@ -51,6 +51,12 @@ pub struct Ring {
     pub revoked: Revocations,
     /// Distinct for every load, so caches built on a ring know when it changed.
     pub generation: u64,
+    /// The registry's active tenants, as a bypass context reads them, kept
+    /// with the ring where the registry is watched (`Registry::watched`:
+    /// every change to its ids or active flags drops the ring). Filled on
+    /// first use by `context`, from a snapshot taken after the ring was
+    /// loaded.
+    pub bypass: RefCell<Option<Rc<Vec<String>>>>,
 }
 
 thread_local! {
@@ -146,12 +152,7 @@ pub fn ring() -> Rc<Ring> {
     // transaction has written, so pgrx reads with the transaction's
     // snapshot, which REPEATABLE READ keeps; or parallel mode, where no new
     // snapshot may be taken), the ring serves this call only.
-    // SAFETY: reads of the backend's transaction state.
-    let keepable = unsafe {
-        !pg_sys::IsInParallelMode()
-            && (pg_sys::XactIsoLevel < pg_sys::XACT_REPEATABLE_READ as i32
-                || pg_sys::GetCurrentTransactionIdIfAny() == pg_sys::InvalidTransactionId)
-    };
+    let keepable = fresh_reads();
     for _ in 0..3 {
         DURING_LOAD.with(|d| *d.borrow_mut() = Some((Vec::new(), Vec::new())));
         // SAFETY: pushed and popped around the load (an error pops it with
@@ -188,6 +189,19 @@ pub fn ring() -> Rc<Ring> {
         last = Some(loaded);
     }
     last.unwrap_or_else(|| crate::error::internal("the key ring did not load"))
+}
+
+/// Whether reads run now can see every change committed so far, so what they
+/// read may be kept beyond this transaction: a new snapshot can be taken
+/// (not in parallel mode) and pgrx reads through it (a transaction that has
+/// written reads with its own snapshot, which REPEATABLE READ keeps).
+pub fn fresh_reads() -> bool {
+    // SAFETY: reads of the backend's transaction state.
+    unsafe {
+        !pg_sys::IsInParallelMode()
+            && (pg_sys::XactIsoLevel < pg_sys::XACT_REPEATABLE_READ as i32
+                || pg_sys::GetCurrentTransactionIdIfAny() == pg_sys::InvalidTransactionId)
+    }
 }
 
 /// Reads the key ring, the revocations and the registry settings; with them
@@ -243,6 +257,7 @@ fn load() -> (Ring, Vec<pg_sys::Oid>, Option<u32>) {
         keys,
         registry,
         revoked,
+        bypass: RefCell::new(None),
         generation: GENERATION.with(|g| {
             g.set(g.get() + 1);
             g.get()
@@ -416,21 +431,42 @@ pub fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
-#[pg_schema]
-mod tenant_guard_internal {
-    use pgrx::prelude::*;
-
-    /// Statement trigger on `tenant_guard.keys` and `tenant_guard.registry`:
-    /// tells every backend to drop its cached ring.
-    #[pg_trigger]
-    fn config_changed<'a>(
-        trigger: &'a pgrx::PgTrigger<'a>,
-    ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
-        let relid = trigger.relid()?;
-        // SAFETY: queues a transactional invalidation message for relid.
-        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
-        Ok(None)
+/// `tenant_guard_internal.config_changed() RETURNS trigger` (declared in
+/// `sql/finalize.sql`; the symbol is the one 0.1.0's generated SQL names).
+/// Statement trigger on tenant_guard's own tables (keys, registry
+/// settings, issuers, revocations), and row trigger on the registry table
+/// (`registry::watch_sql`): queues a relation-cache invalidation of the
+/// table it fires on, sent to every backend at commit, which drops their
+/// cached key ring. Called other than as a trigger: 39P01.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn config_changed_wrapper(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: PostgreSQL passes a valid fcinfo; a trigger call carries a
+    // TriggerData node in `context`, checked before use, whose tg_relation
+    // is the open relation.
+    unsafe {
+        let ctx = (*fcinfo).context;
+        if ctx.is_null() || (*ctx).type_ != pg_sys::NodeTag::T_TriggerData {
+            Failure::new(
+                Code::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                "config_changed: not called as a trigger",
+            )
+            .raise();
+        }
+        let td = ctx as *mut pg_sys::TriggerData;
+        pg_sys::CacheInvalidateRelcacheByRelid((*(*td).tg_relation).rd_id);
+        // An AFTER trigger's result is ignored: no tuple (a NULL pointer,
+        // not an SQL NULL, which the trigger manager refuses).
+        pg_sys::Datum::from(0)
     }
+}
+
+#[no_mangle]
+pub extern "C" fn pg_finfo_config_changed_wrapper() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
 }
 
 /// Adds a signing/verification key to the ring.

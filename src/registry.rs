@@ -18,6 +18,7 @@ use crate::error::{invalid_parameter, one, spi, Code, Failure};
 use crate::privileged::{as_extension_owner, as_role, pinned};
 use crate::quote;
 use pgrx::prelude::*;
+use std::ffi::CStr;
 
 /// How the registry's id column is compared with a tenant id (a string).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +157,101 @@ pub struct Registry {
     pub unique_id: bool,
     pub many_sql: String,
     pub all_sql: String,
+    /// Whether every change to the registry's ids or active flags drops the
+    /// key ring in every session ([`watched`]): then the set a bypass
+    /// context reads is kept with the ring, across statements and
+    /// transactions, instead of being read again by every statement.
+    pub watched: bool,
+}
+
+/// The trigger `use_registry` puts on the registry table.
+pub const WATCH_TRIGGER: &str = "tenant_guard_registry_changed";
+
+/// The statements that make every change to the registry's ids or active
+/// flags drop the key ring in every session: an AFTER row trigger calling
+/// `tenant_guard_internal.config_changed()` (a relation-cache invalidation
+/// of the table, sent at commit), enabled ALWAYS so that it also fires under
+/// `session_replication_role = replica` (logical replication's apply
+/// fires row triggers only, and only those enabled ALWAYS or REPLICA).
+/// TRUNCATE needs no trigger: it gives the table new storage, which
+/// invalidates it already. `table` is quoted; the columns are quoted here.
+pub fn watch_sql(table: &str, id_column: &str, active_column: Option<&str>) -> [String; 2] {
+    let columns = std::iter::once(id_column)
+        .chain(active_column)
+        .map(crate::quote::ident)
+        .collect::<Vec<_>>()
+        .join(", ");
+    [
+        format!(
+            "CREATE OR REPLACE TRIGGER \"{WATCH_TRIGGER}\" AFTER INSERT OR UPDATE OF {columns} OR DELETE \
+             ON {table} FOR EACH ROW EXECUTE FUNCTION tenant_guard_internal.config_changed()"
+        ),
+        format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER \"{WATCH_TRIGGER}\""),
+    ]
+}
+
+/// Whether `rel` carries the trigger [`watch_sql`] creates, unchanged in
+/// what matters: the same function, AFTER, FOR EACH ROW, on INSERT, UPDATE
+/// (of every column or at least of the id and active columns: `attnums`)
+/// and DELETE, enabled ALWAYS, without a WHEN condition; and whether every
+/// change reaches it: a plain table (rows routed through a partitioned
+/// parent, or inherited by a child, would not fire it). Its owner may drop,
+/// disable or replace the trigger (that invalidates the table, so the ring
+/// is read again): the set is then read by every statement, as without it.
+///
+/// # Safety
+/// `rel` is an open relation.
+unsafe fn watched(rel: pg_sys::Relation, attnums: &[pg_sys::AttrNumber]) -> bool {
+    // SAFETY: the relation's cached form and trigger descriptor, read while
+    // it is open; catalog look-ups of an existing function.
+    unsafe {
+        let form = (*rel).rd_rel;
+        if (*form).relkind != pg_sys::RELKIND_RELATION as std::ffi::c_char
+            || (*form).relispartition
+            || (*form).relhassubclass
+        {
+            return false;
+        }
+        let desc = (*rel).trigdesc;
+        if desc.is_null() || (*desc).numtriggers <= 0 || (*desc).triggers.is_null() {
+            return false;
+        }
+        let triggers = std::slice::from_raw_parts((*desc).triggers, (*desc).numtriggers as usize);
+        let events = (pg_sys::TRIGGER_TYPE_INSERT
+            | pg_sys::TRIGGER_TYPE_UPDATE
+            | pg_sys::TRIGGER_TYPE_DELETE) as i16;
+        triggers.iter().any(|t| {
+            !t.tgname.is_null()
+                && CStr::from_ptr(t.tgname).to_bytes() == WATCH_TRIGGER.as_bytes()
+                && t.tgenabled as u8 == pg_sys::TRIGGER_FIRES_ALWAYS
+                && t.tgtype & pg_sys::TRIGGER_TYPE_LEVEL_MASK as i16
+                    == pg_sys::TRIGGER_TYPE_ROW as i16
+                && t.tgtype & pg_sys::TRIGGER_TYPE_TIMING_MASK as i16
+                    == pg_sys::TRIGGER_TYPE_AFTER as i16
+                && t.tgtype & events == events
+                && t.tgqual.is_null()
+                && (t.tgnattr == 0
+                    || (!t.tgattr.is_null() && {
+                        let cols = std::slice::from_raw_parts(t.tgattr, t.tgnattr as usize);
+                        attnums.iter().all(|a| cols.contains(a))
+                    }))
+                && is_config_changed(t.tgfoid)
+        })
+    }
+}
+
+/// Whether `func` is `tenant_guard_internal.config_changed()`.
+fn is_config_changed(func: pg_sys::Oid) -> bool {
+    // SAFETY: catalog cache look-ups; the names are palloc'd C strings or
+    // NULL.
+    unsafe {
+        let name = pg_sys::get_func_name(func);
+        if name.is_null() || CStr::from_ptr(name).to_bytes() != b"config_changed" {
+            return false;
+        }
+        let schema = pg_sys::get_namespace_name(pg_sys::get_func_namespace(func));
+        !schema.is_null() && CStr::from_ptr(schema).to_bytes() == b"tenant_guard_internal"
+    }
 }
 
 /// The id column's type name, a domain resolved to its base type.
@@ -186,9 +282,11 @@ struct Described {
     /// one allows duplicates until commit), valid, not partial, not on an
     /// expression, on that column alone, in the column's collation.
     unique_id: bool,
+    /// See [`watched`].
+    watched: bool,
 }
 
-fn describe(relid: pg_sys::Oid, id_column: &str) -> Option<Described> {
+fn describe(relid: pg_sys::Oid, id_column: &str, active_column: Option<&str>) -> Option<Described> {
     // SAFETY: the relation is opened with a lock (or not at all: NULL) and
     // closed when `rel` is dropped, the lock kept to the end of the
     // transaction; the names and the index tuple are read while it is
@@ -215,8 +313,18 @@ fn describe(relid: pg_sys::Oid, id_column: &str) -> Option<Described> {
                 namespace,
                 id_type: String::new(),
                 unique_id: false,
+                watched: false,
             });
         };
+        let active_attnum = active_column.map(|name| {
+            rel.tuple_desc()
+                .iter()
+                .find(|a| !a.attisdropped && a.attnum > 0 && a.name() == name)
+                .map_or(0, |a| a.attnum)
+        });
+        let mut attnums = vec![attnum];
+        attnums.extend(active_attnum);
+        let watched = !attnums.contains(&0) && watched(raw, &attnums);
         let mut base_typmod = typmod;
         let base = pg_sys::getBaseTypeAndTypmod(typid, &mut base_typmod);
         let name = pg_sys::format_type_with_typemod(base, base_typmod);
@@ -270,6 +378,7 @@ fn describe(relid: pg_sys::Oid, id_column: &str) -> Option<Described> {
             namespace,
             id_type,
             unique_id,
+            watched,
         })
     }
 }
@@ -298,7 +407,7 @@ pub fn load() -> Option<Registry> {
         })
     });
     let (relid, id, active) = conf?;
-    let found = describe(relid, &id);
+    let found = describe(relid, &id, active.as_deref());
     // A registry whose table was dropped (or whose id column is gone) fails
     // closed: every tenant is refused until use_registry is run again.
     let Some(Described {
@@ -307,6 +416,7 @@ pub fn load() -> Option<Registry> {
         namespace,
         id_type: ty,
         unique_id,
+        watched,
     }) = found
     else {
         return Some(Registry {
@@ -321,6 +431,7 @@ pub fn load() -> Option<Registry> {
             unique_id: false,
             many_sql: String::new(),
             all_sql: String::new(),
+            watched: false,
         });
     };
     let kind = IdKind::of(&ty);
@@ -331,6 +442,7 @@ pub fn load() -> Option<Registry> {
         unique_id,
         many_sql: lookup_many_sql(&table, &id, kind, active.as_deref()),
         all_sql: all_sql(&table, &id, active.as_deref()),
+        watched,
         id_column: id,
         table,
         relid,
@@ -749,11 +861,22 @@ fn use_registry(
     active_column: default!(Option<&str>, "NULL"),
 ) {
     crate::error::require_writable(c"tenant_guard.use_registry()");
+    let previous: Option<pg_sys::Oid> = as_extension_owner(|| {
+        one::<pg_sys::Oid>(
+            "SELECT tenant_table::pg_catalog.oid FROM tenant_guard.registry",
+            &[],
+        )
+    });
     let Some(rel) = tenant_table else {
         as_extension_owner(|| spi(Spi::run("DELETE FROM tenant_guard.registry")));
+        if let Some(old) = previous {
+            unwatch(old);
+        }
         return;
     };
     let table = rel.oid();
+    // Closed: ALTER TABLE refuses a table this session holds open.
+    drop(rel);
     let Some(id_column) = id_column else {
         invalid_parameter("id_column must not be NULL").raise()
     };
@@ -809,6 +932,77 @@ fn use_registry(
             ],
         ));
     });
+    if let Some(old) = previous.filter(|old| *old != table) {
+        unwatch(old);
+    }
+    watch(table, id_column, active_column);
+}
+
+/// Puts the trigger of [`watch_sql`] on the registry table, as the table's
+/// owner (`SHARE ROW EXCLUSIVE`, what CREATE TRIGGER takes, first taken
+/// under `tenant_guard.lock_timeout`: 55P03, nothing changed). Not on
+/// Citus, where a distributed table's triggers would have to run on every
+/// shard: there the set is read by every statement.
+fn watch(table: pg_sys::Oid, id_column: &str, active_column: Option<&str>) {
+    if crate::citus::loaded() || !watch_function_exists() {
+        return;
+    }
+    let mut set = crate::integrity_sql::locks::LockSet::default();
+    set.add(table, crate::integrity_sql::locks::SHARE_ROW_EXCLUSIVE);
+    set.take("use_registry");
+    let name = crate::privileged::qualified_name(table);
+    crate::privileged::as_table_owner(table, || {
+        for stmt in watch_sql(&name, id_column, active_column) {
+            spi(Spi::run(&stmt));
+        }
+    });
+}
+
+/// Whether `tenant_guard_internal.config_changed()` exists: not with a
+/// 0.1.0 schema not yet updated (`ALTER EXTENSION tenant_guard UPDATE`),
+/// whose registry is then read per transaction, as in 0.1.0.
+fn watch_function_exists() -> bool {
+    pinned(|| {
+        one::<bool>(
+            "SELECT pg_catalog.to_regprocedure('tenant_guard_internal.config_changed()') IS NOT NULL",
+            &[],
+        )
+    }) == Some(true)
+}
+
+/// Removes the trigger of [`watch_sql`] from a table that is no longer the
+/// registry, as the table's owner (nothing if the table is gone). Where
+/// that owner may no longer reach the table's schema, the trigger stays,
+/// with a NOTICE: it only invalidates that table when its rows change.
+fn unwatch(table: pg_sys::Oid) {
+    if crate::citus::loaded() {
+        return;
+    }
+    let Some(row) = crate::privileged::class_row(table) else {
+        return;
+    };
+    let reachable = pinned(|| {
+        one::<bool>(
+            "SELECT pg_catalog.has_schema_privilege($1, $2, 'USAGE')",
+            &[row.owner.into(), row.namespace.into()],
+        )
+    });
+    if reachable != Some(true) {
+        pgrx::notice!(
+            "trigger \"{WATCH_TRIGGER}\" stays on {}: its owner may not use its schema; drop it there",
+            row.name
+        );
+        return;
+    }
+    let mut set = crate::integrity_sql::locks::LockSet::default();
+    set.add(table, crate::integrity_sql::locks::ACCESS_EXCLUSIVE);
+    set.take("use_registry");
+    let name = crate::privileged::qualified_name(table);
+    crate::privileged::as_table_owner(table, || {
+        spi(Spi::run(&format!(
+            "DROP TRIGGER IF EXISTS \"{WATCH_TRIGGER}\" ON {name}"
+        )));
+    });
 }
 
 #[cfg(test)]
@@ -846,6 +1040,23 @@ mod tests {
             ),
             seen
         );
+    }
+
+    #[test]
+    fn the_watch_trigger_names_the_id_and_active_columns() {
+        let [create, enable] = watch_sql("public.\"T\"", "Id", Some("is\"on"));
+        assert_eq!(
+            create,
+            "CREATE OR REPLACE TRIGGER \"tenant_guard_registry_changed\" AFTER INSERT OR UPDATE OF \
+             \"Id\", \"is\"\"on\" OR DELETE ON public.\"T\" FOR EACH ROW EXECUTE FUNCTION \
+             tenant_guard_internal.config_changed()"
+        );
+        assert_eq!(
+            enable,
+            "ALTER TABLE public.\"T\" ENABLE ALWAYS TRIGGER \"tenant_guard_registry_changed\""
+        );
+        let [create, _] = watch_sql("t", "id", None);
+        assert!(create.contains("UPDATE OF \"id\" OR DELETE"), "{create}");
     }
 
     #[test]

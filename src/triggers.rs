@@ -240,8 +240,9 @@ pub unsafe extern "C-unwind" fn tg_refuse_truncate(
             .hint("Use DELETE, which removes only the current tenant's rows.")
             .raise();
         }
-        // A statement trigger's result is ignored; NULL as PL/pgSQL returns.
-        (*fcinfo).isnull = true;
+        // A statement trigger's result is ignored: no tuple (a NULL
+        // pointer, as PL/pgSQL returns; an SQL NULL is refused by the
+        // trigger manager: "trigger function returned null value").
         pg_sys::Datum::from(0)
     }
 }

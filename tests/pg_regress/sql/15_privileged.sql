@@ -192,6 +192,9 @@ SELECT code, object FROM tenant_guard.advisor
 DROP TABLE tg_priv_parts, tg_priv_items;
 SELECT * FROM tg_priv_verdict();
 
+-- The registry's trigger (tenant_guard_registry_changed) depends on the
+-- extension: use_registry(NULL) removes it before DROP EXTENSION.
+SELECT tenant_guard.use_registry(NULL);
 DROP EXTENSION tenant_guard;
 DROP SCHEMA tg_priv_moved;
 REVOKE CREATE ON SCHEMA public FROM tg_priv_app;

@@ -193,6 +193,9 @@ RESET ROLE;
 SELECT id, tenant_id, body FROM notes ORDER BY id;
 DROP TABLE many_notes;
 DROP TABLE notes;
+-- The registry's trigger (tenant_guard_registry_changed) depends on the
+-- extension: use_registry(NULL) removes it before DROP EXTENSION.
+SELECT tenant_guard.use_registry(NULL);
 DROP EXTENSION tenant_guard;
 DROP TABLE tenants;
 DROP ROLE tg_sess_app;

@@ -126,6 +126,11 @@ TRUNCATE orders;
 -- The owner may not manage protection without EXECUTE on the functions.
 SELECT * FROM tenant_guard.unprotect('orders');
 RESET ROLE;
+-- An operator (no context, not restricted by row-level security) may.
+BEGIN;
+TRUNCATE orders;
+SELECT count(*) AS left_after_truncate FROM orders;
+ROLLBACK;
 
 -- With force => false the owner is exempt again (rollout "prepare" phase).
 SELECT * FROM tenant_guard.protect('orders', force => false);

@@ -81,6 +81,7 @@ SELECT p.proname, p.prorettype::regtype
 -- Called directly, they refuse.
 SELECT tenant_guard_internal.refuse_truncate();
 SELECT tenant_guard_internal.refuse_tenant_change();
+SELECT tenant_guard_internal.config_changed();
 
 -- An application role cannot call the machinery.
 CREATE ROLE tg_api_app;

@@ -1,0 +1,158 @@
+-- Tests a bypass context's registry set, kept until the registry changes
+-- A bypass context without tenant_guard.bypass_role reads the registry's
+-- active tenants. use_registry() puts a trigger on the registry table
+-- (tenant_guard_registry_changed: AFTER INSERT, UPDATE OF the id and active
+-- columns, DELETE, FOR EACH ROW, enabled ALWAYS) that makes every change
+-- drop the key ring in every session; the set is then kept with the ring,
+-- read once for every statement and transaction of the session instead of
+-- once per transaction. Whatever changes the registry, and whatever its
+-- owner does to the trigger, a bypass context must read exactly the active
+-- tenants of the registry as it now is. (Another session's changes: the
+-- locks layer, tests/locks/run.)
+CREATE EXTENSION tenant_guard;
+SELECT tenant_guard.add_key('main', decode(repeat('c4', 32), 'hex'));
+CREATE ROLE tg_watch_app LOGIN;
+CREATE ROLE tg_watch_owner;
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+-- Tenants 1 to 12, two rows each; the registry (owned by another role, as
+-- an application's own table is) lists 1 to 10, all active.
+CREATE TABLE w_items (id int PRIMARY KEY, tenant_id bigint NOT NULL);
+INSERT INTO w_items SELECT g, g % 12 + 1 FROM generate_series(1, 24) g;
+SELECT count(*) FROM tenant_guard.protect('w_items');
+GRANT SELECT, INSERT, UPDATE, DELETE ON w_items TO tg_watch_app;
+CREATE TABLE w_reg (id bigint PRIMARY KEY, active boolean NOT NULL, plan text);
+ALTER TABLE w_reg OWNER TO tg_watch_owner;
+INSERT INTO w_reg SELECT g, true, 'free' FROM generate_series(1, 10) g;
+GRANT ALL ON w_reg TO tg_watch_app;
+SELECT tenant_guard.use_registry('w_reg', active_column => 'active');
+-- The trigger, created with the table owner's rights.
+SELECT tgname, tgenabled, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'w_reg'::regclass;
+
+SELECT extract(epoch FROM now())::bigint AS now_s \gset
+SELECT tenant_guard.sign(jsonb_build_object('bypass', true, 'sub', 'support', 'iat', :now_s, 'exp', :now_s + 600)) AS bypass \gset
+
+-- What a bypass context reads, through a filter (sequential scan: the set
+-- hashed) and through the primary key (a point lookup, the set as a
+-- filter on one row), in a transaction of its own.
+CREATE FUNCTION seen() RETURNS TABLE (filter text, point_lookups text)
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM tenant_guard.set_context(current_setting('tg.bypass'));
+  SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off;
+  filter := (SELECT string_agg(DISTINCT tenant_id::text, ',' ORDER BY tenant_id::text) FROM w_items);
+  RESET enable_indexscan; RESET enable_bitmapscan; SET LOCAL enable_seqscan = off;
+  point_lookups := (SELECT string_agg(DISTINCT (SELECT tenant_id::text FROM w_items i WHERE i.id = g), ',')
+                      FROM generate_series(1, 24) g);
+  RESET enable_seqscan;
+  RETURN NEXT;
+END $$;
+GRANT EXECUTE ON FUNCTION seen() TO tg_watch_app;
+SET tg.bypass = :'bypass';
+SET ROLE tg_watch_app;
+-- The ten registered tenants (11 and 12 are not in the registry).
+BEGIN; SELECT * FROM seen(); COMMIT;
+BEGIN; SELECT * FROM seen(); COMMIT;
+-- A new tenant, a deactivated one, a deleted one: each seen by the next
+-- transaction.
+INSERT INTO w_reg VALUES (11, true, 'free');
+BEGIN; SELECT * FROM seen(); COMMIT;
+UPDATE w_reg SET active = false WHERE id = 2;
+BEGIN; SELECT * FROM seen(); COMMIT;
+DELETE FROM w_reg WHERE id = 3;
+BEGIN; SELECT * FROM seen(); COMMIT;
+-- A change of another column fires nothing and changes nothing.
+UPDATE w_reg SET plan = 'pro' WHERE id = 4;
+BEGIN; SELECT * FROM seen(); COMMIT;
+-- Within one transaction: the next statement sees the transaction's own
+-- change; after a rollback it is gone again.
+BEGIN;
+SELECT * FROM seen();
+UPDATE w_reg SET active = true WHERE id = 2;
+SELECT * FROM seen();
+ROLLBACK;
+BEGIN; SELECT * FROM seen(); COMMIT;
+-- Under session_replication_role = replica (logical replication's apply),
+-- the trigger fires too (enabled ALWAYS).
+RESET ROLE;
+SET session_replication_role = replica;
+INSERT INTO w_reg VALUES (12, true, 'free');
+RESET session_replication_role;
+SET ROLE tg_watch_app;
+BEGIN; SELECT * FROM seen(); COMMIT;
+
+-- The registry's owner may drop, disable or replace the trigger: the set
+-- is then read by every transaction again, still exactly the registry.
+RESET ROLE;
+SET ROLE tg_watch_owner;
+ALTER TABLE w_reg DISABLE TRIGGER tenant_guard_registry_changed;
+RESET ROLE;
+SET ROLE tg_watch_app;
+BEGIN; SELECT * FROM seen(); COMMIT;
+UPDATE w_reg SET active = false WHERE id = 12;
+BEGIN; SELECT * FROM seen(); COMMIT;
+RESET ROLE;
+SET ROLE tg_watch_owner;
+ALTER TABLE w_reg ENABLE TRIGGER tenant_guard_registry_changed;
+RESET ROLE;
+SET ROLE tg_watch_app;
+-- Enabled (not ALWAYS), it would not fire under replica: not trusted.
+BEGIN; SELECT * FROM seen(); COMMIT;
+RESET ROLE;
+SET session_replication_role = replica;
+UPDATE w_reg SET active = true WHERE id = 12;
+RESET session_replication_role;
+SET ROLE tg_watch_app;
+BEGIN; SELECT * FROM seen(); COMMIT;
+-- Replaced by one that never fires (WHEN false), or by one on another
+-- column only:
+RESET ROLE;
+SET ROLE tg_watch_owner;
+CREATE OR REPLACE TRIGGER tenant_guard_registry_changed AFTER INSERT OR UPDATE OR DELETE ON w_reg
+  FOR EACH ROW WHEN (false) EXECUTE FUNCTION tenant_guard_internal.config_changed();
+ALTER TABLE w_reg ENABLE ALWAYS TRIGGER tenant_guard_registry_changed;
+RESET ROLE;
+SET ROLE tg_watch_app;
+BEGIN; SELECT * FROM seen(); COMMIT;
+UPDATE w_reg SET active = false WHERE id = 12;
+BEGIN; SELECT * FROM seen(); COMMIT;
+RESET ROLE;
+SET ROLE tg_watch_owner;
+CREATE OR REPLACE TRIGGER tenant_guard_registry_changed AFTER INSERT OR UPDATE OF plan OR DELETE ON w_reg
+  FOR EACH ROW EXECUTE FUNCTION tenant_guard_internal.config_changed();
+ALTER TABLE w_reg ENABLE ALWAYS TRIGGER tenant_guard_registry_changed;
+RESET ROLE;
+SET ROLE tg_watch_app;
+BEGIN; SELECT * FROM seen(); COMMIT;
+UPDATE w_reg SET active = true WHERE id = 12;
+BEGIN; SELECT * FROM seen(); COMMIT;
+-- Dropped:
+RESET ROLE;
+SET ROLE tg_watch_owner;
+DROP TRIGGER tenant_guard_registry_changed ON w_reg;
+RESET ROLE;
+SET ROLE tg_watch_app;
+BEGIN; SELECT * FROM seen(); COMMIT;
+DELETE FROM w_reg WHERE id = 12;
+BEGIN; SELECT * FROM seen(); COMMIT;
+RESET ROLE;
+
+-- use_registry() again puts the trigger back; use_registry(NULL) (or
+-- another table) removes it.
+SELECT tenant_guard.use_registry('w_reg', active_column => 'active');
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'w_reg'::regclass;
+SET ROLE tg_watch_app;
+BEGIN; SELECT * FROM seen(); COMMIT;
+INSERT INTO w_reg VALUES (12, true, 'free');
+BEGIN; SELECT * FROM seen(); COMMIT;
+RESET ROLE;
+SELECT tenant_guard.use_registry(NULL);
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'w_reg'::regclass;
+
+RESET tg.bypass;
+DROP FUNCTION seen();
+DROP TABLE w_items, w_reg;
+DROP EXTENSION tenant_guard;
+DROP ROLE tg_watch_app;
+DROP ROLE tg_watch_owner;
