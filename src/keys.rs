@@ -447,15 +447,7 @@ pub unsafe extern "C-unwind" fn config_changed_wrapper(
     // TriggerData node in `context`, checked before use, whose tg_relation
     // is the open relation.
     unsafe {
-        let ctx = (*fcinfo).context;
-        if ctx.is_null() || (*ctx).type_ != pg_sys::NodeTag::T_TriggerData {
-            Failure::new(
-                Code::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-                "config_changed: not called as a trigger",
-            )
-            .raise();
-        }
-        let td = ctx as *mut pg_sys::TriggerData;
+        let td = crate::triggers::trigger_data(fcinfo, "config_changed");
         pg_sys::CacheInvalidateRelcacheByRelid((*(*td).tg_relation).rd_id);
         // An AFTER trigger's result is ignored: no tuple (a NULL pointer,
         // not an SQL NULL, which the trigger manager refuses).

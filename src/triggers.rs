@@ -91,6 +91,29 @@ unsafe fn same_image(a: pg_sys::Datum, b: pg_sys::Datum, byval: bool, len: i16) 
     }
 }
 
+/// The TriggerData of a call of the trigger function `name`; 39P01 when it
+/// is called other than as a trigger.
+///
+/// # Safety
+/// `fcinfo` is the call's valid FunctionCallInfo.
+pub unsafe fn trigger_data(
+    fcinfo: pg_sys::FunctionCallInfo,
+    name: &str,
+) -> *mut pg_sys::TriggerData {
+    // SAFETY: per the caller; `context` is NULL or a node, read by tag.
+    unsafe {
+        let ctx = (*fcinfo).context;
+        if ctx.is_null() || (*ctx).type_ != pg_sys::NodeTag::T_TriggerData {
+            Failure::new(
+                pgrx::PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                format!("{name}: not called as a trigger"),
+            )
+            .raise();
+        }
+        ctx as *mut pg_sys::TriggerData
+    }
+}
+
 /// `tenant_guard_internal.refuse_tenant_change() RETURNS trigger`, BEFORE UPDATE OF
 /// the tenant column, FOR EACH ROW; its one argument names the column.
 #[pg_guard]
@@ -101,15 +124,7 @@ pub unsafe extern "C-unwind" fn tg_refuse_tenant_change(
     // SAFETY: PostgreSQL passes a valid fcinfo; a trigger call carries a
     // TriggerData node in `context`, checked before any use.
     unsafe {
-        let ctx = (*fcinfo).context;
-        if ctx.is_null() || (*ctx).type_ != pg_sys::NodeTag::T_TriggerData {
-            Failure::new(
-                pgrx::PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-                "refuse_tenant_change: not called as a trigger",
-            )
-            .raise();
-        }
-        let td = ctx as *mut pg_sys::TriggerData;
+        let td = trigger_data(fcinfo, "refuse_tenant_change");
         let event = (*td).tg_event;
         let is_update = (event & pg_sys::TRIGGER_EVENT_OPMASK) == pg_sys::TRIGGER_EVENT_UPDATE;
         let is_row = (event & pg_sys::TRIGGER_EVENT_ROW) != 0;
@@ -208,15 +223,7 @@ pub unsafe extern "C-unwind" fn tg_refuse_truncate(
     // get_namespace_name returns a palloc'd name or NULL (then the name is
     // left unqualified); quote_qualified_identifier a palloc'd string.
     unsafe {
-        let ctx = (*fcinfo).context;
-        if ctx.is_null() || (*ctx).type_ != pg_sys::NodeTag::T_TriggerData {
-            Failure::new(
-                pgrx::PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-                "refuse_truncate: not called as a trigger",
-            )
-            .raise();
-        }
-        let td = ctx as *mut pg_sys::TriggerData;
+        let td = trigger_data(fcinfo, "refuse_truncate");
         let relid = (*(*td).tg_relation).rd_id;
         if crate::context::tenant_or_bypass() || crate::privileged::rls_restricts_caller(relid) {
             crate::stats::bump(crate::metrics::Counter::DeniedTruncate);
