@@ -28,7 +28,7 @@ use crate::token::{self, Rejection, Rules, Verified};
 use pgrx::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 use std::rc::Rc;
 
@@ -2188,6 +2188,11 @@ struct MemberCache {
     /// The statement (and context) for which `set` holds the images of the
     /// registry set the key ring keeps (see [`kept_images`]).
     shared: Option<ArrayKey>,
+    /// The statement (and context) for which [`kept_images`] was last
+    /// asked, whatever it answered: asked once per statement, not once per
+    /// row where the answer is no (a parallel worker, which cannot keep
+    /// the key ring, would otherwise load the ring for every row).
+    asked: Option<ArrayKey>,
     elem: pg_sys::Oid,
     typlen: i16,
     typbyval: bool,
@@ -2220,13 +2225,21 @@ enum ImageSet {
     Few(Vec<Box<[u8]>>),
     /// Hashed with the standard library's keyed hash (random keys per
     /// process): a registry's ids are the application's, which could pick
-    /// ids that collide under a fixed hash. Images of up to
-    /// [`INLINE_MAX`] bytes (integers, `uuid`, most text ids) are kept in
-    /// the table itself: a look-up reads one place in memory, not a table
-    /// entry and then the bytes it points to.
+    /// ids that collide under a fixed hash. Short images are kept in the
+    /// table itself, so a look-up reads one place in memory, not a table
+    /// entry and then the bytes it points to; and as small as their length
+    /// allows, so a set of 100,000 tenants stays within the processor's
+    /// caches as far as it can (a filter looks up every row, in no order):
+    /// up to 8 bytes (integers, `oid`, short text ids) as one word and up
+    /// to 16 (`uuid`) as two, in the set of their length (so `ab` and
+    /// `ab\0` stay apart), up to [`INLINE_MAX`] in a fixed-size slot.
     Many {
-        short: std::collections::HashSet<Inline>,
-        long: std::collections::HashSet<Box<[u8]>>,
+        /// Images of 0 to 8 bytes, zero-padded, by length.
+        words: Vec<HashSet<u64>>,
+        /// Images of 9 to 16 bytes, zero-padded, by length less 9.
+        pairs: Vec<HashSet<u128>>,
+        short: HashSet<Inline>,
+        long: HashSet<Box<[u8]>>,
     },
 }
 
@@ -2248,32 +2261,83 @@ impl Inline {
     }
 }
 
+/// An image of at most 8 bytes as a zero-padded word.
+fn word(image: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    b[..image.len()].copy_from_slice(image);
+    u64::from_ne_bytes(b)
+}
+
+/// An image of at most 16 bytes as a zero-padded double word.
+fn pair(image: &[u8]) -> u128 {
+    let mut b = [0u8; 16];
+    b[..image.len()].copy_from_slice(image);
+    u128::from_ne_bytes(b)
+}
+
 impl ImageSet {
     fn of(images: Vec<Box<[u8]>>) -> ImageSet {
         if images.len() <= LINEAR_MAX {
             return ImageSet::Few(images);
         }
-        let mut short = std::collections::HashSet::with_capacity(images.len());
-        let mut long = std::collections::HashSet::new();
-        for i in images {
-            match Inline::of(&i) {
-                Some(k) => {
-                    short.insert(k);
-                }
-                None => {
-                    long.insert(i);
-                }
+        // Sized first: a set grown by doubling would be built several times.
+        let mut counts = [0usize; 17];
+        for i in &images {
+            if i.len() <= 16 {
+                counts[i.len()] += 1;
             }
         }
-        ImageSet::Many { short, long }
+        let mut words: Vec<HashSet<u64>> = counts[..9]
+            .iter()
+            .map(|&n| HashSet::with_capacity(n))
+            .collect();
+        let mut pairs: Vec<HashSet<u128>> = counts[9..]
+            .iter()
+            .map(|&n| HashSet::with_capacity(n))
+            .collect();
+        let mut short = HashSet::new();
+        let mut long = HashSet::new();
+        for i in images {
+            match i.len() {
+                n @ 0..=8 => {
+                    words[n].insert(word(&i));
+                }
+                n @ 9..=16 => {
+                    pairs[n - 9].insert(pair(&i));
+                }
+                _ => match Inline::of(&i) {
+                    Some(k) => {
+                        short.insert(k);
+                    }
+                    None => {
+                        long.insert(i);
+                    }
+                },
+            }
+        }
+        ImageSet::Many {
+            words,
+            pairs,
+            short,
+            long,
+        }
     }
 
     fn contains(&self, image: &[u8]) -> bool {
         match self {
             ImageSet::Few(v) => v.iter().any(|e| **e == *image),
-            ImageSet::Many { short, long } => match Inline::of(image) {
-                Some(k) => short.contains(&k),
-                None => long.contains(image),
+            ImageSet::Many {
+                words,
+                pairs,
+                short,
+                long,
+            } => match image.len() {
+                n @ 0..=8 => words[n].contains(&word(image)),
+                n @ 9..=16 => pairs[n - 9].contains(&pair(image)),
+                _ => match Inline::of(image) {
+                    Some(k) => short.contains(&k),
+                    None => long.contains(image),
+                },
             },
         }
     }
@@ -2344,7 +2408,8 @@ unsafe fn tenant_member(fcinfo: pg_sys::FunctionCallInfo, writable: bool) -> pg_
         let value = (*fcinfo).args.as_slice(1)[0].value;
         if matches!(c.set, MemberSet::Images(_)) && !planning() {
             let key = array_key();
-            if c.shared != Some(key) {
+            if c.asked != Some(key) {
+                c.asked = Some(key);
                 c.shared = None;
                 if let Some(set) = kept_images(c, writable, collation) {
                     c.set = MemberSet::Images(set);
@@ -2517,6 +2582,7 @@ unsafe fn member_cache(flinfo: *mut pg_sys::FmgrInfo, collation: pg_sys::Oid) ->
             call,
             array: pg_sys::Datum::from(0usize),
             shared: None,
+            asked: None,
             elem: arg_type,
             typlen,
             typbyval,
@@ -2744,10 +2810,17 @@ mod unit {
         };
         // Few (linear), many with inline images, many with long ones, and
         // the boundary length (23 bytes inline, 24 not).
+        // Images of every size class: one word (up to 8 bytes), two (9 to
+        // 16), a fixed slot (17 to 23), a box; each boundary from both
+        // sides.
         for (set, pad) in [
             (0..5, 6),
             (0..5000, 6),
             (0..300, 40),
+            (0..50, 7),
+            (0..50, 8),
+            (0..50, 15),
+            (0..50, 16),
             (0..50, 22),
             (0..50, 23),
         ] {
@@ -2767,6 +2840,25 @@ mod unit {
             assert!(!s.contains(&longer));
         }
         assert!(!ImageSet::of(Vec::new()).contains(b""));
+        // Zero-padding does not make images of different lengths equal:
+        // `ab`, `ab\0`, `ab\0\0` and their 9- and 16-byte kin are
+        // distinct members, and the empty image is one too.
+        let mut kin: Vec<Box<[u8]>> = Vec::new();
+        for n in [0usize, 1, 2, 3, 4, 8, 9, 10, 16, 17, 24] {
+            let mut v = vec![0u8; n];
+            if n >= 2 {
+                v[..2].copy_from_slice(b"ab");
+            }
+            kin.push(v.into_boxed_slice());
+        }
+        for skip in 0..kin.len() {
+            let mut members = kin.clone();
+            let missing = members.remove(skip);
+            let s = ImageSet::of(members.clone());
+            assert!(matches!(s, ImageSet::Many { .. }));
+            assert!(members.iter().all(|m| s.contains(m)));
+            assert!(!s.contains(&missing), "{missing:?}");
+        }
     }
 
     #[test]
