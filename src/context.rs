@@ -2808,8 +2808,6 @@ mod unit {
             r.map(|i| format!("s{i:0pad$}").into_bytes().into_boxed_slice())
                 .collect()
         };
-        // Few (linear), many with inline images, many with long ones, and
-        // the boundary length (23 bytes inline, 24 not).
         // Images of every size class: one word (up to 8 bytes), two (9 to
         // 16), a fixed slot (17 to 23), a box; each boundary from both
         // sides.

@@ -156,7 +156,8 @@ RESET ROLE;
 -- took 36 s instead of 0.4 s.) Counted through the scans of
 -- tenant_guard.keys that loading the ring makes, which a worker reports
 -- when it exits, before the query returns: 10,000 rows, so a load per row
--- would show thousands.
+-- would show thousands. (Where no worker could start, the leader reads
+-- the rows with the ring it keeps, and the count stays low too.)
 CREATE TABLE w_many (id int, tenant_id bigint NOT NULL);
 INSERT INTO w_many SELECT g, g % 14 + 1 FROM generate_series(1, 14000) g;
 SELECT count(*) FROM tenant_guard.protect('w_many');
@@ -173,12 +174,13 @@ SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off;
 SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
 SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2;
 SET LOCAL parallel_leader_participation = off;
-EXPLAIN (COSTS OFF) SELECT tenant_id, count(*) FROM w_many GROUP BY tenant_id;
+EXPLAIN (COSTS OFF) SELECT string_agg(tenant_id || ':' || n, ',' ORDER BY tenant_id) AS rows_by_tenant
+  FROM (SELECT tenant_id, count(*) AS n FROM w_many GROUP BY tenant_id) t;
 SELECT string_agg(tenant_id || ':' || n, ',' ORDER BY tenant_id) AS rows_by_tenant
   FROM (SELECT tenant_id, count(*) AS n FROM w_many GROUP BY tenant_id) t;
 COMMIT;
 RESET ROLE;
-SELECT keys_scans() - :scans_before BETWEEN 1 AND 50 AS ring_loaded_per_worker_not_per_row;
+SELECT keys_scans() - :scans_before <= 50 AS ring_loaded_per_worker_not_per_row;
 RESET stats_fetch_consistency;
 DROP FUNCTION keys_scans();
 DROP TABLE w_many;
