@@ -2253,26 +2253,28 @@ struct Inline([u8; INLINE_MAX + 1]);
 impl Inline {
     fn of(image: &[u8]) -> Option<Inline> {
         (image.len() <= INLINE_MAX).then(|| {
-            let mut b = [0u8; INLINE_MAX + 1];
-            b[..image.len()].copy_from_slice(image);
+            let mut b = padded::<{ INLINE_MAX + 1 }>(image);
             b[INLINE_MAX] = image.len() as u8;
             Inline(b)
         })
     }
 }
 
+/// `image` (at most `N` bytes) followed by zeros, `N` bytes in all.
+fn padded<const N: usize>(image: &[u8]) -> [u8; N] {
+    let mut b = [0u8; N];
+    b[..image.len()].copy_from_slice(image);
+    b
+}
+
 /// An image of at most 8 bytes as a zero-padded word.
 fn word(image: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    b[..image.len()].copy_from_slice(image);
-    u64::from_ne_bytes(b)
+    u64::from_ne_bytes(padded(image))
 }
 
 /// An image of at most 16 bytes as a zero-padded double word.
 fn pair(image: &[u8]) -> u128 {
-    let mut b = [0u8; 16];
-    b[..image.len()].copy_from_slice(image);
-    u128::from_ne_bytes(b)
+    u128::from_ne_bytes(padded(image))
 }
 
 impl ImageSet {
