@@ -817,6 +817,41 @@ BEGIN
     JOIN pg_class pc ON pc.oid = p.relid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
    WHERE NOT EXISTS (SELECT 1 FROM tenant_guard.protected q WHERE q.relid = i.inhrelid)
    ORDER BY 3;
+  -- A registry whose changes cannot reach the sessions: without
+  -- use_registry's trigger as it makes it, every bypass context reads the
+  -- whole registry once per transaction instead of keeping it (a registry
+  -- configured before 0.2.0, a trigger dropped, disabled or replaced). Not
+  -- reported where no trigger could make it kept: on Citus, for a
+  -- partitioned registry or one with inheritance children. Read only by
+  -- a caller who may read the registry setting (PUBLIC may not).
+  IF has_table_privilege('tenant_guard.registry'::regclass, 'SELECT') THEN
+    RETURN QUERY
+    SELECT 'low', 'registry_not_watched', format('%I.%I', n.nspname, c.relname),
+           format('registry %I.%I has no trigger tenant_guard_registry_changed as use_registry makes it: '
+                  'each bypass context reads every row of it once per transaction', n.nspname, c.relname),
+           format('SELECT tenant_guard.use_registry(%L, %L, %L);',
+                  format('%I.%I', n.nspname, c.relname), r.id_column, r.active_column)
+      FROM tenant_guard.registry r
+      JOIN pg_class c ON c.oid = r.tenant_table::oid
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind = 'r' AND NOT c.relispartition
+       AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid)
+       AND NOT EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'citus')
+       AND NOT EXISTS (
+         SELECT 1 FROM pg_trigger g
+          WHERE g.tgrelid = c.oid AND g.tgname = 'tenant_guard_registry_changed'
+            AND g.tgfoid = 'tenant_guard_internal.config_changed()'::regprocedure::oid
+            AND g.tgenabled = 'A' AND g.tgqual IS NULL
+            -- FOR EACH ROW, AFTER (neither BEFORE nor INSTEAD OF), on
+            -- INSERT, DELETE and UPDATE
+            AND (g.tgtype::int & 1) = 1 AND (g.tgtype::int & 66) = 0 AND (g.tgtype::int & 28) = 28
+            -- UPDATE of every column, or of at least the id and active ones
+            AND (cardinality(g.tgattr::int2[]) = 0
+                 OR ARRAY(SELECT a.attnum FROM pg_attribute a
+                           WHERE a.attrelid = c.oid AND a.attname IN (r.id_column, r.active_column))
+                    <@ g.tgattr::int2[]))
+     ORDER BY 3;
+  END IF;
   -- Citus: every shard placement of a protected distributed table carries
   -- protect's four permissive tenant policies, row-level security, the
   -- TRUNCATE trigger, and no other permissive policy (read on the workers through Citus'

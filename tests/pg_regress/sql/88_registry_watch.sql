@@ -29,6 +29,13 @@ GRANT ALL ON w_reg TO tg_watch_app;
 SELECT tenant_guard.use_registry('w_reg', active_column => 'active');
 -- The trigger, created with the table owner's rights.
 SELECT tgname, tgenabled, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'w_reg'::regclass;
+-- The advisor reports a registry without that trigger (low: each bypass
+-- context then reads the whole registry once per transaction), with the
+-- use_registry call that puts it back; none while it is there.
+CREATE FUNCTION unwatched() RETURNS text LANGUAGE sql AS $$
+  SELECT coalesce(string_agg(concat_ws(' | ', severity, object, remedy), '; '), 'watched')
+    FROM tenant_guard.advisor WHERE code = 'registry_not_watched' $$;
+SELECT unwatched();
 
 SELECT extract(epoch FROM now())::bigint AS now_s \gset
 SELECT tenant_guard.sign(jsonb_build_object('bypass', true, 'sub', 'support', 'iat', :now_s, 'exp', :now_s + 600)) AS bypass \gset
@@ -88,6 +95,7 @@ RESET ROLE;
 SET ROLE tg_watch_owner;
 ALTER TABLE w_reg DISABLE TRIGGER tenant_guard_registry_changed;
 RESET ROLE;
+SELECT unwatched();
 SET ROLE tg_watch_app;
 BEGIN; SELECT * FROM seen(); COMMIT;
 UPDATE w_reg SET active = false WHERE id = 12;
@@ -96,6 +104,7 @@ RESET ROLE;
 SET ROLE tg_watch_owner;
 ALTER TABLE w_reg ENABLE TRIGGER tenant_guard_registry_changed;
 RESET ROLE;
+SELECT unwatched();
 SET ROLE tg_watch_app;
 -- Enabled (not ALWAYS), it would not fire under replica: not trusted.
 BEGIN; SELECT * FROM seen(); COMMIT;
@@ -113,6 +122,7 @@ CREATE OR REPLACE TRIGGER tenant_guard_registry_changed AFTER INSERT OR UPDATE O
   FOR EACH ROW WHEN (false) EXECUTE FUNCTION tenant_guard_internal.config_changed();
 ALTER TABLE w_reg ENABLE ALWAYS TRIGGER tenant_guard_registry_changed;
 RESET ROLE;
+SELECT unwatched();
 SET ROLE tg_watch_app;
 BEGIN; SELECT * FROM seen(); COMMIT;
 UPDATE w_reg SET active = false WHERE id = 12;
@@ -123,6 +133,7 @@ CREATE OR REPLACE TRIGGER tenant_guard_registry_changed AFTER INSERT OR UPDATE O
   FOR EACH ROW EXECUTE FUNCTION tenant_guard_internal.config_changed();
 ALTER TABLE w_reg ENABLE ALWAYS TRIGGER tenant_guard_registry_changed;
 RESET ROLE;
+SELECT unwatched();
 SET ROLE tg_watch_app;
 BEGIN; SELECT * FROM seen(); COMMIT;
 UPDATE w_reg SET active = true WHERE id = 12;
@@ -132,16 +143,18 @@ RESET ROLE;
 SET ROLE tg_watch_owner;
 DROP TRIGGER tenant_guard_registry_changed ON w_reg;
 RESET ROLE;
+SELECT unwatched();
 SET ROLE tg_watch_app;
 BEGIN; SELECT * FROM seen(); COMMIT;
 DELETE FROM w_reg WHERE id = 12;
 BEGIN; SELECT * FROM seen(); COMMIT;
 RESET ROLE;
 
--- use_registry() again puts the trigger back; use_registry(NULL) (or
--- another table) removes it.
-SELECT tenant_guard.use_registry('w_reg', active_column => 'active');
+-- use_registry() again (the advisor's remedy, run as it is) puts the
+-- trigger back; use_registry(NULL) (or another table) removes it.
+SELECT remedy FROM tenant_guard.advisor WHERE code = 'registry_not_watched' \gexec
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'w_reg'::regclass;
+SELECT unwatched();
 SET ROLE tg_watch_app;
 BEGIN; SELECT * FROM seen(); COMMIT;
 INSERT INTO w_reg VALUES (12, true, 'free');
@@ -187,9 +200,11 @@ DROP TABLE w_many;
 
 SELECT tenant_guard.use_registry(NULL);
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'w_reg'::regclass;
+-- No registry, nothing to report.
+SELECT unwatched();
 
 RESET tg.bypass;
-DROP FUNCTION seen();
+DROP FUNCTION seen(), unwatched();
 DROP TABLE w_items, w_reg;
 DROP EXTENSION tenant_guard;
 DROP ROLE tg_watch_app;
