@@ -845,11 +845,11 @@ BEGIN
             -- FOR EACH ROW, AFTER (neither BEFORE nor INSTEAD OF), on
             -- INSERT, DELETE and UPDATE
             AND (g.tgtype::int & 1) = 1 AND (g.tgtype::int & 66) = 0 AND (g.tgtype::int & 28) = 28
-            -- UPDATE of every column, or of at least the id and active ones
-            AND (cardinality(g.tgattr::int2[]) = 0
-                 OR ARRAY(SELECT a.attnum FROM pg_attribute a
-                           WHERE a.attrelid = c.oid AND a.attname IN (r.id_column, r.active_column))
-                    <@ g.tgattr::int2[]))
+            -- UPDATE of every column (no column list), the function given
+            -- the id and active columns' names
+            AND cardinality(g.tgattr::int2[]) = 0
+            AND g.tgargs = convert_to(r.id_column, getdatabaseencoding()) || decode('00', 'hex')
+                           || coalesce(convert_to(r.active_column, getdatabaseencoding()) || decode('00', 'hex'), ''::bytea))
      ORDER BY 3;
   END IF;
   -- Citus: every shard placement of a protected distributed table carries

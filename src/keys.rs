@@ -438,6 +438,13 @@ pub fn now() -> f64 {
 /// (`registry::watch_sql`): queues a relation-cache invalidation of the
 /// table it fires on, sent to every backend at commit, which drops their
 /// cached key ring. Called other than as a trigger: 39P01.
+///
+/// With arguments (the registry's id and active columns), an UPDATE whose
+/// row keeps the same values in those columns queues nothing: the trigger
+/// fires on every UPDATE, whatever its SET list names, and compares the
+/// row as stored (after any BEFORE trigger changed it) with the old one,
+/// so another column's update (a `last_seen_at`) does not make every
+/// session read the registry again. A column not found counts as changed.
 #[pg_guard]
 #[no_mangle]
 pub unsafe extern "C-unwind" fn config_changed_wrapper(
@@ -448,10 +455,60 @@ pub unsafe extern "C-unwind" fn config_changed_wrapper(
     // is the open relation.
     unsafe {
         let td = crate::triggers::trigger_data(fcinfo, "config_changed");
-        pg_sys::CacheInvalidateRelcacheByRelid((*(*td).tg_relation).rd_id);
+        if !watched_columns_unchanged(td) {
+            pg_sys::CacheInvalidateRelcacheByRelid((*(*td).tg_relation).rd_id);
+        }
         // An AFTER trigger's result is ignored: no tuple (a NULL pointer,
         // not an SQL NULL, which the trigger manager refuses).
         pg_sys::Datum::from(0)
+    }
+}
+
+/// Whether `td` is a row UPDATE of a trigger with arguments, each naming a
+/// column whose new value is the old one (same bytes; both NULL).
+///
+/// # Safety
+/// `td` is the TriggerData of a call in progress.
+unsafe fn watched_columns_unchanged(td: *mut pg_sys::TriggerData) -> bool {
+    // SAFETY: per the caller: the trigger, relation and tuples of the
+    // event, read while it runs; the arguments are C strings.
+    unsafe {
+        let event = (*td).tg_event;
+        let trigger = (*td).tg_trigger;
+        if (event & pg_sys::TRIGGER_EVENT_OPMASK) != pg_sys::TRIGGER_EVENT_UPDATE
+            || (event & pg_sys::TRIGGER_EVENT_ROW) == 0
+            || trigger.is_null()
+            || (*trigger).tgnargs <= 0
+            || (*trigger).tgargs.is_null()
+            || (*td).tg_trigtuple.is_null()
+            || (*td).tg_newtuple.is_null()
+        {
+            return false;
+        }
+        let desc = (*(*td).tg_relation).rd_att;
+        let args = std::slice::from_raw_parts((*trigger).tgargs, (*trigger).tgnargs as usize);
+        args.iter().all(|&column| {
+            let attnum = pg_sys::SPI_fnumber(desc, column);
+            if attnum <= 0 {
+                return false;
+            }
+            let (mut old_null, mut new_null) = (false, false);
+            let old = pg_sys::SPI_getbinval((*td).tg_trigtuple, desc, attnum, &mut old_null);
+            let new = pg_sys::SPI_getbinval((*td).tg_newtuple, desc, attnum, &mut new_null);
+            match (old_null, new_null) {
+                (true, true) => true,
+                (false, false) => {
+                    let (mut len, mut byval) = (0i16, false);
+                    pg_sys::get_typlenbyval(
+                        pg_sys::SPI_gettypeid(desc, attnum),
+                        &mut len,
+                        &mut byval,
+                    );
+                    crate::triggers::same_image(old, new, byval, len)
+                }
+                _ => false,
+            }
+        })
     }
 }
 

@@ -169,31 +169,37 @@ pub const WATCH_TRIGGER: &str = "tenant_guard_registry_changed";
 
 /// The statements that make every change to the registry's ids or active
 /// flags drop the key ring in every session: an AFTER row trigger calling
-/// `tenant_guard_internal.config_changed()` (a relation-cache invalidation
-/// of the table, sent at commit), enabled ALWAYS so that it also fires under
-/// `session_replication_role = replica` (logical replication's apply
-/// fires row triggers only, and only those enabled ALWAYS or REPLICA).
-/// TRUNCATE needs no trigger: it gives the table new storage, which
-/// invalidates it already. `table` is quoted; the columns are quoted here.
+/// `tenant_guard_internal.config_changed(id, active)` (a relation-cache
+/// invalidation of the table, sent at commit), enabled ALWAYS so that it
+/// also fires under `session_replication_role = replica` (logical
+/// replication's apply fires row triggers only, and only those enabled
+/// ALWAYS or REPLICA). It fires on every UPDATE, not `UPDATE OF` the two
+/// columns: PostgreSQL fires a column trigger only for columns the SET
+/// list names, so a change a BEFORE trigger makes (`active` derived from a
+/// `status`) would not reach it; the function compares the two columns of
+/// the stored row with the old one instead. TRUNCATE needs no trigger: it
+/// gives the table new storage, which invalidates it already. `table` is
+/// quoted; the column names are passed as string literals.
 pub fn watch_sql(table: &str, id_column: &str, active_column: Option<&str>) -> [String; 2] {
     let columns = std::iter::once(id_column)
         .chain(active_column)
-        .map(crate::quote::ident)
+        .map(crate::quote::literal)
         .collect::<Vec<_>>()
         .join(", ");
     [
         format!(
-            "CREATE OR REPLACE TRIGGER \"{WATCH_TRIGGER}\" AFTER INSERT OR UPDATE OF {columns} OR DELETE \
-             ON {table} FOR EACH ROW EXECUTE FUNCTION tenant_guard_internal.config_changed()"
+            "CREATE OR REPLACE TRIGGER \"{WATCH_TRIGGER}\" AFTER INSERT OR UPDATE OR DELETE \
+             ON {table} FOR EACH ROW EXECUTE FUNCTION tenant_guard_internal.config_changed({columns})"
         ),
         format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER \"{WATCH_TRIGGER}\""),
     ]
 }
 
 /// Whether `rel` carries the trigger [`watch_sql`] creates, unchanged in
-/// what matters: the same function, AFTER, FOR EACH ROW, on INSERT, UPDATE
-/// (of every column or at least of the id and active columns: `attnums`)
-/// and DELETE, enabled ALWAYS, without a WHEN condition; and whether every
+/// what matters: the same function with the id and active columns' names
+/// as its arguments, AFTER, FOR EACH ROW, on INSERT, UPDATE (of every
+/// column: no column list) and DELETE, enabled ALWAYS, without a WHEN
+/// condition; and whether every
 /// change reaches it: a plain table (rows routed through a partitioned
 /// parent, or inherited by a child, would not fire it). Its owner may drop,
 /// disable or replace the trigger (that invalidates the table, so the ring
@@ -201,7 +207,7 @@ pub fn watch_sql(table: &str, id_column: &str, active_column: Option<&str>) -> [
 ///
 /// # Safety
 /// `rel` is an open relation.
-unsafe fn watched(rel: pg_sys::Relation, attnums: &[pg_sys::AttrNumber]) -> bool {
+unsafe fn watched(rel: pg_sys::Relation, id_column: &str, active_column: Option<&str>) -> bool {
     // SAFETY: the relation's cached form and trigger descriptor, read while
     // it is open; catalog look-ups of an existing function.
     unsafe {
@@ -230,13 +236,34 @@ unsafe fn watched(rel: pg_sys::Relation, attnums: &[pg_sys::AttrNumber]) -> bool
                     == pg_sys::TRIGGER_TYPE_AFTER as i16
                 && t.tgtype & events == events
                 && t.tgqual.is_null()
-                && (t.tgnattr == 0
-                    || (!t.tgattr.is_null() && {
-                        let cols = std::slice::from_raw_parts(t.tgattr, t.tgnattr as usize);
-                        attnums.iter().all(|a| cols.contains(a))
-                    }))
+                && t.tgnattr == 0
+                && trigger_args(t).is_some_and(|args| {
+                    args.iter()
+                        .copied()
+                        .eq(std::iter::once(id_column).chain(active_column))
+                })
                 && is_config_changed(t.tgfoid)
         })
+    }
+}
+
+/// A trigger's arguments, as UTF-8 (None if one is not).
+///
+/// # Safety
+/// `t` is a trigger of an open relation's descriptor.
+unsafe fn trigger_args(t: &pg_sys::Trigger) -> Option<Vec<&str>> {
+    if t.tgnargs <= 0 {
+        return Some(Vec::new());
+    }
+    if t.tgargs.is_null() {
+        return None;
+    }
+    // SAFETY: tgnargs C strings, kept with the descriptor (caller).
+    unsafe {
+        std::slice::from_raw_parts(t.tgargs, t.tgnargs as usize)
+            .iter()
+            .map(|&a| CStr::from_ptr(a).to_str().ok())
+            .collect()
     }
 }
 
@@ -324,7 +351,7 @@ fn describe(relid: pg_sys::Oid, id_column: &str, active_column: Option<&str>) ->
         });
         let mut attnums = vec![attnum];
         attnums.extend(active_attnum);
-        let watched = !attnums.contains(&0) && watched(raw, &attnums);
+        let watched = !attnums.contains(&0) && watched(raw, id_column, active_column);
         let mut base_typmod = typmod;
         let base = pg_sys::getBaseTypeAndTypmod(typid, &mut base_typmod);
         let name = pg_sys::format_type_with_typemod(base, base_typmod);
@@ -1044,19 +1071,19 @@ mod tests {
 
     #[test]
     fn the_watch_trigger_names_the_id_and_active_columns() {
-        let [create, enable] = watch_sql("public.\"T\"", "Id", Some("is\"on"));
+        let [create, enable] = watch_sql("public.\"T\"", "Id", Some("is'on"));
         assert_eq!(
             create,
-            "CREATE OR REPLACE TRIGGER \"tenant_guard_registry_changed\" AFTER INSERT OR UPDATE OF \
-             \"Id\", \"is\"\"on\" OR DELETE ON public.\"T\" FOR EACH ROW EXECUTE FUNCTION \
-             tenant_guard_internal.config_changed()"
+            "CREATE OR REPLACE TRIGGER \"tenant_guard_registry_changed\" AFTER INSERT OR UPDATE \
+             OR DELETE ON public.\"T\" FOR EACH ROW EXECUTE FUNCTION \
+             tenant_guard_internal.config_changed('Id', 'is''on')"
         );
         assert_eq!(
             enable,
             "ALTER TABLE public.\"T\" ENABLE ALWAYS TRIGGER \"tenant_guard_registry_changed\""
         );
         let [create, _] = watch_sql("t", "id", None);
-        assert!(create.contains("UPDATE OF \"id\" OR DELETE"), "{create}");
+        assert!(create.ends_with("config_changed('id')"), "{create}");
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub fn may_change(old_is_null: bool, equal: bool, context: bool, restricted: boo
 /// # Safety
 /// The datums must be valid values of a type with the given length and
 /// by-value flag.
-unsafe fn same_image(a: pg_sys::Datum, b: pg_sys::Datum, byval: bool, len: i16) -> bool {
+pub(crate) unsafe fn same_image(a: pg_sys::Datum, b: pg_sys::Datum, byval: bool, len: i16) -> bool {
     if byval {
         return a == b;
     }

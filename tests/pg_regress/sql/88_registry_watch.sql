@@ -161,6 +161,46 @@ INSERT INTO w_reg VALUES (12, true, 'free');
 BEGIN; SELECT * FROM seen(); COMMIT;
 RESET ROLE;
 
+-- The registry owner's BEFORE trigger derives the active flag (here from
+-- the plan): UPDATE ... SET plan deactivates a tenant without naming the
+-- active column. PostgreSQL fires an UPDATE OF trigger only for columns
+-- the SET list names, so use_registry's trigger fires on every UPDATE and
+-- compares the id and active columns of the row as stored: the next
+-- transaction no longer reads tenant 4, then reads it again.
+CREATE FUNCTION w_reg_derive() RETURNS trigger LANGUAGE plpgsql
+  AS $$ BEGIN NEW.active := NEW.plan IS DISTINCT FROM 'closed'; RETURN NEW; END $$;
+ALTER FUNCTION w_reg_derive() OWNER TO tg_watch_owner;
+SET ROLE tg_watch_owner;
+CREATE TRIGGER w_reg_derive BEFORE UPDATE ON w_reg FOR EACH ROW EXECUTE FUNCTION w_reg_derive();
+RESET ROLE;
+SELECT unwatched();
+SET ROLE tg_watch_app;
+BEGIN; SELECT * FROM seen(); COMMIT;
+UPDATE w_reg SET plan = 'closed' WHERE id = 4;
+BEGIN; SELECT * FROM seen(); COMMIT;
+UPDATE w_reg SET plan = 'free' WHERE id = 4;
+BEGIN; SELECT * FROM seen(); COMMIT;
+RESET ROLE;
+DROP TRIGGER w_reg_derive ON w_reg;
+DROP FUNCTION w_reg_derive();
+-- A trigger of the same shape naming other columns (plan for active) is
+-- not use_registry's: not trusted, so the set is read per transaction and
+-- the advisor reports it.
+SET ROLE tg_watch_owner;
+CREATE OR REPLACE TRIGGER tenant_guard_registry_changed AFTER INSERT OR UPDATE OR DELETE ON w_reg
+  FOR EACH ROW EXECUTE FUNCTION tenant_guard_internal.config_changed('id', 'plan');
+ALTER TABLE w_reg ENABLE ALWAYS TRIGGER tenant_guard_registry_changed;
+RESET ROLE;
+SELECT unwatched();
+SET ROLE tg_watch_app;
+UPDATE w_reg SET active = false WHERE id = 4;
+BEGIN; SELECT * FROM seen(); COMMIT;
+UPDATE w_reg SET active = true WHERE id = 4;
+BEGIN; SELECT * FROM seen(); COMMIT;
+RESET ROLE;
+SELECT tenant_guard.use_registry('w_reg', active_column => 'active');
+SELECT unwatched();
+
 -- A parallel scan under a bypass context, where the workers do all the
 -- reading: the rows of the ten active tenants of the registry, and each worker
 -- loads the key ring once for the statement, not once per row. (A worker
