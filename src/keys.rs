@@ -492,22 +492,7 @@ unsafe fn watched_columns_unchanged(td: *mut pg_sys::TriggerData) -> bool {
             if attnum <= 0 {
                 return false;
             }
-            let (mut old_null, mut new_null) = (false, false);
-            let old = pg_sys::SPI_getbinval((*td).tg_trigtuple, desc, attnum, &mut old_null);
-            let new = pg_sys::SPI_getbinval((*td).tg_newtuple, desc, attnum, &mut new_null);
-            match (old_null, new_null) {
-                (true, true) => true,
-                (false, false) => {
-                    let (mut len, mut byval) = (0i16, false);
-                    pg_sys::get_typlenbyval(
-                        pg_sys::SPI_gettypeid(desc, attnum),
-                        &mut len,
-                        &mut byval,
-                    );
-                    crate::triggers::same_image(old, new, byval, len)
-                }
-                _ => false,
-            }
+            crate::triggers::column_unchanged(desc, (*td).tg_trigtuple, (*td).tg_newtuple, attnum).1
         })
     }
 }

@@ -56,7 +56,38 @@ pub fn may_change(old_is_null: bool, equal: bool, context: bool, restricted: boo
 /// # Safety
 /// The datums must be valid values of a type with the given length and
 /// by-value flag.
-pub(crate) unsafe fn same_image(a: pg_sys::Datum, b: pg_sys::Datum, byval: bool, len: i16) -> bool {
+/// Column `attnum` of a row UPDATE's old and new tuples: whether the old
+/// value is NULL, and whether the new one is the same (both NULL, or the
+/// same bytes after detoasting, whatever the header: [`same_image`]).
+///
+/// # Safety
+/// `desc` describes both tuples, which are valid; `attnum` is a user
+/// column of `desc`.
+pub(crate) unsafe fn column_unchanged(
+    desc: pg_sys::TupleDesc,
+    old: pg_sys::HeapTuple,
+    new: pg_sys::HeapTuple,
+    attnum: i32,
+) -> (bool, bool) {
+    // SAFETY: per the caller; the type is the column's, an existing one.
+    unsafe {
+        let (mut old_null, mut new_null) = (false, false);
+        let old_d = pg_sys::SPI_getbinval(old, desc, attnum, &mut old_null);
+        let new_d = pg_sys::SPI_getbinval(new, desc, attnum, &mut new_null);
+        let equal = match (old_null, new_null) {
+            (true, true) => true,
+            (false, false) => {
+                let (mut len, mut byval) = (0i16, false);
+                pg_sys::get_typlenbyval(pg_sys::SPI_gettypeid(desc, attnum), &mut len, &mut byval);
+                same_image(old_d, new_d, byval, len)
+            }
+            _ => false,
+        };
+        (old_null, equal)
+    }
+}
+
+unsafe fn same_image(a: pg_sys::Datum, b: pg_sys::Datum, byval: bool, len: i16) -> bool {
     if byval {
         return a == b;
     }
@@ -159,26 +190,10 @@ pub unsafe extern "C-unwind" fn tg_refuse_tenant_change(
             )
             .raise();
         }
-        let old = (*td).tg_trigtuple;
         let new = (*td).tg_newtuple;
-        let mut old_null = false;
-        let mut new_null = false;
-        let old_d = pg_sys::SPI_getbinval(old, tupdesc, attnum, &mut old_null);
-        let new_d = pg_sys::SPI_getbinval(new, tupdesc, attnum, &mut new_null);
-        let equal = match (old_null, new_null) {
-            (true, true) => true,
-            (false, false) => {
-                let typid = pg_sys::SPI_gettypeid(tupdesc, attnum);
-                let mut len: i16 = 0;
-                let mut byval = false;
-                pg_sys::get_typlenbyval(typid, &mut len, &mut byval);
-                // Same bytes (after detoasting, whatever the header): the
-                // same id. Tenant ids are text, integers and uuids, whose
-                // equal values have equal images.
-                same_image(old_d, new_d, byval, len)
-            }
-            _ => false,
-        };
+        // Same bytes: the same id. Tenant ids are text, integers and uuids,
+        // whose equal values have equal images.
+        let (old_null, equal) = column_unchanged(tupdesc, (*td).tg_trigtuple, new, attnum);
         // Cheap checks first: most updates leave the tenant as it was.
         if !may_change(old_null, equal, has_context(), false)
             || (!old_null && !equal && restricted(relid))
